@@ -1,0 +1,1 @@
+//! kgate-auth (work in progress).

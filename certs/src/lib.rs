@@ -1,0 +1,1 @@
+//! kgate-certs (work in progress).

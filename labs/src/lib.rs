@@ -1,0 +1,1 @@
+//! kgate-labs (work in progress).

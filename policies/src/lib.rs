@@ -1,0 +1,1 @@
+//! kgate-policies (work in progress).

@@ -1,0 +1,1 @@
+//! kgate-simulator (work in progress).
