@@ -1,1 +1,29 @@
-//! kgate-proxy (work in progress).
+//! kgate's Kafka protocol gateway.
+//!
+//! A client connects to a kgate listener (the bootstrap port, or the port kgate gives one
+//! upstream broker), finishes TLS, authenticates with SASL or a client certificate, and from
+//! then on every request is checked against an allow-table and forwarded to its broker.
+//! Responses come back in order with every broker address replaced by kgate's own.
+//!
+//! # Layout
+//! - [`frame`]: the 4-byte size prefix, with a size cap enforced before allocating.
+//! - [`header`]: request and response headers read with checked lengths.
+//! - [`versions`]: the allow-table and the ApiVersions answer.
+//! - [`sasl`]: Kafka's SASL framing (handshake v0 and v1) around pluggable mechanisms.
+//! - [`directory`]: node id → upstream broker and kgate port, and new listeners.
+//! - [`rewrite`]: broker addresses in Metadata, FindCoordinator and DescribeCluster.
+//! - [`upstream`]: connecting to and discovering the upstream cluster.
+//! - [`connection`]: pipelined forwarding for one authenticated client.
+//! - [`server`]: listeners, TLS, the gateway's start and shutdown.
+
+pub mod connection;
+pub mod directory;
+pub mod frame;
+pub mod header;
+pub mod rewrite;
+pub mod sasl;
+pub mod server;
+pub mod upstream;
+pub mod versions;
+
+pub use server::{Gateway, GatewayConfig, PrincipalMapper, StartError, Target, TlsSettings};

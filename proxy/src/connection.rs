@@ -1,0 +1,299 @@
+//! One client connection after authentication: pipelined forwarding to its upstream broker.
+//!
+//! Two halves run side by side. The *request* half reads client frames, checks each against
+//! the allow-table, answers kgate's own APIs, and forwards the rest (the original bytes, in
+//! one write). For every request that expects a response it queues a [`Pending`] entry. The
+//! *response* half takes those entries in order: a local answer is written as is; for a
+//! forwarded request it reads the next upstream response, checks its correlation id,
+//! rewrites broker addresses where needed and writes it to the client. Kafka answers the
+//! requests of one connection in order, so the queue keeps every response where it belongs;
+//! `acks=0` produces queue nothing, as they get no response.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ProduceRequest};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, watch};
+
+use crate::frame::{put_frame, read_frame_raw, FrameError};
+use crate::header::{decode_body, decode_request_header, RequestPrefix};
+use crate::rewrite::{needs_rewrite, rewrite_response};
+use crate::sasl::{after_authentication, api_name};
+use crate::server::Shared;
+use crate::upstream::MAX_UPSTREAM_FRAME;
+use crate::versions::Route;
+
+/// How many responses may be outstanding on one connection before kgate stops reading
+/// requests from the client (back-pressure instead of unbounded buffering).
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// A response slot, in request order.
+#[derive(Debug)]
+enum Pending {
+    /// kgate's own answer, already framed.
+    Ready(Bytes),
+    /// The next upstream response answers this request.
+    Upstream {
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    },
+}
+
+/// Why a connection ended; printed in its one log line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The client closed the connection.
+    #[error("client closed")]
+    ClientClosed,
+    /// The gateway is shutting down.
+    #[error("gateway shutting down")]
+    Shutdown,
+    /// A request outside the allow-table, or malformed.
+    #[error("refused request: {0}")]
+    Refused(String),
+    /// A frame could not be read from the client.
+    #[error("client frame: {0}")]
+    ClientFrame(FrameError),
+    /// The upstream broker failed or misbehaved.
+    #[error("upstream: {0}")]
+    Upstream(String),
+    /// Writing to the client failed.
+    #[error("client i/o: {0}")]
+    ClientIo(std::io::Error),
+}
+
+/// Bytes moved by one connection, for its log line and metrics.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Bytes read from the client.
+    pub from_client: AtomicU64,
+    /// Bytes written to the client.
+    pub to_client: AtomicU64,
+}
+
+/// Forwards requests between an authenticated client and its upstream broker until one side
+/// closes, the gateway shuts down, or a request must be refused.
+pub async fn forward<C, U>(
+    shared: Arc<Shared>,
+    client: C,
+    upstream: U,
+    first_request: Option<Bytes>,
+    traffic: Arc<Traffic>,
+    mut shutdown: watch::Receiver<bool>,
+) -> CloseReason
+where
+    C: AsyncRead + AsyncWrite + Send + 'static,
+    U: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut client_rd, client_wr) = tokio::io::split(client);
+    let (up_rd, mut up_wr) = tokio::io::split(upstream);
+    let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+    let mut responses = tokio::spawn(respond(
+        shared.clone(),
+        rx,
+        up_rd,
+        client_wr,
+        traffic.clone(),
+    ));
+    let grace = shared.config.shutdown_grace;
+    let requests = async move {
+        let mut next = first_request.map(|body| {
+            let mut raw = BytesMut::with_capacity(body.len() + 4);
+            // A frame we just read always fits in a frame again.
+            let _ = put_frame(&mut raw, &body);
+            raw.freeze()
+        });
+        loop {
+            let raw = match next.take() {
+                Some(raw) => raw,
+                None => {
+                    let read = tokio::select! {
+                        r = read_frame_raw(&mut client_rd, shared.config.max_frame) => r,
+                        _ = shutdown.changed() => {
+                            // Closing the queue lets the response half finish what is in flight.
+                            drop(tx);
+                            return Some(CloseReason::Shutdown);
+                        }
+                    };
+                    match read {
+                        Ok(Some(raw)) => raw,
+                        Ok(None) => return Some(CloseReason::ClientClosed),
+                        Err(e) => return Some(CloseReason::ClientFrame(e)),
+                    }
+                }
+            };
+            traffic
+                .from_client
+                .fetch_add(raw.len() as u64, Ordering::Relaxed);
+            let pending = match handle_request(&shared, raw.slice(4..)) {
+                Ok(Action::Answer(resp)) => Some(Pending::Ready(resp)),
+                Ok(Action::Forward { expect, .. }) => {
+                    if let Err(e) = up_wr.write_all(&raw).await {
+                        return Some(CloseReason::Upstream(format!("write: {e}")));
+                    }
+                    expect
+                }
+                Err(reason) => return Some(reason),
+            };
+            if let Some(p) = pending {
+                if tx.send(p).await.is_err() {
+                    // The response half ended; its reason is the one to report.
+                    return None;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        reason = requests => match reason {
+            Some(CloseReason::Shutdown) => {
+                // Let in-flight responses drain, within the grace period.
+                let _ = tokio::time::timeout(grace, &mut responses).await;
+                responses.abort();
+                CloseReason::Shutdown
+            }
+            Some(reason) => {
+                responses.abort();
+                reason
+            }
+            None => match responses.await {
+                Ok(reason) => reason,
+                Err(e) => CloseReason::Upstream(format!("response task failed: {e}")),
+            },
+        },
+        result = &mut responses => match result {
+            Ok(reason) => reason,
+            Err(e) => CloseReason::Upstream(format!("response task failed: {e}")),
+        },
+    }
+}
+
+/// What to do with one request.
+enum Action {
+    /// Send this framed response (kgate answered).
+    Answer(Bytes),
+    /// Forward the original bytes; `expect` is the slot of the response, if one comes.
+    Forward { expect: Option<Pending> },
+}
+
+fn handle_request(shared: &Shared, frame: Bytes) -> Result<Action, CloseReason> {
+    let prefix = RequestPrefix::peek(&frame)
+        .ok_or_else(|| CloseReason::Refused("frame too short for a request header".into()))?;
+    let versions = shared.versions();
+    let route = versions
+        .route(prefix.api_key, prefix.api_version)
+        .ok_or_else(|| {
+            CloseReason::Refused(format!(
+                "{} v{} is not in kgate's allow-table",
+                api_name(prefix.api_key, prefix.known_key()),
+                prefix.api_version
+            ))
+        })?;
+    // `route` returned Some, so the key is known.
+    let api = prefix
+        .known_key()
+        .ok_or_else(|| CloseReason::Refused(format!("unknown API key {}", prefix.api_key)))?;
+    match route {
+        Route::Local => {
+            let body = match api {
+                ApiKey::ApiVersions => {
+                    let (body, version) = versions.api_versions_response(prefix.api_version);
+                    crate::header::encode_response(api, version, prefix.correlation_id, &body)
+                }
+                ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
+                    after_authentication(&prefix, shared.mechanisms())
+                }
+                other => {
+                    return Err(CloseReason::Refused(format!(
+                        "{other:?} is answered by kgate's admin handler, which is not enabled"
+                    )))
+                }
+            }
+            .map_err(|e| CloseReason::Refused(e.to_string()))?;
+            let mut raw = BytesMut::with_capacity(body.len() + 4);
+            put_frame(&mut raw, &body).map_err(|e| CloseReason::Refused(e.to_string()))?;
+            Ok(Action::Answer(raw.freeze()))
+        }
+        Route::Forward => {
+            let expect = Some(Pending::Upstream {
+                api,
+                version: prefix.api_version,
+                correlation_id: prefix.correlation_id,
+            });
+            if api == ApiKey::Produce {
+                let (_, body) = decode_request_header(api, prefix.api_version, &frame)
+                    .map_err(|e| CloseReason::Refused(e.to_string()))?;
+                let produce: ProduceRequest = decode_body(api, prefix.api_version, body)
+                    .map_err(|e| CloseReason::Refused(e.to_string()))?;
+                if produce.acks == 0 {
+                    return Ok(Action::Forward { expect: None });
+                }
+            }
+            Ok(Action::Forward { expect })
+        }
+    }
+}
+
+async fn respond<U, C>(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Pending>,
+    mut up_rd: ReadHalf<U>,
+    mut client_wr: WriteHalf<C>,
+    traffic: Arc<Traffic>,
+) -> CloseReason
+where
+    U: AsyncRead + AsyncWrite,
+    C: AsyncRead + AsyncWrite,
+{
+    while let Some(pending) = rx.recv().await {
+        let out = match pending {
+            Pending::Ready(raw) => raw,
+            Pending::Upstream {
+                api,
+                version,
+                correlation_id,
+            } => {
+                let raw = match read_frame_raw(&mut up_rd, MAX_UPSTREAM_FRAME).await {
+                    Ok(Some(raw)) => raw,
+                    Ok(None) => {
+                        return CloseReason::Upstream("broker closed the connection".into())
+                    }
+                    Err(e) => return CloseReason::Upstream(e.to_string()),
+                };
+                let got = raw
+                    .get(4..8)
+                    .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                if got != Some(correlation_id) {
+                    return CloseReason::Upstream(format!(
+                        "response correlation id {got:?}, expected {correlation_id}"
+                    ));
+                }
+                if needs_rewrite(api) {
+                    match rewrite_response(api, version, raw.slice(4..), &shared.directory) {
+                        Ok(body) => {
+                            let mut framed = BytesMut::with_capacity(body.len() + 4);
+                            if let Err(e) = put_frame(&mut framed, &body) {
+                                return CloseReason::Upstream(e.to_string());
+                            }
+                            framed.freeze()
+                        }
+                        Err(e) => return CloseReason::Upstream(e.to_string()),
+                    }
+                } else {
+                    raw
+                }
+            }
+        };
+        if let Err(e) = client_wr.write_all(&out).await {
+            return CloseReason::ClientIo(e);
+        }
+        traffic
+            .to_client
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+    }
+    let _ = client_wr.shutdown().await;
+    CloseReason::ClientClosed
+}

@@ -1,0 +1,180 @@
+//! Kafka framing: a 4-byte big-endian size, then that many bytes.
+//!
+//! Every byte from a client passes through [`read_frame`], which enforces a maximum size
+//! before it allocates anything, so a hostile size can cost at most one refused connection.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest frame accepted before and during authentication, as Kafka's
+/// `sasl.server.max.receive.size` default.
+pub const MAX_PRE_AUTH_FRAME: usize = 512 * 1024;
+
+/// Default cap for frames after authentication, as Kafka's `socket.request.max.bytes` default.
+pub const DEFAULT_MAX_FRAME: usize = 100 * 1024 * 1024;
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The size prefix is negative or larger than allowed here.
+    #[error("invalid frame size {size} (allowed: 0..={max})")]
+    InvalidSize {
+        /// The size the peer announced.
+        size: i64,
+        /// The largest size allowed at this point of the connection.
+        max: usize,
+    },
+    /// The peer closed the connection in the middle of a frame.
+    #[error("connection closed in the middle of a frame ({read} of {expected} bytes read)")]
+    Truncated {
+        /// Bytes received before the close.
+        read: usize,
+        /// Bytes announced by the size prefix.
+        expected: usize,
+    },
+    /// The socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame body; `Ok(None)` on a clean end of stream between frames.
+///
+/// # Errors
+/// [`FrameError::InvalidSize`] when the size is negative or above `max`, before any
+/// allocation; [`FrameError::Truncated`] when the stream ends inside a frame.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> Result<Option<Bytes>, FrameError> {
+    Ok(read_frame_raw(reader, max).await?.map(|raw| raw.slice(4..)))
+}
+
+/// Reads one frame and returns it *with* its 4-byte size prefix, so that it can be forwarded
+/// in one write without copying; `Ok(None)` on a clean end of stream between frames.
+///
+/// # Errors
+/// As [`read_frame`].
+pub async fn read_frame_raw<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> Result<Option<Bytes>, FrameError> {
+    let mut size_buf = [0u8; 4];
+    let mut filled = 0;
+    while filled < 4 {
+        let n = reader.read(&mut size_buf[filled..]).await?;
+        if n == 0 {
+            if filled == 0 {
+                return Ok(None);
+            }
+            return Err(FrameError::Truncated {
+                read: filled,
+                expected: 4,
+            });
+        }
+        filled += n;
+    }
+    let size = i32::from_be_bytes(size_buf);
+    let len =
+        usize::try_from(size)
+            .ok()
+            .filter(|len| *len <= max)
+            .ok_or(FrameError::InvalidSize {
+                size: i64::from(size),
+                max,
+            })?;
+    let mut raw = BytesMut::zeroed(len + 4);
+    raw[..4].copy_from_slice(&size_buf);
+    let mut read = 0;
+    while read < len {
+        let n = reader.read(&mut raw[4 + read..]).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated {
+                read,
+                expected: len,
+            });
+        }
+        read += n;
+    }
+    Ok(Some(raw.freeze()))
+}
+
+/// Writes `body` with its size prefix in one write, so that a frame never leaves as two
+/// small TCP segments (with Nagle's algorithm on either side that costs tens of milliseconds).
+///
+/// # Errors
+/// Any i/o error of the socket.
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut buf = BytesMut::with_capacity(body.len() + 4);
+    put_frame(&mut buf, body)?;
+    writer.write_all(&buf).await
+}
+
+/// Appends `body` with its size prefix to `buf`.
+///
+/// # Errors
+/// `InvalidInput` if the body is larger than a frame can announce.
+pub fn put_frame(buf: &mut BytesMut, body: &[u8]) -> std::io::Result<()> {
+    let size = i32::try_from(body.len()).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame larger than 2 GiB")
+    })?;
+    buf.reserve(body.len() + 4);
+    buf.put_i32(size);
+    buf.put_slice(body);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_a_frame_and_then_clean_eof() {
+        let mut input: &[u8] = &[0, 0, 0, 3, b'a', b'b', b'c'];
+        let frame = read_frame(&mut input, 10).await.unwrap().unwrap();
+        assert_eq!(&frame[..], b"abc");
+        assert!(read_frame(&mut input, 10).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn rejects_negative_frame_size() {
+        let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        let err = read_frame(&mut input, 10).await.unwrap_err();
+        assert!(matches!(err, FrameError::InvalidSize { size: -1, .. }));
+    }
+
+    #[tokio::test]
+    async fn rejects_oversized_frame_before_allocating() {
+        let mut input: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
+        let err = read_frame(&mut input, MAX_PRE_AUTH_FRAME)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FrameError::InvalidSize { .. }));
+    }
+
+    #[tokio::test]
+    async fn reports_truncated_frame() {
+        let mut input: &[u8] = &[0, 0, 0, 9, 1, 2];
+        let err = read_frame(&mut input, 10).await.unwrap_err();
+        assert!(matches!(
+            err,
+            FrameError::Truncated {
+                read: 2,
+                expected: 9
+            }
+        ));
+        let mut input: &[u8] = &[0, 0];
+        let err = read_frame(&mut input, 10).await.unwrap_err();
+        assert!(matches!(err, FrameError::Truncated { .. }));
+    }
+
+    #[tokio::test]
+    async fn writes_prefix_and_body_together() {
+        let mut out = Vec::new();
+        write_frame(&mut out, b"xyz").await.unwrap();
+        assert_eq!(out, [0, 0, 0, 3, b'x', b'y', b'z']);
+    }
+}

@@ -1,0 +1,518 @@
+//! Listeners, TLS, and the life of each connection; starting and stopping the gateway.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::connection::{forward, CloseReason, Traffic};
+use crate::directory::{Directory, PortPolicy};
+use crate::sasl::{authenticate, AuthClose, Authenticated, SaslSettings};
+use crate::upstream::{connect, connect_any, discover, UpstreamError};
+use crate::versions::VersionTable;
+
+/// Default grace period for in-flight requests at shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Default interval between two metadata refreshes of the upstream.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
+/// Default cap on concurrent client connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long a client may take to finish the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Maps a verified client certificate to a principal (`User:CN=alice,...` after the
+/// mapping rules), or says why it cannot.
+pub type PrincipalMapper = Arc<dyn Fn(&CertificateDer<'_>) -> Result<String, String> + Send + Sync>;
+
+/// The TLS side of the client listeners. The server configuration can be swapped while
+/// running (certificate renewal); new connections use the new one.
+pub struct TlsSettings {
+    config: RwLock<Arc<ServerConfig>>,
+    /// Set when client certificates are requested: turns a verified certificate into a
+    /// principal.
+    pub principal_mapper: Option<PrincipalMapper>,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("mtls", &self.principal_mapper.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsSettings {
+    /// TLS with this server configuration; `principal_mapper` for mTLS.
+    pub fn new(config: Arc<ServerConfig>, principal_mapper: Option<PrincipalMapper>) -> Self {
+        Self {
+            config: RwLock::new(config),
+            principal_mapper,
+        }
+    }
+
+    /// Replaces the server configuration for new connections.
+    pub fn replace(&self, config: Arc<ServerConfig>) {
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
+    }
+
+    fn current(&self) -> Arc<ServerConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Everything the gateway needs to start.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    /// The bootstrap listener. Port 0 picks a free port, and then broker ports are free
+    /// ports too.
+    pub listen: SocketAddr,
+    /// The host name clients are told to use; defaults to the listen IP.
+    pub advertised_host: Option<String>,
+    /// Broker `n` listens on `broker_port_base + n`; defaults to the listen port + 1.
+    pub broker_port_base: Option<u16>,
+    /// Bootstrap addresses of the upstream cluster.
+    pub upstream: Vec<String>,
+    /// TLS for client connections; `None` only for explicitly configured plaintext listeners.
+    pub tls: Option<Arc<TlsSettings>>,
+    /// SASL mechanisms and the failure delay.
+    pub sasl: SaslSettings,
+    /// Largest request frame after authentication.
+    pub max_frame: usize,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// How often the upstream's brokers and versions are refreshed.
+    pub refresh_interval: Duration,
+    /// Cap on concurrent client connections.
+    pub max_connections: usize,
+}
+
+impl GatewayConfig {
+    /// A configuration with kgate's defaults for everything but the addresses.
+    pub fn new(listen: SocketAddr, upstream: Vec<String>) -> Self {
+        Self {
+            listen,
+            advertised_host: None,
+            broker_port_base: None,
+            upstream,
+            tls: None,
+            sasl: SaslSettings {
+                authenticator: None,
+                failure_delay: Duration::from_millis(100),
+            },
+            max_frame: crate::frame::DEFAULT_MAX_FRAME,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            refresh_interval: DEFAULT_REFRESH,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The upstream could not be discovered.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// A broker could not get a port.
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+}
+
+/// State shared by every listener and connection.
+pub struct Shared {
+    /// The configuration the gateway started with.
+    pub config: GatewayConfig,
+    /// Node id → upstream broker and kgate port.
+    pub directory: Arc<Directory>,
+    versions: RwLock<Arc<VersionTable>>,
+    connections: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// The versions in force.
+    pub fn versions(&self) -> Arc<VersionTable> {
+        self.versions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The enabled SASL mechanisms.
+    pub fn mechanisms(&self) -> Vec<String> {
+        self.config
+            .sasl
+            .authenticator
+            .as_ref()
+            .map(|a| a.mechanisms())
+            .unwrap_or_default()
+    }
+}
+
+/// Which broker a listener stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The bootstrap listener: any upstream broker will do.
+    Bootstrap,
+    /// The listener of one upstream node.
+    Broker(i32),
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+    bootstrap: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks_done: mpsc::Receiver<()>,
+    tasks_alive: Option<mpsc::Sender<()>>,
+    refresher: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("directory", &self.directory)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Discovers the upstream, binds the bootstrap listener and one listener per broker, and
+    /// starts serving.
+    ///
+    /// # Errors
+    /// [`StartError`] if the upstream cannot be reached or a port cannot be bound.
+    pub async fn start(config: GatewayConfig) -> Result<Self, StartError> {
+        let view = discover(&config.upstream).await?;
+        let with_admin = false;
+        let versions = VersionTable::negotiate(&view.versions, with_admin);
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let bootstrap = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let ports = match (config.broker_port_base, bootstrap.port()) {
+            (Some(base), _) => PortPolicy::Offset(base),
+            (None, _) if config.listen.port() == 0 => PortPolicy::Ephemeral,
+            (None, port) => PortPolicy::Offset(port.saturating_add(1)),
+        };
+        let advertised = config
+            .advertised_host
+            .clone()
+            .unwrap_or_else(|| advertised_default(bootstrap));
+        let directory = Arc::new(Directory::new(bootstrap.ip(), advertised, ports));
+        let connections = Arc::new(Semaphore::new(config.max_connections));
+        let shared = Arc::new(Shared {
+            config,
+            directory: directory.clone(),
+            versions: RwLock::new(Arc::new(versions)),
+            connections,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (alive_tx, tasks_done) = mpsc::channel(1);
+        {
+            let shared = shared.clone();
+            let shutdown_rx = shutdown_rx.clone();
+            let alive = alive_tx.clone();
+            directory.set_spawner(Arc::new(move |node_id, listener| {
+                tokio::spawn(accept_loop(
+                    shared.clone(),
+                    listener,
+                    Target::Broker(node_id),
+                    shutdown_rx.clone(),
+                    alive.clone(),
+                ));
+            }));
+        }
+        for (node_id, (host, port)) in &view.brokers {
+            directory.register(*node_id, host, *port)?;
+        }
+        tokio::spawn(accept_loop(
+            shared.clone(),
+            listener,
+            Target::Bootstrap,
+            shutdown_rx.clone(),
+            alive_tx.clone(),
+        ));
+        let refresher = tokio::spawn(refresh_loop(shared.clone()));
+        info!(bootstrap = %bootstrap, brokers = view.brokers.len(), "gateway listening");
+        Ok(Self {
+            shared,
+            bootstrap,
+            shutdown,
+            tasks_done,
+            tasks_alive: Some(alive_tx),
+            refresher,
+        })
+    }
+
+    /// The bootstrap address clients connect to.
+    pub fn bootstrap_addr(&self) -> SocketAddr {
+        self.bootstrap
+    }
+
+    /// `advertised_host:port` of the bootstrap listener, for client configuration.
+    pub fn bootstrap_servers(&self) -> String {
+        format!(
+            "{}:{}",
+            self.shared.directory.advertised_host(),
+            self.bootstrap.port()
+        )
+    }
+
+    /// The shared state (directory, versions), for inspection.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period, and closes.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        self.refresher.abort();
+        self.tasks_alive = None;
+        let grace = self.shared.config.shutdown_grace + Duration::from_secs(1);
+        let _ = tokio::time::timeout(grace, self.tasks_done.recv()).await;
+        info!("gateway stopped");
+    }
+}
+
+fn advertised_default(bootstrap: SocketAddr) -> String {
+    let ip = bootstrap.ip();
+    if ip.is_unspecified() {
+        "localhost".to_string()
+    } else if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    }
+}
+
+async fn refresh_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.refresh_interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match discover(&shared.config.upstream).await {
+            Ok(view) => {
+                for (node_id, (host, port)) in &view.brokers {
+                    if let Err(e) = shared.directory.register(*node_id, host, *port) {
+                        warn!(error = %e, "cannot serve a new broker");
+                    }
+                }
+                let versions = VersionTable::negotiate(&view.versions, false);
+                *shared
+                    .versions
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(versions);
+            }
+            Err(e) => warn!(error = %e, "upstream metadata refresh failed"),
+        }
+    }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    target: Target,
+    mut shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff = Duration::from_millis(10);
+                a
+            }
+            Err(e) => {
+                // Out of file descriptors and similar: wait instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+            warn!(%peer, "connection limit reached; closing new connection");
+            continue;
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let alive = alive.clone();
+        tokio::spawn(async move {
+            serve_connection(shared, stream, peer, target, shutdown).await;
+            drop(permit);
+            drop(alive);
+        });
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    target: Target,
+    shutdown: watch::Receiver<bool>,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
+    let traffic = Arc::new(Traffic::default());
+    let listener = match target {
+        Target::Bootstrap => "bootstrap".to_string(),
+        Target::Broker(n) => format!("broker-{n}"),
+    };
+    let (who, reason) = match shared.config.tls.clone() {
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => {
+                    let cert_principal = match (
+                        &tls.principal_mapper,
+                        tls_stream.get_ref().1.peer_certificates(),
+                    ) {
+                        (Some(map), Some([leaf, ..])) => match map(leaf) {
+                            Ok(p) => Some(p),
+                            Err(e) => {
+                                log_close(
+                                    &peer,
+                                    &listener,
+                                    None,
+                                    &traffic,
+                                    &format!("client certificate refused: {e}"),
+                                );
+                                return;
+                            }
+                        },
+                        _ => None,
+                    };
+                    run(
+                        shared.clone(),
+                        tls_stream,
+                        target,
+                        cert_principal,
+                        traffic.clone(),
+                        shutdown,
+                    )
+                    .await
+                }
+                Ok(Err(e)) => (None, format!("TLS handshake failed: {e}")),
+                Err(_) => (None, "TLS handshake timed out".to_string()),
+            }
+        }
+        None => {
+            run(
+                shared.clone(),
+                stream,
+                target,
+                None,
+                traffic.clone(),
+                shutdown,
+            )
+            .await
+        }
+    };
+    log_close(&peer, &listener, who.as_ref(), &traffic, &reason);
+}
+
+fn log_close(
+    peer: &SocketAddr,
+    listener: &str,
+    who: Option<&Authenticated>,
+    traffic: &Traffic,
+    reason: &str,
+) {
+    info!(
+        target: "kgate::connection",
+        %peer,
+        listener,
+        principal = who.map_or("-", |w| w.principal.as_str()),
+        mechanism = who.map_or("-", |w| w.mechanism.as_str()),
+        bytes_in = traffic.from_client.load(Ordering::Relaxed),
+        bytes_out = traffic.to_client.load(Ordering::Relaxed),
+        reason,
+        "connection closed"
+    );
+}
+
+async fn run<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    target: Target,
+    cert_principal: Option<String>,
+    traffic: Arc<Traffic>,
+    shutdown: watch::Receiver<bool>,
+) -> (Option<Authenticated>, String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let versions = shared.versions();
+    let outcome =
+        match authenticate(&mut stream, &versions, &shared.config.sasl, cert_principal).await {
+            Ok(o) => o,
+            Err(e) => {
+                if let AuthClose::Failed { .. } = e {
+                    warn!(target: "kgate::auth", error = %e, "authentication failed");
+                }
+                return (None, e.to_string());
+            }
+        };
+    info!(target: "kgate::auth", principal = %outcome.who.principal, mechanism = %outcome.who.mechanism, "authenticated");
+    let upstream = match target {
+        Target::Bootstrap => connect_any(&shared.config.upstream)
+            .await
+            .map(|(s, _)| s)
+            .map_err(|e| e.to_string()),
+        Target::Broker(node) => match shared.directory.get(node) {
+            Some(entry) => connect(&entry.upstream)
+                .await
+                .map_err(|e| format!("cannot reach broker {node} at {}: {e}", entry.upstream)),
+            None => Err(format!("unknown broker {node}")),
+        },
+    };
+    let upstream = match upstream {
+        Ok(u) => u,
+        Err(e) => return (Some(outcome.who), CloseReason::Upstream(e).to_string()),
+    };
+    let reason = forward(
+        shared,
+        stream,
+        upstream,
+        outcome.first_request,
+        traffic,
+        shutdown,
+    )
+    .await;
+    (Some(outcome.who), reason.to_string())
+}
