@@ -91,9 +91,14 @@ pub fn init_ca(dir: &Path, options: &GenerateOptions) -> Result<Generated, Certs
 
     let key = new_key("the CA key")?;
     let mut params = base_params(days)?;
+    // A random suffix keeps two kgate CAs apart: chain building matches issuers by name, so
+    // identical names would turn "unknown CA" into a confusing "bad signature".
+    let mut id = [0u8; 4];
+    random_bytes(&mut id)?;
+    let common_name = format!("kgate CA {}", hex(&id));
     params.distinguished_name = name(&[
         (DnType::OrganizationName, "kgate"),
-        (DnType::CommonName, "kgate CA"),
+        (DnType::CommonName, &common_name),
     ]);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
@@ -348,12 +353,20 @@ fn base_params(days: u32) -> Result<CertificateParams, CertsError> {
 /// 20 octets; DER must stay minimal).
 fn random_serial() -> Result<SerialNumber, CertsError> {
     let mut bytes = [0u8; 16];
-    rustls::crypto::aws_lc_rs::default_provider()
-        .secure_random
-        .fill(&mut bytes)
-        .map_err(|_| CertsError::InvalidInput("the system random generator failed".into()))?;
+    random_bytes(&mut bytes)?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn random_bytes(buf: &mut [u8]) -> Result<(), CertsError> {
+    rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(buf)
+        .map_err(|_| CertsError::InvalidInput("the system random generator failed".into()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn new_key(what: &'static str) -> Result<KeyPair, CertsError> {
@@ -437,7 +450,8 @@ mod tests {
     fn generates_ca_server_and_client() {
         let dir = tempfile::tempdir().unwrap();
         let ca = init_ca(dir.path(), &opts()).unwrap();
-        assert_eq!(ca.subject, "CN=kgate CA,O=kgate");
+        assert!(ca.subject.starts_with("CN=kgate CA "), "{}", ca.subject);
+        assert!(ca.subject.ends_with(",O=kgate"), "{}", ca.subject);
         let days = (ca.not_after - OffsetDateTime::now_utc()).whole_days();
         assert!((3649..=3650).contains(&days), "{days}");
 
