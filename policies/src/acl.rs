@@ -89,7 +89,9 @@ impl ResourceType {
     pub fn filter_from_code(code: i8) -> Result<Option<Self>, ParseError> {
         match code {
             1 => Ok(None),
-            c => Self::from_code(c).map(Some).ok_or_else(|| ParseError::ResourceType(c.to_string())),
+            c => Self::from_code(c)
+                .map(Some)
+                .ok_or_else(|| ParseError::ResourceType(c.to_string())),
         }
     }
 
@@ -334,7 +336,9 @@ impl Operation {
     pub fn filter_from_code(code: i8) -> Result<Option<Self>, ParseError> {
         match code {
             1 => Ok(None),
-            c => Self::from_code(c).map(Some).ok_or_else(|| ParseError::Operation(c.to_string())),
+            c => Self::from_code(c)
+                .map(Some)
+                .ok_or_else(|| ParseError::Operation(c.to_string())),
         }
     }
 
@@ -443,7 +447,9 @@ impl Permission {
     pub fn filter_from_code(code: i8) -> Result<Option<Self>, ParseError> {
         match code {
             1 => Ok(None),
-            c => Self::from_code(c).map(Some).ok_or_else(|| ParseError::Permission(c.to_string())),
+            c => Self::from_code(c)
+                .map(Some)
+                .ok_or_else(|| ParseError::Permission(c.to_string())),
         }
     }
 
@@ -680,7 +686,10 @@ mod tests {
     fn wire_codes_match_kafka() {
         assert_eq!(ResourceType::Topic.code(), 2);
         assert_eq!(ResourceType::User.code(), 7);
-        assert_eq!(ResourceType::from_code(5), Some(ResourceType::TransactionalId));
+        assert_eq!(
+            ResourceType::from_code(5),
+            Some(ResourceType::TransactionalId)
+        );
         assert_eq!(ResourceType::from_code(1), None);
         assert_eq!(ResourceType::filter_from_code(1), Ok(None));
         assert!(ResourceType::filter_from_code(0).is_err());
@@ -693,7 +702,10 @@ mod tests {
         assert_eq!(Operation::from_code(-3), None);
         assert_eq!(Permission::Deny.code(), 2);
         assert_eq!(Permission::Allow.code(), 3);
-        assert_eq!(PatternTypeFilter::from_code(2), Ok(PatternTypeFilter::Match));
+        assert_eq!(
+            PatternTypeFilter::from_code(2),
+            Ok(PatternTypeFilter::Match)
+        );
         assert!(PatternTypeFilter::from_code(0).is_err());
         for op in Operation::ALL {
             assert_eq!(Operation::from_code(op.code()), Some(op));
@@ -702,15 +714,28 @@ mod tests {
 
     #[test]
     fn names_parse_as_kafka_acls_writes_them() {
-        for s in ["IdempotentWrite", "IDEMPOTENT_WRITE", "idempotent-write", "idempotentwrite"] {
+        for s in [
+            "IdempotentWrite",
+            "IDEMPOTENT_WRITE",
+            "idempotent-write",
+            "idempotentwrite",
+        ] {
             assert_eq!(s.parse::<Operation>(), Ok(Operation::IdempotentWrite));
         }
-        assert_eq!("TRANSACTIONAL_ID".parse(), Ok(ResourceType::TransactionalId));
-        assert_eq!("transactional-id".parse(), Ok(ResourceType::TransactionalId));
+        assert_eq!(
+            "TRANSACTIONAL_ID".parse(),
+            Ok(ResourceType::TransactionalId)
+        );
+        assert_eq!(
+            "transactional-id".parse(),
+            Ok(ResourceType::TransactionalId)
+        );
         assert_eq!("PREFIXED".parse(), Ok(PatternType::Prefixed));
         assert_eq!("match".parse(), Ok(PatternTypeFilter::Match));
         let err = "Reed".parse::<Operation>().unwrap_err();
-        assert!(err.to_string().starts_with("unknown operation `Reed`: expected one of All, Read"));
+        assert!(err
+            .to_string()
+            .starts_with("unknown operation `Reed`: expected one of All, Read"));
     }
 
     /// AuthorizerTest "ACL inheritance".
@@ -748,9 +773,15 @@ mod tests {
         let mapped: Host = "::ffff:10.0.0.5".parse().unwrap();
         assert_eq!(mapped.to_string(), "10.0.0.5");
         assert!(mapped.matches("10.0.0.5".parse().unwrap()));
-        assert!("10.0.0.5".parse::<Host>().unwrap().matches("::ffff:10.0.0.5".parse().unwrap()));
+        assert!("10.0.0.5"
+            .parse::<Host>()
+            .unwrap()
+            .matches("::ffff:10.0.0.5".parse().unwrap()));
         assert!(Host::Any.matches("10.9.9.9".parse().unwrap()));
-        assert!(!"10.0.0.5".parse::<Host>().unwrap().matches("10.0.0.6".parse().unwrap()));
+        assert!(!"10.0.0.5"
+            .parse::<Host>()
+            .unwrap()
+            .matches("10.0.0.6".parse().unwrap()));
         for bad in ["localhost", "10.0.0.0/8", "", " 10.0.0.1"] {
             assert!(bad.parse::<Host>().is_err(), "{bad}");
         }

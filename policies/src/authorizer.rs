@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::cache::{DecisionCache, Kind};
 use crate::matcher::{Compiled, Decision, Request};
-use crate::{AclBinding, AclBindingFilter, Operation, Policy, PolicyError, Principal, ResourceType};
+use crate::{
+    AclBinding, AclBindingFilter, Operation, Policy, PolicyError, Principal, ResourceType,
+};
 
 /// How many decisions the cache holds by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
@@ -86,7 +88,10 @@ impl Authorizer {
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
-        self.state.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The policy file, if any.
@@ -96,7 +101,10 @@ impl Authorizer {
 
     /// The policy generation: starts at 1 and grows by one with every change.
     pub fn generation(&self) -> u64 {
-        self.state.read().unwrap_or_else(PoisonError::into_inner).generation
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
     }
 
     /// The policy in force.
@@ -144,9 +152,13 @@ impl Authorizer {
         if let Some(d) = self.cache.get(state.generation, Kind::ByType, &req) {
             return d;
         }
-        let d = state
-            .compiled
-            .authorize_by_resource_type(principal, groups, host, operation, resource_type);
+        let d = state.compiled.authorize_by_resource_type(
+            principal,
+            groups,
+            host,
+            operation,
+            resource_type,
+        );
         self.cache.insert(state.generation, Kind::ByType, &req, &d);
         d
     }
@@ -216,7 +228,11 @@ impl Authorizer {
 
     /// DescribeAcls: the bindings the filter matches, in file order.
     pub fn describe_acls(&self, filter: &AclBindingFilter) -> Vec<AclBinding> {
-        self.snapshot().policy.matching_acls(filter).cloned().collect()
+        self.snapshot()
+            .policy
+            .matching_acls(filter)
+            .cloned()
+            .collect()
     }
 
     /// DeleteAcls: removes what each filter matches and returns, per filter in order, the
@@ -224,7 +240,10 @@ impl Authorizer {
     ///
     /// # Errors
     /// The file cannot be written; nothing changed.
-    pub fn delete_acls(&self, filters: &[AclBindingFilter]) -> Result<Vec<Vec<AclBinding>>, PolicyError> {
+    pub fn delete_acls(
+        &self,
+        filters: &[AclBindingFilter],
+    ) -> Result<Vec<Vec<AclBinding>>, PolicyError> {
         self.update(|p| filters.iter().map(|f| p.remove_acls(f)).collect())
             .map(|(r, _)| r)
     }
@@ -234,7 +253,10 @@ impl Authorizer {
     ///
     /// # Errors
     /// The file cannot be written; nothing changed.
-    pub fn update<R>(&self, change: impl FnOnce(&mut Policy) -> R) -> Result<(R, u64), PolicyError> {
+    pub fn update<R>(
+        &self,
+        change: impl FnOnce(&mut Policy) -> R,
+    ) -> Result<(R, u64), PolicyError> {
         let _guard = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.snapshot();
         let mut policy = (*current.policy).clone();

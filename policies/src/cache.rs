@@ -128,7 +128,10 @@ impl DecisionCache {
             return None;
         }
         let hash = self.hash(kind, req);
-        let shard = self.shard(hash).read().unwrap_or_else(PoisonError::into_inner);
+        let shard = self
+            .shard(hash)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         shard
             .get(&hash)?
             .iter()
@@ -137,12 +140,21 @@ impl DecisionCache {
     }
 
     /// Remembers `decision` for `req` under `generation`.
-    pub(crate) fn insert(&self, generation: u64, kind: Kind, req: &Request<'_>, decision: &Decision) {
+    pub(crate) fn insert(
+        &self,
+        generation: u64,
+        kind: Kind,
+        req: &Request<'_>,
+        decision: &Decision,
+    ) {
         if self.shard_capacity == 0 {
             return;
         }
         let hash = self.hash(kind, req);
-        let mut shard = self.shard(hash).write().unwrap_or_else(PoisonError::into_inner);
+        let mut shard = self
+            .shard(hash)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if shard.len() >= self.shard_capacity {
             // Bounded memory with O(1) bookkeeping: start the shard afresh.
             shard.clear();

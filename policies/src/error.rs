@@ -27,7 +27,9 @@ pub enum ParseError {
     #[error("unknown resource type `{0}`: expected one of Topic, Group, Cluster, TransactionalId, DelegationToken, User")]
     ResourceType(String),
     /// An unknown pattern type name or code.
-    #[error("unknown pattern type `{0}`: expected Literal or Prefixed (filters also take Any or Match)")]
+    #[error(
+        "unknown pattern type `{0}`: expected Literal or Prefixed (filters also take Any or Match)"
+    )]
     PatternType(String),
     /// An unknown permission name or code.
     #[error("unknown permission `{0}`: expected Allow or Deny")]
@@ -45,7 +47,9 @@ pub enum ParseError {
     #[error("unknown role `{0}`: expected one of DeveloperRead, DeveloperWrite, DeveloperManage, ResourceOwner, Operator, ClusterAdmin, UserAdmin, SecurityAdmin, AuditAdmin, SystemAdmin")]
     Role(String),
     /// A role bound on a resource type it grants nothing on.
-    #[error("role {role} grants nothing on {resource_type} resources: bind it on one of {supported}")]
+    #[error(
+        "role {role} grants nothing on {resource_type} resources: bind it on one of {supported}"
+    )]
     RoleResource {
         /// The role.
         role: String,

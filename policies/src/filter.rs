@@ -142,7 +142,11 @@ mod tests {
         ResourcePattern::new(t, p, name).unwrap()
     }
 
-    fn filter(t: Option<ResourceType>, name: Option<&str>, p: PatternTypeFilter) -> ResourcePatternFilter {
+    fn filter(
+        t: Option<ResourceType>,
+        name: Option<&str>,
+        p: PatternTypeFilter,
+    ) -> ResourcePatternFilter {
         ResourcePatternFilter {
             resource_type: t,
             name: name.map(str::to_owned),
@@ -162,7 +166,9 @@ mod tests {
         assert!(!filter(t, Some("Name"), Is(Prefixed)).matches(&pattern(Group, Prefixed, "Name")));
         assert!(filter(None, Some("Name"), Is(Prefixed)).matches(&pattern(Group, Prefixed, "Name")));
         // name
-        assert!(!filter(t, Some("Different"), Is(Prefixed)).matches(&pattern(Topic, Prefixed, "Name")));
+        assert!(
+            !filter(t, Some("Different"), Is(Prefixed)).matches(&pattern(Topic, Prefixed, "Name"))
+        );
         assert!(!filter(t, Some("NAME"), Is(Prefixed)).matches(&pattern(Topic, Prefixed, "Name")));
         assert!(filter(t, None, Is(Prefixed)).matches(&pattern(Topic, Prefixed, "Name")));
         // pattern type
@@ -211,7 +217,10 @@ mod tests {
         let mut f = AclBindingFilter::any();
         assert!(f.matches(&acl));
         f.entry.operation = Some(Operation::Read);
-        assert!(!f.matches(&acl), "op filter READ does not match an ALL entry");
+        assert!(
+            !f.matches(&acl),
+            "op filter READ does not match an ALL entry"
+        );
         f.entry.operation = Some(Operation::All);
         f.entry.principal = Some("User:alice".parse().unwrap());
         assert!(!f.matches(&acl), "principal filter does not expand User:*");

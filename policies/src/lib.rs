@@ -8,6 +8,7 @@ mod filter;
 mod matcher;
 mod policy;
 mod principal;
+pub mod reference;
 mod role;
 pub use acl::*;
 pub use authorizer::*;

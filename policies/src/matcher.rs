@@ -158,7 +158,10 @@ impl Trie {
     fn insert(&mut self, prefix: &str) -> &mut RuleSet {
         let mut node = 0;
         for &b in prefix.as_bytes() {
-            node = match self.nodes[node].children.binary_search_by_key(&b, |&(c, _)| c) {
+            node = match self.nodes[node]
+                .children
+                .binary_search_by_key(&b, |&(c, _)| c)
+            {
                 Ok(i) => self.nodes[node].children[i].1 as usize,
                 Err(i) => {
                     let next = self.nodes.len();
@@ -298,7 +301,11 @@ impl Compiled {
     }
 
     /// The principals whose rules apply to a session: itself, `User:*`, its groups.
-    fn principals<'a>(&'a self, principal: &'a Principal, groups: &'a [Principal]) -> Vec<&'a Principal> {
+    fn principals<'a>(
+        &'a self,
+        principal: &'a Principal,
+        groups: &'a [Principal],
+    ) -> Vec<&'a Principal> {
         let mut out = Vec::with_capacity(2 + groups.len());
         out.push(principal);
         if !principal.is_wildcard() {
@@ -348,7 +355,9 @@ impl Compiled {
                         Permission::Deny if e.operation.denies(req.operation) => {
                             return Decision::deny(e.rule.clone());
                         }
-                        Permission::Allow if allow.is_none() && e.operation.allows(req.operation) => {
+                        Permission::Allow
+                            if allow.is_none() && e.operation.allows(req.operation) =>
+                        {
                             allow = Some(&e.rule);
                         }
                         _ => {}
@@ -397,7 +406,9 @@ impl Compiled {
                     continue;
                 };
                 for e in entries {
-                    if !e.host.matches(host) || !(e.operation == operation || e.operation == Operation::All) {
+                    if !e.host.matches(host)
+                        || !(e.operation == operation || e.operation == Operation::All)
+                    {
                         continue;
                     }
                     match (e.permission, set.pattern_type, &*set.name) {

@@ -139,7 +139,10 @@ impl Policy {
     }
 
     /// The ACL bindings `filter` matches, in file order.
-    pub fn matching_acls<'a>(&'a self, filter: &'a AclBindingFilter) -> impl Iterator<Item = &'a AclBinding> {
+    pub fn matching_acls<'a>(
+        &'a self,
+        filter: &'a AclBindingFilter,
+    ) -> impl Iterator<Item = &'a AclBinding> {
         self.acls.iter().filter(move |a| filter.matches(a))
     }
 
@@ -217,7 +220,9 @@ impl Policy {
         let mut policy = Policy::new();
         policy.allow_everyone_if_no_acl_found = raw.allow_everyone_if_no_acl_found;
         for s in raw.super_users {
-            policy.super_users.insert(s.get_ref().parse().map_err(at(s.span()))?);
+            policy
+                .super_users
+                .insert(s.get_ref().parse().map_err(at(s.span()))?);
         }
         for (name, members) in raw.groups {
             let group = group_from_key(&name).map_err(at(members.span()))?;
@@ -228,7 +233,9 @@ impl Policy {
             }
             for m in members {
                 let member: Principal = m.get_ref().parse().map_err(at(m.span()))?;
-                policy.add_member(group.clone(), member).map_err(at(span.clone()))?;
+                policy
+                    .add_member(group.clone(), member)
+                    .map_err(at(span.clone()))?;
             }
         }
         for acl in raw.acl {
@@ -240,7 +247,12 @@ impl Policy {
                 None => PatternType::Literal,
             };
             let pattern = resource_pattern(resource_type, pattern_type, acl.name.as_ref())
-                .map_err(|e| invalid(Some(acl.name.as_ref().map_or(span.clone(), Spanned::span)), e))?;
+                .map_err(|e| {
+                    invalid(
+                        Some(acl.name.as_ref().map_or(span.clone(), Spanned::span)),
+                        e,
+                    )
+                })?;
             let binding = AclBinding {
                 pattern,
                 principal: parse_field(&acl.principal, &invalid)?,
@@ -275,8 +287,14 @@ impl Policy {
                         None => PatternType::Literal,
                     };
                     Some(
-                        resource_pattern(resource_type, pattern_type, rb.name.as_ref())
-                            .map_err(|e| invalid(Some(rb.name.as_ref().map_or(span.clone(), Spanned::span)), e))?,
+                        resource_pattern(resource_type, pattern_type, rb.name.as_ref()).map_err(
+                            |e| {
+                                invalid(
+                                    Some(rb.name.as_ref().map_or(span.clone(), Spanned::span)),
+                                    e,
+                                )
+                            },
+                        )?,
                     )
                 }
             };
@@ -347,7 +365,9 @@ fn write_pattern(s: &mut String, p: &ResourcePattern) {
 
 fn check_membership(group: &Principal, member: &Principal) -> Result<(), ParseError> {
     if !group.is_group() {
-        return Err(ParseError::Group(format!("`{group}` is not a group: write Group:name")));
+        return Err(ParseError::Group(format!(
+            "`{group}` is not a group: write Group:name"
+        )));
     }
     if member.is_group() || member.is_wildcard() {
         return Err(ParseError::Group(format!(
@@ -371,8 +391,12 @@ fn resource_pattern(
 ) -> Result<ResourcePattern, String> {
     match (name, t) {
         (Some(n), _) => ResourcePattern::new(t, p, n.get_ref()).map_err(|e| e.to_string()),
-        (None, ResourceType::Cluster) => ResourcePattern::new(t, p, CLUSTER_NAME).map_err(|e| e.to_string()),
-        (None, _) => Err(format!("missing field `name`: the {t} name (or prefix) this rule is about")),
+        (None, ResourceType::Cluster) => {
+            ResourcePattern::new(t, p, CLUSTER_NAME).map_err(|e| e.to_string())
+        }
+        (None, _) => Err(format!(
+            "missing field `name`: the {t} name (or prefix) this rule is about"
+        )),
     }
 }
 
@@ -549,7 +573,10 @@ role = "SystemAdmin"
         assert!(p.allow_everyone_if_no_acl_found());
         assert_eq!(p.super_users().count(), 1);
         let alice = Principal::user("alice").unwrap();
-        assert_eq!(p.groups_of(&alice).collect::<Vec<_>>(), vec![&Principal::group("marketing").unwrap()]);
+        assert_eq!(
+            p.groups_of(&alice).collect::<Vec<_>>(),
+            vec![&Principal::group("marketing").unwrap()]
+        );
         assert_eq!(p.acls().len(), 2);
         assert_eq!(p.acls()[1].pattern, ResourcePattern::cluster());
         assert_eq!(p.acls()[1].host.to_string(), "0:0:0:0:0:0:0:1");
@@ -568,28 +595,47 @@ role = "SystemAdmin"
             "policy.toml:2:13: malformed principal `alice`: write Type:name, e.g. User:alice or Group:marketing"
         );
         let text = "[[acl]]\nprincipal = \"User:a\"\npermission = \"Allow\"\noperation = \"Reed\"\nresource_type = \"Topic\"\nname = \"t\"\n";
-        assert!(error(text).starts_with("policy.toml:4:13: unknown operation `Reed`"), "{}", error(text));
+        assert!(
+            error(text).starts_with("policy.toml:4:13: unknown operation `Reed`"),
+            "{}",
+            error(text)
+        );
     }
 
     #[test]
     fn syntax_errors_and_unknown_keys_have_a_place() {
         assert!(error("allow_everyone_if_no_acl_found = maybe\n").starts_with("policy.toml:1:"));
         let e = error("\n\nsuper_user = []\n");
-        assert!(e.starts_with("policy.toml:3:1: unknown field `super_user`"), "{e}");
+        assert!(
+            e.starts_with("policy.toml:3:1: unknown field `super_user`"),
+            "{e}"
+        );
         let e = error("[[acl]]\nprincipal = \"User:a\"\npermission = \"Allow\"\noperation = \"Read\"\nresource_type = \"Topic\"\n");
         assert!(e.contains("missing field `name`"), "{e}");
         let e = error("version = 2\n");
-        assert!(e.starts_with("policy.toml:1:11: unsupported policy file version 2"), "{e}");
+        assert!(
+            e.starts_with("policy.toml:1:11: unsupported policy file version 2"),
+            "{e}"
+        );
     }
 
     #[test]
     fn semantic_errors_have_a_place() {
         let e = error("[[role_binding]]\nprincipal = \"User:a\"\nrole = \"SecurityAdmin\"\nresource_type = \"Topic\"\nname = \"t\"\n");
-        assert!(e.starts_with("policy.toml:1:1: role SecurityAdmin grants nothing on Topic"), "{e}");
+        assert!(
+            e.starts_with("policy.toml:1:1: role SecurityAdmin grants nothing on Topic"),
+            "{e}"
+        );
         let e = error("[groups]\nops = [\"Group:x\"]\n");
-        assert!(e.starts_with("policy.toml:2:7: bad group membership"), "{e}");
+        assert!(
+            e.starts_with("policy.toml:2:7: bad group membership"),
+            "{e}"
+        );
         let e = error("[[acl]]\nprincipal = \"User:a\"\npermission = \"Allow\"\noperation = \"Read\"\nresource_type = \"Cluster\"\nname = \"c\"\n");
-        assert!(e.ends_with("The only valid name for the CLUSTER resource is kafka-cluster"), "{e}");
+        assert!(
+            e.ends_with("The only valid name for the CLUSTER resource is kafka-cluster"),
+            "{e}"
+        );
         let e = error("[[acl]]\nprincipal = \"User:a\"\npermission = \"Allow\"\noperation = \"Read\"\nresource_type = \"Topic\"\nname = \"\"\n");
         assert!(e.ends_with("Invalid empty resource name"), "{e}");
         let e = error("[[acl]]\nprincipal = \"User:a\"\npermission = \"Allow\"\noperation = \"Read\"\nresource_type = \"Topic\"\nname = \"t\"\nhost = \"web1\"\n");
@@ -623,12 +669,18 @@ role = "SystemAdmin"
         let mut p = Policy::new();
         p.add_super_user(Principal::user("admin").unwrap());
         p.save(&path).unwrap();
-        p.add_member(Principal::group("g").unwrap(), Principal::user("u").unwrap()).unwrap();
+        p.add_member(
+            Principal::group("g").unwrap(),
+            Principal::user("u").unwrap(),
+        )
+        .unwrap();
         p.save(&path).unwrap();
         assert_eq!(Policy::load(&path).unwrap(), p);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
-        let missing = Policy::load(&dir.path().join("none.toml")).unwrap_err().to_string();
+        let missing = Policy::load(&dir.path().join("none.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("none.toml"), "{missing}");
     }
 
@@ -636,10 +688,14 @@ role = "SystemAdmin"
     fn membership_rules_hold() {
         let mut p = Policy::new();
         let g = Principal::group("g").unwrap();
-        assert!(p.add_member(Principal::user("x").unwrap(), Principal::user("y").unwrap()).is_err());
+        assert!(p
+            .add_member(Principal::user("x").unwrap(), Principal::user("y").unwrap())
+            .is_err());
         assert!(p.add_member(g.clone(), g.clone()).is_err());
         assert!(p.add_member(g.clone(), Principal::wildcard()).is_err());
-        assert!(p.add_member(g.clone(), Principal::user("y").unwrap()).unwrap());
+        assert!(p
+            .add_member(g.clone(), Principal::user("y").unwrap())
+            .unwrap());
         assert!(p.remove_member(&g, &Principal::user("y").unwrap()));
         assert_eq!(p.groups().count(), 0);
     }

@@ -270,13 +270,18 @@ mod tests {
             assert!(!role.description().is_empty());
             assert_eq!(role.name().parse::<Role>(), Ok(role));
         }
-        assert_eq!(Role::DeveloperRead.grants_on(ResourceType::Topic), &[Operation::Read, Operation::Describe]);
+        assert_eq!(
+            Role::DeveloperRead.grants_on(ResourceType::Topic),
+            &[Operation::Read, Operation::Describe]
+        );
         assert_eq!(Role::SystemAdmin.grants().len(), ResourceType::ALL.len());
     }
 
     #[test]
     fn a_catalog_with_a_missing_role_is_refused() {
-        let err = parse_catalog("[DeveloperRead]\ndescription = \"x\"\ngrants = { Topic = [\"Read\"] }\n");
+        let err = parse_catalog(
+            "[DeveloperRead]\ndescription = \"x\"\ngrants = { Topic = [\"Read\"] }\n",
+        );
         assert_eq!(err.unwrap_err(), "role DeveloperWrite is not defined");
     }
 
@@ -289,8 +294,12 @@ mod tests {
     #[test]
     fn a_binding_on_a_type_the_role_does_not_cover_is_refused() {
         let topic = ResourcePattern::literal(ResourceType::Topic, "t").unwrap();
-        let err = RoleBinding::new(Principal::user("a").unwrap(), Role::SecurityAdmin, Some(topic))
-            .unwrap_err();
+        let err = RoleBinding::new(
+            Principal::user("a").unwrap(),
+            Role::SecurityAdmin,
+            Some(topic),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "role SecurityAdmin grants nothing on Topic resources: bind it on one of Cluster"

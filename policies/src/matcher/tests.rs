@@ -98,7 +98,13 @@ fn allow_everyone_if_no_acl_found_means_no_acl_of_anyone_on_the_resource() {
     p.add_acl(acl("deny User:carol Read Group literal * *"));
     a.replace(p).unwrap();
     assert!(!allowed(&a, "User:alice", HOST1, Read, "Group:g1"));
-    assert!(allowed(&a, "User:alice", HOST1, Read, "Cluster:kafka-cluster"));
+    assert!(allowed(
+        &a,
+        "User:alice",
+        HOST1,
+        Read,
+        "Cluster:kafka-cluster"
+    ));
 }
 
 #[test]
@@ -124,7 +130,10 @@ fn deny_takes_precedence() {
     ]);
     let d = decide(&a, "User:alice", HOST1, Write, "Topic:payments");
     assert!(!d.allowed);
-    assert_eq!(d.rule, Rule::Acl(acl("deny User:alice Write Topic prefixed pay *").into()));
+    assert_eq!(
+        d.rule,
+        Rule::Acl(acl("deny User:alice Write Topic prefixed pay *").into())
+    );
     // A deny on WRITE leaves DESCRIBE alone.
     assert!(allowed(&a, "User:alice", HOST1, Describe, "Topic:payments"));
     assert!(allowed(&a, "User:alice", HOST1, Write, "Topic:orders"));
@@ -172,7 +181,11 @@ fn acl_inheritance() {
         ]);
         for &op in concrete {
             let denied = granted == All || op == granted;
-            assert_eq!(!allowed(&a, "User:alice", HOST1, op, "Topic:t"), denied, "DENY {granted} and {op}");
+            assert_eq!(
+                !allowed(&a, "User:alice", HOST1, op, "Topic:t"),
+                denied,
+                "DENY {granted} and {op}"
+            );
         }
     }
 }
@@ -192,8 +205,14 @@ fn super_users_bypass_deny() {
     let d = decide(&a, "User:admin", HOST1, Alter, "Topic:x");
     assert!(d.allowed);
     assert_eq!(d.rule.to_string(), "super user User:admin");
-    assert!(allowed(&a, "Custom:svc", HOST1, Read, "Topic:x"), "custom principal type");
-    assert!(!allowed(&a, "User:Admin", HOST1, Read, "Topic:x"), "case-sensitive");
+    assert!(
+        allowed(&a, "Custom:svc", HOST1, Read, "Topic:x"),
+        "custom principal type"
+    );
+    assert!(
+        !allowed(&a, "User:Admin", HOST1, Read, "Topic:x"),
+        "case-sensitive"
+    );
     assert!(!allowed(&a, "User:bob", HOST1, Read, "Topic:x"));
 }
 
@@ -210,7 +229,13 @@ fn hosts_match_exactly() {
     assert!(!allowed(&a, "User:alice", HOST2, Read, "Topic:t"));
     assert!(allowed(&a, "User:bob", HOST1, Read, "Topic:t"));
     assert!(!allowed(&a, "User:bob", HOST2, Read, "Topic:t"));
-    assert!(allowed(&a, "User:carol", "0:0:0:0:0:0:0:1", Read, "Topic:t"));
+    assert!(allowed(
+        &a,
+        "User:carol",
+        "0:0:0:0:0:0:0:1",
+        Read,
+        "Topic:t"
+    ));
     assert!(!allowed(&a, "User:carol", "127.0.0.1", Read, "Topic:t"));
 }
 
@@ -246,7 +271,10 @@ fn topic_acl_matrix() {
 
 #[test]
 fn single_character_resource_acls() {
-    let a = authorizer(&["allow User:a Write Topic literal f *", "allow User:a Read Topic prefixed _ *"]);
+    let a = authorizer(&[
+        "allow User:a Write Topic literal f *",
+        "allow User:a Read Topic prefixed _ *",
+    ]);
     assert!(allowed(&a, "User:a", HOST1, Write, "Topic:f"));
     assert!(!allowed(&a, "User:a", HOST1, Write, "Topic:foo"));
     assert!(allowed(&a, "User:a", HOST1, Read, "Topic:_foo"));
@@ -265,7 +293,9 @@ fn an_empty_name_matches_only_the_wildcard() {
 
 #[test]
 fn many_acls_and_prefix_chains() {
-    let mut acls: Vec<String> = (0..200).map(|i| format!("allow User:u{i} Read Topic literal t{i} *")).collect();
+    let mut acls: Vec<String> = (0..200)
+        .map(|i| format!("allow User:u{i} Read Topic literal t{i} *"))
+        .collect();
     acls.push("allow User:u7 Write Topic prefixed t *".into());
     acls.push("deny User:u7 Write Topic prefixed t1 *".into());
     acls.push("allow User:u7 Alter Topic prefixed t12 *".into());
@@ -282,21 +312,52 @@ fn many_acls_and_prefix_chains() {
 // === authorizeByResourceType (KIP-679) ===
 
 fn by_type(a: &Authorizer, principal: &str, op: Operation, t: ResourceType) -> bool {
-    a.authorize_by_resource_type(&user(principal), &[], ip(HOST1), op, t).allowed
+    a.authorize_by_resource_type(&user(principal), &[], ip(HOST1), op, t)
+        .allowed
 }
 
 #[test]
 fn by_resource_type_all_host_op_and_principal() {
     use ResourceType::Topic;
     assert!(!by_type(&authorizer(&[]), "User:a", Write, Topic));
-    assert!(by_type(&authorizer(&["allow User:a Write Topic literal t *"]), "User:a", Write, Topic));
-    assert!(by_type(&authorizer(&["allow User:a All Topic literal t *"]), "User:a", Write, Topic));
-    assert!(by_type(&authorizer(&["allow User:* Write Topic prefixed t *"]), "User:a", Write, Topic));
-    assert!(!by_type(&authorizer(&[&format!("allow User:a Write Topic literal t {HOST2}")]), "User:a", Write, Topic));
+    assert!(by_type(
+        &authorizer(&["allow User:a Write Topic literal t *"]),
+        "User:a",
+        Write,
+        Topic
+    ));
+    assert!(by_type(
+        &authorizer(&["allow User:a All Topic literal t *"]),
+        "User:a",
+        Write,
+        Topic
+    ));
+    assert!(by_type(
+        &authorizer(&["allow User:* Write Topic prefixed t *"]),
+        "User:a",
+        Write,
+        Topic
+    ));
+    assert!(!by_type(
+        &authorizer(&[&format!("allow User:a Write Topic literal t {HOST2}")]),
+        "User:a",
+        Write,
+        Topic
+    ));
     // No implications: READ does not count for DESCRIBE here.
-    assert!(!by_type(&authorizer(&["allow User:a Read Topic literal t *"]), "User:a", Describe, Topic));
+    assert!(!by_type(
+        &authorizer(&["allow User:a Read Topic literal t *"]),
+        "User:a",
+        Describe,
+        Topic
+    ));
     // Another type does not count.
-    assert!(!by_type(&authorizer(&["allow User:a Write Group literal t *"]), "User:a", Write, Topic));
+    assert!(!by_type(
+        &authorizer(&["allow User:a Write Group literal t *"]),
+        "User:a",
+        Write,
+        Topic
+    ));
 }
 
 #[test]
@@ -319,20 +380,102 @@ fn by_resource_type_super_user_and_no_acl_override() {
 fn by_resource_type_deny_dominance() {
     use ResourceType::Topic;
     let cases: &[(&[&str], bool, &str)] = &[
-        (&["allow User:a Write Topic literal t1 *", "deny User:a Write Topic literal t2 *"], true, "an unrelated deny does not dominate"),
-        (&["allow User:a Write Topic literal t1 *", "deny User:a Write Topic literal t1 *"], false, "deny takes precedence"),
-        (&["allow User:a Write Topic literal t1 *", "deny User:a Write Topic literal * *"], false, "a wildcard deny dominates"),
-        (&["allow User:a Write Topic literal * *", "deny User:a Write Topic literal * *"], false, "a wildcard deny beats a wildcard allow"),
-        (&["allow User:a Write Topic literal t1 *", "deny User:a Write Topic prefixed t *"], false, "a prefixed deny dominates a literal"),
-        (&["allow User:a Write Topic prefixed t12 *", "deny User:a Write Topic prefixed t1 *"], false, "a prefixed deny dominates a longer prefix"),
-        (&["allow User:a Write Topic prefixed t1 *", "deny User:a Write Topic prefixed t12 *"], true, "a longer deny prefix does not dominate"),
-        (&["allow User:a Write Topic literal t1 *", "deny User:a Write Topic prefixed t1 *", "allow User:a Write Topic literal x *"], true, "one surviving allow is enough"),
-        (&["allow User:a Write Topic prefixed t *", "deny User:a Write Topic literal t *"], true, "a literal deny does not dominate a prefix"),
-        (&["allow User:a Write Topic literal t1 *", "deny User:b Write Topic literal * *"], true, "another user's deny does not count"),
-        (&["allow User:a Write Topic literal t1 *", "deny User:* All Topic prefixed t *"], false, "User:* and ALL denies count"),
+        (
+            &[
+                "allow User:a Write Topic literal t1 *",
+                "deny User:a Write Topic literal t2 *",
+            ],
+            true,
+            "an unrelated deny does not dominate",
+        ),
+        (
+            &[
+                "allow User:a Write Topic literal t1 *",
+                "deny User:a Write Topic literal t1 *",
+            ],
+            false,
+            "deny takes precedence",
+        ),
+        (
+            &[
+                "allow User:a Write Topic literal t1 *",
+                "deny User:a Write Topic literal * *",
+            ],
+            false,
+            "a wildcard deny dominates",
+        ),
+        (
+            &[
+                "allow User:a Write Topic literal * *",
+                "deny User:a Write Topic literal * *",
+            ],
+            false,
+            "a wildcard deny beats a wildcard allow",
+        ),
+        (
+            &[
+                "allow User:a Write Topic literal t1 *",
+                "deny User:a Write Topic prefixed t *",
+            ],
+            false,
+            "a prefixed deny dominates a literal",
+        ),
+        (
+            &[
+                "allow User:a Write Topic prefixed t12 *",
+                "deny User:a Write Topic prefixed t1 *",
+            ],
+            false,
+            "a prefixed deny dominates a longer prefix",
+        ),
+        (
+            &[
+                "allow User:a Write Topic prefixed t1 *",
+                "deny User:a Write Topic prefixed t12 *",
+            ],
+            true,
+            "a longer deny prefix does not dominate",
+        ),
+        (
+            &[
+                "allow User:a Write Topic literal t1 *",
+                "deny User:a Write Topic prefixed t1 *",
+                "allow User:a Write Topic literal x *",
+            ],
+            true,
+            "one surviving allow is enough",
+        ),
+        (
+            &[
+                "allow User:a Write Topic prefixed t *",
+                "deny User:a Write Topic literal t *",
+            ],
+            true,
+            "a literal deny does not dominate a prefix",
+        ),
+        (
+            &[
+                "allow User:a Write Topic literal t1 *",
+                "deny User:b Write Topic literal * *",
+            ],
+            true,
+            "another user's deny does not count",
+        ),
+        (
+            &[
+                "allow User:a Write Topic literal t1 *",
+                "deny User:* All Topic prefixed t *",
+            ],
+            false,
+            "User:* and ALL denies count",
+        ),
     ];
     for (acls, want, why) in cases {
-        assert_eq!(by_type(&authorizer(acls), "User:a", Write, Topic), *want, "{why}");
+        assert_eq!(
+            by_type(&authorizer(acls), "User:a", Write, Topic),
+            *want,
+            "{why}"
+        );
     }
 }
 
@@ -340,11 +483,16 @@ fn by_resource_type_deny_dominance() {
 fn by_resource_type_after_add_and_remove() {
     let a = authorizer(&[]);
     assert!(!by_type(&a, "User:a", Write, ResourceType::Topic));
-    a.create_acls(vec![acl("allow User:a Write Topic literal t1 *")]).unwrap();
+    a.create_acls(vec![acl("allow User:a Write Topic literal t1 *")])
+        .unwrap();
     assert!(by_type(&a, "User:a", Write, ResourceType::Topic));
-    a.create_acls(vec![acl("deny User:a Write Topic prefixed t *")]).unwrap();
+    a.create_acls(vec![acl("deny User:a Write Topic prefixed t *")])
+        .unwrap();
     assert!(!by_type(&a, "User:a", Write, ResourceType::Topic));
-    a.delete_acls(&[AclBindingFilter::exact(&acl("deny User:a Write Topic prefixed t *"))]).unwrap();
+    a.delete_acls(&[AclBindingFilter::exact(&acl(
+        "deny User:a Write Topic prefixed t *",
+    ))])
+    .unwrap();
     assert!(by_type(&a, "User:a", Write, ResourceType::Topic));
 }
 
@@ -352,13 +500,26 @@ fn by_resource_type_after_add_and_remove() {
 
 #[test]
 fn authorized_operations_masks() {
-    let a = authorizer(&["allow User:a All Topic literal t *", "allow User:a Read Group literal g *"]);
+    let a = authorizer(&[
+        "allow User:a All Topic literal t *",
+        "allow User:a Read Group literal g *",
+    ]);
     let topic = a.authorized_operations(&user("User:a"), &[], ip(HOST1), ResourceType::Topic, "t");
-    let want: i32 = ResourceType::Topic.supported_operations().iter().map(|o| 1 << o.code()).sum();
+    let want: i32 = ResourceType::Topic
+        .supported_operations()
+        .iter()
+        .map(|o| 1 << o.code())
+        .sum();
     assert_eq!(topic, want);
     let group = a.authorized_operations(&user("User:a"), &[], ip(HOST1), ResourceType::Group, "g");
     assert_eq!(group, (1 << 3) | (1 << 8), "Read implies Describe");
-    let cluster = a.authorized_operations(&user("User:a"), &[], ip(HOST1), ResourceType::Cluster, "kafka-cluster");
+    let cluster = a.authorized_operations(
+        &user("User:a"),
+        &[],
+        ip(HOST1),
+        ResourceType::Cluster,
+        "kafka-cluster",
+    );
     assert_eq!(cluster, 0);
 }
 
@@ -367,12 +528,27 @@ fn authorized_operations_masks() {
 #[test]
 fn group_membership_and_request_groups() {
     let mut p = Policy::new();
-    p.add_member(user("Group:marketing"), user("User:alice")).unwrap();
-    p.add_acl(acl("allow Group:marketing Read Topic literal customer_feedback *"));
+    p.add_member(user("Group:marketing"), user("User:alice"))
+        .unwrap();
+    p.add_acl(acl(
+        "allow Group:marketing Read Topic literal customer_feedback *",
+    ));
     p.add_acl(acl("allow Group:eng Write Topic literal system_logs *"));
     let a = Authorizer::new(p, AuthorizerOptions::default());
-    assert!(allowed(&a, "User:alice", HOST1, Read, "Topic:customer_feedback"));
-    assert!(!allowed(&a, "User:bob", HOST1, Read, "Topic:customer_feedback"));
+    assert!(allowed(
+        &a,
+        "User:alice",
+        HOST1,
+        Read,
+        "Topic:customer_feedback"
+    ));
+    assert!(!allowed(
+        &a,
+        "User:bob",
+        HOST1,
+        Read,
+        "Topic:customer_feedback"
+    ));
     let req = |groups: &[Principal]| {
         a.authorize(&Request {
             principal: &user("User:bob"),
@@ -394,7 +570,14 @@ fn role_bindings_grant_and_deny_acls_still_win() {
     let mut p = Policy::new();
     let eng = user("Group:eng");
     p.add_member(eng.clone(), user("User:bob")).unwrap();
-    p.bind_role(RoleBinding::new(eng, Role::DeveloperWrite, Some(ResourcePattern::prefixed(ResourceType::Topic, "system_").unwrap())).unwrap());
+    p.bind_role(
+        RoleBinding::new(
+            eng,
+            Role::DeveloperWrite,
+            Some(ResourcePattern::prefixed(ResourceType::Topic, "system_").unwrap()),
+        )
+        .unwrap(),
+    );
     p.bind_role(RoleBinding::new(user("User:root"), Role::SystemAdmin, None).unwrap());
     p.add_acl(acl("deny User:bob Write Topic literal system_secrets *"));
     let a = Authorizer::new(p, AuthorizerOptions::default());
@@ -404,11 +587,31 @@ fn role_bindings_grant_and_deny_acls_still_win() {
         d.rule.to_string(),
         "role binding: Group:eng DeveloperWrite on Topic PREFIXED \"system_\""
     );
-    assert!(allowed(&a, "User:bob", HOST1, Describe, "Topic:system_logs"));
+    assert!(allowed(
+        &a,
+        "User:bob",
+        HOST1,
+        Describe,
+        "Topic:system_logs"
+    ));
     assert!(!allowed(&a, "User:bob", HOST1, Read, "Topic:system_logs"));
-    assert!(!allowed(&a, "User:bob", HOST1, Write, "Topic:system_secrets"));
-    for (op, res) in [(Alter, "Cluster:kafka-cluster"), (Read, "Topic:x"), (Write, "TransactionalId:t"), (CreateTokens, "User:User:x")] {
-        assert!(allowed(&a, "User:root", HOST1, op, res), "SystemAdmin {op} {res}");
+    assert!(!allowed(
+        &a,
+        "User:bob",
+        HOST1,
+        Write,
+        "Topic:system_secrets"
+    ));
+    for (op, res) in [
+        (Alter, "Cluster:kafka-cluster"),
+        (Read, "Topic:x"),
+        (Write, "TransactionalId:t"),
+        (CreateTokens, "User:User:x"),
+    ] {
+        assert!(
+            allowed(&a, "User:root", HOST1, op, res),
+            "SystemAdmin {op} {res}"
+        );
     }
 }
 
@@ -434,13 +637,19 @@ fn create_and_delete_report_like_kafka() {
     let a = authorizer(&[]);
     let b1 = acl("allow User:a Read Topic literal t *");
     let b2 = acl("allow User:a Read Topic prefixed t *");
-    assert_eq!(a.create_acls(vec![b1.clone(), b2.clone(), b1.clone()]).unwrap(), vec![true, true, false]);
+    assert_eq!(
+        a.create_acls(vec![b1.clone(), b2.clone(), b1.clone()])
+            .unwrap(),
+        vec![true, true, false]
+    );
     let mut match_t = AclBindingFilter::any();
     match_t.pattern.name = Some("t".into());
     match_t.pattern.pattern_type = PatternTypeFilter::Match;
     assert_eq!(a.describe_acls(&match_t), vec![b1.clone(), b2.clone()]);
     // Dedupe on delete: the second filter reports nothing already deleted by the first.
-    let out = a.delete_acls(&[match_t.clone(), AclBindingFilter::any()]).unwrap();
+    let out = a
+        .delete_acls(&[match_t.clone(), AclBindingFilter::any()])
+        .unwrap();
     assert_eq!(out, vec![vec![b1, b2], vec![]]);
 }
 
@@ -448,12 +657,24 @@ fn create_and_delete_report_like_kafka() {
 fn the_cache_stays_bounded() {
     let mut p = Policy::new();
     p.add_acl(acl("allow User:* Read Topic literal * *"));
-    let a = Authorizer::new(p, AuthorizerOptions { cache_capacity: 64, ..Default::default() });
+    let a = Authorizer::new(
+        p,
+        AuthorizerOptions {
+            cache_capacity: 64,
+            ..Default::default()
+        },
+    );
     for i in 0..1000 {
         assert!(allowed(&a, "User:a", HOST1, Read, &format!("Topic:t{i}")));
     }
     assert!(a.cached_decisions() <= 64 + 16, "{}", a.cached_decisions());
-    let off = Authorizer::new(Policy::new(), AuthorizerOptions { cache_capacity: 0, ..Default::default() });
+    let off = Authorizer::new(
+        Policy::new(),
+        AuthorizerOptions {
+            cache_capacity: 0,
+            ..Default::default()
+        },
+    );
     assert!(!allowed(&off, "User:a", HOST1, Read, "Topic:t"));
     assert_eq!(off.cached_decisions(), 0);
 }
@@ -464,7 +685,8 @@ fn a_file_backed_authorizer_persists_and_reloads() {
     let path = dir.path().join("policy.toml");
     Policy::new().save(&path).unwrap();
     let a = Authorizer::open(&path, AuthorizerOptions::default()).unwrap();
-    a.create_acls(vec![acl("allow User:a Read Topic literal t *")]).unwrap();
+    a.create_acls(vec![acl("allow User:a Read Topic literal t *")])
+        .unwrap();
     assert_eq!(Policy::load(&path).unwrap().acls().len(), 1);
     // A bad file is refused and the policy in force stays.
     std::fs::write(
@@ -508,7 +730,8 @@ fn concurrent_readers_and_a_writer_agree() {
         if i % 2 == 0 {
             a.delete_acls(&[AclBindingFilter::any()]).unwrap();
         } else {
-            a.create_acls(vec![acl("allow User:a Read Topic literal t *")]).unwrap();
+            a.create_acls(vec![acl("allow User:a Read Topic literal t *")])
+                .unwrap();
         }
     }
     for r in readers {
