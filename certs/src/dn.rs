@@ -19,6 +19,10 @@
 //! - In text values, each of `, = + < > # ; " \` is preceded by a backslash (anywhere in the
 //!   value, which is more than RFC 2253 requires but what Java prints), NUL becomes `\00`,
 //!   and leading or trailing spaces and carriage returns are each preceded by a backslash.
+//!
+//! `tests/java_dn.rs` compares this rendering with a JVM's `X500Principal.getName()` byte for
+//! byte (OpenJDK 17). Newer JDKs (25) decode BMPString values as UTF-16 instead; such subjects
+//! are rare and follow the JDK 17 behaviour here.
 
 use rustls::pki_types::CertificateDer;
 use x509_parser::der_parser::asn1_rs::{Any, Class, Tag};
