@@ -1,0 +1,857 @@
+//! The credential store: users and their SCRAM credentials, kept in a TOML file.
+//!
+//! # File format
+//! ```toml
+//! [users.alice.SCRAM-SHA-256]
+//! iterations = 4096
+//! salt = "<base64>"
+//! server_key = "<base64>"
+//! stored_key = "<base64>"
+//! ```
+//! One table per user and mechanism (`SCRAM-SHA-256`, `SCRAM-SHA-512`), holding exactly what
+//! Kafka keeps. No password, and no salted password, is ever written. The file is replaced
+//! atomically (a temporary file in the same directory, fsync, rename, fsync of the directory)
+//! and always has mode 0600: StoredKey and ServerKey let whoever reads them pose as the
+//! server to a client, and make offline password guessing possible.
+//!
+//! A bad file is refused with the file name, line, column and a fix; [`SharedCredentials`]
+//! then keeps the credentials it had.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+use zeroize::Zeroizing;
+
+use crate::credential::CredentialFormatError;
+use crate::{crypto, Mechanism, ScramCredential, MAX_ITERATIONS, MIN_ITERATIONS};
+
+// === errors ===
+
+/// A per-user error of Kafka's AlterUserScramCredentials, with Kafka's code and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// An empty username (UNACCEPTABLE_CREDENTIAL, 93).
+    #[error("Username must not be empty")]
+    EmptyUsername,
+    /// A username with control characters (93); kgate's rule, so names print safely in logs.
+    #[error("Username must be printable text")]
+    UnprintableUsername,
+    /// Fewer than 4096 iterations (93).
+    #[error("Too few iterations")]
+    TooFewIterations,
+    /// More than 16384 iterations (93).
+    #[error("Too many iterations")]
+    TooManyIterations,
+    /// A salt or salted password that cannot make a credential (93).
+    #[error("Unacceptable credential: {0}")]
+    Unacceptable(CredentialFormatError),
+    /// A mechanism code other than 1 or 2 (UNSUPPORTED_SASL_MECHANISM, 33).
+    #[error("Unknown SCRAM mechanism")]
+    UnknownMechanism,
+    /// Deleting a credential that does not exist (RESOURCE_NOT_FOUND, 91).
+    #[error("Attempt to delete a user credential that does not exist")]
+    NotFound,
+    /// The same user and mechanism twice in one request (DUPLICATE_RESOURCE, 92).
+    #[error("A user credential cannot be altered twice in the same request")]
+    Duplicate,
+}
+
+impl CredentialError {
+    /// The Kafka error code for this user's result in AlterUserScramCredentials.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            CredentialError::EmptyUsername
+            | CredentialError::UnprintableUsername
+            | CredentialError::TooFewIterations
+            | CredentialError::TooManyIterations
+            | CredentialError::Unacceptable(_) => 93,
+            CredentialError::UnknownMechanism => 33,
+            CredentialError::NotFound => 91,
+            CredentialError::Duplicate => 92,
+        }
+    }
+}
+
+/// Why the credential file could not be read, parsed, changed or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file could not be read.
+    #[error("cannot read credential file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The file could not be written.
+    #[error("cannot write credential file {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The file's content is wrong at a known place.
+    #[error("{}:{line}:{column}: {message}; {fix}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// `add` for a credential that exists; `set` replaces it.
+    #[error("user {name:?} already has a {mechanism} credential")]
+    AlreadyExists {
+        /// The user.
+        name: String,
+        /// The mechanism.
+        mechanism: Mechanism,
+    },
+    /// No such user.
+    #[error("no user {0:?}")]
+    UnknownUser(String),
+    /// A rule of Kafka's on usernames, iterations or mechanisms.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// A credential (or Kafka credential string) that is not well formed.
+    #[error(transparent)]
+    Format(#[from] CredentialFormatError),
+    /// The operating system's random source failed (no salt could be made).
+    #[error("the operating system's random source failed: {0}")]
+    Random(getrandom::Error),
+}
+
+// === impl CredentialStore ===
+
+/// The SCRAM credentials of one user, by mechanism.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserCredentials {
+    by_mechanism: BTreeMap<Mechanism, ScramCredential>,
+}
+
+impl UserCredentials {
+    /// The credential for `mechanism`, if the user has one.
+    pub fn credential(&self, mechanism: Mechanism) -> Option<&ScramCredential> {
+        self.by_mechanism.get(&mechanism)
+    }
+
+    /// The mechanisms the user has, with their credentials.
+    pub fn iter(&self) -> impl Iterator<Item = (Mechanism, &ScramCredential)> {
+        self.by_mechanism.iter().map(|(m, c)| (*m, c))
+    }
+}
+
+/// What [`CredentialStore::list`] shows of a user: never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// The username.
+    pub name: String,
+    /// Each mechanism the user has, with its iteration count (what Kafka's
+    /// DescribeUserScramCredentials returns).
+    pub mechanisms: Vec<(Mechanism, u32)>,
+}
+
+/// One upsertion of Kafka's AlterUserScramCredentials, as it comes off the wire.
+#[derive(Clone)]
+pub struct Upsertion {
+    /// The user.
+    pub name: String,
+    /// Kafka's mechanism code (1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512).
+    pub mechanism: i8,
+    /// PBKDF2 iterations the client used.
+    pub iterations: i32,
+    /// The salt the client chose.
+    pub salt: Vec<u8>,
+    /// Hi(password, salt, iterations), computed by the client. A secret: zeroized on drop.
+    pub salted_password: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for Upsertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upsertion")
+            .field("name", &self.name)
+            .field("mechanism", &self.mechanism)
+            .field("iterations", &self.iterations)
+            .field("salted_password", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// One deletion of Kafka's AlterUserScramCredentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    /// The user.
+    pub name: String,
+    /// Kafka's mechanism code.
+    pub mechanism: i8,
+}
+
+/// All users and their SCRAM credentials: an immutable value once shared.
+///
+/// Change it with the methods below, then [`CredentialStore::save`]; or, inside the proxy,
+/// through [`SharedCredentials::update`], which saves and swaps atomically.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialStore {
+    users: BTreeMap<String, UserCredentials>,
+}
+
+impl CredentialStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads and checks a credential file.
+    ///
+    /// # Errors
+    /// [`StoreError::Read`] (e.g. the file does not exist) or [`StoreError::Parse`] with the
+    /// line, column and a fix.
+    pub fn load(path: &Path) -> Result<Self, StoreError> {
+        let text = fs::read_to_string(path).map_err(|source| StoreError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Like [`CredentialStore::load`], but a missing file is an empty store (for `users add`,
+    /// which creates the file).
+    ///
+    /// # Errors
+    /// As [`CredentialStore::load`], except for a missing file.
+    pub fn load_or_empty(path: &Path) -> Result<Self, StoreError> {
+        match Self::load(path) {
+            Err(StoreError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Ok(Self::new())
+            }
+            other => other,
+        }
+    }
+
+    /// Parses the content of a credential file; `path` only names it in errors.
+    ///
+    /// # Errors
+    /// [`StoreError::Parse`] with the line, column and a fix.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, StoreError> {
+        let at = |span: std::ops::Range<usize>, message: String, fix: &str| {
+            let (line, column) = line_column(text, span.start);
+            StoreError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message,
+                fix: fix.to_owned(),
+            }
+        };
+        let file: FileIn = toml::from_str(text).map_err(|e| {
+            at(
+                e.span().unwrap_or(0..0),
+                e.message().trim().replace('\n', " "),
+                "fix the TOML there, or remove the user and add it again with `kgate users add`",
+            )
+        })?;
+        let mut store = CredentialStore::new();
+        for (name, table) in file.users {
+            let name_span = name.span();
+            let name = name.into_inner();
+            if let Err(e) = validate_username(&name) {
+                return Err(at(
+                    name_span,
+                    format!("invalid username {name:?}: {e}"),
+                    "use a non-empty name without control characters",
+                ));
+            }
+            let mut user = UserCredentials::default();
+            for (mechanism_name, entry) in table {
+                let Some(mechanism) = Mechanism::from_name(mechanism_name.get_ref()) else {
+                    return Err(at(
+                        mechanism_name.span(),
+                        format!("unknown mechanism {:?}", mechanism_name.get_ref()),
+                        "use SCRAM-SHA-256 or SCRAM-SHA-512",
+                    ));
+                };
+                let readd = format!(
+                    "re-create it with `kgate users add {name} --mechanism {mechanism} \
+                     --password-stdin`"
+                );
+                let decode = |field: &Spanned<String>, what: &str| {
+                    BASE64.decode(field.get_ref()).map_err(|_| {
+                        at(
+                            field.span(),
+                            format!("{what} of {name}/{mechanism} is not valid Base64"),
+                            &readd,
+                        )
+                    })
+                };
+                let salt = decode(&entry.salt, "salt")?;
+                let stored_key = decode(&entry.stored_key, "stored_key")?;
+                let server_key = decode(&entry.server_key, "server_key")?;
+                let iterations = *entry.iterations.get_ref();
+                let credential = ScramCredential::from_parts(
+                    mechanism, salt, stored_key, server_key, iterations,
+                )
+                .map_err(|e| {
+                    let span = match e {
+                        CredentialFormatError::Iterations(_) => entry.iterations.span(),
+                        CredentialFormatError::EmptySalt => entry.salt.span(),
+                        CredentialFormatError::KeyLength { field, .. } if field == "server_key" => {
+                            entry.server_key.span()
+                        }
+                        _ => entry.stored_key.span(),
+                    };
+                    at(span, format!("{name}/{mechanism}: {e}"), &readd)
+                })?;
+                user.by_mechanism.insert(mechanism, credential);
+            }
+            if user.by_mechanism.is_empty() {
+                return Err(at(
+                    name_span,
+                    format!("user {name:?} has no credential"),
+                    "add one with `kgate users add`, or delete the empty table",
+                ));
+            }
+            store.users.insert(name, user);
+        }
+        Ok(store)
+    }
+
+    /// The file content for this store (the header comment, then one table per credential).
+    pub fn to_toml(&self) -> String {
+        let file = FileOut {
+            users: self
+                .users
+                .iter()
+                .map(|(name, user)| {
+                    let table = user
+                        .iter()
+                        .map(|(m, c)| {
+                            let entry = EntryOut {
+                                iterations: c.iterations(),
+                                salt: BASE64.encode(c.salt()),
+                                server_key: BASE64.encode(c.server_key()),
+                                stored_key: BASE64.encode(c.stored_key()),
+                            };
+                            (m.name(), entry)
+                        })
+                        .collect();
+                    (name.as_str(), table)
+                })
+                .collect(),
+        };
+        // Maps of strings, strings and integers always serialize; an empty string is the
+        // (unreachable) fallback rather than a panic.
+        let body = toml::to_string(&file).unwrap_or_default();
+        format!("{FILE_HEADER}\n{body}")
+    }
+
+    /// Writes the store to `path` atomically with mode 0600.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`] naming the file.
+    pub fn save(&self, path: &Path) -> Result<(), StoreError> {
+        write_atomically(path, self.to_toml().as_bytes()).map_err(|source| StoreError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The user's credentials, if the user exists.
+    pub fn user(&self, name: &str) -> Option<&UserCredentials> {
+        self.users.get(name)
+    }
+
+    /// The user's credential for `mechanism`.
+    pub fn credential(&self, name: &str, mechanism: Mechanism) -> Option<&ScramCredential> {
+        self.users.get(name)?.credential(mechanism)
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether there are no users.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Every user with mechanisms and iteration counts, sorted by name; never a secret.
+    pub fn list(&self) -> Vec<UserSummary> {
+        self.users
+            .iter()
+            .map(|(name, user)| UserSummary {
+                name: name.clone(),
+                mechanisms: user.iter().map(|(m, c)| (m, c.iterations())).collect(),
+            })
+            .collect()
+    }
+
+    /// Creates a credential from a password (random salt; runs PBKDF2). Refuses to replace
+    /// an existing one: see [`CredentialStore::set`].
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`], an invalid username or iteration count, or a failing
+    /// random source.
+    pub fn add(
+        &mut self,
+        name: &str,
+        mechanism: Mechanism,
+        password: &[u8],
+        iterations: u32,
+    ) -> Result<(), StoreError> {
+        if self.credential(name, mechanism).is_some() {
+            return Err(StoreError::AlreadyExists {
+                name: name.to_owned(),
+                mechanism,
+            });
+        }
+        self.set(name, mechanism, password, iterations)
+    }
+
+    /// Creates or replaces a credential from a password (random salt; runs PBKDF2).
+    ///
+    /// # Errors
+    /// An invalid username or iteration count, or a failing random source.
+    pub fn set(
+        &mut self,
+        name: &str,
+        mechanism: Mechanism,
+        password: &[u8],
+        iterations: u32,
+    ) -> Result<(), StoreError> {
+        validate_username(name)?;
+        check_iteration_range(i64::from(iterations))?;
+        let credential = ScramCredential::from_password(mechanism, password, iterations)?;
+        self.insert(name, mechanism, credential)?;
+        Ok(())
+    }
+
+    /// Creates or replaces a credential made elsewhere (e.g. imported from Kafka).
+    ///
+    /// # Errors
+    /// [`CredentialError`] for an invalid username.
+    pub fn insert(
+        &mut self,
+        name: &str,
+        mechanism: Mechanism,
+        credential: ScramCredential,
+    ) -> Result<(), CredentialError> {
+        validate_username(name)?;
+        self.users
+            .entry(name.to_owned())
+            .or_default()
+            .by_mechanism
+            .insert(mechanism, credential);
+        Ok(())
+    }
+
+    /// Removes a user and all of their credentials.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownUser`].
+    pub fn remove(&mut self, name: &str) -> Result<(), StoreError> {
+        self.users
+            .remove(name)
+            .map(drop)
+            .ok_or_else(|| StoreError::UnknownUser(name.to_owned()))
+    }
+
+    /// Removes one credential of a user (the user goes when the last one does), as Kafka's
+    /// AlterUserScramCredentials deletion.
+    ///
+    /// # Errors
+    /// [`CredentialError::NotFound`] (91) when the user has no such credential;
+    /// [`CredentialError::EmptyUsername`] for an empty name.
+    pub fn delete(&mut self, name: &str, mechanism: Mechanism) -> Result<(), CredentialError> {
+        if name.is_empty() {
+            return Err(CredentialError::EmptyUsername);
+        }
+        let user = self.users.get_mut(name).ok_or(CredentialError::NotFound)?;
+        user.by_mechanism
+            .remove(&mechanism)
+            .ok_or(CredentialError::NotFound)?;
+        if user.by_mechanism.is_empty() {
+            self.users.remove(name);
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces a credential from what Kafka's AlterUserScramCredentials carries:
+    /// the client ran PBKDF2, the server derives StoredKey and ServerKey (cheap).
+    ///
+    /// # Errors
+    /// Kafka's per-user errors: [`CredentialError::EmptyUsername`],
+    /// [`CredentialError::TooFewIterations`], [`CredentialError::TooManyIterations`] (all
+    /// 93), or [`CredentialError::Unacceptable`] for an empty salt or a salted password that
+    /// is not the hash length.
+    pub fn upsert_salted_password(
+        &mut self,
+        name: &str,
+        mechanism: Mechanism,
+        iterations: i32,
+        salt: &[u8],
+        salted_password: &[u8],
+    ) -> Result<(), CredentialError> {
+        validate_username(name)?;
+        let iterations = check_iteration_range(i64::from(iterations))?;
+        let credential = ScramCredential::from_salted_password(
+            mechanism,
+            salt.to_vec(),
+            salted_password,
+            iterations,
+        )
+        .map_err(CredentialError::Unacceptable)?;
+        self.insert(name, mechanism, credential)
+    }
+
+    /// Applies one AlterUserScramCredentials request as Kafka's controller does and returns
+    /// one result per user, in order of first appearance (deletions first).
+    ///
+    /// A user named twice for the same mechanism gets [`CredentialError::Duplicate`]; a user
+    /// with any invalid alteration gets that error and none of its alterations are applied.
+    /// Other users are not affected.
+    pub fn alter(
+        &mut self,
+        deletions: &[Deletion],
+        upsertions: &[Upsertion],
+    ) -> Vec<(String, Result<(), CredentialError>)> {
+        let mut order: Vec<&str> = Vec::new();
+        let mut seen: Vec<(&str, i8)> = Vec::new();
+        let mut duplicates: Vec<&str> = Vec::new();
+        let names = deletions
+            .iter()
+            .map(|d| (d.name.as_str(), d.mechanism))
+            .chain(upsertions.iter().map(|u| (u.name.as_str(), u.mechanism)));
+        for (name, mechanism) in names {
+            if !order.contains(&name) {
+                order.push(name);
+            }
+            if seen.contains(&(name, mechanism)) {
+                duplicates.push(name);
+            } else {
+                seen.push((name, mechanism));
+            }
+        }
+        order
+            .into_iter()
+            .map(|name| {
+                let result = if duplicates.contains(&name) {
+                    Err(CredentialError::Duplicate)
+                } else {
+                    self.alter_user(name, deletions, upsertions)
+                };
+                (name.to_owned(), result)
+            })
+            .collect()
+    }
+
+    /// Validates then applies every alteration of one user, all or nothing.
+    fn alter_user(
+        &mut self,
+        name: &str,
+        deletions: &[Deletion],
+        upsertions: &[Upsertion],
+    ) -> Result<(), CredentialError> {
+        let mut next = self.clone();
+        for d in deletions.iter().filter(|d| d.name == name) {
+            let mechanism =
+                Mechanism::from_kafka_type(d.mechanism).ok_or(CredentialError::UnknownMechanism)?;
+            next.delete(name, mechanism)?;
+        }
+        for u in upsertions.iter().filter(|u| u.name == name) {
+            let mechanism =
+                Mechanism::from_kafka_type(u.mechanism).ok_or(CredentialError::UnknownMechanism)?;
+            next.upsert_salted_password(
+                name,
+                mechanism,
+                u.iterations,
+                &u.salt,
+                &u.salted_password,
+            )?;
+        }
+        // Only this user's entry changed in `next`.
+        match next.users.remove(name) {
+            Some(user) => self.users.insert(name.to_owned(), user),
+            None => self.users.remove(name),
+        };
+        Ok(())
+    }
+
+    /// Adds or replaces a credential given as Kafka's credential string
+    /// `salt=<b64>,stored_key=<b64>,server_key=<b64>,iterations=<n>`.
+    ///
+    /// # Errors
+    /// An invalid username, or a malformed string.
+    pub fn import(
+        &mut self,
+        name: &str,
+        mechanism: Mechanism,
+        kafka_credential: &str,
+    ) -> Result<(), StoreError> {
+        let credential = ScramCredential::from_kafka_string(mechanism, kafka_credential)?;
+        self.insert(name, mechanism, credential)?;
+        Ok(())
+    }
+
+    /// The user's credential as Kafka's credential string, for `kafka-configs` or a KRaft
+    /// bootstrap. It holds secrets (StoredKey, ServerKey), though no password.
+    pub fn export(&self, name: &str, mechanism: Mechanism) -> Option<String> {
+        Some(self.credential(name, mechanism)?.to_kafka_string())
+    }
+
+    /// Checks a PLAIN password against the user's credential, preferring SCRAM-SHA-256
+    /// (cheaper) when the user has both. Runs PBKDF2: see [`crate::plain`] for why this
+    /// belongs on a blocking thread. `None` when the user does not exist.
+    pub fn verify_password(&self, name: &str, password: &[u8]) -> Option<bool> {
+        let user = self.users.get(name)?;
+        let (mechanism, credential) = user.iter().next()?;
+        Some(credential.verify_password(mechanism, password))
+    }
+}
+
+/// Kafka's username rule (not empty) plus kgate's (no control characters).
+///
+/// # Errors
+/// [`CredentialError::EmptyUsername`] or [`CredentialError::UnprintableUsername`].
+pub fn validate_username(name: &str) -> Result<(), CredentialError> {
+    if name.is_empty() {
+        Err(CredentialError::EmptyUsername)
+    } else if name.chars().any(char::is_control) {
+        Err(CredentialError::UnprintableUsername)
+    } else {
+        Ok(())
+    }
+}
+
+fn check_iteration_range(iterations: i64) -> Result<u32, CredentialError> {
+    if iterations < i64::from(MIN_ITERATIONS) {
+        Err(CredentialError::TooFewIterations)
+    } else if iterations > i64::from(MAX_ITERATIONS) {
+        Err(CredentialError::TooManyIterations)
+    } else {
+        u32::try_from(iterations).map_err(|_| CredentialError::TooManyIterations)
+    }
+}
+
+// === file format ===
+
+const FILE_HEADER: &str = "\
+# kgate credential file: salted SCRAM credentials (RFC 5802), one table per user and mechanism.
+# No password is stored. StoredKey and ServerKey are still secrets: keep this file mode 0600.
+# Manage it with `kgate users add|list|remove --users FILE`.
+";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIn {
+    #[serde(default)]
+    users: BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, EntryIn>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryIn {
+    salt: Spanned<String>,
+    stored_key: Spanned<String>,
+    server_key: Spanned<String>,
+    iterations: Spanned<u32>,
+}
+
+#[derive(Serialize)]
+struct FileOut<'a> {
+    users: BTreeMap<&'a str, BTreeMap<&'static str, EntryOut>>,
+}
+
+#[derive(Serialize)]
+struct EntryOut {
+    iterations: u32,
+    salt: String,
+    server_key: String,
+    stored_key: String,
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// Replaces `path` with `contents` so that readers see the old file or the new one, never a
+/// mix, and a crash leaves no half-written credentials: write a temporary file (mode 0600)
+/// beside it, fsync it, rename it over `path`, fsync the directory.
+fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file path"))?;
+    let mut suffix = [0u8; 8];
+    crypto::fill_random(&mut suffix).map_err(io::Error::other)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        u64::from_le_bytes(suffix)
+    ));
+    let result = (|| {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(contents)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        // Make the rename itself durable; some filesystems cannot fsync a directory.
+        if let Ok(dir) = fs::File::open(&dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+// === impl SharedCredentials ===
+
+/// The proxy's handle on the credential file: cheap to clone, lock-free to read.
+///
+/// Each authentication takes a [`snapshot`](SharedCredentials::snapshot) (an
+/// `Arc<CredentialStore>`) and uses it to the end, so a reload never changes credentials
+/// under a running exchange. [`reload`](SharedCredentials::reload) re-reads the file and
+/// keeps the old credentials if the new file is bad; [`update`](SharedCredentials::update)
+/// changes, saves and publishes in one step (for AlterUserScramCredentials). Writers are
+/// serialized by a mutex; readers never wait.
+#[derive(Clone)]
+pub struct SharedCredentials {
+    inner: Arc<SharedInner>,
+}
+
+struct SharedInner {
+    /// The file reload reads and update writes.
+    path: PathBuf,
+    /// The credentials in force.
+    current: ArcSwap<CredentialStore>,
+    /// Serializes reload and update so that no change is lost between read and swap.
+    writer: Mutex<()>,
+}
+
+impl fmt::Debug for SharedCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedCredentials")
+            .field("path", &self.inner.path)
+            .field("users", &self.inner.current.load().len())
+            .finish()
+    }
+}
+
+impl SharedCredentials {
+    /// Loads the credential file.
+    ///
+    /// # Errors
+    /// As [`CredentialStore::load`]: a missing or bad file.
+    pub fn load(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let path = path.into();
+        let store = CredentialStore::load(&path)?;
+        Ok(Self::with_store(path, store))
+    }
+
+    /// Wraps a store built in memory (e.g. by `kgate demo`); `path` is where
+    /// [`update`](SharedCredentials::update) writes and [`reload`](SharedCredentials::reload)
+    /// reads.
+    pub fn with_store(path: impl Into<PathBuf>, store: CredentialStore) -> Self {
+        SharedCredentials {
+            inner: Arc::new(SharedInner {
+                path: path.into(),
+                current: ArcSwap::from_pointee(store),
+                writer: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The credentials in force now.
+    pub fn snapshot(&self) -> Arc<CredentialStore> {
+        self.inner.current.load_full()
+    }
+
+    /// The credential file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Re-reads the file; on any error the credentials in force stay as they were.
+    ///
+    /// # Errors
+    /// As [`CredentialStore::load`].
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let _guard = self.lock();
+        let store = CredentialStore::load(&self.inner.path)?;
+        self.inner.current.store(Arc::new(store));
+        Ok(())
+    }
+
+    /// Applies `change` to a copy of the credentials, writes the file, then puts the copy in
+    /// force. If writing fails, nothing changes.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`].
+    pub fn update<T>(
+        &self,
+        change: impl FnOnce(&mut CredentialStore) -> T,
+    ) -> Result<T, StoreError> {
+        let _guard = self.lock();
+        let mut next = CredentialStore::clone(&self.inner.current.load());
+        let out = change(&mut next);
+        next.save(&self.inner.path)?;
+        self.inner.current.store(Arc::new(next));
+        Ok(out)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The mutex guards no data, so a panic elsewhere cannot leave anything inconsistent.
+        self.inner
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests;
