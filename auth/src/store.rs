@@ -311,9 +311,10 @@ impl CredentialStore {
                     let span = match e {
                         CredentialFormatError::Iterations(_) => entry.iterations.span(),
                         CredentialFormatError::EmptySalt => entry.salt.span(),
-                        CredentialFormatError::KeyLength { field, .. } if field == "server_key" => {
-                            entry.server_key.span()
-                        }
+                        CredentialFormatError::KeyLength {
+                            field: "server_key",
+                            ..
+                        } => entry.server_key.span(),
                         _ => entry.stored_key.span(),
                     };
                     at(span, format!("{name}/{mechanism}: {e}"), &readd)

@@ -459,7 +459,7 @@ fn rejects_malformed_client_final() {
             FailureReason::Malformed("proof p= missing"),
         ),
         (
-            format!("c=biws,r=NONCE,p="),
+            "c=biws,r=NONCE,p=".to_string(),
             FailureReason::Malformed("proof p= must be the last field"),
         ),
         (
@@ -483,11 +483,11 @@ fn rejects_malformed_client_final() {
             FailureReason::Malformed("c= is not the client-first gs2 header"),
         ),
         (
-            format!("c=biws,r=NONCE,p=!!!!"),
+            "c=biws,r=NONCE,p=!!!!".to_string(),
             FailureReason::Malformed("p= is not Base64"),
         ),
         (
-            format!("c=biws,r=NONCE,p=AAAA"),
+            "c=biws,r=NONCE,p=AAAA".to_string(),
             FailureReason::Malformed("p= has the wrong length"),
         ),
         (
