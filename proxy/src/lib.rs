@@ -17,6 +17,7 @@
 //! - [`server`]: listeners, TLS, the gateway's start and shutdown.
 
 pub mod connection;
+pub mod credentials;
 pub mod directory;
 pub mod frame;
 pub mod header;
@@ -26,4 +27,4 @@ pub mod server;
 pub mod upstream;
 pub mod versions;
 
-pub use server::{Gateway, GatewayConfig, PrincipalMapper, StartError, Target, TlsSettings};
+pub use server::{Gateway, GatewayConfig, StartError, Target, TlsSettings};

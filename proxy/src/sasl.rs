@@ -42,6 +42,10 @@ pub enum SaslStep {
     Failed {
         /// Sent to v1 clients in SaslAuthenticate's error_message.
         message: String,
+        /// The user the client claimed, for the log line only.
+        user: Option<String>,
+        /// The real cause (unknown user, wrong password, ...), for the log line only.
+        reason: Option<String>,
     },
 }
 
@@ -83,7 +87,11 @@ pub enum AuthClose {
     #[error("{0}")]
     Protocol(String),
     /// The credentials were refused.
-    #[error("authentication failed ({mechanism}{}): {message}", user.as_deref().map(|u| format!(", user {u}")).unwrap_or_default())]
+    #[error(
+        "authentication failed: mechanism {mechanism}, user {}, cause: {}",
+        user.as_deref().unwrap_or("-"),
+        reason.as_deref().unwrap_or(message)
+    )]
     Failed {
         /// The mechanism tried.
         mechanism: String,
@@ -91,6 +99,8 @@ pub enum AuthClose {
         message: String,
         /// The user name the client claimed, when it could be read.
         user: Option<String>,
+        /// The real cause, never sent to the client.
+        reason: Option<String>,
     },
     /// Writing to the client failed.
     #[error("i/o error: {0}")]
@@ -271,11 +281,16 @@ async fn raw_tokens<S: AsyncRead + AsyncWrite + Unpin>(
                 write_frame(stream, &response).await?;
                 return Ok(principal);
             }
-            SaslStep::Failed { message } => {
+            SaslStep::Failed {
+                message,
+                user,
+                reason,
+            } => {
                 return Err(AuthClose::Failed {
                     mechanism: mechanism.to_owned(),
                     message,
-                    user: None,
+                    user,
+                    reason,
                 })
             }
         }
@@ -324,14 +339,19 @@ async fn authenticate_requests<S: AsyncRead + AsyncWrite + Unpin>(
                 SaslAuthenticateResponse::default().with_auth_bytes(response.into()),
                 Some(Ok(principal)),
             ),
-            SaslStep::Failed { message } => (
+            SaslStep::Failed {
+                message,
+                user,
+                reason,
+            } => (
                 SaslAuthenticateResponse::default()
                     .with_error_code(SASL_AUTHENTICATION_FAILED)
                     .with_error_message(Some(StrBytes::from_string(message.clone()))),
                 Some(Err(AuthClose::Failed {
                     mechanism: mechanism.to_owned(),
                     message,
-                    user: None,
+                    user,
+                    reason,
                 })),
             ),
         };

@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use rustls::pki_types::CertificateDer;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,46 +27,22 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long a client may take to finish the TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Maps a verified client certificate to a principal (`User:CN=alice,...` after the
-/// mapping rules), or says why it cannot.
-pub type PrincipalMapper = Arc<dyn Fn(&CertificateDer<'_>) -> Result<String, String> + Send + Sync>;
-
-/// The TLS side of the client listeners. The server configuration can be swapped while
-/// running (certificate renewal); new connections use the new one.
+/// The TLS side of the client listeners.
+///
+/// The certificate and trusted client CAs reload live through the handle; new connections
+/// use the configuration in force when they arrive.
+#[derive(Debug)]
 pub struct TlsSettings {
-    config: RwLock<Arc<ServerConfig>>,
-    /// Set when client certificates are requested: turns a verified certificate into a
-    /// principal.
-    pub principal_mapper: Option<PrincipalMapper>,
-}
-
-impl std::fmt::Debug for TlsSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsSettings")
-            .field("mtls", &self.principal_mapper.is_some())
-            .finish_non_exhaustive()
-    }
+    /// The reloadable rustls configuration.
+    pub handle: kgate_certs::TlsConfigHandle,
+    /// Set when client certificates are accepted: turns a verified certificate into a
+    /// principal with Kafka's `ssl.principal.mapping.rules`.
+    pub principal_mapper: Option<kgate_certs::PrincipalMapper>,
 }
 
 impl TlsSettings {
-    /// TLS with this server configuration; `principal_mapper` for mTLS.
-    pub fn new(config: Arc<ServerConfig>, principal_mapper: Option<PrincipalMapper>) -> Self {
-        Self {
-            config: RwLock::new(config),
-            principal_mapper,
-        }
-    }
-
-    /// Replaces the server configuration for new connections.
-    pub fn replace(&self, config: Arc<ServerConfig>) {
-        *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
-    }
-
     fn current(&self) -> Arc<ServerConfig> {
-        self.config
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.handle.current()
     }
 }
 
@@ -402,8 +377,8 @@ async fn serve_connection(
                         &tls.principal_mapper,
                         tls_stream.get_ref().1.peer_certificates(),
                     ) {
-                        (Some(map), Some([leaf, ..])) => match map(leaf) {
-                            Ok(p) => Some(p),
+                        (Some(map), Some([leaf, ..])) => match map.principal(leaf) {
+                            Ok(p) => Some(format!("User:{p}")),
                             Err(e) => {
                                 log_close(
                                     &peer,

@@ -121,7 +121,10 @@ pub fn assert_exact_in_order(got: &BTreeMap<i32, Vec<(String, u64)>>, n: usize, 
     let mut key_partition: BTreeMap<&str, i32> = BTreeMap::new();
     for (partition, msgs) in got {
         for pair in msgs.windows(2) {
-            assert!(pair[0].1 < pair[1].1, "order broken in partition {partition}");
+            assert!(
+                pair[0].1 < pair[1].1,
+                "order broken in partition {partition}"
+            );
         }
         for (key, value) in msgs {
             assert_eq!(key, &format!("key-{}", value % keys as u64));
@@ -129,7 +132,11 @@ pub fn assert_exact_in_order(got: &BTreeMap<i32, Vec<(String, u64)>>, n: usize, 
             assert_eq!(p, partition, "key {key} on two partitions");
         }
     }
-    assert!(got.len() > 1, "messages spread over partitions: {:?}", got.keys());
+    assert!(
+        got.len() > 1,
+        "messages spread over partitions: {:?}",
+        got.keys()
+    );
 }
 
 /// Starts a gateway and returns it with a librdkafka config pointing at it.
@@ -138,4 +145,88 @@ pub async fn start_gateway(config: GatewayConfig) -> (Gateway, ClientConfig) {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", gateway.bootstrap_servers());
     (gateway, client)
+}
+
+/// A CA, a server certificate for 127.0.0.1/localhost and a client certificate for alice,
+/// in a temporary directory.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        use kgate_certs::generate;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = generate::GenerateOptions::default();
+        generate::init_ca(dir.path(), &options).expect("ca");
+        generate::issue_server(
+            dir.path(),
+            &["localhost".into()],
+            &["127.0.0.1".parse().expect("ip")],
+            &options,
+        )
+        .expect("server cert");
+        generate::issue_client(dir.path(), "alice", &options).expect("client cert");
+        Self { dir }
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        self.dir.path().join(file).display().to_string()
+    }
+
+    /// The gateway's TLS settings; with `mtls`, client certificates signed by the CA are
+    /// required and mapped to principals with the default rule.
+    pub fn tls(&self, mtls: bool) -> std::sync::Arc<kgate_proxy::TlsSettings> {
+        let handle = kgate_certs::TlsConfigHandle::load(kgate_certs::TlsSettings {
+            cert: self.dir.path().join("server.pem"),
+            key: self.dir.path().join("server-key.pem"),
+            client_ca: mtls.then(|| self.dir.path().join("ca.pem")),
+        })
+        .expect("tls config");
+        std::sync::Arc::new(kgate_proxy::TlsSettings {
+            handle,
+            principal_mapper: mtls.then(kgate_certs::PrincipalMapper::default),
+        })
+    }
+}
+
+/// A credential store with `alice`/`alice-secret` and `bob`/`bob-secret` under both SCRAM
+/// mechanisms, as the gateway's authenticator offering every mechanism.
+pub fn authenticator(
+    dir: &std::path::Path,
+) -> std::sync::Arc<kgate_proxy::credentials::CredentialAuthenticator> {
+    use kgate_auth::{CredentialStore, Mechanism, SharedCredentials};
+    let mut store = CredentialStore::new();
+    for (user, password) in [("alice", "alice-secret"), ("bob", "bob-secret")] {
+        for m in [Mechanism::ScramSha256, Mechanism::ScramSha512] {
+            store
+                .add(user, m, password.as_bytes(), 4096)
+                .expect("add user");
+        }
+    }
+    let path = dir.join("users.toml");
+    store.save(&path).expect("save users");
+    let creds = SharedCredentials::load(&path).expect("load users");
+    std::sync::Arc::new(kgate_proxy::credentials::CredentialAuthenticator::new(
+        creds,
+        kgate_proxy::credentials::SaslMechanism::all(),
+    ))
+}
+
+/// librdkafka settings for SASL_SSL with `mechanism` against a gateway using `pki`.
+pub fn sasl_ssl_client(
+    bootstrap: &str,
+    pki: &Pki,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("security.protocol", "SASL_SSL")
+        .set("sasl.mechanisms", mechanism)
+        .set("sasl.username", user)
+        .set("sasl.password", password)
+        .set("ssl.ca.location", pki.path("ca.pem"));
+    c
 }
