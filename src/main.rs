@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 2 error, 64 bad configuration or usage.
 
 mod cmd;
+mod config;
 
 use std::process::ExitCode;
 
@@ -11,7 +12,22 @@ use clap::{Parser, Subcommand};
 
 /// A Kafka security gateway and a Kafka teaching lab in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "kgate", version, about, long_about = None)]
+#[command(
+    name = "kgate",
+    version,
+    about,
+    long_about = None,
+    after_help = "\
+Quick start (no Kafka needed):
+  kgate demo
+
+Put it in front of a real cluster:
+  kgate certs init --dir certs && kgate certs server --dir certs --dns kafka-gw.example.com
+  kgate users add alice --users users.toml --password-stdin
+  kgate proxy --upstream 10.0.0.1:9092 --listen 0.0.0.0:9093 --advertised-host kafka-gw.example.com \\
+              --cert certs/server.pem --key certs/server-key.pem --users users.toml
+  kgate client-config --user alice --bootstrap kafka-gw.example.com:9093 --ca certs/ca.pem"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,18 +35,52 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway in front of a Kafka cluster.
+    Proxy(cmd::proxy::ProxyArgs),
+    /// The gateway in front of an embedded 3-broker cluster: try kgate with no Kafka at all.
+    Demo(cmd::demo::DemoArgs),
+    /// Create a CA, the gateway's certificate and client certificates.
+    Certs(cmd::certs::CertsArgs),
+    /// Print the client settings that work against this gateway.
+    ClientConfig(cmd::client_config::ClientConfigArgs),
+    /// Check a configuration file.
+    Config(cmd::config::ConfigArgs),
     /// Replay one workload on models of Kafka, Event Hubs, Kinesis and Pub/Sub.
     Sim(cmd::sim::SimArgs),
 }
 
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     let result = match cli.command {
+        Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Certs(args) => cmd::certs::run(args),
+        Command::ClientConfig(args) => cmd::client_config::run(args),
+        Command::Config(args) => match cmd::config::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(64),
+            Err(e) => Err(e),
+        },
         Command::Sim(args) => cmd::sim::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(config) = err.downcast_ref::<config::ConfigErrors>() {
+                eprintln!("{config}");
+                return ExitCode::from(64);
+            }
             eprintln!("kgate: {err:#}");
             ExitCode::from(2)
         }

@@ -164,7 +164,10 @@ impl Drop for EmbeddedCluster {
     }
 }
 
-fn apply<C: rdkafka::ClientContext>(mock: &MockCluster<'_, C>, command: ClusterCommand) -> Result<(), ClusterError> {
+fn apply<C: rdkafka::ClientContext>(
+    mock: &MockCluster<'_, C>,
+    command: ClusterCommand,
+) -> Result<(), ClusterError> {
     let result = match command {
         ClusterCommand::CreateTopic {
             name,
@@ -173,7 +176,9 @@ fn apply<C: rdkafka::ClientContext>(mock: &MockCluster<'_, C>, command: ClusterC
         } => mock.create_topic(&name, partitions, replication),
         ClusterCommand::BrokerDown(b) => mock.broker_down(b),
         ClusterCommand::BrokerUp(b) => mock.broker_up(b),
-        ClusterCommand::RoundTripTime { broker, delay } => mock.broker_round_trip_time(broker, delay),
+        ClusterCommand::RoundTripTime { broker, delay } => {
+            mock.broker_round_trip_time(broker, delay)
+        }
         ClusterCommand::PartitionLeader {
             topic,
             partition,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -24,6 +24,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
 /// Default cap on concurrent client connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long a client may take from TLS to the end of authentication.
+pub const AUTHENTICATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to finish the TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -158,8 +160,6 @@ pub struct Gateway {
     shared: Arc<Shared>,
     bootstrap: SocketAddr,
     shutdown: watch::Sender<bool>,
-    tasks_done: mpsc::Receiver<()>,
-    tasks_alive: Option<mpsc::Sender<()>>,
     refresher: JoinHandle<()>,
 }
 
@@ -211,19 +211,19 @@ impl Gateway {
             connections,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (alive_tx, tasks_done) = mpsc::channel(1);
         {
-            let shared = shared.clone();
+            // The directory outlives nothing but the gateway; a weak reference avoids a cycle.
+            let weak = Arc::downgrade(&shared);
             let shutdown_rx = shutdown_rx.clone();
-            let alive = alive_tx.clone();
             directory.set_spawner(Arc::new(move |node_id, listener| {
-                tokio::spawn(accept_loop(
-                    shared.clone(),
-                    listener,
-                    Target::Broker(node_id),
-                    shutdown_rx.clone(),
-                    alive.clone(),
-                ));
+                if let Some(shared) = weak.upgrade() {
+                    tokio::spawn(accept_loop(
+                        shared,
+                        listener,
+                        Target::Broker(node_id),
+                        shutdown_rx.clone(),
+                    ));
+                }
             }));
         }
         for (node_id, (host, port)) in &view.brokers {
@@ -234,7 +234,6 @@ impl Gateway {
             listener,
             Target::Bootstrap,
             shutdown_rx.clone(),
-            alive_tx.clone(),
         ));
         let refresher = tokio::spawn(refresh_loop(shared.clone()));
         info!(bootstrap = %bootstrap, brokers = view.brokers.len(), "gateway listening");
@@ -242,8 +241,6 @@ impl Gateway {
             shared,
             bootstrap,
             shutdown,
-            tasks_done,
-            tasks_alive: Some(alive_tx),
             refresher,
         })
     }
@@ -268,13 +265,26 @@ impl Gateway {
     }
 
     /// Stops accepting, lets in-flight requests finish within the grace period, and closes.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.refresher.abort();
-        self.tasks_alive = None;
+        // Every connection holds a permit until it has finished; wait until all are back.
+        let max = self.shared.config.max_connections;
+        let all_closed = async {
+            while self.shared.connections.available_permits() < max {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
         let grace = self.shared.config.shutdown_grace + Duration::from_secs(1);
-        let _ = tokio::time::timeout(grace, self.tasks_done.recv()).await;
+        if tokio::time::timeout(grace, all_closed).await.is_err() {
+            warn!("connections still open after the grace period; closing them");
+        }
         info!("gateway stopped");
+    }
+
+    /// Connections open right now.
+    pub fn open_connections(&self) -> usize {
+        self.shared.config.max_connections - self.shared.connections.available_permits()
     }
 }
 
@@ -317,7 +327,6 @@ async fn accept_loop(
     listener: TcpListener,
     target: Target,
     mut shutdown: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -344,11 +353,9 @@ async fn accept_loop(
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
-        let alive = alive.clone();
         tokio::spawn(async move {
             serve_connection(shared, stream, peer, target, shutdown).await;
             drop(permit);
-            drop(alive);
         });
     }
 }

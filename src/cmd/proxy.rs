@@ -1,0 +1,285 @@
+//! `kgate proxy`: run the gateway in front of a cluster.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use kgate_auth::SharedCredentials;
+use kgate_proxy::credentials::{CredentialAuthenticator, SaslMechanism};
+use kgate_proxy::{Gateway, GatewayConfig, TlsSettings};
+use tracing::{info, warn};
+
+use crate::config::{self, FileConfig};
+
+/// Arguments of `kgate proxy`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  kgate proxy --upstream 10.0.0.1:9092,10.0.0.2:9092 --listen 0.0.0.0:9093 \\
+              --advertised-host kafka-gw.example.com \\
+              --cert certs/server.pem --key certs/server-key.pem --users users.toml
+  kgate proxy --config kgate.toml
+
+Clients connect to --listen with SASL_SSL (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN), or with a
+client certificate when --client-ca is set. Each upstream broker N is served on
+--broker-port-base + N (default: the listen port + 1 + N). SIGHUP reloads the certificate and
+the users file; SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish, and exits.")]
+pub struct ProxyArgs {
+    /// A TOML file with any of these settings (flags win); see `kgate config check --help`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The cluster's bootstrap brokers, comma-separated.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT]", value_delimiter = ',')]
+    pub upstream: Vec<String>,
+    /// The bootstrap address kgate listens on.
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// The host name clients use to reach kgate (default: the listen IP).
+    #[arg(long, value_name = "HOST")]
+    pub advertised_host: Option<String>,
+    /// Broker N listens on this port + N.
+    #[arg(long, value_name = "PORT")]
+    pub broker_port_base: Option<u16>,
+    /// The gateway's certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The gateway's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Accept client certificates signed by this CA (mTLS); the subject becomes the principal.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    /// Kafka's ssl.principal.mapping.rules for client certificates.
+    #[arg(long, value_name = "RULES")]
+    pub principal_mapping_rules: Option<String>,
+    /// The credential file made with `kgate users add`.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// SASL mechanisms to offer (default: SCRAM-SHA-512,SCRAM-SHA-256,PLAIN).
+    #[arg(long, value_name = "MECHANISM", value_delimiter = ',')]
+    pub mechanisms: Vec<String>,
+    /// Serve clients without TLS. For labs on loopback only; never the default.
+    #[arg(long)]
+    pub plaintext: bool,
+}
+
+/// Everything `kgate proxy` needs, resolved from flags and file.
+pub struct Resolved {
+    pub gateway: GatewayConfig,
+    pub tls: Option<Arc<TlsSettings>>,
+    pub credentials: Option<SharedCredentials>,
+}
+
+fn pick<T: Clone>(flag: Option<T>, file: Option<&toml::Spanned<T>>) -> Option<T> {
+    flag.or_else(|| file.map(|s| s.get_ref().clone()))
+}
+
+fn pick_path(
+    flag: Option<PathBuf>,
+    file: Option<&toml::Spanned<PathBuf>>,
+    config: Option<&Path>,
+) -> Option<PathBuf> {
+    flag.or_else(|| {
+        let value = file?.get_ref();
+        Some(config.map_or_else(|| value.clone(), |c| config::resolve(c, value)))
+    })
+}
+
+/// Merges flags over the file and loads certificates and users.
+///
+/// # Errors
+/// A missing setting or a file that cannot be loaded, with the fix.
+pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
+    let file = match &args.config {
+        Some(path) => config::load_checked(path)?,
+        None => FileConfig::default(),
+    };
+    let cfg_path = args.config.as_deref();
+    let listen = match args.listen {
+        Some(l) => l,
+        None => match &file.listen {
+            Some(l) => l.get_ref().parse().context("listen")?,
+            None => {
+                bail!("no listen address: pass --listen IP:PORT (e.g. --listen 127.0.0.1:9093)")
+            }
+        },
+    };
+    let upstream = if args.upstream.is_empty() {
+        file.upstream
+            .as_ref()
+            .map(|u| u.get_ref().clone())
+            .unwrap_or_default()
+    } else {
+        args.upstream.clone()
+    };
+    if upstream.is_empty() {
+        bail!("no upstream cluster: pass --upstream HOST:PORT (the cluster's bootstrap brokers)");
+    }
+    let plaintext = args.plaintext || file.plaintext.as_ref().is_some_and(|p| *p.get_ref());
+    let cert = pick_path(args.cert, file.cert.as_ref(), cfg_path);
+    let key = pick_path(args.key, file.key.as_ref(), cfg_path);
+    let client_ca = pick_path(args.client_ca, file.client_ca.as_ref(), cfg_path);
+    let users = pick_path(args.users, file.users.as_ref(), cfg_path);
+    let rules = pick(
+        args.principal_mapping_rules,
+        file.principal_mapping_rules.as_ref(),
+    );
+    let mechanisms = if args.mechanisms.is_empty() {
+        file.mechanisms
+            .as_ref()
+            .map(|m| m.get_ref().clone())
+            .unwrap_or_default()
+    } else {
+        args.mechanisms
+    };
+
+    let tls = match (plaintext, cert, key) {
+        (true, None, None) => {
+            warn!("serving clients WITHOUT TLS (--plaintext): passwords and data cross the network in clear");
+            None
+        }
+        (true, _, _) => bail!("--plaintext together with --cert/--key: choose one"),
+        (false, Some(cert), Some(key)) => {
+            let handle = kgate_certs::TlsConfigHandle::load(kgate_certs::TlsSettings {
+                cert,
+                key,
+                client_ca: client_ca.clone(),
+            })?;
+            let principal_mapper = match (&client_ca, rules) {
+                (Some(_), Some(r)) => Some(r.parse::<kgate_certs::PrincipalMapper>()?),
+                (Some(_), None) => Some(kgate_certs::PrincipalMapper::default()),
+                (None, _) => None,
+            };
+            Some(Arc::new(TlsSettings {
+                handle,
+                principal_mapper,
+            }))
+        }
+        (false, _, _) => bail!(
+            "TLS needs --cert and --key (make them with `kgate certs init --dir certs` and \
+             `kgate certs server --dir certs --dns HOST`), or pass --plaintext for a lab"
+        ),
+    };
+    let credentials = match &users {
+        Some(path) => Some(SharedCredentials::load(path)?),
+        None if client_ca.is_some() => None,
+        None => bail!("no users file: pass --users FILE (create it with `kgate users add NAME --users FILE --password-stdin`)"),
+    };
+    let mut gateway = GatewayConfig::new(listen, upstream);
+    gateway.advertised_host = pick(args.advertised_host, file.advertised_host.as_ref());
+    gateway.broker_port_base = pick(args.broker_port_base, file.broker_port_base.as_ref());
+    gateway.tls = tls.clone();
+    if let Some(max) = &file.max_frame_bytes {
+        gateway.max_frame = *max.get_ref();
+    }
+    if let Some(ms) = &file.failed_auth_delay_ms {
+        gateway.sasl.failure_delay = Duration::from_millis(*ms.get_ref());
+    }
+    if let Some(ms) = &file.shutdown_grace_ms {
+        gateway.shutdown_grace = Duration::from_millis(*ms.get_ref());
+    }
+    if let Some(creds) = &credentials {
+        let mechs = if mechanisms.is_empty() {
+            SaslMechanism::all()
+        } else {
+            mechanisms
+                .iter()
+                .map(|m| {
+                    SaslMechanism::from_name(m).with_context(|| {
+                        format!(
+                            "unknown mechanism {m:?} (use SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN)"
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?
+        };
+        gateway.sasl.authenticator =
+            Some(Arc::new(CredentialAuthenticator::new(creds.clone(), mechs)));
+    }
+    Ok(Resolved {
+        gateway,
+        tls,
+        credentials,
+    })
+}
+
+/// Runs `kgate proxy` until SIGTERM or Ctrl-C.
+pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    let resolved = resolve(args)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(resolved, None))
+}
+
+/// Starts the gateway, prints where it listens, handles SIGHUP reloads, and waits for a stop
+/// signal (or for `stop` to resolve, for the demo and tests).
+pub async fn serve(
+    resolved: Resolved,
+    stop: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> anyhow::Result<()> {
+    let Resolved {
+        gateway,
+        tls,
+        credentials,
+    } = resolved;
+    let upstream = gateway.upstream.join(",");
+    let gateway = Gateway::start(gateway)
+        .await
+        .with_context(|| format!("cannot start the gateway in front of {upstream}"))?;
+    info!(bootstrap = %gateway.bootstrap_servers(), "kgate is ready");
+    wait_for_stop(stop, tls.as_deref(), credentials.as_ref()).await;
+    gateway.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_stop(
+    stop: Option<tokio::sync::oneshot::Receiver<()>>,
+    tls: Option<&TlsSettings>,
+    credentials: Option<&SharedCredentials>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let stop = async {
+        match stop {
+            Some(rx) => {
+                let _ = rx.await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => { info!("Ctrl-C: shutting down"); return; }
+            _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
+                info!("SIGTERM: shutting down");
+                return;
+            }
+            _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
+                reload(tls, credentials);
+            }
+            _ = &mut stop => return,
+        }
+    }
+}
+
+/// Reloads certificates and users; a bad new file is refused and the old one stays.
+pub fn reload(tls: Option<&TlsSettings>, credentials: Option<&SharedCredentials>) {
+    if let Some(tls) = tls {
+        match tls.handle.reload() {
+            Ok(outcome) => info!(?outcome, "TLS configuration reloaded"),
+            Err(e) => {
+                warn!(error = %e, "TLS reload refused; the previous certificate stays in force")
+            }
+        }
+    }
+    if let Some(creds) = credentials {
+        match creds.reload() {
+            Ok(()) => info!("users reloaded"),
+            Err(e) => warn!(error = %e, "users reload refused; the previous users stay in force"),
+        }
+    }
+}
