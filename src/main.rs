@@ -41,6 +41,12 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Create a CA, the gateway's certificate and client certificates.
     Certs(cmd::certs::CertsArgs),
+    /// Manage the users file (salted SCRAM credentials; no password is ever stored).
+    Users(cmd::users::UsersArgs),
+    /// Manage Kafka ACLs in the policy file, and check what they allow.
+    Acl(cmd::acl::AclArgs),
+    /// Bind roles (DeveloperRead, ResourceOwner, ...) to principals in the policy file.
+    Role(cmd::role::RoleArgs),
     /// Print the client settings that work against this gateway.
     ClientConfig(cmd::client_config::ClientConfigArgs),
     /// Check a configuration file.
@@ -66,6 +72,9 @@ fn main() -> ExitCode {
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Certs(args) => cmd::certs::run(args),
+        Command::Users(args) => cmd::users::run(args),
+        Command::Acl(args) => cmd::acl::run(args),
+        Command::Role(args) => cmd::role::run(args),
         Command::ClientConfig(args) => cmd::client_config::run(args),
         Command::Config(args) => match cmd::config::run(args) {
             Ok(true) => Ok(()),

@@ -44,9 +44,15 @@ async fn metadata_holds_only_gateway_addresses() {
         .collect();
     for b in md.brokers() {
         let addr = format!("{}:{}", b.host(), b.port());
-        assert!(!cluster_ports.contains(&addr), "{addr} is the cluster's own address");
+        assert!(
+            !cluster_ports.contains(&addr),
+            "{addr} is the cluster's own address"
+        );
         assert_eq!(b.host(), "127.0.0.1");
-        assert!(ports.contains(&(b.port() as u16)), "{addr} is not a kgate port");
+        assert!(
+            ports.contains(&(b.port() as u16)),
+            "{addr} is not a kgate port"
+        );
     }
     gateway.shutdown().await;
 }

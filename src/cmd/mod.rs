@@ -1,8 +1,11 @@
 //! One module per subcommand.
 
+pub mod acl;
 pub mod certs;
 pub mod client_config;
 pub mod config;
 pub mod demo;
 pub mod proxy;
+pub mod role;
 pub mod sim;
+pub mod users;
