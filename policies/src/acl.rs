@@ -664,6 +664,42 @@ pub struct AclBinding {
     pub permission: Permission,
 }
 
+impl AclBinding {
+    /// One CreateAcls creation from its wire fields (reference §2.5), checked as Kafka's
+    /// controller does: a concrete resource type, LITERAL or PREFIXED, a concrete operation,
+    /// ALLOW or DENY, a non-empty name, `kafka-cluster` for the cluster, a `Type:name`
+    /// principal. kgate also requires the host to be `*` or an IP address.
+    ///
+    /// # Errors
+    /// The first invalid field; the proxy answers that creation with INVALID_REQUEST (42) and
+    /// the error's text.
+    pub fn from_wire(
+        resource_type: i8,
+        name: &str,
+        pattern_type: i8,
+        principal: &str,
+        host: &str,
+        operation: i8,
+        permission: i8,
+    ) -> Result<Self, ParseError> {
+        let resource_type = ResourceType::from_code(resource_type)
+            .ok_or_else(|| ParseError::ResourceType(resource_type.to_string()))?;
+        let pattern_type = PatternType::from_code(pattern_type)
+            .ok_or_else(|| ParseError::PatternType(pattern_type.to_string()))?;
+        let operation = Operation::from_code(operation)
+            .ok_or_else(|| ParseError::Operation(operation.to_string()))?;
+        let permission = Permission::from_code(permission)
+            .ok_or_else(|| ParseError::Permission(permission.to_string()))?;
+        Ok(AclBinding {
+            pattern: ResourcePattern::new(resource_type, pattern_type, name)?,
+            principal: principal.parse()?,
+            host: host.parse()?,
+            operation,
+            permission,
+        })
+    }
+}
+
 impl fmt::Display for AclBinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

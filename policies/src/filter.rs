@@ -2,7 +2,7 @@
 //! DescribeAcls shows and DeleteAcls removes, and what `kgate acl list|remove` select.
 
 use crate::{
-    AclBinding, Host, Operation, PatternType, PatternTypeFilter, Permission, Principal,
+    AclBinding, Host, Operation, ParseError, PatternType, PatternTypeFilter, Permission, Principal,
     ResourcePattern, ResourceType, WILDCARD,
 };
 
@@ -119,6 +119,54 @@ impl AclBindingFilter {
         self.pattern.matches(&acl.pattern) && self.entry.matches(acl)
     }
 
+    /// A DescribeAcls request or one DeleteAcls filter from its wire fields (v1+; apply
+    /// [`AclBindingFilter::for_version_0`] for v0). Nullable strings are `None`.
+    ///
+    /// Returns `Ok(None)` for a filter that can match nothing: a principal or host that no
+    /// stored ACL can have (Kafka compares the strings and finds nothing). The proxy then
+    /// answers with an empty result.
+    ///
+    /// # Errors
+    /// UNKNOWN (0) or unknown codes in any field: INVALID_REQUEST (42), as Kafka's "Unknown
+    /// patternFilter." / "Unknown entryFilter.".
+    pub fn from_wire(
+        resource_type: i8,
+        name: Option<&str>,
+        pattern_type: i8,
+        principal: Option<&str>,
+        host: Option<&str>,
+        operation: i8,
+        permission: i8,
+    ) -> Result<Option<Self>, ParseError> {
+        let filter = AclBindingFilter {
+            pattern: ResourcePatternFilter {
+                resource_type: ResourceType::filter_from_code(resource_type)?,
+                name: name.map(str::to_owned),
+                pattern_type: PatternTypeFilter::from_code(pattern_type)?,
+            },
+            entry: AccessControlEntryFilter {
+                principal: None,
+                host: None,
+                operation: Operation::filter_from_code(operation)?,
+                permission: Permission::filter_from_code(permission)?,
+            },
+        };
+        let Ok(principal) = principal.map(str::parse::<Principal>).transpose() else {
+            return Ok(None);
+        };
+        let Ok(host) = host.map(str::parse::<Host>).transpose() else {
+            return Ok(None);
+        };
+        Ok(Some(AclBindingFilter {
+            entry: AccessControlEntryFilter {
+                principal,
+                host,
+                ..filter.entry
+            },
+            ..filter
+        }))
+    }
+
     /// Kafka's treatment of v0 DescribeAcls/DeleteAcls filters, which predate prefixed ACLs:
     /// pattern ANY becomes LITERAL so legacy clients never see or delete PREFIXED ACLs.
     /// Returns `None` for any other non-literal pattern filter (UNSUPPORTED_VERSION).
@@ -225,6 +273,61 @@ mod tests {
         f.entry.principal = Some("User:alice".parse().unwrap());
         assert!(!f.matches(&acl), "principal filter does not expand User:*");
         assert!(AclBindingFilter::exact(&acl).matches(&acl));
+    }
+
+    #[test]
+    fn wire_fields_convert_with_kafka_validation() {
+        let b = AclBinding::from_wire(2, "orders", 4, "User:a", "::1", 3, 3).unwrap();
+        assert_eq!(b.pattern, pattern(Topic, Prefixed, "orders"));
+        assert_eq!(b.host.to_string(), "0:0:0:0:0:0:0:1");
+        assert_eq!(
+            AclBinding::from_wire(4, "x", 3, "User:a", "*", 3, 3)
+                .unwrap_err()
+                .to_string(),
+            "The only valid name for the CLUSTER resource is kafka-cluster"
+        );
+        assert!(
+            AclBinding::from_wire(1, "x", 3, "User:a", "*", 3, 3).is_err(),
+            "ANY type"
+        );
+        assert!(
+            AclBinding::from_wire(2, "x", 2, "User:a", "*", 3, 3).is_err(),
+            "MATCH pattern"
+        );
+        assert!(
+            AclBinding::from_wire(2, "x", 3, "User:a", "*", 1, 3).is_err(),
+            "ANY operation"
+        );
+        assert!(
+            AclBinding::from_wire(2, "x", 3, "User:a", "*", 3, 1).is_err(),
+            "ANY permission"
+        );
+        assert!(
+            AclBinding::from_wire(2, "", 3, "User:a", "*", 3, 3).is_err(),
+            "empty name"
+        );
+        assert!(
+            AclBinding::from_wire(2, "x", 3, "alice", "*", 3, 3).is_err(),
+            "principal"
+        );
+
+        let f = AclBindingFilter::from_wire(1, None, 1, None, None, 1, 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f, AclBindingFilter::any());
+        let f = AclBindingFilter::from_wire(2, Some("t"), 2, Some("User:a"), Some("*"), 3, 3)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.pattern.pattern_type, Match);
+        assert_eq!(f.entry.host, Some(Host::Any));
+        assert_eq!(
+            AclBindingFilter::from_wire(1, None, 1, Some("nobody"), None, 1, 1),
+            Ok(None)
+        );
+        assert!(AclBindingFilter::from_wire(0, None, 1, None, None, 1, 1).is_err());
+        assert!(AclBindingFilter::from_wire(1, None, 0, None, None, 1, 1).is_err());
+        assert!(AclBindingFilter::from_wire(1, None, 1, None, None, 0, 1).is_err());
+        assert!(AclBindingFilter::from_wire(1, None, 1, None, None, 1, 0).is_err());
     }
 
     #[test]

@@ -29,20 +29,39 @@ pub const USER_TYPE: &str = "User";
 pub const GROUP_TYPE: &str = "Group";
 
 impl Principal {
-    /// `User:<name>`.
+    /// A principal from its parts, as authentication produces it (a SASL username, a mapped
+    /// certificate subject); the name may contain `:`.
+    ///
+    /// # Errors
+    /// An empty name or one with surrounding whitespace (it could not be written in a policy
+    /// file, so no ACL could name it), or a type that is empty, not alphanumeric, or
+    /// `user`/`group` in the wrong case.
+    pub fn new(kind: &str, name: &str) -> Result<Self, ParseError> {
+        let text = format!("{kind}:{name}");
+        check_kind(kind, name, &text)?;
+        if name.is_empty() || name.trim() != name {
+            return Err(ParseError::PrincipalShape(text));
+        }
+        Ok(Principal {
+            text: text.into(),
+            colon: kind.len(),
+        })
+    }
+
+    /// `User:<name>` (see [`Principal::new`]).
     ///
     /// # Errors
     /// When `name` is empty.
     pub fn user(name: &str) -> Result<Self, ParseError> {
-        format!("{USER_TYPE}:{name}").parse()
+        Self::new(USER_TYPE, name)
     }
 
-    /// `Group:<name>`.
+    /// `Group:<name>` (see [`Principal::new`]).
     ///
     /// # Errors
     /// When `name` is empty.
     pub fn group(name: &str) -> Result<Self, ParseError> {
-        format!("{GROUP_TYPE}:{name}").parse()
+        Self::new(GROUP_TYPE, name)
     }
 
     /// `User:*`, the wildcard principal.
@@ -79,6 +98,23 @@ impl Principal {
     }
 }
 
+fn check_kind(kind: &str, name: &str, text: &str) -> Result<(), ParseError> {
+    if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ParseError::PrincipalShape(text.to_owned()));
+    }
+    for expected in [USER_TYPE, GROUP_TYPE] {
+        if kind != expected && kind.eq_ignore_ascii_case(expected) {
+            return Err(ParseError::PrincipalCase {
+                given: text.to_owned(),
+                expected: format!("{expected}:{name}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Parses `Type:name` as written in policy files, the CLI and ACL admin requests: split at
+/// the first `:`; surrounding spaces in the name are refused as a likely typo.
 impl FromStr for Principal {
     type Err = ParseError;
 
@@ -86,20 +122,9 @@ impl FromStr for Principal {
         let shape = || ParseError::PrincipalShape(s.to_owned());
         let colon = s.find(':').ok_or_else(shape)?;
         let (kind, name) = (&s[..colon], &s[colon + 1..]);
-        if kind.is_empty()
-            || name.is_empty()
-            || !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            || name.trim() != name
-        {
+        check_kind(kind, name, s)?;
+        if name.is_empty() || name.trim() != name {
             return Err(shape());
-        }
-        for expected in [USER_TYPE, GROUP_TYPE] {
-            if kind != expected && kind.eq_ignore_ascii_case(expected) {
-                return Err(ParseError::PrincipalCase {
-                    given: s.to_owned(),
-                    expected: format!("{expected}:{name}"),
-                });
-            }
         }
         Ok(Principal {
             text: s.into(),
@@ -175,6 +200,16 @@ mod tests {
             "malformed principal `user:alice`: principal types are case-sensitive, write User:alice"
         );
         assert!("GROUP:x".parse::<Principal>().is_err());
+    }
+
+    #[test]
+    fn built_principals_round_trip_through_their_text() {
+        let p = Principal::user("CN=a b,O=c").unwrap();
+        assert_eq!(p.as_str().parse::<Principal>().unwrap(), p);
+        assert!(Principal::user(" spaced").is_err());
+        assert!(Principal::user("").is_err());
+        assert!(Principal::new("user", "a").is_err());
+        assert_eq!(Principal::new("User", "a:b").unwrap().name(), "a:b");
     }
 
     #[test]
