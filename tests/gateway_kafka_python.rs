@@ -1,0 +1,72 @@
+//! kafka-python (3.x, from pip in the venv `./test.sh` creates) through kgate with
+//! SCRAM-SHA-256 over TLS. kafka-python cannot talk to the embedded cluster directly (its
+//! ApiVersions and group versions are too new for it); through kgate it works, because kgate
+//! answers ApiVersions itself and caps versions to what the cluster parses.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("KGATE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "kafka-python is needed: run ./test.sh (it creates .venv with kafka-python), \
+         or set KGATE_PYTHON to a python with kafka-python installed"
+    );
+    venv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_produces_and_consumes_in_a_group_over_scram_sha_256() {
+    let topic = "clicks";
+    let cluster = common::cluster_with_topic(topic, 4);
+    let pki = common::Pki::new();
+    let mut config = common::gateway_config(&cluster);
+    config.tls = Some(pki.tls(false));
+    config.sasl.authenticator = Some(common::authenticator(pki.dir.path()));
+    let (gateway, _) = common::start_gateway(config).await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/produce_consume.py");
+    let bootstrap = gateway.bootstrap_servers();
+    let ca = pki.path("ca.pem");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .args([
+                bootstrap.as_str(),
+                ca.as_str(),
+                "SCRAM-SHA-256",
+                "alice",
+                "alice-secret",
+                topic,
+                "py-group",
+                "300",
+            ])
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "python failed:\n{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let result: serde_json::Value = serde_json::from_str(last).expect("json line");
+    assert_eq!(result["produced"], 300, "{last}");
+    assert_eq!(result["consumed"], 300, "{last}");
+    assert_eq!(result["in_order"], true, "{last}");
+    let partitions = result["partitions"].as_object().expect("partitions");
+    assert!(partitions.len() > 1, "spread over partitions: {last}");
+    let mut all: Vec<u64> = partitions
+        .values()
+        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_u64())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..300).collect::<Vec<u64>>());
+    gateway.shutdown().await;
+}
