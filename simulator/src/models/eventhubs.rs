@@ -1,0 +1,544 @@
+//! Azure Event Hubs (Standard tier): throughput units as token buckets, ServerBusy throttling
+//! with client retries, a fixed partition count, and event processors reading with checkpoints.
+//!
+//! - **Ingress:** each throughput unit (TU) admits 1 MB/s *or* 1,000 events/s, whichever comes
+//!   first, over a short window: two token buckets with a one-second burst. A send that finds
+//!   either empty gets `ServerBusy` (50002) and the client retries with exponential back-off
+//!   until it gives up.
+//! - **Egress:** 2 MB/s or 4,096 events/s per TU, capped without an error: reads are delayed.
+//!   Extra consumer groups and extra readers per partition consume egress too, and several
+//!   readers of one partition in one group all get every event (duplicates).
+//! - **Durability:** the service acknowledges after storing; broker failures are the
+//!   provider's problem and show up as a short unavailability of some partitions.
+//! - **Readers:** event-processor instances own partitions, checkpoint every interval, and take
+//!   over a dead instance's partitions when its ownership expires (from the last checkpoint).
+
+use crate::fault::{Fault, FaultKind};
+use crate::metrics::{Cause, CostEstimate};
+use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
+use crate::models::log::{Log, Rec};
+use crate::models::{backoff, Bucket, Cx, Model};
+use crate::profile::Profile;
+use crate::rng::{mix64, LatencyDist};
+use crate::time::SimTime;
+use crate::workload::Msg;
+use crate::SimError;
+
+/// Event Hubs settings.
+#[derive(Clone, Debug)]
+pub(crate) struct EventHubsCfg {
+    pub tier: String,
+    pub tus: f64,
+    pub ingress_bytes: f64,
+    pub ingress_events: f64,
+    pub egress_bytes: f64,
+    pub egress_events: f64,
+    pub partitions: usize,
+    pub consumer_groups: usize,
+    pub readers_per_partition: usize,
+    pub max_event_bytes: u32,
+    pub retention: SimTime,
+    pub publish: LatencyDist,
+    pub max_retries: u32,
+    pub retry_delay: SimTime,
+    pub retry_max: SimTime,
+    pub try_timeout: SimTime,
+    pub managed_failover: SimTime,
+    pub group: GroupCfg,
+    pub tu_usd_per_hour: f64,
+    pub ingress_usd_per_million: f64,
+}
+
+impl EventHubsCfg {
+    pub fn from_profile(p: &Profile) -> Result<EventHubsCfg, SimError> {
+        let tier = p.choice("tier", &["basic", "standard"])?;
+        let consumer_groups = p.count("consumer_groups", 1, 1000)?;
+        let max_groups = p.count("max_consumer_groups", 1, 1000)?;
+        if consumer_groups > max_groups {
+            return Err(SimError::at(
+                p.params["consumer_groups"].origin.clone(),
+                format!("the tier allows {max_groups} consumer groups per event hub, got {consumer_groups}"),
+            ));
+        }
+        let readers = p.count("readers_per_partition", 1, 1000)?;
+        let max_readers = p.count("max_readers_per_partition", 1, 1000)?;
+        if readers > max_readers {
+            return Err(SimError::at(
+                p.params["readers_per_partition"].origin.clone(),
+                format!(
+                    "at most {max_readers} concurrent readers per partition per consumer group, got {readers} (QuotaExceeded)"
+                ),
+            ));
+        }
+        let receive =
+            LatencyDist::from_p50_p99(p.millis("receive_p50_ms")?, p.millis("receive_p99_ms")?);
+        let group = GroupCfg {
+            consumers: p.count("processors", 1, 1000)?,
+            processing: p.millis("processing_ms")?,
+            max_batch: p.count("max_batch", 1, 100_000)?,
+            commit_interval: p.millis("checkpoint_interval_ms")?,
+            detect_after: p.millis("ownership_expiration_ms")?,
+            sync: p.millis("load_balancing_interval_ms")?,
+            cooperative: true,
+            max_poll_interval: None,
+            poll_interval: None,
+            fetch: receive,
+            detect_code: "ownership_expired",
+            rebalance_code: "partition_ownership_moved",
+            label: "event processor",
+            copies: readers as u32,
+        };
+        let max_event = if tier == "basic" {
+            p.int("max_event_bytes_basic", 1, u32::MAX as i64)?
+        } else {
+            p.int("max_event_bytes", 1, u32::MAX as i64)?
+        };
+        let retention_days = if tier == "basic" {
+            1.0
+        } else {
+            p.f64("retention_days")?
+        };
+        Ok(EventHubsCfg {
+            tus: p.int("throughput_units", 1, 40)? as f64,
+            ingress_bytes: p.f64("ingress_bytes_per_tu")?,
+            ingress_events: p.f64("ingress_events_per_tu")?,
+            egress_bytes: p.f64("egress_bytes_per_tu")?,
+            egress_events: p.f64("egress_events_per_tu")?,
+            partitions: p.count("partitions", 1, 32)?,
+            consumer_groups,
+            readers_per_partition: readers,
+            max_event_bytes: max_event as u32,
+            retention: SimTime::from_secs_f64(retention_days * 86_400.0),
+            publish: LatencyDist::from_p50_p99(
+                p.millis("publish_p50_ms")?,
+                p.millis("publish_p99_ms")?,
+            ),
+            max_retries: p.int("client_max_retries", 0, 100)? as u32,
+            retry_delay: p.millis("client_retry_delay_ms")?,
+            retry_max: p.millis("client_retry_max_delay_ms")?,
+            try_timeout: p.millis("client_try_timeout_ms")?,
+            managed_failover: p.millis("managed_failover_ms")?,
+            group,
+            tu_usd_per_hour: p.f64("tu_usd_per_hour")?,
+            ingress_usd_per_million: p.f64("ingress_usd_per_million_events")?,
+            tier,
+        })
+    }
+}
+
+/// Event Hubs events.
+pub(crate) enum EhEv {
+    Group(GroupEv),
+    Arrive {
+        rec: Rec,
+        attempt: u32,
+    },
+    Retry {
+        rec: Rec,
+        attempt: u32,
+    },
+    StormTick {
+        fault: u32,
+        until: SimTime,
+        interval: SimTime,
+        n: u32,
+    },
+}
+
+impl From<GroupEv> for EhEv {
+    fn from(e: GroupEv) -> Self {
+        EhEv::Group(e)
+    }
+}
+
+struct Egress {
+    bytes: Bucket,
+    events: Bucket,
+    multiplier: f64,
+}
+
+impl ReadGate for Egress {
+    fn fetch(&mut self, _p: usize, records: usize, bytes: u64, now: SimTime) -> Gate {
+        let m = self.multiplier;
+        let a = self.bytes.take_debt(now, bytes as f64 * m);
+        let b = self.events.take_debt(now, records as f64 * m);
+        let d = a.max(b);
+        if d > SimTime::ZERO {
+            Gate::Delay(d)
+        } else {
+            Gate::Open
+        }
+    }
+}
+
+/// The Event Hubs model.
+pub(crate) struct EventHubs {
+    cfg: EventHubsCfg,
+    in_bytes: Bucket,
+    in_events: Bucket,
+    egress: Egress,
+    logs: Vec<Log>,
+    visible: Vec<u64>,
+    group: Group,
+    unavailable_until: Vec<SimTime>,
+    clients_cut: bool,
+    extra_latency: SimTime,
+    outstanding: u64,
+    ingress_events_billed: f64,
+}
+
+impl EventHubs {
+    pub fn new(cfg: EventHubsCfg) -> EventHubs {
+        let n = cfg.partitions;
+        let group = Group::new(cfg.group.clone(), n);
+        EventHubs {
+            in_bytes: Bucket::new(cfg.ingress_bytes * cfg.tus, 1.0),
+            in_events: Bucket::new(cfg.ingress_events * cfg.tus, 1.0),
+            egress: Egress {
+                bytes: Bucket::new(cfg.egress_bytes * cfg.tus, 1.0),
+                events: Bucket::new(cfg.egress_events * cfg.tus, 1.0),
+                multiplier: (cfg.consumer_groups * cfg.readers_per_partition) as f64,
+            },
+            logs: (0..n).map(|_| Log::default()).collect(),
+            visible: vec![0; n],
+            group,
+            unavailable_until: vec![SimTime::ZERO; n],
+            clients_cut: false,
+            extra_latency: SimTime::ZERO,
+            outstanding: 0,
+            ingress_events_billed: 0.0,
+            cfg,
+        }
+    }
+
+    fn send(&mut self, rec: Rec, attempt: u32, cx: &mut Cx<EhEv>) {
+        if self.clients_cut {
+            let t = self.cfg.try_timeout;
+            cx.mech(Cause::Window, "request_timeout", || {
+                format!("the client cannot reach the namespace: each try times out after {t}")
+            });
+            self.failed_try(rec, attempt, self.cfg.try_timeout, cx);
+            return;
+        }
+        let lat = cx.rng.latency(&self.cfg.publish).plus(self.extra_latency);
+        cx.after(lat, EhEv::Arrive { rec, attempt });
+    }
+
+    fn failed_try(&mut self, rec: Rec, attempt: u32, after: SimTime, cx: &mut Cx<EhEv>) {
+        let now = cx.now();
+        if attempt >= self.cfg.max_retries {
+            self.outstanding = self.outstanding.saturating_sub(1);
+            cx.col.failed(rec.id, now.plus(after), Cause::Window);
+            let n = self.cfg.max_retries;
+            cx.mech_id(Cause::Window, "retries_exhausted", rec.id, || {
+                format!("the client gave up after {n} retries: the send fails")
+            });
+            return;
+        }
+        cx.col.retried();
+        let wait = after.plus(backoff(
+            &mut cx.rng,
+            self.cfg.retry_delay,
+            self.cfg.retry_max,
+            attempt,
+        ));
+        cx.after(
+            wait,
+            EhEv::Retry {
+                rec,
+                attempt: attempt + 1,
+            },
+        );
+    }
+
+    fn arrive(&mut self, rec: Rec, attempt: u32, cx: &mut Cx<EhEv>) {
+        let now = cx.now();
+        let p = (mix64(rec.key) % self.cfg.partitions as u64) as usize;
+        if now < self.unavailable_until[p] {
+            cx.mech(Cause::Window, "managed_failover", || {
+                format!("partition {p} is moving to another node inside the service: sends fail briefly")
+            });
+            self.failed_try(rec, attempt, SimTime::ZERO, cx);
+            return;
+        }
+        let bytes = f64::from(rec.size);
+        if !(self.in_bytes.has(now, bytes) && self.in_events.has(now, 1.0)) {
+            cx.col.throttled(1);
+            let tus = self.cfg.tus;
+            cx.mech_id(Cause::Window, "server_busy", rec.id, || {
+                format!(
+                    "ingress above {tus} TU (1 MB/s or 1,000 events/s each): ServerBusy 50002, the client backs off"
+                )
+            });
+            self.failed_try(rec, attempt, SimTime::ZERO, cx);
+            return;
+        }
+        self.in_bytes.try_take(now, bytes);
+        self.in_events.try_take(now, 1.0);
+        self.ingress_events_billed += (bytes / 65_536.0).ceil().max(1.0);
+        self.logs[p].push(rec);
+        self.visible[p] = self.logs[p].end();
+        self.outstanding = self.outstanding.saturating_sub(1);
+        let back = cx.rng.latency(&self.cfg.publish);
+        cx.col.acked(now.plus(back).minus(rec.created));
+        self.group.data_available(p, cx);
+    }
+
+    fn trim(&mut self, cx: &mut Cx<EhEv>) {
+        let now = cx.now();
+        for p in 0..self.logs.len() {
+            self.logs[p].trim_below(self.group.low_water(p));
+            while let Some(front) = self.logs[p].front() {
+                if front.created.plus(self.cfg.retention) > now {
+                    break;
+                }
+                let id = front.id;
+                self.logs[p].pop_front();
+                cx.col.lost(id, now, Cause::Window);
+            }
+            if self.group.processed(p) < self.logs[p].start() {
+                self.group.truncated(p, u64::MAX);
+            }
+        }
+    }
+
+    fn scale(&mut self, now: SimTime, factor: f64) {
+        let c = &self.cfg;
+        self.in_bytes
+            .scale(now, factor, c.ingress_bytes * c.tus, 1.0);
+        self.in_events
+            .scale(now, factor, c.ingress_events * c.tus, 1.0);
+        self.egress
+            .bytes
+            .scale(now, factor, c.egress_bytes * c.tus, 1.0);
+        self.egress
+            .events
+            .scale(now, factor, c.egress_events * c.tus, 1.0);
+    }
+}
+
+impl Model for EventHubs {
+    type Ev = EhEv;
+
+    fn start(&mut self, cx: &mut Cx<EhEv>) {
+        self.group.start(cx);
+    }
+
+    fn on_message(&mut self, msg: Msg, cx: &mut Cx<EhEv>) {
+        if msg.size > self.cfg.max_event_bytes {
+            cx.col.failed(msg.id, cx.now(), Cause::Window);
+            let max = self.cfg.max_event_bytes;
+            cx.mech_id(Cause::Window, "message_too_large", msg.id, || {
+                format!("events above {max} bytes are refused (MessageSizeExceeded)")
+            });
+            return;
+        }
+        self.outstanding += 1;
+        self.send(Rec::new(&msg), 0, cx);
+    }
+
+    fn on_event(&mut self, ev: EhEv, cx: &mut Cx<EhEv>) {
+        match ev {
+            EhEv::Group(g) => {
+                if self
+                    .group
+                    .on_event(g, &self.logs, &self.visible, &mut self.egress, cx)
+                {
+                    self.trim(cx);
+                }
+            }
+            EhEv::Arrive { rec, attempt } => self.arrive(rec, attempt, cx),
+            EhEv::Retry { rec, attempt } => self.send(rec, attempt, cx),
+            EhEv::StormTick {
+                fault,
+                until,
+                interval,
+                n,
+            } => {
+                if cx.now() < until {
+                    let c = n as usize % self.cfg.group.consumers.max(1);
+                    self.group.kick(c, Cause::Fault(fault as usize), cx);
+                    cx.after(
+                        interval,
+                        EhEv::StormTick {
+                            fault,
+                            until,
+                            interval,
+                            n: n + 1,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_fault(&mut self, f: &Fault, start: bool, cx: &mut Cx<EhEv>) {
+        let cause = Cause::Fault(f.id);
+        let now = cx.now();
+        match (&f.kind, start) {
+            (FaultKind::BrokerCrash { broker }, true) | (FaultKind::LeaderFailover { partition: Some(broker) }, true) => {
+                let d = self.cfg.managed_failover;
+                let n = self.cfg.partitions;
+                let b = *broker;
+                for p in (0..n).filter(|p| p % 3 == b % 3) {
+                    self.unavailable_until[p] = now.plus(d);
+                }
+                cx.mech(cause, "managed_failover", || {
+                    format!("the service moves the partitions of the failed node (every third from {b}) for about {d}; no data is lost")
+                });
+            }
+            (FaultKind::LeaderFailover { partition: None }, true) => {
+                let d = self.cfg.managed_failover;
+                self.unavailable_until[0] = now.plus(d);
+                cx.mech(cause, "managed_failover", || format!("partition 0 moves inside the service (about {d})"));
+            }
+            (FaultKind::DiskFull { .. }, true) => cx.mech(cause, "not_applicable", || {
+                "storage is managed by the provider: a full disk is not something a customer can cause".into()
+            }),
+            (FaultKind::NetworkPartition { .. }, s) => {
+                self.clients_cut = s;
+                self.group.unreachable = s;
+                if s {
+                    cx.mech(cause, "network_unreachable", || "clients cannot reach the namespace".into());
+                }
+            }
+            (FaultKind::AddedLatency { latency }, s) => {
+                let extra = if s { *latency } else { SimTime::ZERO };
+                self.extra_latency = extra;
+                self.group.extra_latency = extra;
+                if s {
+                    cx.mech(cause, "added_latency", || format!("every call takes {latency} longer each way"));
+                }
+            }
+            (FaultKind::SlowConsumer { processing, consumer }, s) => {
+                self.group.set_slow(*consumer, s.then_some(*processing));
+                if s {
+                    cx.mech(cause, "slow_processing", || format!("event processors now spend {processing} per event"));
+                }
+            }
+            (FaultKind::ConsumerCrash { consumer }, true) => self.group.crash(*consumer, cause, &self.logs, cx),
+            (FaultKind::ConsumerCrash { consumer }, false) => self.group.restart(*consumer, cause, cx),
+            (FaultKind::ThrottlingSpike { capacity_factor }, s) => {
+                let factor = if s { capacity_factor.clamp(0.001, 1.0) } else { 1.0 };
+                self.scale(now, factor);
+                if s {
+                    cx.mech(cause, "quota_reduced", || {
+                        format!("the namespace's throughput units are shared with a noisy neighbour: {:.0}% left", factor * 100.0)
+                    });
+                }
+            }
+            (FaultKind::RebalanceStorm { interval }, true) => {
+                cx.mech(cause, "partition_ownership_moved", || {
+                    "processors keep joining and leaving: partition ownership churns (and Kafka-endpoint groups are namespace-wide)".into()
+                });
+                cx.after(SimTime::ZERO, EhEv::StormTick { fault: f.id as u32, until: f.end(), interval: *interval, n: 0 });
+            }
+            _ => {}
+        }
+    }
+
+    fn gauges(&self, now: SimTime) -> (u64, SimTime, u64) {
+        let (lag, oldest) = self.group.lag(&self.logs);
+        (lag, oldest.map_or(SimTime::ZERO, |o| now.minus(o)), 0)
+    }
+
+    fn idle(&self) -> bool {
+        self.outstanding == 0 && self.group.caught_up(&self.logs)
+    }
+
+    fn finish(&mut self, cx: &mut Cx<EhEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+        self.group.mark_pending(&self.logs, cx);
+        while let Some((_, ev)) = cx.q.pop() {
+            if let crate::models::Ev::Model(EhEv::Arrive { rec, .. } | EhEv::Retry { rec, .. }) = ev
+            {
+                cx.col.pending(rec.id);
+            }
+        }
+        let c = &self.cfg;
+        let settings = vec![
+            format!("tier={}", c.tier),
+            format!("throughput_units={}", c.tus),
+            format!("partitions={}", c.partitions),
+            format!("consumer_groups={}", c.consumer_groups),
+            format!("readers_per_partition={}", c.readers_per_partition),
+            format!("processors={}", c.group.consumers),
+            format!("client_max_retries={}", c.max_retries),
+        ];
+        let hours = run.as_secs_f64() / 3600.0;
+        let mut cost = CostEstimate::default();
+        cost.line("TU-hours", c.tus * hours.ceil().max(1.0), c.tu_usd_per_hour);
+        cost.line(
+            "million ingress events (64 KB units)",
+            self.ingress_events_billed / 1e6,
+            c.ingress_usd_per_million,
+        );
+        cost.finish(run, "per TU-hour (billed by the started hour) plus ingress events; illustrative USD prices, check azure.microsoft.com");
+        (settings, cost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::Scenario;
+    use crate::ServiceKind;
+
+    fn run(eh: &str, workload: &str, secs: u32) -> crate::Report {
+        let text = format!(
+            "seed = 5\nduration = \"{secs}s\"\nservices = [\"eventhubs\"]\n[workload]\n{workload}\n[eventhubs]\n{eh}\n"
+        );
+        Scenario::from_toml_str(&text, "eh.toml")
+            .unwrap()
+            .run()
+            .unwrap()
+    }
+
+    #[test]
+    fn one_tu_offered_1500_events_of_100_bytes_is_throttled_to_1000_per_second() {
+        let secs = 20;
+        let r = run(
+            "throughput_units = 1\nclient_max_retries = 0",
+            "kind = \"telemetry\"\nrate = \"1500/s\"\nmessage_bytes = 100",
+            secs,
+        );
+        let eh = r.service(ServiceKind::EventHubs).unwrap();
+        // The one-second burst admits 1,000 extra events at the start.
+        let accepted_per_s = (eh.acked as f64 - 1000.0) / f64::from(secs);
+        assert!(
+            (accepted_per_s - 1000.0).abs() < 25.0,
+            "accepted {accepted_per_s}/s"
+        );
+        assert!(
+            eh.throttled as f64 > 0.3 * eh.produced as f64,
+            "throttled {}",
+            eh.throttled
+        );
+        assert!(eh
+            .baseline_mechanisms
+            .iter()
+            .any(|m| m.code == "server_busy"));
+        assert_eq!(eh.failed.count + eh.acked, eh.produced);
+    }
+
+    #[test]
+    fn six_readers_per_partition_are_refused_with_a_located_error() {
+        let text = "services = [\"eventhubs\"]\n[eventhubs]\nreaders_per_partition = 6\n";
+        let err = Scenario::from_toml_str(text, "eh.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("eh.toml:3:25: field `eventhubs.readers_per_partition`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn two_readers_on_a_partition_both_get_every_event() {
+        let r = run(
+            "readers_per_partition = 2",
+            "kind = \"payments\"\nrate = \"100/s\"",
+            3,
+        );
+        let eh = r.service(ServiceKind::EventHubs).unwrap();
+        assert_eq!(eh.duplicated.count, eh.delivered);
+    }
+}

@@ -1,0 +1,271 @@
+//! Service models and the loop that drives one of them through a run.
+//!
+//! Each model is a state machine over its own event type; the [`drive`] loop feeds it the
+//! workload's messages, the scenario's faults and its own scheduled events in time order, and
+//! takes a [`Sample`](crate::metrics::Sample) every interval. Models never read wall time and
+//! draw every random number from the run's [`SimRng`].
+
+pub(crate) mod eventgrid;
+pub(crate) mod eventhubs;
+pub(crate) mod group;
+pub(crate) mod kafka;
+pub(crate) mod kinesis;
+pub(crate) mod log;
+pub(crate) mod pubsub;
+
+use crate::engine::EventQueue;
+use crate::fault::Fault;
+use crate::metrics::{Cause, Collector, CostEstimate, ServiceReport};
+use crate::profile::Profile;
+use crate::rng::SimRng;
+use crate::time::SimTime;
+use crate::trail::CausalTrail;
+use crate::workload::{Msg, Workload};
+use crate::SimError;
+
+/// The driver's events around a model's own.
+pub(crate) enum Ev<E> {
+    Arrival,
+    FaultStart(usize),
+    FaultEnd(usize),
+    Sample,
+    Model(E),
+}
+
+/// What a model works with: the clock and agenda, its random stream, the collector, and the
+/// faults applied to it.
+pub(crate) struct Cx<E> {
+    pub q: EventQueue<Ev<E>>,
+    pub rng: SimRng,
+    pub col: Collector,
+    pub faults: Vec<Fault>,
+}
+
+impl<E> Cx<E> {
+    pub fn now(&self) -> SimTime {
+        self.q.now()
+    }
+
+    pub fn at(&mut self, at: SimTime, ev: impl Into<E>) {
+        self.q.schedule_at(at, Ev::Model(ev.into()));
+    }
+
+    pub fn after(&mut self, delay: SimTime, ev: impl Into<E>) {
+        self.q.schedule_in(delay, Ev::Model(ev.into()));
+    }
+
+    /// Records a mechanism attributed to `cause`.
+    pub fn mech(&mut self, cause: Cause, code: &'static str, detail: impl FnOnce() -> String) {
+        let now = self.now();
+        self.col.mechanism(now, cause, code, detail, None);
+    }
+
+    /// Records a mechanism that concerns one message.
+    pub fn mech_id(
+        &mut self,
+        cause: Cause,
+        code: &'static str,
+        id: u64,
+        detail: impl FnOnce() -> String,
+    ) {
+        let now = self.now();
+        self.col.mechanism(now, cause, code, detail, Some(id));
+    }
+}
+
+/// A service model.
+pub(crate) trait Model {
+    type Ev;
+
+    /// Schedules the model's own timers.
+    fn start(&mut self, cx: &mut Cx<Self::Ev>);
+    /// The producer offers a message.
+    fn on_message(&mut self, msg: Msg, cx: &mut Cx<Self::Ev>);
+    /// One of the model's events is due.
+    fn on_event(&mut self, ev: Self::Ev, cx: &mut Cx<Self::Ev>);
+    /// A fault starts (`start = true`) or ends.
+    fn on_fault(&mut self, fault: &Fault, start: bool, cx: &mut Cx<Self::Ev>);
+    /// Unconsumed messages, age of the oldest, under-replicated partitions.
+    fn gauges(&self, now: SimTime) -> (u64, SimTime, u64);
+    /// Whether nothing is in flight any more (the run can stop after the workload ends).
+    fn idle(&self) -> bool;
+    /// Marks still-stored messages as pending; returns settings and the cost estimate.
+    fn finish(&mut self, cx: &mut Cx<Self::Ev>, run: SimTime) -> (Vec<String>, CostEstimate);
+}
+
+/// How a run is bounded and observed.
+pub(crate) struct RunBounds {
+    pub seed: u64,
+    pub duration: SimTime,
+    pub drain: SimTime,
+    pub interval: SimTime,
+}
+
+/// Runs `model` to the end and returns its report and trails.
+pub(crate) fn drive<M: Model>(
+    mut model: M,
+    profile: &Profile,
+    mut workload: Workload,
+    faults: Vec<Fault>,
+    bounds: &RunBounds,
+    progress: &mut dyn FnMut(SimTime),
+) -> Result<(ServiceReport, Vec<CausalTrail>), SimError> {
+    let service = profile.service;
+    let mut cx = Cx {
+        q: EventQueue::new(),
+        rng: SimRng::derive(bounds.seed, service.name()),
+        col: Collector::new(service, &faults, bounds.interval),
+        faults,
+    };
+    let mut next = workload.next_msg();
+    if let Some(m) = &next {
+        cx.q.schedule_at(m.created, Ev::Arrival);
+    }
+    for (i, f) in cx.faults.iter().enumerate() {
+        cx.q.schedule_at(f.at, Ev::FaultStart(i));
+        if let Some(d) = f.duration {
+            cx.q.schedule_at(f.at.plus(d), Ev::FaultEnd(i));
+        }
+    }
+    cx.q.schedule_at(bounds.interval, Ev::Sample);
+    model.start(&mut cx);
+    let hard_stop = bounds.duration.plus(bounds.drain);
+    let mut tick = 0u32;
+    while let Some((now, ev)) = cx.q.pop() {
+        if now > hard_stop {
+            break;
+        }
+        tick = tick.wrapping_add(1);
+        if tick.is_multiple_of(65_536) {
+            progress(now);
+        }
+        match ev {
+            Ev::Arrival => {
+                if let Some(m) = next.take() {
+                    cx.col.produced(m.id, m.size);
+                    model.on_message(m, &mut cx);
+                }
+                next = workload.next_msg();
+                if let Some(m) = &next {
+                    cx.q.schedule_at(m.created, Ev::Arrival);
+                }
+            }
+            Ev::FaultStart(i) => {
+                let f = cx.faults[i].clone();
+                cx.col.fault_started(f.id);
+                model.on_fault(&f, true, &mut cx);
+            }
+            Ev::FaultEnd(i) => {
+                let f = cx.faults[i].clone();
+                model.on_fault(&f, false, &mut cx);
+            }
+            Ev::Sample => {
+                let (lag, age, urp) = model.gauges(now);
+                cx.col.sample(now, lag, age, urp);
+                if now >= bounds.duration && next.is_none() && model.idle() {
+                    break;
+                }
+                cx.q.schedule_in(bounds.interval, Ev::Sample);
+            }
+            Ev::Model(e) => model.on_event(e, &mut cx),
+        }
+    }
+    let end = cx.q.now().min(hard_stop);
+    progress(end);
+    let (settings, cost) = model.finish(&mut cx, end);
+    let events = cx.q.events_handled();
+    let Cx { col, .. } = cx;
+    Ok(col.finish(profile.name.clone(), settings, cost, end, events))
+}
+
+/// A token bucket: `rate` tokens per second, holding at most `burst` seconds' worth.
+///
+/// Quotas that "use a short-window running total" (Event Hubs) or refill per second (Kinesis)
+/// are both token buckets with a one-second burst.
+#[derive(Clone, Debug)]
+pub(crate) struct Bucket {
+    rate: f64,
+    cap: f64,
+    tokens: f64,
+    last: SimTime,
+}
+
+impl Bucket {
+    pub fn new(rate: f64, burst_secs: f64) -> Bucket {
+        let cap = (rate * burst_secs).max(1.0);
+        Bucket {
+            rate,
+            cap,
+            tokens: cap,
+            last: SimTime::ZERO,
+        }
+    }
+
+    fn refill(&mut self, now: SimTime) {
+        if now > self.last {
+            let dt = now.minus(self.last).as_secs_f64();
+            self.tokens = (self.tokens + dt * self.rate).min(self.cap);
+            self.last = now;
+        }
+    }
+
+    /// Takes `n` tokens if all are there.
+    pub fn try_take(&mut self, now: SimTime, n: f64) -> bool {
+        self.refill(now);
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether `n` tokens are there, without taking them.
+    pub fn has(&mut self, now: SimTime, n: f64) -> bool {
+        self.refill(now);
+        self.tokens >= n
+    }
+
+    /// Takes `n` tokens, going into debt if needed; returns how long until the debt is paid.
+    pub fn take_debt(&mut self, now: SimTime, n: f64) -> SimTime {
+        self.refill(now);
+        self.tokens -= n;
+        if self.tokens >= 0.0 {
+            SimTime::ZERO
+        } else {
+            SimTime::from_secs_f64(-self.tokens / self.rate.max(1e-9))
+        }
+    }
+
+    /// Changes the refill rate (a throttling spike), keeping the burst in seconds.
+    pub fn scale(&mut self, now: SimTime, factor: f64, base_rate: f64, burst_secs: f64) {
+        self.refill(now);
+        self.rate = base_rate * factor;
+        self.cap = (self.rate * burst_secs).max(1.0);
+        self.tokens = self.tokens.min(self.cap);
+    }
+}
+
+/// Exponential back-off with ±20% jitter: `base × 2^attempt`, at most `max`.
+pub(crate) fn backoff(rng: &mut SimRng, base: SimTime, max: SimTime, attempt: u32) -> SimTime {
+    let exp = base.as_micros().saturating_mul(1u64 << attempt.min(30));
+    rng.jitter(SimTime::from_micros(exp).min(max), 0.2)
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn bucket_admits_its_rate_per_second_after_the_burst() {
+        let mut b = Bucket::new(1000.0, 1.0);
+        let mut admitted = 0;
+        // 1,500 requests per second for 10 s: the first second's burst plus 1,000/s.
+        for i in 0..15_000u64 {
+            if b.try_take(SimTime::from_micros(i * 10_000 / 15), 1.0) {
+                admitted += 1;
+            }
+        }
+        assert!((admitted as f64 - 11_000.0).abs() < 50.0, "{admitted}");
+    }
+}

@@ -1,0 +1,785 @@
+//! Google Cloud Pub/Sub: no partitions, per-message leases with an ack deadline, redelivery,
+//! ordering keys, exactly-once delivery and dead-letter topics.
+//!
+//! - **Publish:** a regional throughput quota (a token bucket, each request counted as at least
+//!   1 kB); over it the publisher gets `RESOURCE_EXHAUSTED` and retries. With ordering keys each
+//!   key is also limited to 1 MB/s.
+//! - **Delivery:** messages go to whichever subscriber client has room under its flow-control
+//!   limit (competing consumers, no partition ownership, so no rebalances). Each delivery takes a
+//!   lease of `ack_deadline_s`; the client library extends leases while it holds a message (up
+//!   to `max_lease_extension_s`) unless `lease_extension` is off. A lease that runs out makes the
+//!   message deliverable again with the same id: a duplicate for the application.
+//! - **Ordering keys:** with ordering on, a key's next message is delivered only after the
+//!   previous one is acknowledged; without it, messages of one key overtake each other.
+//! - **Exactly-once:** an acknowledgement with an expired lease fails and the client sees it, so
+//!   the application counts each message once.
+//! - **Dead-letter topic:** after `max_delivery_attempts` deliveries a message is moved there.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::fault::{Fault, FaultKind};
+use crate::metrics::{Cause, CostEstimate};
+use crate::models::{backoff, Bucket, Cx, Model};
+use crate::profile::Profile;
+use crate::rng::{FixedState, LatencyDist};
+use crate::time::SimTime;
+use crate::workload::Msg;
+use crate::SimError;
+
+/// Pub/Sub settings.
+#[derive(Clone, Debug)]
+pub(crate) struct PubSubCfg {
+    pub quota_bytes: f64,
+    pub min_request_bytes: f64,
+    pub subscribers: usize,
+    pub flow_control: u32,
+    pub processing: SimTime,
+    pub ack_deadline: SimTime,
+    pub lease_extension: bool,
+    pub max_extension: SimTime,
+    pub exactly_once: bool,
+    pub ordering: bool,
+    pub key_bytes: f64,
+    pub dead_letter: bool,
+    pub max_attempts: u32,
+    pub retention: SimTime,
+    pub publish: LatencyDist,
+    pub deliver: LatencyDist,
+    pub max_retries: u32,
+    pub retry_base: SimTime,
+    pub retry_max: SimTime,
+    pub request_timeout: SimTime,
+    pub batch: f64,
+    pub usd_per_tib: f64,
+}
+
+impl PubSubCfg {
+    pub fn from_profile(p: &Profile) -> Result<PubSubCfg, SimError> {
+        let ack = p.f64("ack_deadline_s")?;
+        if !(10.0..=600.0).contains(&ack) {
+            return Err(SimError::at(
+                p.params["ack_deadline_s"].origin.clone(),
+                format!("the ack deadline must be 10 to 600 seconds, got {ack}"),
+            ));
+        }
+        let attempts = p.int("max_delivery_attempts", 5, 100)? as u32;
+        Ok(PubSubCfg {
+            quota_bytes: p.f64("publish_quota_bytes_per_s")?,
+            min_request_bytes: p.f64("min_billed_request_bytes")?,
+            subscribers: p.count("subscribers", 1, 1000)?,
+            flow_control: p.int("flow_control_max_messages", 1, 1_000_000)? as u32,
+            processing: p.millis("processing_ms")?,
+            ack_deadline: SimTime::from_secs_f64(ack),
+            lease_extension: p.bool("lease_extension")?,
+            max_extension: SimTime::from_secs_f64(p.f64("max_lease_extension_s")?),
+            exactly_once: p.bool("exactly_once")?,
+            ordering: p.bool("message_ordering")?,
+            key_bytes: p.f64("ordering_key_bytes_per_s")?,
+            dead_letter: p.bool("dead_letter_topic")?,
+            max_attempts: attempts,
+            retention: SimTime::from_secs_f64(p.f64("retention_days")? * 86_400.0),
+            publish: LatencyDist::from_p50_p99(
+                p.millis("publish_p50_ms")?,
+                p.millis("publish_p99_ms")?,
+            ),
+            deliver: LatencyDist::from_p50_p99(
+                p.millis("deliver_p50_ms")?,
+                p.millis("deliver_p99_ms")?,
+            ),
+            max_retries: p.int("client_max_retries", 0, 100)? as u32,
+            retry_base: p.millis("client_retry_base_ms")?,
+            retry_max: p.millis("client_retry_max_ms")?,
+            request_timeout: p.millis("client_request_timeout_ms")?,
+            batch: p.f64("publish_batch_messages")?.max(1.0),
+            usd_per_tib: p.f64("usd_per_tib")?,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PMsg {
+    id: u64,
+    key: u64,
+    created: SimTime,
+    size: u32,
+    attempts: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Out {
+    msg: PMsg,
+    sub: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Sub {
+    alive: bool,
+    epoch: u32,
+    held: u32,
+    busy_until: SimTime,
+    /// A StreamingPull stream delivers in order: the last arrival on it.
+    last_arrival: SimTime,
+    slow: Option<SimTime>,
+}
+
+/// Pub/Sub events.
+pub(crate) enum PsEv {
+    Arrive {
+        msg: PMsgEv,
+        attempt: u32,
+    },
+    Retry {
+        msg: PMsgEv,
+        attempt: u32,
+    },
+    Deliver {
+        sub: u32,
+        id: u64,
+        attempt: u32,
+        epoch: u32,
+    },
+    Processed {
+        sub: u32,
+        id: u64,
+        attempt: u32,
+        epoch: u32,
+    },
+    Expire {
+        id: u64,
+        attempt: u32,
+    },
+}
+
+/// A message in flight to the service (kept small for the event queue).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PMsgEv {
+    id: u64,
+    key: u64,
+    created: SimTime,
+    size: u32,
+}
+
+/// The Pub/Sub model.
+pub(crate) struct PubSub {
+    cfg: PubSubCfg,
+    quota: Bucket,
+    key_quota: HashMap<u64, Bucket, FixedState>,
+    backlog: VecDeque<PMsg>,
+    /// Ordering keys: the subscriber a key is pinned to while it has messages outstanding.
+    key_sub: HashMap<u64, (usize, u32), FixedState>,
+    /// Ordering keys: the publisher sends one key's messages in order.
+    key_last_publish: HashMap<u64, SimTime, FixedState>,
+    outstanding: HashMap<u64, Out, FixedState>,
+    subs: Vec<Sub>,
+    rr: usize,
+    clients_cut: bool,
+    extra_latency: SimTime,
+    publishing: u64,
+    billed_bytes: f64,
+    queued: u64,
+    /// Copies on their way to or inside a subscriber client.
+    in_clients: u64,
+}
+
+impl PubSub {
+    pub fn new(cfg: PubSubCfg) -> PubSub {
+        PubSub {
+            quota: Bucket::new(cfg.quota_bytes, 1.0),
+            key_quota: HashMap::default(),
+            backlog: VecDeque::new(),
+            key_sub: HashMap::default(),
+            key_last_publish: HashMap::default(),
+            outstanding: HashMap::default(),
+            subs: vec![
+                Sub {
+                    alive: true,
+                    ..Sub::default()
+                };
+                cfg.subscribers
+            ],
+            rr: 0,
+            clients_cut: false,
+            extra_latency: SimTime::ZERO,
+            publishing: 0,
+            billed_bytes: 0.0,
+            queued: 0,
+            in_clients: 0,
+            cfg,
+        }
+    }
+
+    fn bill(&mut self, size: u32) {
+        self.billed_bytes += f64::from(size).max(self.cfg.min_request_bytes / self.cfg.batch);
+    }
+
+    fn send(&mut self, msg: PMsgEv, attempt: u32, cx: &mut Cx<PsEv>) {
+        if self.clients_cut {
+            let t = self.cfg.request_timeout;
+            cx.mech(Cause::Window, "request_timeout", || {
+                format!("the publisher cannot reach Pub/Sub: Publish times out after {t}")
+            });
+            self.failed_try(msg, attempt, t, cx);
+            return;
+        }
+        let lat = cx.rng.latency(&self.cfg.publish).plus(self.extra_latency);
+        let mut at = cx.now().plus(lat);
+        if self.cfg.ordering {
+            let last = self
+                .key_last_publish
+                .entry(msg.key)
+                .or_insert(SimTime::ZERO);
+            at = at.max(*last);
+            *last = at;
+        }
+        cx.at(at, PsEv::Arrive { msg, attempt });
+    }
+
+    fn failed_try(&mut self, msg: PMsgEv, attempt: u32, after: SimTime, cx: &mut Cx<PsEv>) {
+        if attempt >= self.cfg.max_retries {
+            self.publishing = self.publishing.saturating_sub(1);
+            let now = cx.now();
+            cx.col.failed(msg.id, now.plus(after), Cause::Window);
+            cx.mech_id(Cause::Window, "retries_exhausted", msg.id, || {
+                "the publisher gave up: the publish future fails".into()
+            });
+            return;
+        }
+        cx.col.retried();
+        let wait = after.plus(backoff(
+            &mut cx.rng,
+            self.cfg.retry_base,
+            self.cfg.retry_max,
+            attempt,
+        ));
+        cx.after(
+            wait,
+            PsEv::Retry {
+                msg,
+                attempt: attempt + 1,
+            },
+        );
+    }
+
+    fn arrive(&mut self, m: PMsgEv, attempt: u32, cx: &mut Cx<PsEv>) {
+        let now = cx.now();
+        let counted = f64::from(m.size).max(1000.0);
+        if !self.quota.has(now, counted) {
+            cx.col.throttled(1);
+            cx.mech_id(Cause::Window, "resource_exhausted", m.id, || {
+                "publish throughput above the regional quota: RESOURCE_EXHAUSTED, the client retries".into()
+            });
+            self.failed_try(m, attempt, SimTime::ZERO, cx);
+            return;
+        }
+        if self.cfg.ordering {
+            let rate = self.cfg.key_bytes;
+            let b = self
+                .key_quota
+                .entry(m.key)
+                .or_insert_with(|| Bucket::new(rate, 1.0));
+            if !b.try_take(now, f64::from(m.size)) {
+                cx.col.throttled(1);
+                cx.mech_id(Cause::Window, "ordering_key_limit", m.id, || {
+                    "one ordering key publishes above 1 MB/s: the publish is rejected".into()
+                });
+                self.failed_try(m, attempt, SimTime::ZERO, cx);
+                return;
+            }
+        }
+        self.quota.try_take(now, counted);
+        self.bill(m.size);
+        self.publishing = self.publishing.saturating_sub(1);
+        let back = cx.rng.latency(&self.cfg.publish);
+        cx.col.acked(now.plus(back).minus(m.created));
+        let pm = PMsg {
+            id: m.id,
+            key: m.key,
+            created: m.created,
+            size: m.size,
+            attempts: 0,
+        };
+        self.enqueue(pm, false);
+        self.pump(cx);
+    }
+
+    fn enqueue(&mut self, pm: PMsg, front: bool) {
+        self.queued += 1;
+        if front {
+            self.backlog.push_front(pm);
+        } else {
+            self.backlog.push_back(pm);
+        }
+    }
+
+    fn release_key(&mut self, key: u64) {
+        if self.cfg.ordering {
+            if let Some((_, n)) = self.key_sub.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.key_sub.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn pump(&mut self, cx: &mut Cx<PsEv>) {
+        if self.clients_cut {
+            return;
+        }
+        let n = self.subs.len();
+        loop {
+            let pinned = match self.backlog.front() {
+                None => return,
+                Some(m) if self.cfg.ordering => self.key_sub.get(&m.key).map(|&(s, _)| s),
+                Some(_) => None,
+            };
+            let pick = pinned.filter(|&s| self.subs[s].alive).or_else(|| {
+                (0..n)
+                    .map(|k| (self.rr + k) % n)
+                    .find(|&s| self.subs[s].alive && self.subs[s].held < self.cfg.flow_control)
+            });
+            let Some(s) = pick else { return };
+            let Some(mut m) = self.backlog.pop_front() else {
+                return;
+            };
+            self.queued = self.queued.saturating_sub(1);
+            if pinned.is_none() {
+                self.rr = (s + 1) % n;
+            }
+            if self.cfg.ordering {
+                let e = self.key_sub.entry(m.key).or_insert((s, 0));
+                *e = (s, e.1 + 1);
+            }
+            let now = cx.now();
+            if m.created.plus(self.cfg.retention) <= now {
+                cx.col.lost(m.id, now, Cause::Window);
+                self.release_key(m.key);
+                continue;
+            }
+            m.attempts += 1;
+            if m.attempts > 1 {
+                cx.col.redelivered();
+            }
+            self.bill(m.size);
+            self.subs[s].held += 1;
+            self.outstanding.insert(m.id, Out { msg: m, sub: s });
+            let lat = cx.rng.latency(&self.cfg.deliver).plus(self.extra_latency);
+            let epoch = self.subs[s].epoch;
+            let arrive = now.plus(lat).max(self.subs[s].last_arrival);
+            self.subs[s].last_arrival = arrive;
+            self.in_clients += 1;
+            cx.at(
+                arrive,
+                PsEv::Deliver {
+                    sub: s as u32,
+                    id: m.id,
+                    attempt: m.attempts,
+                    epoch,
+                },
+            );
+            let lease = if self.cfg.lease_extension {
+                self.cfg.max_extension.max(self.cfg.ack_deadline)
+            } else {
+                self.cfg.ack_deadline
+            };
+            cx.after(
+                lease,
+                PsEv::Expire {
+                    id: m.id,
+                    attempt: m.attempts,
+                },
+            );
+        }
+    }
+
+    fn expire(&mut self, id: u64, attempt: u32, cx: &mut Cx<PsEv>) {
+        let Some(out) = self.outstanding.get(&id).copied() else {
+            return;
+        };
+        if out.msg.attempts != attempt {
+            return;
+        }
+        self.outstanding.remove(&id);
+        let now = cx.now();
+        let deadline = self.cfg.ack_deadline;
+        cx.mech_id(Cause::Window, "ack_deadline_expired", id, || {
+            format!("a message was not acknowledged within its lease ({deadline} ack deadline): Pub/Sub delivers it again")
+        });
+        self.release_key(out.msg.key);
+        if self.cfg.dead_letter && out.msg.attempts >= self.cfg.max_attempts {
+            let n = self.cfg.max_attempts;
+            cx.col.dead_lettered(id, now, Cause::Window);
+            cx.mech_id(Cause::Window, "dead_letter", id, || {
+                format!(
+                    "after {n} delivery attempts the message is forwarded to the dead-letter topic"
+                )
+            });
+        } else {
+            self.enqueue(out.msg, true);
+        }
+        self.pump(cx);
+    }
+
+    fn crash(&mut self, s: usize, cx: &mut Cx<PsEv>) {
+        let Some(sub) = self.subs.get_mut(s) else {
+            return;
+        };
+        if !sub.alive {
+            return;
+        }
+        sub.alive = false;
+        sub.epoch += 1;
+        sub.held = 0;
+        sub.busy_until = SimTime::ZERO;
+        let mut held: Vec<(u64, u32)> = self
+            .outstanding
+            .values()
+            .filter(|o| o.sub == s)
+            .map(|o| (o.msg.id, o.msg.attempts))
+            .collect();
+        held.sort_unstable();
+        let d = self.cfg.ack_deadline;
+        for (id, attempt) in held {
+            // Nobody extends these leases any more: they run out one deadline from now.
+            cx.after(d, PsEv::Expire { id, attempt });
+        }
+    }
+}
+
+impl Model for PubSub {
+    type Ev = PsEv;
+
+    fn start(&mut self, _cx: &mut Cx<PsEv>) {}
+
+    fn on_message(&mut self, msg: Msg, cx: &mut Cx<PsEv>) {
+        self.publishing += 1;
+        let m = PMsgEv {
+            id: msg.id,
+            key: msg.key,
+            created: msg.created,
+            size: msg.size,
+        };
+        self.send(m, 0, cx);
+    }
+
+    fn on_event(&mut self, ev: PsEv, cx: &mut Cx<PsEv>) {
+        match ev {
+            PsEv::Arrive { msg, attempt } => self.arrive(msg, attempt, cx),
+            PsEv::Retry { msg, attempt } => self.send(msg, attempt, cx),
+            PsEv::Deliver {
+                sub,
+                id,
+                attempt,
+                epoch,
+            } => {
+                let s = sub as usize;
+                if self.subs[s].epoch != epoch || !self.subs[s].alive || self.clients_cut {
+                    self.in_clients = self.in_clients.saturating_sub(1);
+                    return;
+                }
+                let proc = self.subs[s].slow.unwrap_or(self.cfg.processing);
+                let start = cx.now().max(self.subs[s].busy_until);
+                let done = start.plus(proc);
+                self.subs[s].busy_until = done;
+                cx.at(
+                    done,
+                    PsEv::Processed {
+                        sub,
+                        id,
+                        attempt,
+                        epoch,
+                    },
+                );
+            }
+            PsEv::Processed {
+                sub,
+                id,
+                attempt,
+                epoch,
+            } => {
+                let s = sub as usize;
+                self.in_clients = self.in_clients.saturating_sub(1);
+                if self.subs[s].epoch != epoch {
+                    return;
+                }
+                self.subs[s].held = self.subs[s].held.saturating_sub(1);
+                let now = cx.now();
+                let current = self.outstanding.get(&id).copied();
+                match current {
+                    Some(o) if o.msg.attempts == attempt => {
+                        self.outstanding.remove(&id);
+                        cx.col
+                            .delivered(id, o.msg.key, o.msg.created, now, Cause::Window);
+                        self.release_key(o.msg.key);
+                    }
+                    _ if self.cfg.exactly_once => {
+                        cx.mech_id(Cause::Window, "ack_failed", id, || {
+                            "exactly-once: the ack of an expired lease fails and the client is told; the message counts once".into()
+                        });
+                    }
+                    other => {
+                        // At-least-once: the work was done; the late ack is accepted or ignored.
+                        let (key, created) = other
+                            .map_or_else(|| (0, SimTime::ZERO), |o| (o.msg.key, o.msg.created));
+                        if let Some(o) = other {
+                            // Processed after its lease ran out but before the redelivery was
+                            // acknowledged: the ack still lands.
+                            self.outstanding.remove(&id);
+                            self.release_key(o.msg.key);
+                        }
+                        cx.col.delivered(id, key, created, now, Cause::Window);
+                    }
+                }
+                self.pump(cx);
+            }
+            PsEv::Expire { id, attempt } => self.expire(id, attempt, cx),
+        }
+    }
+
+    fn on_fault(&mut self, f: &Fault, start: bool, cx: &mut Cx<PsEv>) {
+        let cause = Cause::Fault(f.id);
+        let now = cx.now();
+        match (&f.kind, start) {
+            (
+                FaultKind::BrokerCrash { .. }
+                | FaultKind::LeaderFailover { .. }
+                | FaultKind::DiskFull { .. },
+                true,
+            ) => {
+                cx.mech(cause, "not_applicable", || {
+                    "Pub/Sub has no brokers or partitions a customer sees: the service absorbs the failure".into()
+                });
+            }
+            (FaultKind::RebalanceStorm { .. }, true) => cx.mech(cause, "not_applicable", || {
+                "subscribers compete per message; there is no group membership to rebalance".into()
+            }),
+            (FaultKind::NetworkPartition { .. }, s) => {
+                self.clients_cut = s;
+                if s {
+                    cx.mech(cause, "network_unreachable", || {
+                        "clients cannot reach Pub/Sub: publishes time out and leases stop being extended".into()
+                    });
+                    let ids: Vec<usize> = (0..self.subs.len()).collect();
+                    let d = self.cfg.ack_deadline;
+                    let mut held: Vec<(u64, u32)> = self
+                        .outstanding
+                        .values()
+                        .map(|o| (o.msg.id, o.msg.attempts))
+                        .collect();
+                    held.sort_unstable();
+                    for (id, attempt) in held {
+                        cx.after(d, PsEv::Expire { id, attempt });
+                    }
+                    for s in ids {
+                        self.subs[s].held = 0;
+                        self.subs[s].epoch += 1;
+                    }
+                } else {
+                    self.pump(cx);
+                }
+            }
+            (FaultKind::AddedLatency { latency }, s) => {
+                self.extra_latency = if s { *latency } else { SimTime::ZERO };
+                if s {
+                    cx.mech(cause, "added_latency", || {
+                        format!("every call takes {latency} longer each way")
+                    });
+                }
+            }
+            (
+                FaultKind::SlowConsumer {
+                    processing,
+                    consumer,
+                },
+                s,
+            ) => {
+                for (i, sub) in self.subs.iter_mut().enumerate() {
+                    if consumer.is_none_or(|c| c == i) {
+                        sub.slow = s.then_some(*processing);
+                    }
+                }
+                if s {
+                    let ext = self.cfg.lease_extension;
+                    cx.mech(cause, "slow_processing", || {
+                        format!(
+                            "subscribers now spend {processing} per message{}",
+                            if ext {
+                                "; the client keeps extending the leases"
+                            } else {
+                                "; leases are not extended"
+                            }
+                        )
+                    });
+                }
+            }
+            (FaultKind::ConsumerCrash { consumer }, true) => {
+                let d = self.cfg.ack_deadline;
+                cx.mech(cause, "subscriber_stopped", || {
+                    format!("subscriber {consumer} stops: its leases run out after {d} and its messages go to the others")
+                });
+                self.crash(*consumer, cx);
+            }
+            (FaultKind::ConsumerCrash { consumer }, false) => {
+                if let Some(s) = self.subs.get_mut(*consumer) {
+                    s.alive = true;
+                    s.busy_until = now;
+                }
+                self.pump(cx);
+            }
+            (FaultKind::ThrottlingSpike { capacity_factor }, s) => {
+                let factor = if s {
+                    capacity_factor.clamp(0.001, 1.0)
+                } else {
+                    1.0
+                };
+                self.quota.scale(now, factor, self.cfg.quota_bytes, 1.0);
+                if s {
+                    cx.mech(cause, "quota_reduced", || {
+                        format!(
+                            "the project's publish quota drops to {:.0}%",
+                            factor * 100.0
+                        )
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn gauges(&self, now: SimTime) -> (u64, SimTime, u64) {
+        let lag = self.queued + self.outstanding.len() as u64;
+        let oldest = self.backlog.front().map(|m| m.created);
+        (lag, oldest.map_or(SimTime::ZERO, |o| now.minus(o)), 0)
+    }
+
+    fn idle(&self) -> bool {
+        self.publishing == 0
+            && self.queued == 0
+            && self.outstanding.is_empty()
+            && self.in_clients == 0
+    }
+
+    fn finish(&mut self, cx: &mut Cx<PsEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+        for m in &self.backlog {
+            cx.col.pending(m.id);
+        }
+        let mut out: Vec<u64> = self.outstanding.keys().copied().collect();
+        out.sort_unstable();
+        for id in out {
+            cx.col.pending(id);
+        }
+        while let Some((_, ev)) = cx.q.pop() {
+            if let crate::models::Ev::Model(PsEv::Arrive { msg, .. } | PsEv::Retry { msg, .. }) = ev
+            {
+                cx.col.pending(msg.id);
+            }
+        }
+        let c = &self.cfg;
+        let settings = vec![
+            format!("subscribers={}", c.subscribers),
+            format!("ack_deadline={}", c.ack_deadline),
+            format!("lease_extension={}", c.lease_extension),
+            format!("exactly_once={}", c.exactly_once),
+            format!("message_ordering={}", c.ordering),
+            format!("dead_letter_topic={}", c.dead_letter),
+        ];
+        let mut cost = CostEstimate::default();
+        let tib = self.billed_bytes / 1_099_511_627_776.0;
+        cost.line(
+            "TiB of throughput (publish + deliveries, 1 kB minimum per request)",
+            tib,
+            c.usd_per_tib,
+        );
+        cost.finish(
+            run,
+            "throughput-based pricing; the free 10 GiB per month is not deducted",
+        );
+        (settings, cost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::Scenario;
+    use crate::ServiceKind;
+
+    fn run(ps: &str, workload: &str, faults: &str, secs: u32) -> crate::Report {
+        let text = format!(
+            "seed = 13\nduration = \"{secs}s\"\ndrain = \"5m\"\nservices = [\"pubsub\"]\n[workload]\n{workload}\n[pubsub]\n{ps}\n{faults}"
+        );
+        Scenario::from_toml_str(&text, "ps.toml")
+            .unwrap()
+            .run()
+            .unwrap()
+    }
+
+    const SLOW: &str = "[[fault]]\nkind = \"slow_consumer\"\nprocessing = \"15s\"\nat = \"0s\"\nduration = \"30s\"\n";
+
+    #[test]
+    fn processing_longer_than_the_ack_deadline_causes_redeliveries() {
+        let r = run(
+            "lease_extension = false\nack_deadline_s = 10\nsubscribers = 2",
+            "kind = \"payments\"\nrate = \"1/s\"",
+            SLOW,
+            10,
+        );
+        let ps = r.service(ServiceKind::PubSub).unwrap();
+        assert!(ps.redeliveries > 0, "redeliveries {}", ps.redeliveries);
+        assert!(ps.duplicated.count > 0);
+        let t = r.trail(0, ServiceKind::PubSub).unwrap();
+        assert!(
+            t.has(crate::Stage::Mechanism, "ack_deadline_expired"),
+            "{}",
+            t.summary()
+        );
+    }
+
+    #[test]
+    fn lease_extension_prevents_those_redeliveries() {
+        let r = run(
+            "lease_extension = true\nsubscribers = 2",
+            "kind = \"payments\"\nrate = \"1/s\"",
+            SLOW,
+            10,
+        );
+        let ps = r.service(ServiceKind::PubSub).unwrap();
+        assert_eq!(ps.redeliveries, 0);
+        assert_eq!(ps.duplicated.count, 0);
+    }
+
+    #[test]
+    fn exactly_once_counts_each_message_once_despite_expired_leases() {
+        let r = run(
+            "lease_extension = false\nexactly_once = true\nsubscribers = 2",
+            "kind = \"payments\"\nrate = \"1/s\"",
+            SLOW,
+            10,
+        );
+        let ps = r.service(ServiceKind::PubSub).unwrap();
+        assert!(ps.redeliveries > 0);
+        assert_eq!(ps.duplicated.count, 0);
+    }
+
+    #[test]
+    fn without_ordering_keys_one_key_is_reordered_and_with_them_it_is_not() {
+        let w = "kind = \"payments\"\nrate = \"2000/s\"\nkeys = 5";
+        let unordered = run("message_ordering = false\nsubscribers = 4", w, "", 3);
+        let ordered = run("message_ordering = true\nsubscribers = 4", w, "", 3);
+        assert!(unordered.services[0].reordered.count > 0);
+        assert_eq!(ordered.services[0].reordered.count, 0);
+        assert_eq!(ordered.services[0].delivered, ordered.services[0].produced);
+    }
+
+    #[test]
+    fn dead_letter_topic_takes_messages_after_max_delivery_attempts() {
+        // Processing never finishes within the run: every lease runs out.
+        let slow = "[[fault]]\nkind = \"slow_consumer\"\nprocessing = \"1h\"\nat = \"0s\"\n";
+        let r = run(
+            "lease_extension = false\ndead_letter_topic = true\nmax_delivery_attempts = 5\nsubscribers = 1",
+            "kind = \"payments\"\nrate = \"1/s\"",
+            slow,
+            3,
+        );
+        assert!(r.services[0].dead_lettered.count > 0);
+    }
+}

@@ -1,0 +1,708 @@
+//! Scenarios: one workload, some services, some faults, a seed; and running them.
+//!
+//! # Format
+//! ```toml
+//! name = "leader crash with acks=1"
+//! description = "What the class should see."
+//! seed = 42                      # same seed, byte-identical report
+//! duration = "5m"                # how long the producer runs
+//! drain = "2m"                   # optional: time left to deliver what is in flight
+//! sample_interval = "1s"         # optional: time-series resolution
+//! services = ["kafka", "eventhubs", "kinesis", "pubsub"]   # optional, these four by default
+//! profiles = "my-profiles"       # optional: directory of edited profile files
+//!
+//! [workload]
+//! kind = "telemetry"             # telemetry | clickstream | payments | trace
+//! rate = "5000/s"
+//! keys = 5000                    # optional
+//! message_bytes = 400            # optional: fixed size
+//! # trace = "recorded.csv"       # with kind = "trace": CSV or JSON lines, path relative to this file
+//!
+//! [kafka]                        # optional overrides of profile parameters, per service
+//! acks = "1"
+//!
+//! [[fault]]
+//! kind = "broker_crash"          # see FaultKind for every kind and its fields
+//! broker = 0
+//! at = "60s"
+//! duration = "90s"               # for crashes: restart after this long
+//! services = ["kafka"]           # optional: default every service of the run
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Location, SimError};
+use crate::fault::{Fault, FaultKind};
+use crate::models::eventgrid::{EventGrid, EventGridCfg};
+use crate::models::eventhubs::{EventHubs, EventHubsCfg};
+use crate::models::kafka::{Kafka, KafkaCfg};
+use crate::models::kinesis::{Kinesis, KinesisCfg};
+use crate::models::pubsub::{PubSub, PubSubCfg};
+use crate::models::{drive, RunBounds};
+use crate::profile::{to_param_value, ProfileSet, ServiceKind};
+use crate::report::Report;
+use crate::time::{parse_duration, parse_rate, SimTime};
+use crate::workload::{Trace, WorkloadSpec};
+
+/// The seed used when none is given.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// A complete, runnable description of one experiment.
+///
+/// Build one from a TOML file ([`Scenario::from_file`], [`Scenario::from_toml_str`]) or in code
+/// ([`Scenario::compare`]); then [`Scenario::run`] it. Running is pure: the same scenario gives
+/// the same [`Report`], byte for byte, on any machine.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// A short title.
+    pub name: String,
+    /// What the scenario shows, for people.
+    pub description: String,
+    /// The seed of every random choice in the run.
+    pub seed: u64,
+    /// How long the producer runs.
+    pub duration: SimTime,
+    /// Extra time after the producer stops for in-flight messages to arrive.
+    pub drain: SimTime,
+    /// Resolution of the time series.
+    pub sample_interval: SimTime,
+    /// The services to run, in report order.
+    pub services: Vec<ServiceKind>,
+    /// The offered workload.
+    pub workload: WorkloadSpec,
+    /// The scheduled faults.
+    pub faults: Vec<Fault>,
+    /// The profiles, with the scenario's overrides applied.
+    pub profiles: ProfileSet,
+}
+
+/// Where a run is, for progress bars.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// The service being simulated.
+    pub service: ServiceKind,
+    /// Its position in the run (0-based) and the number of services.
+    pub index: usize,
+    /// How many services the run has.
+    pub of: usize,
+    /// Overall completion, 0 to 1.
+    pub fraction: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    name: Option<String>,
+    description: Option<String>,
+    seed: Option<u64>,
+    duration: Option<Spanned<String>>,
+    drain: Option<Spanned<String>>,
+    sample_interval: Option<Spanned<String>>,
+    services: Option<Vec<Spanned<String>>>,
+    profiles: Option<Spanned<String>>,
+    workload: Option<WorkloadFile>,
+    kafka: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    eventhubs: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    eventgrid: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    kinesis: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    pubsub: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    #[serde(default)]
+    fault: Vec<FaultFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadFile {
+    kind: Spanned<String>,
+    rate: Option<Spanned<toml::Value>>,
+    keys: Option<u64>,
+    message_bytes: Option<u32>,
+    trace: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultFile {
+    kind: Spanned<String>,
+    at: Spanned<String>,
+    duration: Option<Spanned<String>>,
+    services: Option<Vec<Spanned<String>>>,
+    broker: Option<Spanned<i64>>,
+    partition: Option<Spanned<i64>>,
+    consumer: Option<Spanned<i64>>,
+    latency: Option<Spanned<String>>,
+    processing: Option<Spanned<String>>,
+    capacity_factor: Option<Spanned<f64>>,
+    interval: Option<Spanned<String>>,
+}
+
+/// Parsing context: the file name and text, to turn spans into locations.
+struct Src<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Src<'_> {
+    fn loc<T>(&self, s: &Spanned<T>) -> Location {
+        Location::at_offset(self.file, self.text, s.span().start)
+    }
+
+    fn duration(&self, s: &Spanned<String>) -> Result<SimTime, SimError> {
+        parse_duration(s.get_ref()).map_err(|m| SimError::at(self.loc(s), m))
+    }
+
+    fn service(&self, s: &Spanned<String>) -> Result<ServiceKind, SimError> {
+        ServiceKind::parse(s.get_ref()).ok_or_else(|| {
+            SimError::at(
+                self.loc(s),
+                format!(
+                    "unknown service `{}`; expected kafka, eventhubs, eventgrid, kinesis or pubsub",
+                    s.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn index(
+        &self,
+        s: &Option<Spanned<i64>>,
+        kind: &Spanned<String>,
+        field: &str,
+    ) -> Result<usize, SimError> {
+        match s {
+            Some(v) if *v.get_ref() >= 0 && *v.get_ref() < 10_000 => Ok(*v.get_ref() as usize),
+            Some(v) => Err(SimError::at(
+                self.loc(v),
+                format!("expected an index from 0, got {}", v.get_ref()),
+            )),
+            None => Err(SimError::at(
+                self.loc(kind).with_field(&format!("fault.{field}")),
+                format!("a {} fault needs `{field}`", kind.get_ref()),
+            )),
+        }
+    }
+
+    fn required_duration(
+        &self,
+        s: &Option<Spanned<String>>,
+        kind: &Spanned<String>,
+        field: &str,
+    ) -> Result<SimTime, SimError> {
+        match s {
+            Some(v) => self.duration(v),
+            None => Err(SimError::at(
+                self.loc(kind).with_field(&format!("fault.{field}")),
+                format!("a {} fault needs `{field}`", kind.get_ref()),
+            )),
+        }
+    }
+}
+
+/// The default sample interval: one second up to ten minutes, then about 600 points.
+fn default_interval(duration: SimTime) -> SimTime {
+    let secs = (duration.as_secs_f64() / 600.0).ceil().max(1.0);
+    SimTime::from_secs(secs as u64)
+}
+
+impl Scenario {
+    /// A fault-free comparison of `workload` on `services` for `duration`, with the embedded
+    /// profiles and the default seed: what `kgate sim compare` runs.
+    ///
+    /// # Errors
+    /// An empty service list or a zero duration.
+    pub fn compare(
+        workload: WorkloadSpec,
+        duration: SimTime,
+        services: &[ServiceKind],
+    ) -> Result<Scenario, SimError> {
+        if services.is_empty() {
+            return Err(SimError::Invalid("name at least one service".into()));
+        }
+        if duration == SimTime::ZERO {
+            return Err(SimError::Invalid("the duration must be above zero".into()));
+        }
+        Ok(Scenario {
+            name: format!("{} comparison", workload.kind.name()),
+            description: String::new(),
+            seed: DEFAULT_SEED,
+            duration,
+            drain: SimTime::from_secs(120),
+            sample_interval: default_interval(duration),
+            services: services.to_vec(),
+            workload,
+            faults: Vec::new(),
+            profiles: ProfileSet::embedded()?,
+        })
+    }
+
+    /// The same scenario with another seed.
+    pub fn with_seed(mut self, seed: u64) -> Scenario {
+        self.seed = seed;
+        self
+    }
+
+    /// Reads a scenario file; relative `trace` and `profiles` paths are taken from its folder.
+    ///
+    /// # Errors
+    /// An unreadable file, or any mistake in it (with file, line and field).
+    pub fn from_file(path: &Path) -> Result<Scenario, SimError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SimError::io(path, e))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Scenario::parse(&text, &path.display().to_string(), &base)
+    }
+
+    /// Parses a scenario from text; `file` names it in error messages and relative paths are
+    /// taken from the current directory.
+    ///
+    /// # Errors
+    /// [`SimError::File`] with the file, line, column and field of the first mistake.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Scenario, SimError> {
+        Scenario::parse(text, file, Path::new(""))
+    }
+
+    fn parse(text: &str, file: &str, base: &Path) -> Result<Scenario, SimError> {
+        let src = Src { file, text };
+        let raw: ScenarioFile =
+            toml::from_str(text).map_err(|e| SimError::from_toml(file, text, &e))?;
+        let duration = match &raw.duration {
+            Some(d) => src.duration(d)?,
+            None => SimTime::from_secs(60),
+        };
+        if duration == SimTime::ZERO {
+            if let Some(d) = &raw.duration {
+                return Err(SimError::at(src.loc(d), "the duration must be above zero"));
+            }
+        }
+        let drain = match &raw.drain {
+            Some(d) => src.duration(d)?,
+            None => SimTime::from_secs(120),
+        };
+        let sample_interval = match &raw.sample_interval {
+            Some(d) => {
+                let t = src.duration(d)?;
+                if t < SimTime::from_millis(10) {
+                    return Err(SimError::at(
+                        src.loc(d),
+                        "the sample interval must be at least 10ms",
+                    ));
+                }
+                t
+            }
+            None => default_interval(duration),
+        };
+        let services = match &raw.services {
+            Some(list) if list.is_empty() => {
+                return Err(SimError::at(
+                    Location::file_start(file).with_field("services"),
+                    "name at least one service",
+                ))
+            }
+            Some(list) => {
+                let mut out = Vec::new();
+                for s in list {
+                    let k = src.service(s)?;
+                    if !out.contains(&k) {
+                        out.push(k);
+                    }
+                }
+                out
+            }
+            None => ServiceKind::COMPARE.to_vec(),
+        };
+        let mut profiles = match &raw.profiles {
+            Some(dir) => ProfileSet::load_dir(&base.join(dir.get_ref())).map_err(|e| match e {
+                SimError::Io { path, source } => {
+                    SimError::at(src.loc(dir), format!("{path}: {source}"))
+                }
+                other => other,
+            })?,
+            None => ProfileSet::embedded()?,
+        };
+        let overrides = [
+            (ServiceKind::Kafka, &raw.kafka),
+            (ServiceKind::EventHubs, &raw.eventhubs),
+            (ServiceKind::EventGrid, &raw.eventgrid),
+            (ServiceKind::Kinesis, &raw.kinesis),
+            (ServiceKind::PubSub, &raw.pubsub),
+        ];
+        for (kind, table) in overrides {
+            let Some(table) = table else { continue };
+            let mut profile = profiles.get(kind)?.clone();
+            for (name, value) in table {
+                let loc = src.loc(value).with_field(&format!("{kind}.{name}"));
+                let v = to_param_value(value.get_ref(), &loc)?;
+                profile.set(name, v, loc)?;
+            }
+            profiles.insert(profile);
+        }
+        let workload = match &raw.workload {
+            Some(w) => parse_workload(&src, w, base)?,
+            None => WorkloadSpec::named("telemetry", 1000.0)?,
+        };
+        let mut faults = Vec::new();
+        for (id, f) in raw.fault.iter().enumerate() {
+            faults.push(parse_fault(&src, id, f)?);
+        }
+        let scenario = Scenario {
+            name: raw.name.unwrap_or_else(|| file.to_string()),
+            description: raw.description.unwrap_or_default(),
+            seed: raw.seed.unwrap_or(DEFAULT_SEED),
+            duration,
+            drain,
+            sample_interval,
+            services,
+            workload,
+            faults,
+            profiles,
+        };
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// Checks every service's parameters now, so a bad override fails before a long run.
+    ///
+    /// # Errors
+    /// The first invalid parameter, located in the profile or scenario that set it.
+    pub fn validate(&self) -> Result<(), SimError> {
+        for &kind in &self.services {
+            let p = self.profiles.get(kind)?;
+            match kind {
+                ServiceKind::Kafka => KafkaCfg::from_profile(p).map(|_| ())?,
+                ServiceKind::EventHubs => EventHubsCfg::from_profile(p).map(|_| ())?,
+                ServiceKind::EventGrid => EventGridCfg::from_profile(p).map(|_| ())?,
+                ServiceKind::Kinesis => KinesisCfg::from_profile(p).map(|_| ())?,
+                ServiceKind::PubSub => PubSubCfg::from_profile(p).map(|_| ())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every service and returns the report.
+    ///
+    /// # Errors
+    /// Invalid parameters (see [`Scenario::validate`]).
+    pub fn run(&self) -> Result<Report, SimError> {
+        self.run_with_progress(&mut |_| {})
+    }
+
+    /// Runs every service, calling `progress` now and then (every 65,536 events).
+    ///
+    /// # Errors
+    /// Invalid parameters (see [`Scenario::validate`]).
+    pub fn run_with_progress(
+        &self,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Report, SimError> {
+        self.validate()?;
+        let bounds = RunBounds {
+            seed: self.seed,
+            duration: self.duration,
+            drain: self.drain,
+            interval: self.sample_interval,
+        };
+        let total = self.duration.plus(self.drain).as_secs_f64().max(1e-9);
+        let of = self.services.len();
+        let mut reports = Vec::new();
+        let mut trails = Vec::new();
+        for (index, &service) in self.services.iter().enumerate() {
+            let profile = self.profiles.get(service)?;
+            let workload = self.workload.generator(self.seed, self.duration);
+            let faults: Vec<Fault> = self
+                .faults
+                .iter()
+                .filter(|f| f.targets(service))
+                .cloned()
+                .collect();
+            let mut tick = |now: SimTime| {
+                let within = (now.as_secs_f64() / total).min(1.0);
+                progress(Progress {
+                    service,
+                    index,
+                    of,
+                    fraction: (index as f64 + within) / of as f64,
+                });
+            };
+            let (report, t) = match service {
+                ServiceKind::Kafka => drive(
+                    Kafka::new(KafkaCfg::from_profile(profile)?),
+                    profile,
+                    workload,
+                    faults,
+                    &bounds,
+                    &mut tick,
+                )?,
+                ServiceKind::EventHubs => drive(
+                    EventHubs::new(EventHubsCfg::from_profile(profile)?),
+                    profile,
+                    workload,
+                    faults,
+                    &bounds,
+                    &mut tick,
+                )?,
+                ServiceKind::EventGrid => drive(
+                    EventGrid::new(EventGridCfg::from_profile(profile)?),
+                    profile,
+                    workload,
+                    faults,
+                    &bounds,
+                    &mut tick,
+                )?,
+                ServiceKind::Kinesis => drive(
+                    Kinesis::new(KinesisCfg::from_profile(profile)?),
+                    profile,
+                    workload,
+                    faults,
+                    &bounds,
+                    &mut tick,
+                )?,
+                ServiceKind::PubSub => drive(
+                    PubSub::new(PubSubCfg::from_profile(profile)?),
+                    profile,
+                    workload,
+                    faults,
+                    &bounds,
+                    &mut tick,
+                )?,
+            };
+            reports.push(report);
+            trails.extend(t);
+        }
+        Ok(Report::new(self, reports, trails))
+    }
+}
+
+fn parse_workload(src: &Src<'_>, w: &WorkloadFile, base: &Path) -> Result<WorkloadSpec, SimError> {
+    let rate = match &w.rate {
+        None => 1000.0,
+        Some(r) => {
+            let text = match r.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                _ => String::from("?"),
+            };
+            parse_rate(&text).map_err(|m| SimError::at(src.loc(r), m))?
+        }
+    };
+    let mut spec = if w.kind.get_ref().eq_ignore_ascii_case("trace") {
+        let Some(path) = &w.trace else {
+            return Err(SimError::at(
+                src.loc(&w.kind).with_field("workload.trace"),
+                "a trace workload needs `trace = \"file.csv\"` (CSV or JSON lines)",
+            ));
+        };
+        let full: PathBuf = base.join(path.get_ref());
+        let trace = Trace::from_file(&full).map_err(|e| match e {
+            SimError::Io { path: p, source } => {
+                SimError::at(src.loc(path), format!("{p}: {source}"))
+            }
+            other => other,
+        })?;
+        WorkloadSpec::trace(trace)
+    } else {
+        WorkloadSpec::named(w.kind.get_ref(), rate)
+            .map_err(|e| SimError::at(src.loc(&w.kind), e.to_string()))?
+    };
+    spec.keys = w.keys;
+    spec.message_bytes = w.message_bytes;
+    Ok(spec)
+}
+
+fn parse_fault(src: &Src<'_>, id: usize, f: &FaultFile) -> Result<Fault, SimError> {
+    let k = &f.kind;
+    let kind = match k.get_ref().as_str() {
+        "broker_crash" => FaultKind::BrokerCrash {
+            broker: src.index(&f.broker, k, "broker")?,
+        },
+        "leader_failover" => FaultKind::LeaderFailover {
+            partition: match &f.partition {
+                Some(_) => Some(src.index(&f.partition, k, "partition")?),
+                None => None,
+            },
+        },
+        "network_partition" => FaultKind::NetworkPartition {
+            broker: match &f.broker {
+                Some(_) => Some(src.index(&f.broker, k, "broker")?),
+                None => None,
+            },
+        },
+        "added_latency" => FaultKind::AddedLatency {
+            latency: src.required_duration(&f.latency, k, "latency")?,
+        },
+        "slow_consumer" => FaultKind::SlowConsumer {
+            processing: src.required_duration(&f.processing, k, "processing")?,
+            consumer: match &f.consumer {
+                Some(_) => Some(src.index(&f.consumer, k, "consumer")?),
+                None => None,
+            },
+        },
+        "consumer_crash" => FaultKind::ConsumerCrash {
+            consumer: src.index(&f.consumer, k, "consumer")?,
+        },
+        "disk_full" => FaultKind::DiskFull {
+            broker: src.index(&f.broker, k, "broker")?,
+        },
+        "throttling_spike" => {
+            let factor = match &f.capacity_factor {
+                Some(c) if *c.get_ref() > 0.0 && *c.get_ref() <= 1.0 => *c.get_ref(),
+                Some(c) => {
+                    return Err(SimError::at(
+                        src.loc(c),
+                        format!(
+                            "capacity_factor must be above 0 and at most 1, got {}",
+                            c.get_ref()
+                        ),
+                    ))
+                }
+                None => 0.25,
+            };
+            FaultKind::ThrottlingSpike {
+                capacity_factor: factor,
+            }
+        }
+        "rebalance_storm" => FaultKind::RebalanceStorm {
+            interval: match &f.interval {
+                Some(i) => src.duration(i)?,
+                None => SimTime::from_secs(10),
+            },
+        },
+        other => {
+            return Err(SimError::at(
+                src.loc(k),
+                format!(
+                    "unknown fault kind `{other}`; expected one of {}",
+                    FaultKind::NAMES.join(", ")
+                ),
+            ))
+        }
+    };
+    if let FaultKind::RebalanceStorm { interval } = kind {
+        if interval < SimTime::from_millis(100) {
+            if let Some(i) = &f.interval {
+                return Err(SimError::at(
+                    src.loc(i),
+                    "the storm interval must be at least 100ms",
+                ));
+            }
+        }
+    }
+    let services = match &f.services {
+        Some(list) => {
+            let mut out = Vec::new();
+            for s in list {
+                out.push(src.service(s)?);
+            }
+            Some(out)
+        }
+        None => None,
+    };
+    Ok(Fault {
+        id,
+        kind,
+        at: src.duration(&f.at)?,
+        duration: match &f.duration {
+            Some(d) => Some(src.duration(d)?),
+            None => None,
+        },
+        services,
+        origin: Some(src.loc(k)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "demo"
+seed = 3
+duration = "3s"
+services = ["kafka", "pubsub"]
+
+[workload]
+kind = "payments"
+rate = "200/s"
+
+[[fault]]
+kind = "consumer_crash"
+consumer = 0
+at = "1s"
+"#;
+
+    #[test]
+    fn two_runs_with_one_seed_are_identical() {
+        let s = Scenario::from_toml_str(GOOD, "demo.toml").unwrap();
+        let a = s.run().unwrap().to_json();
+        let b = s.run().unwrap().to_json();
+        assert_eq!(a, b);
+        let c = s.clone().with_seed(4).run().unwrap().to_json();
+        assert_ne!(a, c, "another seed gives another run");
+    }
+
+    #[test]
+    fn bad_rate_names_file_line_and_field() {
+        let text = GOOD.replace("\"200/s\"", "\"fast\"");
+        let err = Scenario::from_toml_str(&text, "demo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("demo.toml:9:8: field `workload.rate`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_fault_kind_lists_the_known_ones() {
+        let text = GOOD.replace("consumer_crash", "meteor_strike");
+        let err = Scenario::from_toml_str(&text, "demo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("demo.toml:12:8: field `fault.kind`"), "{err}");
+        assert!(err.contains("rebalance_storm"), "{err}");
+    }
+
+    #[test]
+    fn missing_fault_field_is_named() {
+        let text = GOOD.replace("consumer = 0\n", "");
+        let err = Scenario::from_toml_str(&text, "demo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `fault.consumer`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_override_is_refused_where_it_is_written() {
+        let text = format!("{GOOD}\n[kafka]\nakcs = \"1\"\n");
+        let err = Scenario::from_toml_str(&text, "demo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `kafka.akcs`"), "{err}");
+        assert!(err.contains("unknown parameter"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_override_is_reported_at_the_override() {
+        let text = format!("{GOOD}\n[kafka]\nmin_insync_replicas = 0\n");
+        let err = Scenario::from_toml_str(&text, "demo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("demo.toml:17:23: field `kafka.min_insync_replicas`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_a_located_error() {
+        let text = format!("durration = \"1s\"\n{GOOD}");
+        let err = Scenario::from_toml_str(&text, "demo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("demo.toml:1:1"), "{err}");
+        assert!(err.contains("durration"), "{err}");
+    }
+}
