@@ -17,6 +17,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
+use crate::authz::{apply_fixup, authorize, Fixup, Incoming, Outcome, Session};
 use crate::frame::{put_frame, read_frame_raw, FrameError};
 use crate::header::{decode_body, decode_request_header, RequestPrefix};
 use crate::rewrite::{needs_rewrite, rewrite_response};
@@ -30,7 +31,6 @@ use crate::versions::Route;
 pub const MAX_IN_FLIGHT: usize = 256;
 
 /// A response slot, in request order.
-#[derive(Debug)]
 enum Pending {
     /// kgate's own answer, already framed.
     Ready(Bytes),
@@ -39,6 +39,8 @@ enum Pending {
         api: ApiKey,
         version: i16,
         correlation_id: i32,
+        /// Merges denied parts into, or filters, the response.
+        fixup: Option<Fixup>,
     },
 }
 
@@ -77,8 +79,10 @@ pub struct Traffic {
 
 /// Forwards requests between an authenticated client and its upstream broker until one side
 /// closes, the gateway shuts down, or a request must be refused.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward<C, U>(
     shared: Arc<Shared>,
+    session: Session,
     client: C,
     upstream: U,
     first_request: Option<Bytes>,
@@ -129,10 +133,20 @@ where
             traffic
                 .from_client
                 .fetch_add(raw.len() as u64, Ordering::Relaxed);
-            let pending = match handle_request(&shared, raw.slice(4..)) {
+            let pending = match handle_request(&shared, &session, raw.slice(4..)) {
                 Ok(Action::Answer(resp)) => Some(Pending::Ready(resp)),
-                Ok(Action::Forward { expect, .. }) => {
-                    if let Err(e) = up_wr.write_all(&raw).await {
+                Ok(Action::Forward { request, expect }) => {
+                    let written = match request {
+                        Some(body) => {
+                            let mut framed = BytesMut::with_capacity(body.len() + 4);
+                            if let Err(e) = put_frame(&mut framed, &body) {
+                                return Some(CloseReason::Refused(e.to_string()));
+                            }
+                            up_wr.write_all(&framed).await
+                        }
+                        None => up_wr.write_all(&raw).await,
+                    };
+                    if let Err(e) = written {
                         return Some(CloseReason::Upstream(format!("write: {e}")));
                     }
                     expect
@@ -175,11 +189,21 @@ where
 enum Action {
     /// Send this framed response (kgate answered).
     Answer(Bytes),
-    /// Forward the original bytes; `expect` is the slot of the response, if one comes.
-    Forward { expect: Option<Pending> },
+    /// Forward `request` (or, when `None`, the original bytes); `expect` is the slot of the
+    /// response, if one comes.
+    Forward {
+        request: Option<Bytes>,
+        expect: Option<Pending>,
+    },
 }
 
-fn handle_request(shared: &Shared, frame: Bytes) -> Result<Action, CloseReason> {
+fn framed(body: &[u8]) -> Result<Bytes, CloseReason> {
+    let mut raw = BytesMut::with_capacity(body.len() + 4);
+    put_frame(&mut raw, body).map_err(|e| CloseReason::Refused(e.to_string()))?;
+    Ok(raw.freeze())
+}
+
+fn handle_request(shared: &Shared, session: &Session, frame: Bytes) -> Result<Action, CloseReason> {
     let prefix = RequestPrefix::peek(&frame)
         .ok_or_else(|| CloseReason::Refused("frame too short for a request header".into()))?;
     let versions = shared.versions();
@@ -196,43 +220,75 @@ fn handle_request(shared: &Shared, frame: Bytes) -> Result<Action, CloseReason> 
     let api = prefix
         .known_key()
         .ok_or_else(|| CloseReason::Refused(format!("unknown API key {}", prefix.api_key)))?;
-    match route {
-        Route::Local => {
-            let body = match api {
-                ApiKey::ApiVersions => {
-                    let (body, version) = versions.api_versions_response(prefix.api_version);
-                    crate::header::encode_response(api, version, prefix.correlation_id, &body)
-                }
-                ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
-                    after_authentication(&prefix, shared.mechanisms())
-                }
-                other => {
-                    return Err(CloseReason::Refused(format!(
-                        "{other:?} is answered by kgate's admin handler, which is not enabled"
-                    )))
-                }
-            }
-            .map_err(|e| CloseReason::Refused(e.to_string()))?;
-            let mut raw = BytesMut::with_capacity(body.len() + 4);
-            put_frame(&mut raw, &body).map_err(|e| CloseReason::Refused(e.to_string()))?;
-            Ok(Action::Answer(raw.freeze()))
+    let version = prefix.api_version;
+    let expect = |fixup| {
+        Some(Pending::Upstream {
+            api,
+            version,
+            correlation_id: prefix.correlation_id,
+            fixup,
+        })
+    };
+    match (route, api) {
+        (Route::Local, ApiKey::ApiVersions) => {
+            let (body, version) = versions.api_versions_response(version);
+            let bytes = crate::header::encode_response(api, version, prefix.correlation_id, &body)
+                .map_err(|e| CloseReason::Refused(e.to_string()))?;
+            Ok(Action::Answer(framed(&bytes)?))
         }
-        Route::Forward => {
-            let expect = Some(Pending::Upstream {
-                api,
-                version: prefix.api_version,
-                correlation_id: prefix.correlation_id,
-            });
+        (Route::Local, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) => {
+            let bytes = after_authentication(&prefix, shared.mechanisms())
+                .map_err(|e| CloseReason::Refused(e.to_string()))?;
+            Ok(Action::Answer(framed(&bytes)?))
+        }
+        (Route::Forward, _) if session.authz.is_none() => {
+            // No authorizer: Kafka's default is to allow everything; only acks=0 matters.
             if api == ApiKey::Produce {
-                let (_, body) = decode_request_header(api, prefix.api_version, &frame)
+                let (_, body) = decode_request_header(api, version, &frame)
                     .map_err(|e| CloseReason::Refused(e.to_string()))?;
-                let produce: ProduceRequest = decode_body(api, prefix.api_version, body)
+                let produce: ProduceRequest = decode_body(api, version, body)
                     .map_err(|e| CloseReason::Refused(e.to_string()))?;
                 if produce.acks == 0 {
-                    return Ok(Action::Forward { expect: None });
+                    return Ok(Action::Forward {
+                        request: None,
+                        expect: None,
+                    });
                 }
             }
-            Ok(Action::Forward { expect })
+            Ok(Action::Forward {
+                request: None,
+                expect: expect(None),
+            })
+        }
+        (route, _) => {
+            let (header, body) = decode_request_header(api, version, &frame)
+                .map_err(|e| CloseReason::Refused(e.to_string()))?;
+            let incoming = Incoming {
+                api,
+                version,
+                header,
+                body,
+            };
+            let outcome = match route {
+                Route::Local => {
+                    crate::authz::local::answer(session, &incoming).unwrap_or_else(|e| {
+                        Outcome::Close(format!("malformed {api:?} v{version}: {e}"))
+                    })
+                }
+                Route::Forward => authorize(session, &incoming),
+            };
+            match outcome {
+                Outcome::Forward { request, fixup } => Ok(Action::Forward {
+                    request,
+                    expect: expect(fixup),
+                }),
+                Outcome::ForwardNoResponse => Ok(Action::Forward {
+                    request: None,
+                    expect: None,
+                }),
+                Outcome::Respond(bytes) => Ok(Action::Answer(framed(&bytes)?)),
+                Outcome::Close(reason) => Err(CloseReason::Refused(reason)),
+            }
         }
     }
 }
@@ -255,6 +311,7 @@ where
                 api,
                 version,
                 correlation_id,
+                fixup,
             } => {
                 let raw = match read_frame_raw(&mut up_rd, MAX_UPSTREAM_FRAME).await {
                     Ok(Some(raw)) => raw,
@@ -271,6 +328,16 @@ where
                         "response correlation id {got:?}, expected {correlation_id}"
                     ));
                 }
+                let raw = match fixup {
+                    Some(fixup) => match apply_fixup(api, version, raw.slice(4..), fixup) {
+                        Ok(body) => match framed(&body) {
+                            Ok(f) => f,
+                            Err(e) => return e,
+                        },
+                        Err(e) => return CloseReason::Upstream(e),
+                    },
+                    None => raw,
+                };
                 if needs_rewrite(api) {
                     match rewrite_response(api, version, raw.slice(4..), &shared.directory) {
                         Ok(body) => {

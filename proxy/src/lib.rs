@@ -14,8 +14,12 @@
 //! - [`rewrite`]: broker addresses in Metadata, FindCoordinator and DescribeCluster.
 //! - [`upstream`]: connecting to and discovering the upstream cluster.
 //! - [`connection`]: pipelined forwarding for one authenticated client.
+//! - [`authz`]: Kafka's authorization checks per API, with Kafka-shaped denials.
+//! - [`audit`]: one JSON line per authentication and authorization decision.
 //! - [`server`]: listeners, TLS, the gateway's start and shutdown.
 
+pub mod audit;
+pub mod authz;
 pub mod connection;
 pub mod credentials;
 pub mod directory;

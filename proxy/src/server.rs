@@ -72,6 +72,9 @@ pub struct GatewayConfig {
     pub refresh_interval: Duration,
     /// Cap on concurrent client connections.
     pub max_connections: usize,
+    /// Authorization and audit; `None` forwards every allowed-table request (Kafka without an
+    /// authorizer).
+    pub authz: Option<Arc<crate::authz::Authz>>,
 }
 
 impl GatewayConfig {
@@ -91,6 +94,7 @@ impl GatewayConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             refresh_interval: DEFAULT_REFRESH,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            authz: None,
         }
     }
 }
@@ -180,7 +184,7 @@ impl Gateway {
     /// [`StartError`] if the upstream cannot be reached or a port cannot be bound.
     pub async fn start(config: GatewayConfig) -> Result<Self, StartError> {
         let view = discover(&config.upstream).await?;
-        let with_admin = false;
+        let with_admin = config.authz.is_some();
         let versions = VersionTable::negotiate(&view.versions, with_admin);
         let listener =
             TcpListener::bind(config.listen)
@@ -311,7 +315,8 @@ async fn refresh_loop(shared: Arc<Shared>) {
                         warn!(error = %e, "cannot serve a new broker");
                     }
                 }
-                let versions = VersionTable::negotiate(&view.versions, false);
+                let versions =
+                    VersionTable::negotiate(&view.versions, shared.config.authz.is_some());
                 *shared
                     .versions
                     .write()
@@ -402,6 +407,8 @@ async fn serve_connection(
                     run(
                         shared.clone(),
                         tls_stream,
+                        peer,
+                        &listener,
                         target,
                         cert_principal,
                         traffic.clone(),
@@ -417,6 +424,8 @@ async fn serve_connection(
             run(
                 shared.clone(),
                 stream,
+                peer,
+                &listener,
                 target,
                 None,
                 traffic.clone(),
@@ -448,9 +457,12 @@ fn log_close(
     );
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run<S>(
     shared: Arc<Shared>,
     mut stream: S,
+    peer: SocketAddr,
+    listener: &str,
     target: Target,
     cert_principal: Option<String>,
     traffic: Arc<Traffic>,
@@ -460,17 +472,71 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let versions = shared.versions();
-    let outcome =
-        match authenticate(&mut stream, &versions, &shared.config.sasl, cert_principal).await {
-            Ok(o) => o,
-            Err(e) => {
-                if let AuthClose::Failed { .. } = e {
-                    warn!(target: "kgate::auth", error = %e, "authentication failed");
+    let mut stop = shutdown.clone();
+    let auth = tokio::time::timeout(
+        AUTHENTICATION_TIMEOUT,
+        authenticate(&mut stream, &versions, &shared.config.sasl, cert_principal),
+    );
+    let outcome = tokio::select! {
+        r = auth => match r {
+            Ok(r) => r,
+            Err(_) => return (None, "authentication not finished within 30 s".to_string()),
+        },
+        _ = stop.changed() => return (None, "gateway shutting down".to_string()),
+    };
+    let audit = shared.config.authz.as_ref().and_then(|a| a.audit.clone());
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            if let AuthClose::Failed {
+                mechanism,
+                user,
+                reason,
+                message,
+            } = &e
+            {
+                warn!(target: "kgate::auth", error = %e, "authentication failed");
+                if let Some(audit) = &audit {
+                    let why = reason.as_deref().unwrap_or(message);
+                    audit.authentication(
+                        peer,
+                        listener,
+                        mechanism,
+                        None,
+                        user.as_deref(),
+                        Some(why),
+                    );
                 }
-                return (None, e.to_string());
             }
-        };
+            return (None, e.to_string());
+        }
+    };
     info!(target: "kgate::auth", principal = %outcome.who.principal, mechanism = %outcome.who.mechanism, "authenticated");
+    if let Some(audit) = &audit {
+        let who = &outcome.who;
+        audit.authentication(
+            peer,
+            listener,
+            &who.mechanism,
+            Some(&who.principal),
+            None,
+            None,
+        );
+    }
+    let principal = match outcome.who.principal.parse::<kgate_policies::Principal>() {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                Some(outcome.who),
+                format!("principal cannot be used in ACLs: {e}"),
+            )
+        }
+    };
+    let session = crate::authz::Session {
+        principal,
+        host: peer.ip(),
+        authz: shared.config.authz.clone(),
+    };
     let upstream = match target {
         Target::Bootstrap => connect_any(&shared.config.upstream)
             .await
@@ -489,6 +555,7 @@ where
     };
     let reason = forward(
         shared,
+        session,
         stream,
         upstream,
         outcome.first_request,

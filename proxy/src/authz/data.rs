@@ -1,0 +1,408 @@
+//! The data path: Produce, Fetch, ListOffsets, Metadata, OffsetForLeaderEpoch and
+//! DescribeCluster.
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeClusterResponse, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ProduceRequest, ProduceResponse,
+};
+use kgate_policies::{Operation, ResourceType};
+
+use super::codes::{
+    TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION,
+};
+use super::{partition_by, typed_fixup, Incoming, Outcome, Session, CLUSTER};
+
+fn produce_errors(
+    topics: &[kafka_protocol::messages::produce_request::TopicProduceData],
+    code: i16,
+) -> Vec<TopicProduceResponse> {
+    topics
+        .iter()
+        .map(|t| {
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_partition_responses(
+                    t.partition_data
+                        .iter()
+                        .map(|p| {
+                            PartitionProduceResponse::default()
+                                .with_index(p.index)
+                                .with_error_code(code)
+                                .with_base_offset(-1)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
+/// Produce: WRITE on the transactional id (if any), then WRITE per topic; denied partitions
+/// get 29 while the allowed ones are written. With `acks=0` any error closes the connection.
+pub fn produce(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+    let mut req: ProduceRequest = inc.decode()?;
+    let acks = req.acks;
+    if let Some(tid) = &req.transactional_id {
+        if !s.allow(
+            ApiKey::Produce,
+            ResourceType::TransactionalId,
+            tid,
+            Operation::Write,
+        ) {
+            if acks == 0 {
+                return Ok(Outcome::Close(
+                    "acks=0 produce with an unauthorized transactional id".into(),
+                ));
+            }
+            let resp = ProduceResponse::default().with_responses(produce_errors(
+                &req.topic_data,
+                TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            ));
+            return Ok(inc.respond(&resp));
+        }
+    }
+    let topics = std::mem::take(&mut req.topic_data);
+    let (allowed, denied) = partition_by(
+        topics,
+        |t| t.name.to_string(),
+        |n| s.allow(ApiKey::Produce, ResourceType::Topic, n, Operation::Write),
+    );
+    if denied.is_empty() {
+        return Ok(if acks == 0 {
+            Outcome::forward_no_response()
+        } else {
+            Outcome::forward()
+        });
+    }
+    if acks == 0 {
+        return Ok(Outcome::Close(format!(
+            "acks=0 produce to unauthorized topic {}",
+            denied
+                .first()
+                .map(|t| t.name.to_string())
+                .unwrap_or_default()
+        )));
+    }
+    let nothing_left = allowed.is_empty();
+    req.topic_data = allowed;
+    let errors = produce_errors(&denied, TOPIC_AUTHORIZATION_FAILED);
+    Ok(
+        inc.forward_with::<_, ProduceResponse, _>(&req, true, nothing_left, move |r| {
+            r.responses.extend(errors)
+        }),
+    )
+}
+
+/// Fetch: READ per topic; follower fetches are refused. Fetch sessions are turned off
+/// (every fetch is a full fetch) so that a revoked ACL stops data at the next fetch instead
+/// of flowing on through partitions cached in a session (KIP-227, reference §5 item 3).
+pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+    let mut req: FetchRequest = inc.decode()?;
+    let replica = if inc.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    if replica >= 0 {
+        return Ok(Outcome::Close(format!(
+            "follower fetch (replica id {replica}) from a client"
+        )));
+    }
+    let mut changed = false;
+    if inc.version >= 7
+        && (req.session_id != 0 || req.session_epoch != -1 || !req.forgotten_topics_data.is_empty())
+    {
+        req.session_id = 0;
+        req.session_epoch = -1;
+        req.forgotten_topics_data.clear();
+        changed = true;
+    }
+    let topics = std::mem::take(&mut req.topics);
+    let (allowed, denied) = partition_by(
+        topics,
+        |t| t.topic.to_string(),
+        |n| s.allow(ApiKey::Fetch, ResourceType::Topic, n, Operation::Read),
+    );
+    if denied.is_empty() {
+        req.topics = allowed;
+        if !changed {
+            return Ok(Outcome::forward());
+        }
+        return Ok(inc.forward_with::<_, FetchResponse, _>(&req, true, false, |_| {}));
+    }
+    let nothing_left = allowed.is_empty();
+    req.topics = allowed;
+    let errors: Vec<FetchableTopicResponse> = denied
+        .iter()
+        .map(|t| {
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            PartitionData::default()
+                                .with_partition_index(p.partition)
+                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                .with_high_watermark(-1)
+                                .with_last_stable_offset(-1)
+                                .with_log_start_offset(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    Ok(
+        inc.forward_with::<_, FetchResponse, _>(&req, true, nothing_left, move |r| {
+            r.responses.extend(errors)
+        }),
+    )
+}
+
+/// ListOffsets: DESCRIBE per topic; denied partitions get 29 with offset and timestamp -1.
+pub fn list_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+    let mut req: ListOffsetsRequest = inc.decode()?;
+    let topics = std::mem::take(&mut req.topics);
+    let (allowed, denied) = partition_by(
+        topics,
+        |t| t.name.to_string(),
+        |n| {
+            s.allow(
+                ApiKey::ListOffsets,
+                ResourceType::Topic,
+                n,
+                Operation::Describe,
+            )
+        },
+    );
+    if denied.is_empty() {
+        return Ok(Outcome::forward());
+    }
+    let nothing_left = allowed.is_empty();
+    req.topics = allowed;
+    let errors: Vec<ListOffsetsTopicResponse> = denied
+        .iter()
+        .map(|t| {
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            ListOffsetsPartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                .with_timestamp(-1)
+                                .with_offset(-1)
+                                .with_leader_epoch(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    Ok(
+        inc.forward_with::<_, ListOffsetsResponse, _>(&req, true, nothing_left, move |r| {
+            r.topics.extend(errors)
+        }),
+    )
+}
+
+/// Metadata: DESCRIBE per topic. An all-topics request silently omits what the principal
+/// may not describe; named topics it may not describe get 29 with no ID and no partitions,
+/// whether or not they exist. Auto-creation needs CREATE on the cluster or on the topic.
+pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+    let mut req: MetadataRequest = inc.decode()?;
+    let version = inc.version;
+    let all_topics = match &req.topics {
+        None => true,
+        Some(t) => version == 0 && t.is_empty(),
+    };
+    let topic_ops = version >= 8 && req.include_topic_authorized_operations;
+    let cluster_ops = (8..=10).contains(&version) && req.include_cluster_authorized_operations;
+    let cluster_mask = cluster_ops.then(|| {
+        if s.allow_quietly(ResourceType::Cluster, CLUSTER, Operation::Describe) {
+            s.operations_mask(ResourceType::Cluster, CLUSTER)
+        } else {
+            0
+        }
+    });
+    let session = s.clone();
+    if all_topics {
+        return Ok(Outcome::Forward {
+            request: None,
+            fixup: Some(typed_fixup::<MetadataResponse, _>(version, move |r| {
+                r.topics.retain(|t| {
+                    t.name.as_ref().is_some_and(|n| {
+                        session.allow_quietly(ResourceType::Topic, n, Operation::Describe)
+                    })
+                });
+                finish_metadata(&session, r, topic_ops, cluster_mask, &[]);
+            })),
+        });
+    }
+    let topics = req.topics.take().unwrap_or_default();
+    if topics.iter().any(|t| t.name.is_none()) {
+        return Ok(Outcome::Close(
+            "Metadata request names a topic by ID only".into(),
+        ));
+    }
+    let name_of = |t: &kafka_protocol::messages::metadata_request::MetadataRequestTopic| {
+        t.name.as_ref().map(|n| n.to_string()).unwrap_or_default()
+    };
+    let (allowed, denied) = partition_by(topics, name_of, |n| {
+        s.allow(
+            ApiKey::Metadata,
+            ResourceType::Topic,
+            n,
+            Operation::Describe,
+        )
+    });
+    // Topics the principal may describe but not create must not be auto-created.
+    let cluster_create = s.allow_quietly(ResourceType::Cluster, CLUSTER, Operation::Create);
+    let no_create: Vec<String> = if cluster_create {
+        Vec::new()
+    } else {
+        allowed
+            .iter()
+            .map(name_of)
+            .filter(|n| !s.allow_quietly(ResourceType::Topic, n, Operation::Create))
+            .collect()
+    };
+    let mut changed = !denied.is_empty();
+    if req.allow_auto_topic_creation && !no_create.is_empty() {
+        // One flag covers the whole request: without CREATE on every named topic, nothing
+        // is auto-created, and the missing ones get 29 below (as Kafka answers them).
+        req.allow_auto_topic_creation = false;
+        changed = true;
+    }
+    let nothing_left = allowed.is_empty();
+    req.topics = Some(allowed);
+    let errors: Vec<MetadataResponseTopic> = denied
+        .iter()
+        .map(|t| {
+            MetadataResponseTopic::default()
+                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                .with_name(t.name.clone())
+        })
+        .collect();
+    let fixup = move |r: &mut MetadataResponse| {
+        finish_metadata(&session, r, topic_ops, cluster_mask, &no_create);
+        r.topics.extend(errors);
+    };
+    Ok(inc.forward_with::<_, MetadataResponse, _>(&req, changed, nothing_left, fixup))
+}
+
+fn finish_metadata(
+    s: &Session,
+    r: &mut MetadataResponse,
+    topic_ops: bool,
+    cluster_mask: Option<i32>,
+    no_create: &[String],
+) {
+    for t in &mut r.topics {
+        let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+        // A missing topic the principal could not have created: Kafka answers 29, not 3.
+        if t.error_code == UNKNOWN_TOPIC_OR_PARTITION && no_create.contains(&name) {
+            t.error_code = TOPIC_AUTHORIZATION_FAILED;
+        }
+        if topic_ops && t.error_code == 0 {
+            t.topic_authorized_operations = s.operations_mask(ResourceType::Topic, &name);
+        }
+    }
+    if let Some(mask) = cluster_mask {
+        r.cluster_authorized_operations = mask;
+    }
+}
+
+/// OffsetForLeaderEpoch: CLUSTER_ACTION on the cluster allows every topic; otherwise
+/// DESCRIBE per topic (KIP-320).
+pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+    let mut req: OffsetForLeaderEpochRequest = inc.decode()?;
+    if inc.version >= 3 && req.replica_id.0 >= 0 {
+        return Ok(Outcome::Close(
+            "OffsetForLeaderEpoch from a follower".into(),
+        ));
+    }
+    if s.allow_quietly(ResourceType::Cluster, CLUSTER, Operation::ClusterAction) {
+        return Ok(Outcome::forward());
+    }
+    let topics = std::mem::take(&mut req.topics);
+    let (allowed, denied) = partition_by(
+        topics,
+        |t| t.topic.to_string(),
+        |n| {
+            s.allow(
+                ApiKey::OffsetForLeaderEpoch,
+                ResourceType::Topic,
+                n,
+                Operation::Describe,
+            )
+        },
+    );
+    if denied.is_empty() {
+        return Ok(Outcome::forward());
+    }
+    let nothing_left = allowed.is_empty();
+    req.topics = allowed;
+    let errors: Vec<OffsetForLeaderTopicResult> = denied
+        .iter()
+        .map(|t| {
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            EpochEndOffset::default()
+                                .with_partition(p.partition)
+                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                .with_leader_epoch(-1)
+                                .with_end_offset(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    Ok(
+        inc.forward_with::<_, OffsetForLeaderEpochResponse, _>(
+            &req,
+            true,
+            nothing_left,
+            move |r| r.topics.extend(errors),
+        ),
+    )
+}
+
+/// DescribeCluster: no check on a broker; DESCRIBE on the cluster decides whether the
+/// authorized-operations mask is computed (otherwise 0).
+pub fn describe_cluster(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+    let req: DescribeClusterRequest = inc.decode()?;
+    if !req.include_cluster_authorized_operations {
+        return Ok(Outcome::forward());
+    }
+    let mask = if s.allow_quietly(ResourceType::Cluster, CLUSTER, Operation::Describe) {
+        s.operations_mask(ResourceType::Cluster, CLUSTER)
+    } else {
+        0
+    };
+    Ok(Outcome::Forward {
+        request: None,
+        fixup: Some(typed_fixup::<DescribeClusterResponse, _>(
+            inc.version,
+            move |r| {
+                r.cluster_authorized_operations = mask;
+            },
+        )),
+    })
+}

@@ -1,0 +1,386 @@
+//! Authorization of every client request, exactly as a Kafka broker with an authorizer.
+//!
+//! For each request kgate decodes the body, asks the [`Authorizer`] the checks Kafka's
+//! `KafkaApis` asks (reference §1.1), and produces an [`Outcome`]: forward the request as is,
+//! forward a trimmed copy and merge Kafka-shaped errors for the denied part into the response,
+//! answer locally (everything denied, or an API kgate serves itself), or close the connection.
+//! Authorization always comes before any existence check, so a topic a principal may not
+//! describe gets `TOPIC_AUTHORIZATION_FAILED` whether or not it exists.
+//!
+//! # Layout
+//! - this file: [`Authz`], [`Session`], [`Outcome`] and the generic forward/merge helpers;
+//! - [`data`]: Produce, Fetch, ListOffsets, Metadata, OffsetForLeaderEpoch, DescribeCluster;
+//! - [`groups`]: consumer-group APIs, OffsetCommit/OffsetFetch, FindCoordinator;
+//! - [`txn`]: InitProducerId and the transaction APIs;
+//! - [`admin`]: topic, config, log-dir, quota and other administrative APIs;
+//! - [`local`]: APIs kgate answers itself (ACL and SCRAM-credential administration).
+
+pub mod admin;
+pub mod data;
+pub mod groups;
+pub mod local;
+pub mod txn;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use kgate_policies::{Authorizer, Operation, Principal, Request, ResourceType};
+
+use crate::audit::Audit;
+use crate::header::{decode_body, encode_request, encode_response};
+
+/// Kafka error codes used by authorization.
+pub mod codes {
+    /// UNKNOWN_TOPIC_OR_PARTITION
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    /// INVALID_TOPIC_EXCEPTION
+    pub const INVALID_TOPIC: i16 = 17;
+    /// TOPIC_AUTHORIZATION_FAILED
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    /// GROUP_AUTHORIZATION_FAILED
+    pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+    /// CLUSTER_AUTHORIZATION_FAILED
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    /// INVALID_REQUEST
+    pub const INVALID_REQUEST: i16 = 42;
+    /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    /// SECURITY_DISABLED
+    pub const SECURITY_DISABLED: i16 = 54;
+    /// OPERATION_NOT_ATTEMPTED
+    pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+}
+
+/// The cluster resource's only name.
+pub const CLUSTER: &str = "kafka-cluster";
+
+/// Kafka's internal topics: never writable by clients, never addable to a transaction.
+pub const INTERNAL_TOPICS: &[&str] = &[
+    "__consumer_offsets",
+    "__transaction_state",
+    "__share_group_state",
+];
+
+/// What the gateway enforces: the authorizer, the audit log and (for the SCRAM admin APIs)
+/// the credential store. Shared by every connection.
+#[derive(Debug, Clone)]
+pub struct Authz {
+    /// Decisions.
+    pub authorizer: Arc<Authorizer>,
+    /// Where decisions are recorded.
+    pub audit: Option<Arc<Audit>>,
+    /// The credential store, for DescribeUserScramCredentials / AlterUserScramCredentials.
+    pub credentials: Option<kgate_auth::SharedCredentials>,
+}
+
+/// One authenticated client, as authorization sees it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `User:alice`.
+    pub principal: Principal,
+    /// The client's address as kgate sees it (host ACLs match on it).
+    pub host: IpAddr,
+    /// What to enforce; `None` means no authorizer (Kafka's default: allow everything).
+    pub authz: Option<Arc<Authz>>,
+}
+
+impl Session {
+    /// Kafka's `authorize`: records denials (and allows, when configured) in the audit log.
+    pub fn allow(
+        &self,
+        api: ApiKey,
+        resource_type: ResourceType,
+        name: &str,
+        operation: Operation,
+    ) -> bool {
+        let Some(authz) = &self.authz else {
+            return true;
+        };
+        let decision = authz
+            .authorizer
+            .authorize(&self.request(resource_type, name, operation));
+        if let Some(audit) = &authz.audit {
+            audit.decision(self, api, resource_type, name, operation, &decision);
+        }
+        decision.allowed
+    }
+
+    /// A check that Kafka makes without logging a denial (cluster shortcuts, list filtering).
+    pub fn allow_quietly(
+        &self,
+        resource_type: ResourceType,
+        name: &str,
+        operation: Operation,
+    ) -> bool {
+        match &self.authz {
+            Some(authz) => {
+                authz
+                    .authorizer
+                    .authorize(&self.request(resource_type, name, operation))
+                    .allowed
+            }
+            None => true,
+        }
+    }
+
+    /// Kafka's `authorizeByResourceType` (InitProducerId's WRITE-on-any-topic rule).
+    pub fn allow_by_type(
+        &self,
+        api: ApiKey,
+        resource_type: ResourceType,
+        operation: Operation,
+    ) -> bool {
+        let Some(authz) = &self.authz else {
+            return true;
+        };
+        let decision = authz.authorizer.authorize_by_resource_type(
+            &self.principal,
+            &[],
+            self.host,
+            operation,
+            resource_type,
+        );
+        if let Some(audit) = &authz.audit {
+            audit.decision(self, api, resource_type, "*", operation, &decision);
+        }
+        decision.allowed
+    }
+
+    /// The `authorized_operations` mask of a resource.
+    pub fn operations_mask(&self, resource_type: ResourceType, name: &str) -> i32 {
+        match &self.authz {
+            Some(authz) => authz.authorizer.authorized_operations(
+                &self.principal,
+                &[],
+                self.host,
+                resource_type,
+                name,
+            ),
+            None => resource_type
+                .supported_operations()
+                .iter()
+                .fold(0, |mask, op| mask | (1i32 << op.code())),
+        }
+    }
+
+    fn request<'a>(
+        &'a self,
+        resource_type: ResourceType,
+        name: &'a str,
+        operation: Operation,
+    ) -> Request<'a> {
+        Request {
+            principal: &self.principal,
+            groups: &[],
+            host: self.host,
+            resource_type,
+            name,
+            operation,
+        }
+    }
+}
+
+/// Rewrites a response body (after the header) once the upstream answers.
+pub type Fixup = Box<dyn FnOnce(Bytes) -> Result<Bytes, String> + Send>;
+
+/// What to do with one request.
+pub enum Outcome {
+    /// Forward; `request` replaces the original bytes (without size prefix) when set, and
+    /// `fixup` rewrites the response body when set.
+    Forward {
+        /// The trimmed request, if it changed.
+        request: Option<Bytes>,
+        /// The response change, if any.
+        fixup: Option<Fixup>,
+    },
+    /// Answer with this response (header and body, without size prefix).
+    Respond(Bytes),
+    /// Forward the original bytes; no response will come (a produce with `acks=0`).
+    ForwardNoResponse,
+    /// Close the connection, with the reason for the log.
+    Close(String),
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Forward { request, fixup } => f
+                .debug_struct("Forward")
+                .field("rewritten", &request.is_some())
+                .field("fixup", &fixup.is_some())
+                .finish(),
+            Outcome::Respond(b) => f.debug_tuple("Respond").field(&b.len()).finish(),
+            Outcome::ForwardNoResponse => f.write_str("ForwardNoResponse"),
+            Outcome::Close(r) => f.debug_tuple("Close").field(r).finish(),
+        }
+    }
+}
+
+impl Outcome {
+    /// Forward the original bytes; no response comes back (`acks=0`).
+    pub fn forward_no_response() -> Self {
+        Outcome::ForwardNoResponse
+    }
+
+    /// Forward the original bytes untouched.
+    pub fn forward() -> Self {
+        Outcome::Forward {
+            request: None,
+            fixup: None,
+        }
+    }
+}
+
+/// The request being authorized: its header, version and body bytes.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The API.
+    pub api: ApiKey,
+    /// Its version.
+    pub version: i16,
+    /// The decoded header (client id, correlation id).
+    pub header: RequestHeader,
+    /// The body bytes after the header.
+    pub body: Bytes,
+}
+
+impl Incoming {
+    /// Decodes the body as `T`.
+    ///
+    /// # Errors
+    /// A malformed body: the caller closes the connection.
+    pub fn decode<T: Decodable>(&self) -> Result<T, String> {
+        decode_body(self.api, self.version, self.body.clone()).map_err(|e| e.to_string())
+    }
+
+    /// A local response with this body.
+    pub fn respond<T: Encodable>(&self, body: &T) -> Outcome {
+        match encode_response(self.api, self.version, self.header.correlation_id, body) {
+            Ok(bytes) => Outcome::Respond(bytes),
+            Err(e) => Outcome::Close(e.to_string()),
+        }
+    }
+
+    /// Forward `request` (re-encoded if `changed`) and apply `fixup` to the response; when
+    /// `nothing_left` is set, nothing is forwarded and `fixup` runs on an empty response.
+    pub fn forward_with<Req, Resp, F>(
+        &self,
+        request: &Req,
+        changed: bool,
+        nothing_left: bool,
+        fixup: F,
+    ) -> Outcome
+    where
+        Req: Encodable,
+        Resp: Decodable + Encodable + Default + 'static,
+        F: FnOnce(&mut Resp) + Send + 'static,
+    {
+        let version = self.version;
+        if nothing_left {
+            let mut resp = Resp::default();
+            fixup(&mut resp);
+            return self.respond(&resp);
+        }
+        let request = if changed {
+            match encode_request(self.api, version, &self.header, request) {
+                Ok(b) => Some(b),
+                Err(e) => return Outcome::Close(e.to_string()),
+            }
+        } else {
+            None
+        };
+        Outcome::Forward {
+            request,
+            fixup: Some(typed_fixup::<Resp, F>(version, fixup)),
+        }
+    }
+}
+
+/// A [`Fixup`] that decodes the response as `Resp`, applies `f` and encodes it again.
+pub fn typed_fixup<Resp, F>(version: i16, f: F) -> Fixup
+where
+    Resp: Decodable + Encodable + 'static,
+    F: FnOnce(&mut Resp) + Send + 'static,
+{
+    Box::new(move |mut body: Bytes| {
+        let mut resp = Resp::decode(&mut body, version)
+            .map_err(|e| format!("cannot parse the broker's response: {e}"))?;
+        f(&mut resp);
+        let mut out = BytesMut::new();
+        resp.encode(&mut out, version)
+            .map_err(|e| format!("cannot encode the merged response: {e}"))?;
+        Ok(out.freeze())
+    })
+}
+
+/// Applies a fixup to a whole response frame (header kept byte for byte).
+///
+/// # Errors
+/// The fixup's error, or a malformed header.
+pub fn apply_fixup(api: ApiKey, version: i16, frame: Bytes, fixup: Fixup) -> Result<Bytes, String> {
+    let (_header, body): (ResponseHeader, Bytes) =
+        crate::header::decode_response_header(api, version, &frame).map_err(|e| e.to_string())?;
+    let header_len = frame.len() - body.len();
+    let new_body = fixup(body)?;
+    let mut out = BytesMut::with_capacity(header_len + new_body.len());
+    out.extend_from_slice(&frame[..header_len]);
+    out.extend_from_slice(&new_body);
+    Ok(out.freeze())
+}
+
+/// Authorizes one request.
+pub fn authorize(session: &Session, incoming: &Incoming) -> Outcome {
+    let result = match incoming.api {
+        ApiKey::Produce => data::produce(session, incoming),
+        ApiKey::Fetch => data::fetch(session, incoming),
+        ApiKey::ListOffsets => data::list_offsets(session, incoming),
+        ApiKey::Metadata => data::metadata(session, incoming),
+        ApiKey::OffsetForLeaderEpoch => data::offset_for_leader_epoch(session, incoming),
+        ApiKey::DescribeCluster => data::describe_cluster(session, incoming),
+        ApiKey::OffsetCommit => groups::offset_commit(session, incoming),
+        ApiKey::OffsetFetch => groups::offset_fetch(session, incoming),
+        ApiKey::FindCoordinator => groups::find_coordinator(session, incoming),
+        ApiKey::JoinGroup | ApiKey::Heartbeat | ApiKey::LeaveGroup | ApiKey::SyncGroup => {
+            groups::membership(session, incoming)
+        }
+        ApiKey::DescribeGroups => groups::describe_groups(session, incoming),
+        ApiKey::ListGroups => groups::list_groups(session, incoming),
+        ApiKey::InitProducerId => txn::init_producer_id(session, incoming),
+        ApiKey::AddPartitionsToTxn => txn::add_partitions_to_txn(session, incoming),
+        ApiKey::AddOffsetsToTxn => txn::add_offsets_to_txn(session, incoming),
+        ApiKey::EndTxn => txn::end_txn(session, incoming),
+        ApiKey::TxnOffsetCommit => txn::txn_offset_commit(session, incoming),
+        _ => admin::authorize(session, incoming),
+    };
+    result.unwrap_or_else(|e| {
+        Outcome::Close(format!(
+            "malformed {:?} v{}: {e}",
+            incoming.api, incoming.version
+        ))
+    })
+}
+
+/// Splits the items of a request by a check done once per distinct name (Kafka's
+/// `filterByAuthorized`): returns (allowed items, denied names).
+pub fn partition_by<T>(
+    items: Vec<T>,
+    name: impl Fn(&T) -> String,
+    mut check: impl FnMut(&str) -> bool,
+) -> (Vec<T>, Vec<T>) {
+    let mut memo: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    let mut allowed = Vec::new();
+    let mut denied = Vec::new();
+    for item in items {
+        let n = name(&item);
+        let ok = *memo.entry(n.clone()).or_insert_with(|| check(&n));
+        if ok {
+            allowed.push(item);
+        } else {
+            denied.push(item);
+        }
+    }
+    (allowed, denied)
+}
