@@ -17,7 +17,7 @@
 //!   invalidated by a generation number. It answers [`Authorizer::authorize`],
 //!   [`Authorizer::authorize_by_resource_type`] and [`Authorizer::authorized_operations`],
 //!   and serves CreateAcls / DescribeAcls / DeleteAcls, persisting changes.
-//! - **Reference** ([`reference`]): the casbin model file `kafka_acl.conf` and the policy as
+//! - **Reference** ([`reference`](mod@reference)): the casbin model file `kafka_acl.conf` and the policy as
 //!   casbin rows. A property test keeps the compiled matcher equal to casbin.
 //! - **Bench** ([`bench_decisions`]): decision cost at 100, 10,000 and 100,000 bindings.
 //!
