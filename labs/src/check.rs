@@ -1,0 +1,986 @@
+//! Checks: files, `kgate` commands, real clients through the gateway, measured probes with
+//! faults, the audit log and simulator runs. Each returns a [`CheckResult`] for the student.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::env::LabEnv;
+use crate::lab::{CheckSpec, Condition, Expect, ProbeSpec, Security, PROBE_METRICS, SIM_METRICS};
+
+/// The outcome of one check.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    /// What was checked.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What was seen (numbers, errors, the table).
+    pub detail: String,
+}
+
+/// What a check left behind for questions (the simulator report).
+#[derive(Debug, Default)]
+pub struct Evidence {
+    /// The last `sim` check's report.
+    pub sim: Option<kgate_sim::Report>,
+}
+
+/// What the hidden variant changes in checks once its faults are injected.
+#[derive(Debug, Clone, Default)]
+pub struct VariantContext {
+    /// TOML appended to `sim` scenarios (the variant's simulated fault).
+    pub sim: String,
+    /// Consumer processing time per message in probes (a slow consumer).
+    pub processing_ms: Option<u64>,
+}
+
+/// The default name of a check.
+pub fn check_name(check: &CheckSpec) -> String {
+    match check {
+        CheckSpec::File { name, path, .. } => {
+            name.clone().unwrap_or_else(|| format!("{path} exists"))
+        }
+        CheckSpec::Command { name, cmd, .. } => name.clone().unwrap_or_else(|| format!("`{cmd}`")),
+        CheckSpec::Consume {
+            name,
+            topic,
+            user,
+            expect,
+            ..
+        } => name.clone().unwrap_or_else(|| {
+            format!(
+                "{} reads {topic}: {expect}",
+                user.as_deref().unwrap_or("an anonymous client")
+            )
+        }),
+        CheckSpec::Produce {
+            name,
+            topic,
+            user,
+            expect,
+            ..
+        } => name.clone().unwrap_or_else(|| {
+            format!(
+                "{} writes {topic}: {expect}",
+                user.as_deref().unwrap_or("an anonymous client")
+            )
+        }),
+        CheckSpec::Audit { name, fields } => name.clone().unwrap_or_else(|| {
+            let parts: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("the audit log has a line with {}", parts.join(", "))
+        }),
+        CheckSpec::Probe(p) => p
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("probe: {} messages to {}", p.count, p.topic)),
+        CheckSpec::Sim { name, .. } => name.clone().unwrap_or_else(|| "simulator run".into()),
+    }
+}
+
+/// Runs one check against the environment.
+pub async fn run_check(
+    env: &mut LabEnv,
+    check: &CheckSpec,
+    variant: &VariantContext,
+    evidence: &mut Evidence,
+) -> CheckResult {
+    let extra_sim = variant.sim.as_str();
+    let name = check_name(check);
+    let outcome: anyhow::Result<(bool, String)> = match check {
+        CheckSpec::File { path, contains, .. } => file_check(env.dir(), path, contains.as_deref()),
+        CheckSpec::Command {
+            cmd,
+            stdin,
+            success,
+            output_contains,
+            ..
+        } => command_check(
+            env.dir(),
+            cmd,
+            stdin.as_deref(),
+            *success,
+            output_contains.as_deref(),
+        ),
+        CheckSpec::Consume {
+            topic,
+            group,
+            user,
+            password,
+            mechanism,
+            security,
+            min,
+            expect,
+            ..
+        } => {
+            let client = client_config(
+                env,
+                *security,
+                user.as_deref().zip(password.as_deref()),
+                mechanism.as_deref(),
+            );
+            let group = group.clone().unwrap_or_else(|| "kgate-lab-check".into());
+            let seen = consume_outcome(client, topic, &group, *min, *expect).await;
+            Ok(judge(*expect, seen, "messages read"))
+        }
+        CheckSpec::Produce {
+            topic,
+            user,
+            password,
+            mechanism,
+            security,
+            count,
+            expect,
+            ..
+        } => {
+            let client = client_config(
+                env,
+                *security,
+                user.as_deref().zip(password.as_deref()),
+                mechanism.as_deref(),
+            );
+            let seen = produce_outcome(client, topic, *count).await;
+            Ok(judge(*expect, seen, "messages written"))
+        }
+        CheckSpec::Audit { fields, .. } => audit_check(env, fields),
+        CheckSpec::Probe(p) => {
+            let mut p = p.clone();
+            if let Some(ms) = variant.processing_ms {
+                p.processing_ms = ms;
+            }
+            probe(env, &p).await
+        }
+        CheckSpec::Sim {
+            scenario,
+            expect,
+            show,
+            hide_faults,
+            ..
+        } => sim_check(scenario, extra_sim, expect, *show, *hide_faults, evidence),
+    };
+    match outcome {
+        Ok((passed, detail)) => CheckResult {
+            name,
+            passed,
+            detail,
+        },
+        Err(e) => CheckResult {
+            name,
+            passed: false,
+            detail: format!("{e:#}"),
+        },
+    }
+}
+
+fn file_check(dir: &Path, path: &str, contains: Option<&str>) -> anyhow::Result<(bool, String)> {
+    let full = dir.join(path);
+    match std::fs::read(&full) {
+        Ok(bytes) => match contains {
+            Some(needle) if !String::from_utf8_lossy(&bytes).contains(needle) => {
+                Ok((false, format!("{path} does not contain {needle:?}")))
+            }
+            _ => Ok((true, format!("{path} ({} bytes)", bytes.len()))),
+        },
+        Err(_) => Ok((false, format!("{path} is missing in {}", dir.display()))),
+    }
+}
+
+/// The `kgate` executable step commands run: this very binary.
+pub fn kgate_exe() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("KGATE_LAB_EXE") {
+        return Ok(PathBuf::from(p));
+    }
+    std::env::current_exe().context("cannot find the kgate executable")
+}
+
+/// Runs `kgate ...` in the lab directory; returns status and combined output.
+///
+/// # Errors
+/// The command cannot start.
+pub fn run_kgate(dir: &Path, line: &str, stdin: Option<&str>) -> anyhow::Result<(bool, String)> {
+    let words = crate::lab::split_words(line).map_err(anyhow::Error::msg)?;
+    let Some((first, args)) = words.split_first() else {
+        anyhow::bail!("empty command");
+    };
+    anyhow::ensure!(
+        first == "kgate",
+        "{line:?}: lab commands start with `kgate`"
+    );
+    let mut child = Command::new(kgate_exe()?)
+        .args(args)
+        .current_dir(dir)
+        .env("KGATE_LOG", "warn")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {line:?}"))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        use std::io::Write;
+        pipe.write_all(input.as_bytes())
+            .with_context(|| format!("cannot write the input of {line:?}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("cannot run {line:?}"))?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.success(), text))
+}
+
+fn command_check(
+    dir: &Path,
+    cmd: &str,
+    stdin: Option<&str>,
+    success: bool,
+    contains: Option<&str>,
+) -> anyhow::Result<(bool, String)> {
+    let (ok, out) = run_kgate(dir, cmd, stdin)?;
+    let shown = out.trim_end().to_owned();
+    if ok != success {
+        let want = if success { "succeed" } else { "fail" };
+        return Ok((
+            false,
+            format!("expected it to {want}; it printed:\n{shown}"),
+        ));
+    }
+    if let Some(needle) = contains {
+        if !out.contains(needle) {
+            return Ok((false, format!("the output lacks {needle:?}:\n{shown}")));
+        }
+    }
+    Ok((true, shown))
+}
+
+/// librdkafka settings for a check client.
+fn client_config(
+    env: &LabEnv,
+    security: Security,
+    user: Option<(&str, &str)>,
+    mechanism: Option<&str>,
+) -> ClientConfig {
+    let gw = env.config();
+    let (tls, sasl) = match security {
+        Security::Auto => (gw.tls(), gw.sasl() || user.is_some()),
+        Security::Plaintext => (false, false),
+        Security::Ssl => (true, false),
+        Security::SaslSsl => (true, true),
+    };
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", env.bootstrap())
+        .set("socket.timeout.ms", "6000")
+        .set("log_level", "0");
+    c.set(
+        "security.protocol",
+        match (tls, sasl) {
+            (false, false) => "plaintext",
+            (true, false) => "ssl",
+            (false, true) => "sasl_plaintext",
+            (true, true) => "sasl_ssl",
+        },
+    );
+    if tls {
+        let ca = gw
+            .cert
+            .as_ref()
+            .and_then(|c| c.parent().map(|p| p.join("ca.pem")))
+            .unwrap_or_else(|| PathBuf::from("certs/ca.pem"));
+        let ca = if ca.is_absolute() {
+            ca
+        } else {
+            env.dir().join(ca)
+        };
+        c.set("ssl.ca.location", ca.display().to_string());
+    }
+    if sasl {
+        let (u, p) = user.unwrap_or(("nobody", "nobody"));
+        c.set("sasl.mechanisms", mechanism.unwrap_or("SCRAM-SHA-512"))
+            .set("sasl.username", u)
+            .set("sasl.password", p);
+    }
+    c
+}
+
+/// Errors librdkafka reported outside of results (authentication, transport).
+#[derive(Clone, Default)]
+struct Recorder {
+    errors: Arc<Mutex<Vec<(Option<RDKafkaErrorCode>, String)>>>,
+}
+
+impl ClientContext for Recorder {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Ok(mut e) = self.errors.lock() {
+            if e.len() < 50 {
+                e.push((error.rdkafka_error_code(), reason.to_owned()));
+            }
+        }
+    }
+    fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, _fac: &str, _log_message: &str) {}
+}
+
+impl ConsumerContext for Recorder {}
+
+impl Recorder {
+    fn classify(&self) -> Option<Seen> {
+        let errors = self.errors.lock().ok()?;
+        for (code, reason) in errors.iter() {
+            if let Some(seen) = classify_code(*code, reason) {
+                return Some(seen);
+            }
+        }
+        None
+    }
+}
+
+/// What a client saw.
+#[derive(Debug)]
+enum Seen {
+    Worked(usize),
+    Denied(String),
+    Rejected(String),
+    Nothing(String),
+}
+
+fn classify_code(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<Seen> {
+    use RDKafkaErrorCode as E;
+    match code? {
+        E::TopicAuthorizationFailed
+        | E::GroupAuthorizationFailed
+        | E::ClusterAuthorizationFailed
+        | E::TransactionalIdAuthorizationFailed => Some(Seen::Denied(reason.to_owned())),
+        E::Authentication | E::SaslAuthenticationFailed | E::SSL => {
+            Some(Seen::Rejected(reason.to_owned()))
+        }
+        E::BrokerTransportFailure | E::AllBrokersDown => Some(Seen::Rejected(reason.to_owned())),
+        _ => None,
+    }
+}
+
+fn judge(expect: Expect, seen: Seen, what: &str) -> (bool, String) {
+    match (expect, seen) {
+        (Expect::Ok, Seen::Worked(n)) => (true, format!("{n} {what}")),
+        (Expect::Denied, Seen::Denied(r)) => (true, format!("denied as expected: {r}")),
+        (Expect::Rejected, Seen::Rejected(r)) => {
+            (true, format!("refused as expected: {}", first_line(&r)))
+        }
+        (_, Seen::Worked(n)) => (
+            false,
+            format!("expected {expect}, but it worked ({n} {what})"),
+        ),
+        (_, Seen::Denied(r)) => (false, format!("expected {expect}, but it was denied: {r}")),
+        (_, Seen::Rejected(r)) => (
+            false,
+            format!(
+                "expected {expect}, but the connection was refused: {}",
+                first_line(&r)
+            ),
+        ),
+        (_, Seen::Nothing(r)) => (false, format!("expected {expect}: {r}")),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+async fn consume_outcome(
+    config: ClientConfig,
+    topic: &str,
+    group: &str,
+    min: usize,
+    expect: Expect,
+) -> Seen {
+    let recorder = Recorder::default();
+    let consumer: StreamConsumer<Recorder> = match config
+        .clone()
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create_with_context(recorder.clone())
+    {
+        Ok(c) => c,
+        Err(e) => return Seen::Nothing(format!("cannot create the consumer: {e}")),
+    };
+    if let Err(e) = consumer.subscribe(&[topic]) {
+        return Seen::Nothing(format!("cannot subscribe: {e}"));
+    }
+    let wait = if expect == Expect::Ok { 20 } else { 10 };
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    let mut got = 0;
+    loop {
+        if got >= min.max(1) {
+            return Seen::Worked(got);
+        }
+        if expect != Expect::Ok {
+            if let Some(seen) = recorder.classify() {
+                return seen;
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let step = left.min(Duration::from_millis(300));
+        match tokio::time::timeout(step, consumer.recv()).await {
+            Ok(Ok(_)) => got += 1,
+            Ok(Err(e)) => {
+                if let Some(seen) = classify_code(e.rdkafka_error_code(), &e.to_string()) {
+                    return seen;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    if got > 0 {
+        return Seen::Worked(got);
+    }
+    recorder.classify().unwrap_or_else(|| {
+        Seen::Nothing(format!(
+            "no message arrived within {wait} s and no error either (is the topic empty?)"
+        ))
+    })
+}
+
+async fn produce_outcome(config: ClientConfig, topic: &str, count: usize) -> Seen {
+    let recorder = Recorder::default();
+    let producer: FutureProducer<Recorder> = match config
+        .clone()
+        .set("message.timeout.ms", "8000")
+        .set("linger.ms", "1")
+        .create_with_context(recorder.clone())
+    {
+        Ok(p) => p,
+        Err(e) => return Seen::Nothing(format!("cannot create the producer: {e}")),
+    };
+    let mut acks = Vec::new();
+    for i in 0..count {
+        let value = format!("{i} written by a lab check");
+        let key = format!("key-{i}");
+        let record = FutureRecord::to(topic).key(&key).payload(&value);
+        match producer.send_result(record) {
+            Ok(ack) => acks.push(ack),
+            Err((e, _)) => return Seen::Nothing(format!("cannot send: {e}")),
+        }
+    }
+    let mut ok = 0;
+    let mut first_error: Option<KafkaError> = None;
+    for ack in acks {
+        match ack.await {
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err((e, _))) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {}
+        }
+    }
+    match first_error {
+        None if ok == count => Seen::Worked(ok),
+        None => Seen::Nothing(format!("{ok} of {count} acknowledged")),
+        Some(e) => classify_code(e.rdkafka_error_code(), &e.to_string())
+            .or_else(|| recorder.classify())
+            .unwrap_or_else(|| Seen::Nothing(format!("{ok} of {count} acknowledged; {e}"))),
+    }
+}
+
+fn audit_check(env: &LabEnv, fields: &BTreeMap<String, String>) -> anyhow::Result<(bool, String)> {
+    let Some(log) = &env.config().audit_log else {
+        return Ok((
+            false,
+            "kgate.toml has no `audit_log` (add audit_log = \"audit.jsonl\")".into(),
+        ));
+    };
+    let path = if log.is_absolute() {
+        log.clone()
+    } else {
+        env.dir().join(log)
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => return Ok((false, format!("cannot read {}: {e}", path.display()))),
+    };
+    let mut lines = 0;
+    for line in text.lines() {
+        lines += 1;
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let matches = fields.iter().all(|(k, want)| match value.get(k) {
+            Some(serde_json::Value::String(s)) => s == want,
+            Some(other) => &other.to_string() == want,
+            None => false,
+        });
+        if matches {
+            return Ok((true, line.to_owned()));
+        }
+    }
+    Ok((
+        false,
+        format!("none of the {lines} lines of {} matches", path.display()),
+    ))
+}
+
+/// What a probe measured.
+#[derive(Debug, Default, Clone)]
+pub struct ProbeReport {
+    /// Metric name → value.
+    pub values: BTreeMap<&'static str, f64>,
+    /// Errors seen, by kind, with counts.
+    pub errors: BTreeMap<String, usize>,
+    /// One line per partition: leader, acknowledged messages, p99 latency.
+    pub partitions: Vec<String>,
+}
+
+fn partition_leaders<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+) -> BTreeMap<i32, i32> {
+    let Ok(md) = client.fetch_metadata(Some(topic), Duration::from_secs(3)) else {
+        return BTreeMap::new();
+    };
+    md.topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
+        .collect()
+}
+
+async fn probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<(bool, String)> {
+    let report = run_probe(env, p).await?;
+    let mut detail = String::new();
+    for name in PROBE_METRICS {
+        if let Some(v) = report.values.get(name) {
+            detail.push_str(&format!("{name}={} ", fmt_num(*v)));
+        }
+    }
+    for line in &report.partitions {
+        detail.push_str(&format!("\n  {line}"));
+    }
+    for (e, n) in &report.errors {
+        detail.push_str(&format!("\n  error ×{n}: {e}"));
+    }
+    let mut passed = true;
+    for cond in &p.expect {
+        let c = Condition::parse(cond, PROBE_METRICS, false).map_err(anyhow::Error::msg)?;
+        if let Condition::Compare {
+            metric, op, value, ..
+        } = c
+        {
+            let actual = report
+                .values
+                .get(metric.as_str())
+                .copied()
+                .unwrap_or(f64::NAN);
+            if !Condition::holds(&op, actual, value) {
+                passed = false;
+                detail.push_str(&format!(
+                    "\n  not met: {cond} (measured {})",
+                    fmt_num(actual)
+                ));
+            }
+        }
+    }
+    Ok((passed, detail.trim_end().to_owned()))
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Produces (with the probe's settings and faults), then consumes what is there.
+///
+/// # Errors
+/// A client that cannot be created.
+pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeReport> {
+    let mut report = ProbeReport::default();
+    let base = client_config(env, Security::Auto, None, None);
+    let run: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64 % 1_000_000_007);
+    let mut producer_config = base.clone();
+    producer_config
+        .set(
+            "acks",
+            if p.acks == "all" {
+                "-1"
+            } else {
+                p.acks.as_str()
+            },
+        )
+        .set(
+            "enable.idempotence",
+            if p.idempotence { "true" } else { "false" },
+        )
+        .set("message.timeout.ms", p.message_timeout_ms.to_string())
+        .set("linger.ms", "1")
+        .set("retry.backoff.ms", "50")
+        .set("retry.backoff.max.ms", "200");
+    if let Some(t) = p.request_timeout_ms {
+        producer_config.set("request.timeout.ms", t.to_string());
+    }
+    if !p.idempotence {
+        // Several requests in flight, as a default producer has.
+        producer_config.set("max.in.flight.requests.per.connection", "5");
+    }
+    let recorder = Recorder::default();
+    let producer: FutureProducer<Recorder> = producer_config
+        .create_with_context(recorder.clone())
+        .context("cannot create the probe producer")?;
+    for f in &p.faults {
+        env.apply(f)?;
+    }
+    let fault_started = Instant::now();
+    let mut acks = Vec::with_capacity(p.count);
+    for i in 0..p.count {
+        let value = format!("{run}:{i}");
+        let key = format!("key-{}", i % 8);
+        let record = FutureRecord::to(&p.topic).key(&key).payload(&value);
+        let sent = Instant::now();
+        match producer.send_result(record) {
+            Ok(ack) => acks.push((i, sent, ack)),
+            Err((e, _)) => {
+                *report.errors.entry(e.to_string()).or_default() += 1;
+            }
+        }
+    }
+    let mut latencies = Vec::new();
+    let mut by_partition: BTreeMap<i32, Vec<Duration>> = BTreeMap::new();
+    let mut acked = BTreeSet::new();
+    let mut failed = 0usize;
+    let mut pending = acks.into_iter();
+    let mut faults_cleared = p.faults.is_empty();
+    loop {
+        if !faults_cleared && fault_started.elapsed() >= Duration::from_millis(p.fault_for_ms) {
+            clear_faults(env, &p.faults)?;
+            faults_cleared = true;
+        }
+        let Some((i, sent, ack)) = pending.next() else {
+            break;
+        };
+        let mut ack = ack;
+        let result = loop {
+            if faults_cleared {
+                break ack.await;
+            }
+            match tokio::time::timeout(Duration::from_millis(50), &mut ack).await {
+                Ok(r) => break r,
+                Err(_) => {
+                    if fault_started.elapsed() >= Duration::from_millis(p.fault_for_ms) {
+                        clear_faults(env, &p.faults)?;
+                        faults_cleared = true;
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(Ok(delivery)) => {
+                let took = sent.elapsed();
+                latencies.push(took);
+                by_partition
+                    .entry(delivery.partition)
+                    .or_default()
+                    .push(took);
+                acked.insert(i as u64);
+            }
+            Ok(Err((e, _))) => {
+                failed += 1;
+                *report.errors.entry(e.to_string()).or_default() += 1;
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    if !faults_cleared {
+        clear_faults(env, &p.faults)?;
+    }
+    let leaders = partition_leaders(producer.client(), &p.topic);
+    for (partition, mut lat) in by_partition {
+        lat.sort();
+        let p99 = lat
+            .get(((lat.len() as f64 - 1.0) * 0.99).round() as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        let leader = leaders
+            .get(&partition)
+            .map_or_else(|| "?".to_owned(), |l| l.to_string());
+        report.partitions.push(format!(
+            "partition {partition} (leader broker {leader}): {} acked, p99 {p99:.0} ms",
+            lat.len()
+        ));
+    }
+    drop(producer);
+    latencies.sort();
+    let pct = |q: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let idx = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+        latencies
+            .get(idx.min(latencies.len() - 1))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    report.values.insert("produced", p.count as f64);
+    report.values.insert("acked", acked.len() as f64);
+    report.values.insert("failed", failed as f64);
+    report.values.insert("p50_ms", pct(0.5).round());
+    report.values.insert("p99_ms", pct(0.99).round());
+    report.values.insert("max_ms", pct(1.0).round());
+    if p.consume_for_ms > 0 {
+        let (counts, others, end) = consume_run(&base, &p.topic, run, p).await?;
+        let consumed: usize = counts.values().sum();
+        let distinct = counts.len();
+        let lost = acked.iter().filter(|i| !counts.contains_key(i)).count();
+        report.values.insert("consumed", consumed as f64);
+        report.values.insert("distinct", distinct as f64);
+        report
+            .values
+            .insert("duplicates", consumed.saturating_sub(distinct) as f64);
+        report.values.insert("lost", lost as f64);
+        let read = (consumed + others) as i64;
+        report.values.insert("lag", (end - read).max(0) as f64);
+    }
+    for (code, reason) in recorder
+        .errors
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default()
+    {
+        let key = match code {
+            Some(c) => format!("{c:?}: {}", first_line(&reason)),
+            None => first_line(&reason).to_owned(),
+        };
+        *report.errors.entry(key).or_default() += 1;
+    }
+    Ok(report)
+}
+
+fn clear_faults(env: &mut LabEnv, faults: &[crate::lab::FaultSpec]) -> anyhow::Result<()> {
+    for f in faults {
+        if let Some(u) = f.undo() {
+            env.apply(&u)?;
+            env.faults
+                .retain(|d| d != &f.describe() && d != &u.describe());
+        }
+    }
+    Ok(())
+}
+
+/// Reads the topic from the beginning with the probe's processing time; returns the count of
+/// each of this run's message numbers, the number of other records read, and the topic's
+/// total record count.
+async fn consume_run(
+    base: &ClientConfig,
+    topic: &str,
+    run: u64,
+    p: &ProbeSpec,
+) -> anyhow::Result<(BTreeMap<u64, usize>, usize, i64)> {
+    let consumer: StreamConsumer = base
+        .clone()
+        .set("group.id", format!("kgate-lab-probe-{run}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .context("cannot create the probe consumer")?;
+    consumer
+        .subscribe(&[topic])
+        .context("cannot subscribe the probe consumer")?;
+    let end = topic_end(&consumer, topic);
+    let prefix = format!("{run}:");
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut others = 0usize;
+    let deadline = Instant::now() + Duration::from_millis(p.consume_for_ms);
+    loop {
+        if (counts.values().sum::<usize>() + others) as i64 >= end && end > 0 {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(Ok(msg)) => {
+                let number = msg
+                    .payload()
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.strip_prefix(&prefix))
+                    .and_then(|n| n.parse::<u64>().ok());
+                match number {
+                    Some(n) => *counts.entry(n).or_default() += 1,
+                    None => others += 1,
+                }
+                if p.processing_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(p.processing_ms)).await;
+                }
+            }
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => break,
+        }
+    }
+    Ok((counts, others, end))
+}
+
+fn topic_end(consumer: &StreamConsumer, topic: &str) -> i64 {
+    let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+        return 0;
+    };
+    let partitions: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    partitions
+        .into_iter()
+        .filter_map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .ok()
+        })
+        .map(|(lo, hi)| hi - lo)
+        .sum()
+}
+
+fn sim_metric(s: &kgate_sim::ServiceReport, metric: &str) -> f64 {
+    match metric {
+        "produced" => s.produced as f64,
+        "acked" => s.acked as f64,
+        "delivered" => s.delivered as f64,
+        "throttled" => s.throttled as f64,
+        "retries" => s.retries as f64,
+        "redeliveries" => s.redeliveries as f64,
+        "duplicated" => s.duplicated.count as f64,
+        "reordered" => s.reordered.count as f64,
+        "lost" => s.lost.count as f64,
+        "failed" => s.failed.count as f64,
+        "dead_lettered" => s.dead_lettered.count as f64,
+        "pending" => s.pending as f64,
+        "latency_p50_ms" => s.latency.p50_ms,
+        "latency_p99_ms" => s.latency.p99_ms,
+        "ack_p99_ms" => s.ack_latency.p99_ms,
+        "cost_month_usd" => s.cost.month_usd,
+        "peak_lag" => s.samples.iter().map(|x| x.lag_messages).max().unwrap_or(0) as f64,
+        "peak_under_replicated" => s
+            .samples
+            .iter()
+            .map(|x| x.under_replicated)
+            .max()
+            .unwrap_or(0) as f64,
+        _ => f64::NAN,
+    }
+}
+
+/// The service with the highest (or lowest) value of `metric` in a report.
+pub fn sim_pick(report: &kgate_sim::Report, max: bool, metric: &str) -> Option<String> {
+    let mut best: Option<(f64, &str)> = None;
+    for s in &report.services {
+        let v = sim_metric(s, metric);
+        if v.is_nan() {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some((b, _)) => {
+                if max {
+                    v > b
+                } else {
+                    v < b
+                }
+            }
+        };
+        if better {
+            best = Some((v, s.service.name()));
+        }
+    }
+    best.map(|(_, n)| n.to_owned())
+}
+
+fn sim_check(
+    scenario: &str,
+    extra: &str,
+    expect: &[String],
+    show: bool,
+    hide_faults: bool,
+    evidence: &mut Evidence,
+) -> anyhow::Result<(bool, String)> {
+    let text = if extra.is_empty() {
+        scenario.to_owned()
+    } else {
+        format!("{scenario}\n{extra}\n")
+    };
+    let sc = kgate_sim::Scenario::from_toml_str(&text, "lab scenario")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = sc.run().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut detail = String::new();
+    if hide_faults {
+        for s in &report.services {
+            let values: Vec<String> = SIM_METRICS
+                .iter()
+                .filter(|m| !matches!(**m, "cost_month_usd" | "dead_lettered" | "redeliveries"))
+                .map(|m| format!("{m}={}", fmt_num(sim_metric(s, m))))
+                .collect();
+            detail.push_str(&format!("{}: {}\n", s.service.name(), values.join(" ")));
+        }
+    } else {
+        if show {
+            detail.push_str(&report.to_table());
+        }
+        for trail in &report.trails {
+            detail.push_str(&format!(
+                "\ncausal trail ({}): {}",
+                trail.service.name(),
+                trail.summary()
+            ));
+        }
+    }
+    let mut passed = true;
+    for cond in expect {
+        let c = Condition::parse(cond, SIM_METRICS, true).map_err(anyhow::Error::msg)?;
+        let (ok, seen) = match &c {
+            Condition::Compare {
+                service,
+                metric,
+                op,
+                value,
+            } => {
+                let kind = crate::lab::service_name(service.as_deref().unwrap_or("kafka"))
+                    .map_err(anyhow::Error::msg)?;
+                let actual = report
+                    .service(kind)
+                    .map_or(f64::NAN, |s| sim_metric(s, metric));
+                (Condition::holds(op, actual, *value), fmt_num(actual))
+            }
+            Condition::Pick {
+                max,
+                metric,
+                service,
+            } => {
+                let got = sim_pick(&report, *max, metric).unwrap_or_default();
+                (&got == service, got)
+            }
+        };
+        if !ok {
+            passed = false;
+            detail.push_str(&format!("\n  not met: {cond} (got {seen})"));
+        }
+    }
+    evidence.sim = Some(report);
+    Ok((passed, detail.trim().to_owned()))
+}

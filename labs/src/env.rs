@@ -1,0 +1,397 @@
+//! The live lab environment: the embedded cluster, its topics with messages, and the gateway in
+//! front of it, configured by the `kgate.toml` the student writes in the lab directory.
+//!
+//! [`LabEnv::sync`] reads that file again before every check: a changed file restarts the
+//! gateway on the same address; otherwise the users and policy files are reloaded in place
+//! (`Authorizer::reload`), as `kgate proxy` does on SIGHUP.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use kgate_auth::SharedCredentials;
+use kgate_policies::{Authorizer, AuthorizerOptions, Principal};
+use kgate_proxy::audit::Audit;
+use kgate_proxy::authz::Authz;
+use kgate_proxy::credentials::{CredentialAuthenticator, SaslMechanism};
+use kgate_proxy::{Gateway, GatewayConfig, TlsSettings};
+use serde::Deserialize;
+
+use crate::lab::{api_key, Environment, FaultSpec};
+use crate::{ClusterCommand, EmbeddedCluster};
+
+/// The gateway file of a lab directory.
+pub const GATEWAY_FILE: &str = "kgate.toml";
+
+/// The part of `kgate.toml` the lab gateway uses (the same keys as `kgate proxy --config`;
+/// `listen` and `upstream` are the lab's own and ignored).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct GatewayFile {
+    /// Server certificate.
+    pub cert: Option<PathBuf>,
+    /// Server key.
+    pub key: Option<PathBuf>,
+    /// CA for client certificates.
+    pub client_ca: Option<PathBuf>,
+    /// Users file.
+    pub users: Option<PathBuf>,
+    /// SASL mechanisms.
+    #[serde(default)]
+    pub mechanisms: Vec<String>,
+    /// Policy file: authorization is on when set.
+    pub policy: Option<PathBuf>,
+    /// Super users.
+    #[serde(default)]
+    pub super_users: Vec<String>,
+    /// Audit log.
+    pub audit_log: Option<PathBuf>,
+    /// Log allows too.
+    #[serde(default)]
+    pub audit_allows: bool,
+    /// Serve without TLS (the default when no certificate is set).
+    #[serde(default)]
+    pub plaintext: bool,
+}
+
+impl GatewayFile {
+    /// Reads `kgate.toml` in `dir`; a missing file is the insecure default.
+    ///
+    /// # Errors
+    /// The file does not parse.
+    pub fn read(dir: &Path) -> anyhow::Result<GatewayFile> {
+        let path = dir.join(GATEWAY_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| {
+                text.get(..s.start)
+                    .map_or(1, |t| t.matches('\n').count() + 1)
+            });
+            anyhow::anyhow!(
+                "{}{}: {}",
+                path.display(),
+                line.map(|l| format!(":{l}")).unwrap_or_default(),
+                e.message().trim()
+            )
+        })
+    }
+
+    /// Whether clients must use TLS.
+    pub fn tls(&self) -> bool {
+        self.cert.is_some() && !self.plaintext
+    }
+
+    /// Whether clients must authenticate with SASL.
+    pub fn sasl(&self) -> bool {
+        self.users.is_some()
+    }
+}
+
+/// The running environment.
+pub struct LabEnv {
+    dir: PathBuf,
+    cluster: EmbeddedCluster,
+    gateway: Option<Gateway>,
+    config: GatewayFile,
+    authz: Option<Arc<Authz>>,
+    credentials: Option<SharedCredentials>,
+    /// As requested: a fixed address keeps its port across restarts; port 0 picks new ones.
+    listen: SocketAddr,
+    bootstrap: String,
+    /// Faults in force, as applied (for `status`).
+    pub faults: Vec<String>,
+}
+
+impl std::fmt::Debug for LabEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabEnv")
+            .field("dir", &self.dir)
+            .field("bootstrap", &self.bootstrap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LabEnv {
+    /// Starts the cluster with the lab's topics and messages, and the gateway from the lab
+    /// directory's `kgate.toml`.
+    ///
+    /// # Errors
+    /// The cluster, a topic or the gateway cannot start.
+    pub async fn start(env: &Environment, dir: &Path, listen: SocketAddr) -> anyhow::Result<Self> {
+        let cluster =
+            EmbeddedCluster::start(env.brokers).context("cannot start the embedded cluster")?;
+        for topic in &env.topics {
+            cluster
+                .create_topic(&topic.name, topic.partitions)
+                .with_context(|| format!("cannot create topic {}", topic.name))?;
+        }
+        // Seed the topics straight into the cluster (not through the gateway).
+        let mut direct = rdkafka::ClientConfig::new();
+        direct
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("message.timeout.ms", "10000")
+            .set("linger.ms", "1");
+        for topic in env.topics.iter().filter(|t| t.messages > 0) {
+            crate::client::produce(&direct, &topic.name, topic.messages, 40, 8)
+                .await
+                .with_context(|| format!("cannot fill topic {}", topic.name))?;
+        }
+        let mut env = LabEnv {
+            dir: dir.to_owned(),
+            cluster,
+            gateway: None,
+            config: GatewayFile::default(),
+            authz: None,
+            credentials: None,
+            listen,
+            bootstrap: String::new(),
+            faults: Vec::new(),
+        };
+        let config = GatewayFile::read(dir)?;
+        env.start_gateway(config).await?;
+        Ok(env)
+    }
+
+    /// The gateway's `bootstrap.servers`.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The gateway settings in force.
+    pub fn config(&self) -> &GatewayFile {
+        &self.config
+    }
+
+    /// The lab directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cluster's own bootstrap servers (behind the gateway).
+    pub fn cluster_bootstrap(&self) -> &str {
+        self.cluster.bootstrap_servers()
+    }
+
+    /// Brings the gateway in line with the lab directory: restarts it when `kgate.toml`
+    /// changed, otherwise reloads users and policy. Returns a line for the student when
+    /// something changed.
+    ///
+    /// # Errors
+    /// A file that cannot be loaded, with its name.
+    pub async fn sync(&mut self) -> anyhow::Result<Option<String>> {
+        let config = GatewayFile::read(&self.dir)?;
+        if config != self.config {
+            self.start_gateway(config).await?;
+            return Ok(Some(format!(
+                "gateway restarted with the new {GATEWAY_FILE}: {}",
+                self.describe()
+            )));
+        }
+        if let Some(creds) = &self.credentials {
+            creds
+                .reload()
+                .map_err(|e| anyhow::anyhow!("users file: {e}"))?;
+        }
+        if let Some(authz) = &self.authz {
+            authz
+                .authorizer
+                .reload()
+                .map_err(|e| anyhow::anyhow!("policy file: {e}"))?;
+        }
+        Ok(None)
+    }
+
+    /// One line: what the gateway serves.
+    pub fn describe(&self) -> String {
+        let c = &self.config;
+        let transport = if c.tls() { "TLS" } else { "PLAINTEXT" };
+        let auth = if c.sasl() {
+            "SASL (SCRAM/PLAIN)"
+        } else {
+            "no authentication"
+        };
+        let acls = if c.policy.is_some() {
+            "ACLs enforced"
+        } else {
+            "no authorization"
+        };
+        format!("{} — {transport}, {auth}, {acls}", self.bootstrap)
+    }
+
+    fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    async fn start_gateway(&mut self, config: GatewayFile) -> anyhow::Result<()> {
+        if let Some(old) = self.gateway.take() {
+            old.shutdown().await;
+        }
+        let upstream = self
+            .cluster
+            .bootstrap_servers()
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let mut gw = GatewayConfig::new(self.listen, upstream);
+        gw.shutdown_grace = Duration::from_millis(200);
+        gw.sasl.failure_delay = Duration::from_millis(20);
+        if config.tls() {
+            let (Some(cert), Some(key)) = (&config.cert, &config.key) else {
+                bail!("{GATEWAY_FILE}: `cert` needs `key` too (certs/server-key.pem)");
+            };
+            let handle = kgate_certs::TlsConfigHandle::load(kgate_certs::TlsSettings {
+                cert: self.path(cert),
+                key: self.path(key),
+                client_ca: config.client_ca.as_ref().map(|p| self.path(p)),
+            })
+            .with_context(|| format!("{GATEWAY_FILE}: cannot load the certificate"))?;
+            gw.tls = Some(Arc::new(TlsSettings {
+                handle,
+                principal_mapper: config
+                    .client_ca
+                    .as_ref()
+                    .map(|_| kgate_certs::PrincipalMapper::default()),
+            }));
+        } else if config.key.is_some() && !config.plaintext {
+            bail!("{GATEWAY_FILE}: `key` needs `cert` too (certs/server.pem)");
+        }
+        self.credentials = None;
+        if let Some(users) = &config.users {
+            let path = self.path(users);
+            let creds = SharedCredentials::load(&path)
+                .map_err(|e| anyhow::anyhow!("{GATEWAY_FILE}: users {}: {e}", path.display()))?;
+            let mechanisms = if config.mechanisms.is_empty() {
+                SaslMechanism::all()
+            } else {
+                config
+                    .mechanisms
+                    .iter()
+                    .map(|m| {
+                        SaslMechanism::from_name(m)
+                            .with_context(|| format!("{GATEWAY_FILE}: unknown mechanism {m:?}"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?
+            };
+            gw.sasl.authenticator = Some(Arc::new(CredentialAuthenticator::new(
+                creds.clone(),
+                mechanisms,
+            )));
+            self.credentials = Some(creds);
+        }
+        self.authz = None;
+        if let Some(policy) = &config.policy {
+            let path = self.path(policy);
+            let super_users = config
+                .super_users
+                .iter()
+                .map(|p| {
+                    p.parse::<Principal>()
+                        .map_err(|e| anyhow::anyhow!("{GATEWAY_FILE}: super_users: {p:?}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let authorizer = Authorizer::open(
+                &path,
+                AuthorizerOptions {
+                    super_users,
+                    ..AuthorizerOptions::default()
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{GATEWAY_FILE}: policy: {e}"))?;
+            let audit = match &config.audit_log {
+                Some(log) => {
+                    let log = self.path(log);
+                    Some(Arc::new(
+                        Audit::to_file(&log, config.audit_allows).with_context(|| {
+                            format!(
+                                "{GATEWAY_FILE}: cannot open the audit log {}",
+                                log.display()
+                            )
+                        })?,
+                    ))
+                }
+                None => None,
+            };
+            let authz = Arc::new(Authz {
+                authorizer: Arc::new(authorizer),
+                audit,
+                credentials: self.credentials.clone(),
+            });
+            gw.authz = Some(authz.clone());
+            self.authz = Some(authz);
+        }
+        let gateway = Gateway::start(gw).await.with_context(|| {
+            format!(
+                "cannot start the lab gateway on {} (is the port in use? try --listen 127.0.0.1:0)",
+                self.listen
+            )
+        })?;
+        self.bootstrap = gateway.bootstrap_servers();
+        self.gateway = Some(gateway);
+        self.config = config;
+        Ok(())
+    }
+
+    /// Applies a fault to the cluster.
+    ///
+    /// # Errors
+    /// The cluster refuses it.
+    pub fn apply(&mut self, fault: &FaultSpec) -> anyhow::Result<()> {
+        let command = match fault.clone() {
+            FaultSpec::BrokerDown { broker } => ClusterCommand::BrokerDown(broker),
+            FaultSpec::BrokerUp { broker } => ClusterCommand::BrokerUp(broker),
+            FaultSpec::RoundTripTime { broker, ms } => {
+                if broker == -1 {
+                    for b in 1..=self.cluster.broker_count() {
+                        self.cluster.apply(ClusterCommand::RoundTripTime {
+                            broker: b,
+                            delay: Duration::from_millis(ms),
+                        })?;
+                    }
+                    self.faults.push(fault.describe());
+                    return Ok(());
+                }
+                ClusterCommand::RoundTripTime {
+                    broker,
+                    delay: Duration::from_millis(ms),
+                }
+            }
+            FaultSpec::PartitionLeader {
+                topic,
+                partition,
+                broker,
+            } => ClusterCommand::PartitionLeader {
+                topic,
+                partition,
+                broker: Some(broker),
+            },
+            FaultSpec::RequestErrors { api, errors } => ClusterCommand::RequestErrors {
+                api_key: api_key(&api).with_context(|| format!("unknown API {api:?}"))?,
+                errors,
+            },
+            FaultSpec::ClearRequestErrors { api } => ClusterCommand::ClearRequestErrors {
+                api_key: api_key(&api).with_context(|| format!("unknown API {api:?}"))?,
+            },
+        };
+        self.cluster
+            .apply(command)
+            .with_context(|| format!("cannot inject: {}", fault.describe()))?;
+        self.faults.push(fault.describe());
+        Ok(())
+    }
+
+    /// Stops the gateway and the cluster.
+    pub async fn stop(mut self) {
+        if let Some(g) = self.gateway.take() {
+            g.shutdown().await;
+        }
+    }
+}

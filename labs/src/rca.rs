@@ -1,0 +1,459 @@
+//! Grading answers: choices, free text, and root-cause analyses (5 whys, fishbone, fault tree)
+//! against a causal trail — one declared in the lab file for live faults, or the simulator's.
+
+use kgate_sim::{CausalTrail, Stage};
+
+use crate::check::{sim_pick, Evidence};
+use crate::lab::{parse_pick, Question, QuestionKind, TrailSpec, FISHBONE_CATEGORIES};
+
+/// A graded answer.
+#[derive(Debug, Clone)]
+pub struct Grade {
+    /// Right?
+    pub passed: bool,
+    /// What was right or missing.
+    pub feedback: Vec<String>,
+}
+
+impl Grade {
+    fn new() -> Self {
+        Grade {
+            passed: true,
+            feedback: Vec::new(),
+        }
+    }
+    fn fail(&mut self, why: String) {
+        self.passed = false;
+        self.feedback.push(why);
+    }
+    fn note(&mut self, what: String) {
+        self.feedback.push(what);
+    }
+}
+
+/// Words people use for the simulator's trail codes.
+fn aliases(code: &str) -> &'static [&'static str] {
+    match code {
+        "broker_crash" => &[
+            "broker crash",
+            "broker failure",
+            "broker down",
+            "broker died",
+        ],
+        "leader_failover" => &["failover", "leader change", "leader moved"],
+        "network_partition" => &["network partition", "network split", "unreachable"],
+        "added_latency" => &["network latency", "latency", "slow network"],
+        "slow_consumer" => &["slow consumer", "slow processing", "processing too slow"],
+        "consumer_crash" => &["consumer crash", "consumer died"],
+        "disk_full" => &["disk full", "no space"],
+        "throttling_spike" => &["throttling", "quota", "throttled"],
+        "rebalance_storm" => &["rebalance storm", "rebalances", "rebalancing"],
+        "leader_election" => &["leader election", "new leader", "election"],
+        "log_truncation" => &["truncat", "log truncation"],
+        "isr_shrink" => &["isr shrink", "out of sync", "in-sync replica"],
+        "producer_retry" => &["retry", "retries", "resend"],
+        "max_poll_exceeded" => &["max.poll.interval", "max poll", "poll interval"],
+        "rebalance" => &["rebalance"],
+        "token_bucket_exhausted" | "server_busy" | "provisioned_throughput_exceeded" => &[
+            "throttl",
+            "quota",
+            "throughput unit",
+            "shard limit",
+            "server busy",
+        ],
+        "consumer_lag" => &["lag"],
+        "end_to_end_latency" => &["latency", "late", "delay"],
+        "under_replicated_partitions" => &["under-replicated", "under replicated", "isr"],
+        "messages_lost" => &["lost", "loss", "missing"],
+        "duplicates" => &["duplicate"],
+        "late_data" => &["late", "delay"],
+        _ => &[],
+    }
+}
+
+/// Keywords of the simulator's trail, stage by stage.
+pub fn trail_from_sim(trail: &CausalTrail) -> TrailSpec {
+    let words = |stage: Stage| -> Vec<String> {
+        let mut out = Vec::new();
+        for code in trail.codes(stage) {
+            out.push(code.to_owned());
+            out.push(code.replace('_', " "));
+            out.extend(aliases(code).iter().map(|s| (*s).to_owned()));
+        }
+        out
+    };
+    let category = match trail.fault.as_str() {
+        "broker_crash" | "leader_failover" => vec!["technology", "equipment"],
+        "network_partition" | "added_latency" => vec!["network", "environment"],
+        "slow_consumer" | "consumer_crash" => vec!["clients", "technology"],
+        "disk_full" => vec!["disk", "equipment"],
+        "throttling_spike" => vec!["quotas", "configuration"],
+        _ => vec!["configuration", "clients"],
+    };
+    TrailSpec {
+        fault: words(Stage::Fault),
+        mechanism: words(Stage::Mechanism),
+        metric: words(Stage::Metric),
+        symptom: words(Stage::Symptom),
+        category: category.into_iter().map(str::to_owned).collect(),
+        gate: None,
+        events: Vec::new(),
+    }
+}
+
+fn norm(s: &str) -> String {
+    s.to_lowercase().replace('_', " ")
+}
+
+fn mentions(text: &str, words: &[String]) -> bool {
+    let t = norm(text);
+    words.iter().any(|w| !w.is_empty() && t.contains(&norm(w)))
+}
+
+/// Strips `1.`, `why 2:`, `- ` prefixes from an answer line.
+fn strip_label(line: &str) -> &str {
+    let mut l = line.trim();
+    if let Some(rest) = l.strip_prefix('-') {
+        l = rest.trim();
+    }
+    let lower = l.to_lowercase();
+    if lower.starts_with("why") {
+        if let Some((_, rest)) = l.split_once(':') {
+            return rest.trim();
+        }
+    }
+    let digits = l.chars().take_while(char::is_ascii_digit).count();
+    if digits > 0 {
+        let rest = &l[digits..];
+        if let Some(r) = rest.strip_prefix('.').or_else(|| rest.strip_prefix(')')) {
+            return r.trim();
+        }
+    }
+    l
+}
+
+/// The right option of a choice question.
+pub fn right_choice(q: &Question, evidence: &Evidence) -> Option<String> {
+    if let Some(a) = &q.answer {
+        return Some(a.clone());
+    }
+    let (max, metric) = parse_pick(q.answer_from_sim.as_deref()?).ok()?;
+    sim_pick(evidence.sim.as_ref()?, max, &metric)
+}
+
+/// Grades one answer.
+pub fn grade(q: &Question, answer: &str, trail: Option<&TrailSpec>, evidence: &Evidence) -> Grade {
+    let mut g = Grade::new();
+    let answer = answer.trim();
+    if answer.is_empty() {
+        g.fail("not answered yet (type `answer`)".into());
+        return g;
+    }
+    match q.kind {
+        QuestionKind::Choice => {
+            let Some(right) = right_choice(q, evidence) else {
+                g.fail("the right option could not be computed (run the step's checks)".into());
+                return g;
+            };
+            let picked = pick_option(q, answer);
+            if picked.as_deref() == Some(right.as_str()) {
+                g.note(format!("right: {right}"));
+            } else {
+                g.fail(format!(
+                    "{} is not it",
+                    picked.unwrap_or_else(|| format!("{answer:?}"))
+                ));
+            }
+        }
+        QuestionKind::Text => {
+            if mentions(answer, &q.accept) {
+                g.note("right".into());
+            } else {
+                g.fail("that misses the point; try `hint`".into());
+            }
+        }
+        QuestionKind::FiveWhys => match trail {
+            Some(t) => five_whys(answer, t, &mut g),
+            None => g.fail("no causal trail to grade against".into()),
+        },
+        QuestionKind::Fishbone => match trail {
+            Some(t) => fishbone(answer, t, &mut g),
+            None => g.fail("no causal trail to grade against".into()),
+        },
+        QuestionKind::FaultTree => match trail {
+            Some(t) => fault_tree(answer, t, &mut g),
+            None => g.fail("no causal trail to grade against".into()),
+        },
+    }
+    g
+}
+
+/// The option an answer names: the text, its letter (`b`) or its number (`2`).
+pub fn pick_option(q: &Question, answer: &str) -> Option<String> {
+    let a = answer.trim();
+    if let Some(o) = q.options.iter().find(|o| o.eq_ignore_ascii_case(a)) {
+        return Some(o.clone());
+    }
+    let lower = a.to_ascii_lowercase();
+    if lower.len() == 1 {
+        let c = lower.as_bytes()[0];
+        if c.is_ascii_lowercase() {
+            return q.options.get(usize::from(c - b'a')).cloned();
+        }
+    }
+    if let Ok(n) = a.parse::<usize>() {
+        return n.checked_sub(1).and_then(|i| q.options.get(i)).cloned();
+    }
+    None
+}
+
+fn five_whys(answer: &str, t: &TrailSpec, g: &mut Grade) {
+    let whys: Vec<&str> = answer
+        .lines()
+        .map(strip_label)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if whys.len() < 3 {
+        g.fail(format!(
+            "{} answer(s): ask \"why?\" at least three times, one answer per line",
+            whys.len()
+        ));
+        return;
+    }
+    let effects: Vec<String> = t
+        .symptom
+        .iter()
+        .chain(&t.metric)
+        .chain(&t.mechanism)
+        .cloned()
+        .collect();
+    if !effects.is_empty() && !whys.iter().any(|w| mentions(w, &effects)) {
+        g.fail("no answer names what was observed or how the system reacted (the symptoms and mechanism)".into());
+    }
+    let last = whys.last().copied().unwrap_or_default();
+    if mentions(last, &t.fault) {
+        g.note(format!("root cause found in why {}: {last}", whys.len()));
+    } else if whys.iter().any(|w| mentions(w, &t.fault)) {
+        g.fail("the root cause is in your chain, but not at the end: keep asking why from there, and stop at it".into());
+    } else {
+        g.fail("the last answer is not the root cause yet: ask why once more".into());
+    }
+}
+
+fn fishbone(answer: &str, t: &TrailSpec, g: &mut Grade) {
+    let mut categories = std::collections::BTreeSet::new();
+    let mut root_under: Option<String> = None;
+    for line in answer.lines().map(strip_label).filter(|l| !l.is_empty()) {
+        let Some((cat, cause)) = line.split_once(':') else {
+            g.fail(format!("{line:?}: write `category: cause`"));
+            continue;
+        };
+        let cat = cat.trim().to_lowercase();
+        if !FISHBONE_CATEGORIES.contains(&cat.as_str()) {
+            g.fail(format!(
+                "unknown category {cat:?} (use {})",
+                FISHBONE_CATEGORIES.join(", ")
+            ));
+            continue;
+        }
+        categories.insert(cat.clone());
+        if mentions(cause, &t.fault) && root_under.is_none() {
+            root_under = Some(cat);
+        }
+    }
+    if categories.len() < 3 {
+        g.fail(format!(
+            "{} categor{}: brainstorm causes under at least three bones",
+            categories.len(),
+            if categories.len() == 1 { "y" } else { "ies" }
+        ));
+    }
+    match root_under {
+        None => g.fail("none of the causes is the root cause".into()),
+        Some(cat) if !t.category.is_empty() && !t.category.contains(&cat) => g.fail(format!(
+            "the root cause is there but under {cat:?}; it belongs under {}",
+            t.category.join(" or ")
+        )),
+        Some(cat) => g.note(format!("root cause under {cat}")),
+    }
+}
+
+fn fault_tree(answer: &str, t: &TrailSpec, g: &mut Grade) {
+    let text = answer.lines().collect::<Vec<_>>().join(" ");
+    let Some((top, below)) = text.split_once('=') else {
+        g.fail("write `top event = event AND|OR event ...`".into());
+        return;
+    };
+    let effects: Vec<String> = t.symptom.iter().chain(&t.metric).cloned().collect();
+    if !effects.is_empty() && !mentions(top, &effects) {
+        g.fail(format!(
+            "{:?} at the top is not the failure that was observed",
+            top.trim()
+        ));
+    }
+    let words: Vec<String> = below
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_uppercase()
+        })
+        .collect();
+    if let Some(gate) = &t.gate {
+        let other = if gate == "AND" { "OR" } else { "AND" };
+        if !words.iter().any(|w| w == gate) {
+            g.fail(format!(
+                "the basic events must be joined by {gate}{}",
+                if words.iter().any(|w| w == other) {
+                    format!(", not {other}")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    for (i, event) in t.events.iter().enumerate() {
+        if !mentions(below, event) {
+            g.fail(format!(
+                "a basic event is missing (event {} of {})",
+                i + 1,
+                t.events.len()
+            ));
+        }
+    }
+    if g.passed {
+        g.note("the tree has the right events and gate".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trail() -> TrailSpec {
+        TrailSpec {
+            fault: vec!["acks=1".into(), "acks 1".into()],
+            mechanism: vec!["leader election".into()],
+            metric: vec![],
+            symptom: vec!["lost".into(), "missing".into()],
+            category: vec!["configuration".into()],
+            gate: Some("AND".into()),
+            events: vec![
+                vec!["acks=1".into(), "acks 1".into()],
+                vec!["leader crash".into(), "broker crash".into()],
+            ],
+        }
+    }
+
+    fn q(kind: QuestionKind) -> Question {
+        Question {
+            id: "q".into(),
+            kind,
+            prompt: String::new(),
+            options: vec!["kafka".into(), "kinesis".into()],
+            answer: Some("kinesis".into()),
+            accept: vec!["idempot".into()],
+            answer_from_sim: None,
+        }
+    }
+
+    #[test]
+    fn five_whys_ending_in_the_root_cause_pass() {
+        let a = "1. messages are missing downstream\n2. the leader crashed and a follower was elected\n\
+                 3. the follower had not copied them\n4. the producer used acks=1";
+        let g = grade(
+            &q(QuestionKind::FiveWhys),
+            a,
+            Some(&trail()),
+            &Evidence::default(),
+        );
+        assert!(g.passed, "{:?}", g.feedback);
+    }
+
+    #[test]
+    fn five_whys_stopping_early_fail() {
+        let a = "messages are missing\nthe leader crashed\na new leader was elected";
+        let g = grade(
+            &q(QuestionKind::FiveWhys),
+            a,
+            Some(&trail()),
+            &Evidence::default(),
+        );
+        assert!(!g.passed);
+        assert!(g.feedback.iter().any(|f| f.contains("ask why once more")));
+    }
+
+    #[test]
+    fn fishbone_needs_the_root_cause_under_its_bone() {
+        let good = "configuration: producer acks=1\nnetwork: slow link\nclients: retries off";
+        let t = trail();
+        assert!(
+            grade(
+                &q(QuestionKind::Fishbone),
+                good,
+                Some(&t),
+                &Evidence::default()
+            )
+            .passed
+        );
+        let wrong = "network: producer acks=1\nclients: x\ndisk: y";
+        let g = grade(
+            &q(QuestionKind::Fishbone),
+            wrong,
+            Some(&t),
+            &Evidence::default(),
+        );
+        assert!(!g.passed);
+        assert!(g.feedback[0].contains("configuration"), "{:?}", g.feedback);
+    }
+
+    #[test]
+    fn fault_tree_needs_the_gate_and_events() {
+        let t = trail();
+        let good = "messages lost = acks=1 AND leader crash before replication";
+        assert!(
+            grade(
+                &q(QuestionKind::FaultTree),
+                good,
+                Some(&t),
+                &Evidence::default()
+            )
+            .passed
+        );
+        let or = "messages lost = acks=1 OR leader crash";
+        let g = grade(
+            &q(QuestionKind::FaultTree),
+            or,
+            Some(&t),
+            &Evidence::default(),
+        );
+        assert!(!g.passed);
+        assert!(g.feedback[0].contains("not OR"), "{:?}", g.feedback);
+    }
+
+    #[test]
+    fn choices_accept_letters_numbers_and_text() {
+        let question = q(QuestionKind::Choice);
+        for a in ["b", "2", "Kinesis"] {
+            assert!(
+                grade(&question, a, None, &Evidence::default()).passed,
+                "{a}"
+            );
+        }
+        assert!(!grade(&question, "a", None, &Evidence::default()).passed);
+    }
+
+    #[test]
+    fn text_answers_match_keywords() {
+        let question = q(QuestionKind::Text);
+        assert!(
+            grade(
+                &question,
+                "Use the Idempotent producer",
+                None,
+                &Evidence::default()
+            )
+            .passed
+        );
+        assert!(!grade(&question, "more brokers", None, &Evidence::default()).passed);
+    }
+}

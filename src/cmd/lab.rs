@@ -1,0 +1,264 @@
+//! `kgate lab`: guided webinar labs on the embedded cluster and the gateway.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use kgate_labs::runner::{default_dir, reset, Options, Session};
+use kgate_labs::Lab;
+
+/// Arguments of `kgate lab`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  kgate lab list
+  kgate lab run secure-the-cluster                 # guided: check, hint, solution, next, quit
+  kgate lab check secure-the-cluster --step 3      # is step 3 done? (exit status 1 if not)
+  echo 'b' | kgate lab answer secure-the-cluster --step 6 --question default-deny
+  kgate lab run delivery-guarantees --auto         # every solution and check, for instructors and CI
+  kgate lab run ./my-lab.toml                      # a lab file of your own
+  kgate lab validate ./my-lab.toml                 # mistakes with file, line, step and field
+  kgate lab reset secure-the-cluster
+
+A lab keeps its files (certificates, users, policy, kgate.toml, progress.json) in
+$XDG_STATE_HOME/kgate/labs/<lab> (default ~/.local/state/kgate/labs/<lab>), or in --dir. Run the
+step's commands in that directory. The labs: secure-the-cluster, cloud-services,
+delivery-guarantees, delayed-sensor-data, troubleshooting-catalogue.")]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
+
+/// `kgate lab` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// List the labs.
+    List,
+    /// Run a lab: guided in the terminal, or every step automatically with --auto.
+    Run {
+        #[command(flatten)]
+        lab: LabRef,
+        /// Run every step's solution and its checks; exit non-zero on the first failure.
+        #[arg(long)]
+        auto: bool,
+        /// Where the lab gateway listens (default 127.0.0.1:19092; with --auto a free port).
+        #[arg(long, value_name = "IP:PORT")]
+        listen: Option<SocketAddr>,
+        /// Picks the hidden fault of labs that have one (kept for the lab's later checks).
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+    },
+    /// Check one step of a lab (exit status 1 if it is not done).
+    Check {
+        #[command(flatten)]
+        lab: LabRef,
+        /// The step, from 1.
+        #[arg(long, value_name = "N")]
+        step: usize,
+    },
+    /// Record an answer to a step's question, read from stdin.
+    Answer {
+        #[command(flatten)]
+        lab: LabRef,
+        /// The step, from 1.
+        #[arg(long, value_name = "N")]
+        step: usize,
+        /// The question id (shown with the step).
+        #[arg(long, value_name = "ID")]
+        question: String,
+    },
+    /// Delete a lab's files and progress, to start again.
+    Reset {
+        #[command(flatten)]
+        lab: LabRef,
+    },
+    /// Check a lab file for mistakes.
+    Validate {
+        /// The lab file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// Which lab and where its files live.
+#[derive(Debug, Args)]
+pub struct LabRef {
+    /// A lab name from `kgate lab list`, or the path of a lab file.
+    #[arg(value_name = "LAB")]
+    pub name: String,
+    /// The lab directory (default: $XDG_STATE_HOME/kgate/labs/<lab>).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+impl LabRef {
+    fn resolve(&self) -> anyhow::Result<(Lab, PathBuf)> {
+        let lab = Lab::find(&self.name)?;
+        let dir = self.dir.clone().unwrap_or_else(|| default_dir(&lab.id));
+        Ok((lab, dir))
+    }
+}
+
+/// A failed check: `main` prints nothing more and exits with status 1.
+#[derive(Debug)]
+pub struct NotDone;
+
+impl std::fmt::Display for NotDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the step is not done yet")
+    }
+}
+
+impl std::error::Error for NotDone {}
+
+fn free_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Runs `kgate lab`.
+pub fn run(args: LabArgs) -> anyhow::Result<()> {
+    match args.command {
+        LabCommand::List => {
+            for lab in Lab::embedded()? {
+                println!("{:<28} {:>3} min  {}", lab.id, lab.minutes, lab.title);
+                println!("{:<28}           {}", "", lab.summary);
+            }
+            println!("\nStart one with `kgate lab run <lab>`.");
+            Ok(())
+        }
+        LabCommand::Validate { file } => {
+            let lab = Lab::load(&file)?;
+            println!(
+                "{}: lab {:?} is valid ({} steps)",
+                file.display(),
+                lab.id,
+                lab.steps.len()
+            );
+            Ok(())
+        }
+        LabCommand::Reset { lab } => {
+            let (lab, dir) = lab.resolve()?;
+            reset(&lab, &dir)?;
+            println!("lab {} reset ({} removed)", lab.id, dir.display());
+            Ok(())
+        }
+        LabCommand::Run {
+            lab,
+            auto,
+            listen,
+            seed,
+        } => {
+            let (lab, dir) = lab.resolve()?;
+            if auto {
+                reset(&lab, &dir)?;
+            }
+            let listen = listen.unwrap_or_else(|| {
+                if auto {
+                    free_port()
+                } else {
+                    SocketAddr::from(([127, 0, 0, 1], 19092))
+                }
+            });
+            let opts = Options { dir, listen, seed };
+            let stdout = std::io::stdout();
+            let mut session = Session::open(&lab, opts, stdout.lock())?;
+            let result = if auto {
+                session.auto()
+            } else {
+                let stdin = std::io::stdin();
+                let mut input = stdin.lock();
+                session.interactive(&mut input)
+            };
+            session.close();
+            result
+        }
+        LabCommand::Check { lab, step } => {
+            let (lab, dir) = lab.resolve()?;
+            if !dir.exists() {
+                bail!(
+                    "lab {} has not been started in {} (run `kgate lab run {}` first, or pass --dir)",
+                    lab.id,
+                    dir.display(),
+                    lab.id
+                );
+            }
+            let opts = Options {
+                dir,
+                listen: free_port(),
+                seed: None,
+            };
+            let stdout = std::io::stdout();
+            let mut session = Session::open(&lab, opts, stdout.lock())?;
+            let done = session.check_step(step);
+            session.close();
+            if done? {
+                Ok(())
+            } else {
+                Err(NotDone.into())
+            }
+        }
+        LabCommand::Answer {
+            lab,
+            step,
+            question,
+        } => {
+            let (lab, dir) = lab.resolve()?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("cannot read the answer from stdin")?;
+            if step == 0 {
+                bail!("steps count from 1");
+            }
+            let opts = Options {
+                dir,
+                listen: free_port(),
+                seed: None,
+            };
+            let mut session = Session::open(&lab, opts, std::io::sink())?;
+            session.answer(step - 1, &question, &text)?;
+            println!("answer to {question} of step {step} recorded; `kgate lab check {} --step {step}` grades it", lab.id);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LabArgs,
+    }
+
+    #[test]
+    fn parses_run_auto_with_dir() {
+        let cli = Cli::parse_from([
+            "kgate",
+            "run",
+            "secure-the-cluster",
+            "--auto",
+            "--dir",
+            "/tmp/x",
+        ]);
+        match cli.args.command {
+            LabCommand::Run { lab, auto, .. } => {
+                assert!(auto);
+                assert_eq!(lab.dir, Some(PathBuf::from("/tmp/x")));
+            }
+            _ => panic!("not run"),
+        }
+    }
+
+    #[test]
+    fn parses_check_step() {
+        let cli = Cli::parse_from(["kgate", "check", "cloud-services", "--step", "2"]);
+        assert!(matches!(
+            cli.args.command,
+            LabCommand::Check { step: 2, .. }
+        ));
+    }
+}

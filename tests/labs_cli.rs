@@ -1,0 +1,260 @@
+//! `kgate lab` driven as an instructor and a student would: every shipped lab passes `--auto`,
+//! single steps are checked in separate invocations, and broken lab files fail with the file,
+//! step and field named.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn kgate(args: &[&str], state: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kgate"))
+        .args(args)
+        .env("XDG_STATE_HOME", state)
+        .env("KGATE_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("kgate runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn auto(lab: &str) {
+    let state = tempfile::tempdir().expect("tempdir");
+    let out = kgate(&["lab", "run", lab, "--auto"], state.path());
+    assert!(out.status.success(), "{lab} --auto failed:\n{}", text(&out));
+    assert!(text(&out).contains("steps passed"), "{}", text(&out));
+}
+
+#[test]
+fn secure_the_cluster_passes_auto() {
+    auto("secure-the-cluster");
+}
+
+#[test]
+fn cloud_services_passes_auto() {
+    auto("cloud-services");
+}
+
+#[test]
+fn delivery_guarantees_passes_auto() {
+    auto("delivery-guarantees");
+}
+
+#[test]
+fn delayed_sensor_data_passes_auto() {
+    auto("delayed-sensor-data");
+}
+
+#[test]
+fn troubleshooting_catalogue_passes_auto() {
+    auto("troubleshooting-catalogue");
+}
+
+#[test]
+fn list_names_every_lab() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let out = kgate(&["lab", "list"], state.path());
+    assert!(out.status.success(), "{}", text(&out));
+    for lab in [
+        "secure-the-cluster",
+        "cloud-services",
+        "delivery-guarantees",
+        "delayed-sensor-data",
+        "troubleshooting-catalogue",
+    ] {
+        assert!(text(&out).contains(lab), "{lab} missing:\n{}", text(&out));
+    }
+}
+
+const SMALL_LAB: &str = r#"
+id = "small"
+title = "A small lab"
+summary = "certificates"
+[environment]
+topics = [{ name = "t", partitions = 1, messages = 2 }]
+
+[[step]]
+title = "Make a CA"
+text = "kgate certs init --dir certs"
+commands = ["kgate certs init --dir certs"]
+check = [{ kind = "file", path = "certs/ca.pem" }]
+
+[[step]]
+title = "Read the topic"
+text = "anyone can"
+check = [{ kind = "consume", topic = "t", security = "plaintext", expect = "ok", min = 2 }]
+"#;
+
+#[test]
+fn a_step_is_checked_in_a_separate_invocation_and_reset_clears_it() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let file = state.path().join("small.toml");
+    std::fs::write(&file, SMALL_LAB).expect("write lab");
+    let file = file.display().to_string();
+    let dir = state.path().join("work").display().to_string();
+    // Not started yet.
+    let out = kgate(
+        &["lab", "check", &file, "--step", "1", "--dir", &dir],
+        state.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("has not been started"),
+        "{}",
+        text(&out)
+    );
+    // Started but step 1 not done: the check fails and says so.
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let out = kgate(
+        &["lab", "check", &file, "--step", "1", "--dir", &dir],
+        state.path(),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("certs/ca.pem is missing"),
+        "{}",
+        text(&out)
+    );
+    // The student's own command, then the check passes.
+    let made = Command::new(env!("CARGO_BIN_EXE_kgate"))
+        .args(["certs", "init", "--dir", "certs"])
+        .current_dir(&dir)
+        .output()
+        .expect("certs init");
+    assert!(made.status.success(), "{}", text(&made));
+    let out = kgate(
+        &["lab", "check", &file, "--step", "1", "--dir", &dir],
+        state.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kgate(
+        &["lab", "check", &file, "--step", "2", "--dir", &dir],
+        state.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kgate(&["lab", "reset", &file, "--dir", &dir], state.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!Path::new(&dir).exists());
+}
+
+#[test]
+fn a_wrong_check_fails_auto_naming_the_step_and_check() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let broken = SMALL_LAB.replace(
+        r#"kind = "consume", topic = "t", security = "plaintext", expect = "ok""#,
+        r#"kind = "consume", topic = "t", security = "plaintext", expect = "denied""#,
+    );
+    let file = state.path().join("broken.toml");
+    std::fs::write(&file, broken).expect("write lab");
+    let out = kgate(
+        &["lab", "run", &file.display().to_string(), "--auto"],
+        state.path(),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("step 2 (\"Read the topic\"): check 1"),
+        "the failure names the step and check:\n{err}"
+    );
+    assert!(err.contains("expected denied, but it worked"), "{err}");
+}
+
+#[test]
+fn a_mistake_in_a_lab_file_names_file_line_step_and_field() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let bad = SMALL_LAB.replace(r#"expect = "ok""#, r#"expect = "sometimes""#);
+    let file = state.path().join("bad.toml");
+    std::fs::write(&file, bad).expect("write lab");
+    let name = file.display().to_string();
+    let out = kgate(&["lab", "validate", &name], state.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{name}:17: step 2 (\"Read the topic\")")),
+        "{err}"
+    );
+    assert!(err.contains("field `expect`"), "{err}");
+    assert!(err.contains("sometimes"), "{err}");
+    // The same file through `run` gives the same message.
+    let out = kgate(&["lab", "run", &name, "--auto"], state.path());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("field `expect`"));
+    // A reference the parser cannot see: an unknown topic.
+    let bad = SMALL_LAB.replace(r#"topic = "t", security"#, r#"topic = "nope", security"#);
+    std::fs::write(&file, bad).expect("write lab");
+    let out = kgate(&["lab", "validate", &name], state.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("step 2 (\"Read the topic\"): field `check[0].topic`: \"nope\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn answers_are_recorded_and_graded_in_separate_invocations() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let dir = state.path().join("w").display().to_string();
+    let lab = r#"
+id = "quiz"
+title = "Quiz"
+summary = "one question"
+[[step]]
+title = "Ask"
+text = "which?"
+[[step.question]]
+id = "q"
+kind = "choice"
+prompt = "Which acks setting waits for every in-sync replica?"
+options = ["0", "1", "all"]
+answer = "all"
+"#;
+    let file = state.path().join("quiz.toml");
+    std::fs::write(&file, lab).expect("write");
+    let file = file.display().to_string();
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let answer = |a: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
+            .args([
+                "lab",
+                "answer",
+                &file,
+                "--step",
+                "1",
+                "--question",
+                "q",
+                "--dir",
+                &dir,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(a.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    answer("b");
+    let out = kgate(
+        &["lab", "check", &file, "--step", "1", "--dir", &dir],
+        state.path(),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("1 is not it"), "{}", text(&out));
+    answer("c");
+    let out = kgate(
+        &["lab", "check", &file, "--step", "1", "--dir", &dir],
+        state.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
