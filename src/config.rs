@@ -23,6 +23,10 @@ client_ca = "certs/ca.pem"               # optional: accept client certificates 
 principal_mapping_rules = "RULE:^CN=(.*?),.*$/$1/,DEFAULT"
 users = "users.toml"
 mechanisms = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+policy = "policy.toml"                   # ACLs and roles; authorization is on when set
+super_users = ["User:admin"]
+audit_log = "audit.jsonl"
+admin_listen = "127.0.0.1:9644"          # health, metrics, reload
 "#;
 
 /// The file's contents; every field is optional because flags may supply it.
@@ -57,6 +61,16 @@ pub struct FileConfig {
     pub failed_auth_delay_ms: Option<Spanned<u64>>,
     /// Grace period for in-flight requests at shutdown, in milliseconds.
     pub shutdown_grace_ms: Option<Spanned<u64>>,
+    /// The policy file (ACLs, roles, groups); turns authorization on.
+    pub policy: Option<Spanned<PathBuf>>,
+    /// Principals that bypass every ACL (`User:admin`).
+    pub super_users: Option<Spanned<Vec<String>>>,
+    /// Where the audit log (JSON lines) is appended; default: standard output.
+    pub audit_log: Option<Spanned<PathBuf>>,
+    /// Also audit allowed decisions (denials are always audited).
+    pub audit_allows: Option<Spanned<bool>>,
+    /// The admin endpoint (health, metrics, reload); loopback unless set otherwise.
+    pub admin_listen: Option<Spanned<String>>,
 }
 
 /// One mistake in a configuration file.
@@ -199,6 +213,7 @@ pub fn check(config: &FileConfig, text: &str, path: &Path) -> Vec<Problem> {
                 let fix = match field {
                     "cert" | "key" => "create it with `kgate certs server --dir DIR ...`",
                     "client_ca" => "create a CA with `kgate certs init --dir DIR`",
+                    "policy" => "create it with `kgate acl add ... --policy FILE`",
                     _ => "create it with `kgate users add NAME --users FILE --password-stdin`",
                 };
                 push(
@@ -244,6 +259,37 @@ pub fn check(config: &FileConfig, text: &str, path: &Path) -> Vec<Problem> {
     if let Some(rules) = &config.principal_mapping_rules {
         if let Err(e) = rules.get_ref().parse::<kgate_certs::PrincipalMapper>() {
             push(Some(rules.span()), "principal_mapping_rules", e.to_string());
+        }
+    }
+    if let Some(users) = &config.super_users {
+        for p in users.get_ref() {
+            if let Err(e) = p.parse::<kgate_policies::Principal>() {
+                push(
+                    Some(users.span()),
+                    "super_users",
+                    format!("{e} (write e.g. \"User:admin\")"),
+                );
+            }
+        }
+    }
+    if let Some(policy) = &config.policy {
+        let full = base.join(policy.get_ref());
+        if full.is_file() {
+            if let Err(e) = kgate_policies::Policy::load(&full) {
+                push(Some(policy.span()), "policy", e.to_string());
+            }
+        }
+    }
+    if let Some(admin) = &config.admin_listen {
+        if admin.get_ref().parse::<SocketAddr>().is_err() {
+            push(
+                Some(admin.span()),
+                "admin_listen",
+                format!(
+                    "{:?} is not an IP:port (write e.g. \"127.0.0.1:9644\")",
+                    admin.get_ref()
+                ),
+            );
         }
     }
     if let Some(max) = &config.max_frame_bytes {

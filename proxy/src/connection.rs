@@ -134,8 +134,12 @@ where
                 .from_client
                 .fetch_add(raw.len() as u64, Ordering::Relaxed);
             let pending = match handle_request(&shared, &session, raw.slice(4..)) {
-                Ok(Action::Answer(resp)) => Some(Pending::Ready(resp)),
+                Ok(Action::Answer(resp)) => {
+                    shared.metrics.answered();
+                    Some(Pending::Ready(resp))
+                }
                 Ok(Action::Forward { request, expect }) => {
+                    shared.metrics.forwarded();
                     let written = match request {
                         Some(body) => {
                             let mut framed = BytesMut::with_capacity(body.len() + 4);
@@ -151,7 +155,10 @@ where
                     }
                     expect
                 }
-                Err(reason) => return Some(reason),
+                Err(reason) => {
+                    shared.metrics.refused();
+                    return Some(reason);
+                }
             };
             if let Some(p) = pending {
                 if tx.send(p).await.is_err() {

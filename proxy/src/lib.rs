@@ -16,8 +16,10 @@
 //! - [`connection`]: pipelined forwarding for one authenticated client.
 //! - [`authz`]: Kafka's authorization checks per API, with Kafka-shaped denials.
 //! - [`audit`]: one JSON line per authentication and authorization decision.
+//! - [`metrics`] and [`admin`]: counters and the loopback admin endpoint (health, metrics, reload).
 //! - [`server`]: listeners, TLS, the gateway's start and shutdown.
 
+pub mod admin;
 pub mod audit;
 pub mod authz;
 pub mod connection;
@@ -25,6 +27,7 @@ pub mod credentials;
 pub mod directory;
 pub mod frame;
 pub mod header;
+pub mod metrics;
 pub mod rewrite;
 pub mod sasl;
 pub mod server;

@@ -127,6 +127,8 @@ pub struct Shared {
     pub directory: Arc<Directory>,
     versions: RwLock<Arc<VersionTable>>,
     connections: Arc<Semaphore>,
+    /// Counters for the admin endpoint.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Shared {
@@ -136,6 +138,11 @@ impl Shared {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Client connections open right now.
+    pub fn open_connections(&self) -> usize {
+        self.config.max_connections - self.connections.available_permits()
     }
 
     /// The enabled SASL mechanisms.
@@ -213,6 +220,7 @@ impl Gateway {
             directory: directory.clone(),
             versions: RwLock::new(Arc::new(versions)),
             connections,
+            metrics: crate::metrics::Metrics::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         {
@@ -288,7 +296,7 @@ impl Gateway {
 
     /// Connections open right now.
     pub fn open_connections(&self) -> usize {
-        self.shared.config.max_connections - self.shared.connections.available_permits()
+        self.shared.open_connections()
     }
 }
 
@@ -372,6 +380,7 @@ async fn serve_connection(
     target: Target,
     shutdown: watch::Receiver<bool>,
 ) {
+    shared.metrics.connection();
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
@@ -434,6 +443,10 @@ async fn serve_connection(
             .await
         }
     };
+    shared.metrics.traffic(
+        traffic.from_client.load(Ordering::Relaxed),
+        traffic.to_client.load(Ordering::Relaxed),
+    );
     log_close(&peer, &listener, who.as_ref(), &traffic, &reason);
 }
 
@@ -495,6 +508,7 @@ where
                 message,
             } = &e
             {
+                shared.metrics.auth_failure();
                 warn!(target: "kgate::auth", error = %e, "authentication failed");
                 if let Some(audit) = &audit {
                     let why = reason.as_deref().unwrap_or(message);
@@ -512,6 +526,7 @@ where
         }
     };
     info!(target: "kgate::auth", principal = %outcome.who.principal, mechanism = %outcome.who.mechanism, "authenticated");
+    shared.metrics.auth_success();
     if let Some(audit) = &audit {
         let who = &outcome.who;
         audit.authentication(

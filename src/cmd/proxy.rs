@@ -64,6 +64,23 @@ pub struct ProxyArgs {
     /// Serve clients without TLS. For labs on loopback only; never the default.
     #[arg(long)]
     pub plaintext: bool,
+    /// The policy file (ACLs, roles, groups) made with `kgate acl` / `kgate role`; turns
+    /// Kafka-exact authorization on. Without it every authenticated client may do anything.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// A principal that bypasses every ACL (repeatable), e.g. User:admin.
+    #[arg(long = "super-user", value_name = "PRINCIPAL")]
+    pub super_users: Vec<String>,
+    /// Append the audit log (one JSON line per authentication and decision) to FILE
+    /// (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Audit allowed decisions too (denials are always audited).
+    #[arg(long)]
+    pub audit_allows: bool,
+    /// The admin endpoint (GET /healthz, /readyz, /metrics; POST /reload). Loopback by default.
+    #[arg(long, value_name = "IP:PORT")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// Everything `kgate proxy` needs, resolved from flags and file.
@@ -71,6 +88,8 @@ pub struct Resolved {
     pub gateway: GatewayConfig,
     pub tls: Option<Arc<TlsSettings>>,
     pub credentials: Option<SharedCredentials>,
+    pub authorizer: Option<Arc<kgate_policies::Authorizer>>,
+    pub admin_listen: Option<SocketAddr>,
 }
 
 fn pick<T: Clone>(flag: Option<T>, file: Option<&toml::Spanned<T>>) -> Option<T> {
@@ -199,10 +218,64 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
         gateway.sasl.authenticator =
             Some(Arc::new(CredentialAuthenticator::new(creds.clone(), mechs)));
     }
+    let policy = pick_path(args.policy, file.policy.as_ref(), cfg_path);
+    let mut super_users = args.super_users;
+    if super_users.is_empty() {
+        super_users = file
+            .super_users
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_default();
+    }
+    let audit_log = pick_path(args.audit_log, file.audit_log.as_ref(), cfg_path);
+    let audit_allows =
+        args.audit_allows || file.audit_allows.as_ref().is_some_and(|a| *a.get_ref());
+    let authorizer = match policy {
+        Some(path) => {
+            let super_users = super_users
+                .iter()
+                .map(|p| {
+                    p.parse::<kgate_policies::Principal>()
+                        .with_context(|| format!("--super-user {p:?} (write e.g. User:admin)"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let options = kgate_policies::AuthorizerOptions {
+                super_users,
+                ..Default::default()
+            };
+            Some(Arc::new(kgate_policies::Authorizer::open(&path, options)?))
+        }
+        None if !super_users.is_empty() => {
+            bail!("--super-user needs --policy FILE (authorization is off without a policy)")
+        }
+        None => {
+            warn!("no --policy: authorization is OFF; every authenticated client may do anything");
+            None
+        }
+    };
+    if let Some(authorizer) = &authorizer {
+        let audit = match &audit_log {
+            Some(path) => kgate_proxy::audit::Audit::to_file(path, audit_allows)
+                .with_context(|| format!("cannot open the audit log {}", path.display()))?,
+            None => kgate_proxy::audit::Audit::to_writer(Box::new(std::io::stdout()), audit_allows),
+        };
+        gateway.authz = Some(Arc::new(kgate_proxy::authz::Authz {
+            authorizer: authorizer.clone(),
+            audit: Some(Arc::new(audit)),
+            credentials: credentials.clone(),
+        }));
+    }
+    let admin_listen = match (args.admin_listen, &file.admin_listen) {
+        (Some(a), _) => Some(a),
+        (None, Some(a)) => Some(a.get_ref().parse().context("admin_listen")?),
+        (None, None) => None,
+    };
     Ok(Resolved {
         gateway,
         tls,
         credentials,
+        authorizer,
+        admin_listen,
     })
 }
 
@@ -223,22 +296,110 @@ pub async fn serve(
         gateway,
         tls,
         credentials,
+        authorizer,
+        admin_listen,
     } = resolved;
     let upstream = gateway.upstream.join(",");
     let gateway = Gateway::start(gateway)
         .await
         .with_context(|| format!("cannot start the gateway in front of {upstream}"))?;
+    let reloader = Arc::new(Reloader {
+        tls,
+        credentials,
+        authorizer,
+    });
+    let admin = match admin_listen {
+        Some(addr) => Some(
+            kgate_proxy::admin::AdminServer::start(
+                addr,
+                gateway.shared().clone(),
+                reloader.clone(),
+            )
+            .await
+            .with_context(|| format!("cannot start the admin endpoint on {addr}"))?,
+        ),
+        None => None,
+    };
+    let watcher = tokio::spawn(watch_files(reloader.clone()));
     info!(bootstrap = %gateway.bootstrap_servers(), "kgate is ready");
-    wait_for_stop(stop, tls.as_deref(), credentials.as_ref()).await;
+    wait_for_stop(stop, &reloader).await;
+    watcher.abort();
+    if let Some(admin) = admin {
+        admin.stop();
+    }
     gateway.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_stop(
-    stop: Option<tokio::sync::oneshot::Receiver<()>>,
-    tls: Option<&TlsSettings>,
-    credentials: Option<&SharedCredentials>,
-) {
+/// What SIGHUP, a file change and `POST /reload` reload.
+pub struct Reloader {
+    tls: Option<Arc<TlsSettings>>,
+    credentials: Option<SharedCredentials>,
+    authorizer: Option<Arc<kgate_policies::Authorizer>>,
+}
+
+impl kgate_proxy::admin::Reload for Reloader {
+    fn reload(&self) -> Result<String, String> {
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        if let Some(tls) = &self.tls {
+            match tls.handle.reload() {
+                Ok(_) => done.push("certificates".to_string()),
+                Err(e) => failed.push(format!("certificates: {e}")),
+            }
+        }
+        if let Some(creds) = &self.credentials {
+            match creds.reload() {
+                Ok(()) => done.push("users".to_string()),
+                Err(e) => failed.push(format!("users: {e}")),
+            }
+        }
+        if let Some(authorizer) = &self.authorizer {
+            match authorizer.reload() {
+                Ok(generation) => done.push(format!("policy (generation {generation})")),
+                Err(e) => failed.push(format!("policy: {e}")),
+            }
+        }
+        for f in &failed {
+            warn!(problem = %f, "reload refused; the previous file stays in force");
+        }
+        if failed.is_empty() {
+            info!(reloaded = %done.join(", "), "reloaded");
+            Ok(format!("reloaded {}", done.join(", ")))
+        } else {
+            Err(failed.join("; "))
+        }
+    }
+}
+
+/// Reloads when the users or policy file changes (checked every 2 seconds by modification
+/// time, which needs no platform-specific watcher).
+async fn watch_files(reloader: Arc<Reloader>) {
+    let paths: Vec<PathBuf> = reloader
+        .credentials
+        .iter()
+        .map(|c| c.path().to_path_buf())
+        .chain(
+            reloader
+                .authorizer
+                .iter()
+                .filter_map(|a| a.file().map(Path::to_path_buf)),
+        )
+        .collect();
+    let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut last: Vec<_> = paths.iter().map(|p| stamp(p)).collect();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let now: Vec<_> = paths.iter().map(|p| stamp(p)).collect();
+        if now != last {
+            last = now;
+            let _ = kgate_proxy::admin::Reload::reload(&*reloader);
+        }
+    }
+}
+
+async fn wait_for_stop(stop: Option<tokio::sync::oneshot::Receiver<()>>, reloader: &Reloader) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).ok();
     let mut hup = signal(SignalKind::hangup()).ok();
@@ -259,27 +420,9 @@ async fn wait_for_stop(
                 return;
             }
             _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
-                reload(tls, credentials);
+                let _ = kgate_proxy::admin::Reload::reload(reloader);
             }
             _ = &mut stop => return,
-        }
-    }
-}
-
-/// Reloads certificates and users; a bad new file is refused and the old one stays.
-pub fn reload(tls: Option<&TlsSettings>, credentials: Option<&SharedCredentials>) {
-    if let Some(tls) = tls {
-        match tls.handle.reload() {
-            Ok(outcome) => info!(?outcome, "TLS configuration reloaded"),
-            Err(e) => {
-                warn!(error = %e, "TLS reload refused; the previous certificate stays in force")
-            }
-        }
-    }
-    if let Some(creds) = credentials {
-        match creds.reload() {
-            Ok(()) => info!("users reloaded"),
-            Err(e) => warn!(error = %e, "users reload refused; the previous users stay in force"),
         }
     }
 }

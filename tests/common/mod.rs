@@ -197,7 +197,11 @@ pub fn authenticator(
 ) -> std::sync::Arc<kgate_proxy::credentials::CredentialAuthenticator> {
     use kgate_auth::{CredentialStore, Mechanism, SharedCredentials};
     let mut store = CredentialStore::new();
-    for (user, password) in [("alice", "alice-secret"), ("bob", "bob-secret")] {
+    for (user, password) in [
+        ("alice", "alice-secret"),
+        ("bob", "bob-secret"),
+        ("admin", "admin-secret"),
+    ] {
         for m in [Mechanism::ScramSha256, Mechanism::ScramSha512] {
             store
                 .add(user, m, password.as_bytes(), 4096)
@@ -229,4 +233,20 @@ pub fn sasl_ssl_client(
         .set("sasl.password", password)
         .set("ssl.ca.location", pki.path("ca.pem"));
     c
+}
+
+/// An authorizer over a policy file written from `text` into `dir`, with its audit log in
+/// `dir/audit.jsonl` (allows included).
+pub fn authz(dir: &std::path::Path, text: &str) -> std::sync::Arc<kgate_proxy::authz::Authz> {
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).expect("write policy");
+    let authorizer =
+        kgate_policies::Authorizer::open(&path, kgate_policies::AuthorizerOptions::default())
+            .expect("policy loads");
+    let audit = kgate_proxy::audit::Audit::to_file(&dir.join("audit.jsonl"), true).expect("audit");
+    std::sync::Arc::new(kgate_proxy::authz::Authz {
+        authorizer: std::sync::Arc::new(authorizer),
+        audit: Some(std::sync::Arc::new(audit)),
+        credentials: None,
+    })
 }

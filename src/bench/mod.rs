@@ -1,0 +1,13 @@
+//! `kgate bench`: benchmark programs (not timed tests). Each program runs real clients
+//! against the embedded cluster and prints its figures as a table or as one JSON document.
+//!
+//! - [`gateway`]: throughput, latency, CPU and memory of the gateway (issue 2's targets).
+//!
+//! Helpers that other benchmarks may reuse: [`process`] (a child `kgate` process that is
+//! always killed, and its CPU, RSS and file descriptors from `/proc`), [`stats`]
+//! (percentiles, PASS/MISS), [`wire`] (a minimal Kafka client over TLS with SCRAM).
+
+pub mod gateway;
+pub mod process;
+pub mod stats;
+pub mod wire;

@@ -1,0 +1,67 @@
+//! `kgate bench`: benchmark programs. Each subcommand is one benchmark; the measuring is in
+//! `crate::bench`.
+
+use clap::{Args, Subcommand};
+
+/// Arguments of `kgate bench`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  cargo run --release -- bench gateway
+  kgate bench gateway --json > gateway.json
+
+Benchmarks are programs, not tests: run them from a release build on an otherwise idle machine.")]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The gateway's throughput, added latency, CPU and memory per connection, against the
+    /// embedded cluster: direct, through kgate in plaintext, through kgate with TLS + SCRAM.
+    Gateway(GatewayArgs),
+}
+
+/// Arguments of `kgate bench gateway`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  kgate bench gateway
+  kgate bench gateway --messages 20000 --connections 500 --json
+
+In one run, against the embedded 3-broker cluster, librdkafka produces 1 KiB records
+(acks=all) and a consumer reads them back: (1) directly, (2) through a kgate child process in
+plaintext passthrough, (3) through a kgate child with TLS and SCRAM-SHA-512. It prints MB/s
+and the ratio to direct each way, send->ack latency at peak and at half of direct's peak rate,
+and kgate's CPU seconds per GB forwarded (from /proc/<pid>/stat). Then it opens --connections
+idle TLS connections to a fresh kgate, authenticates each with SCRAM-SHA-512, and divides
+kgate's RSS growth by their number. Issue 2's targets are printed beside the figures:
+TLS+SCRAM throughput >= 0.90 x direct, p99 added latency <= 1 ms at half load, <= 64 KiB per
+idle authenticated connection. The open-files limit is raised as needed (soft up to hard).")]
+pub struct GatewayArgs {
+    /// Records produced and consumed per path (and produced again at half load).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub messages: usize,
+    /// Idle authenticated connections opened for the memory figure.
+    #[arg(long, default_value_t = 2_000, value_name = "N")]
+    pub connections: usize,
+    /// Print one JSON document with every figure instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `kgate bench ...`.
+///
+/// # Errors
+/// The benchmark's error.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Gateway(a) => crate::bench::gateway::run(crate::bench::gateway::Options {
+            messages: a.messages,
+            connections: a.connections,
+            json: a.json,
+        }),
+    }
+}
