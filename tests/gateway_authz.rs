@@ -220,3 +220,51 @@ async fn revoking_read_stops_a_consumer_that_is_already_fetching() {
     s.gateway.shutdown().await;
     eprintln!("gateway stopped in {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_reloads_under_load_lose_no_acknowledged_message() {
+    let s = setup(SEEDS).await;
+    let bob = s.client("bob");
+    let n = 3000;
+    let producer = {
+        let bob = bob.clone();
+        tokio::spawn(
+            async move { kgate_labs::client::produce(&bob, "system_logs", n, 200, 7).await },
+        )
+    };
+    // Reload the (unchanged and then equivalent) policy again and again while bob produces.
+    let path = s.pki.dir.path().join("policy.toml");
+    let mut reloads = 0;
+    while !producer.is_finished() && reloads < 200 {
+        let text = if reloads % 2 == 0 {
+            SEEDS.to_string()
+        } else {
+            format!("{SEEDS}\n# reload {reloads}\n")
+        };
+        std::fs::write(&path, text).expect("write policy");
+        s.authz.authorizer.reload().expect("reload");
+        reloads += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = producer
+        .await
+        .expect("join")
+        .expect("every message acknowledged");
+    assert_eq!(report.acked, n);
+    assert!(reloads > 5, "reloads happened during the load ({reloads})");
+    let admin = s.client("admin");
+    let got = kgate_labs::client::consume(
+        &admin,
+        "system_logs",
+        "audit-reader",
+        n,
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("consume");
+    let mut all: Vec<u64> = got.values().flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), n, "every acknowledged message is there once");
+    s.gateway.shutdown().await;
+}

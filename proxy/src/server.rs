@@ -549,7 +549,8 @@ where
     };
     let session = crate::authz::Session {
         principal,
-        host: peer.ip(),
+        // Kafka writes an IPv4 client as 10.0.0.5, never as ::ffff:10.0.0.5.
+        host: peer.ip().to_canonical(),
         authz: shared.config.authz.clone(),
     };
     let upstream = match target {
