@@ -250,3 +250,4 @@ pub fn authz(dir: &std::path::Path, text: &str) -> std::sync::Arc<kgate_proxy::a
         credentials: None,
     })
 }
+pub mod raw;

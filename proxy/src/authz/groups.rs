@@ -41,7 +41,9 @@ pub fn membership(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
         ApiKey::JoinGroup => inc.respond(
             &JoinGroupResponse::default()
                 .with_error_code(code)
-                .with_generation_id(-1),
+                .with_generation_id(-1)
+                // Not nullable before v7: Kafka sends an empty name.
+                .with_protocol_name(Some(StrBytes::from_static_str(""))),
         ),
         ApiKey::Heartbeat => inc.respond(&HeartbeatResponse::default().with_error_code(code)),
         ApiKey::LeaveGroup => inc.respond(&LeaveGroupResponse::default().with_error_code(code)),
