@@ -128,7 +128,7 @@ impl BenchReport {
         );
         if let Some(m) = &self.memory {
             out.push_str(&format!(
-                "memory: peak {} for {} s simulated at {} messages/s per service ({} events, {:.1} s wall, {:.0} events/s)\n",
+                "memory: peak {} for {} s simulated at {:.0} messages/s per service ({} events, {:.1} s wall, {:.0} events/s)\n",
                 m.peak_rss_mib.map_or("unknown (no /proc)".to_string(), |p| format!("{p:.1} MiB")),
                 m.simulated_s,
                 m.messages_per_service as f64 / m.simulated_s.max(1e-9),

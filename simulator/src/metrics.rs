@@ -596,7 +596,7 @@ impl Collector {
     }
 
     /// Records a mechanism: the first occurrence per fault and code keeps its time and detail,
-    /// later ones are counted (with up to 20 message ids).
+    /// later ones are counted (with up to [`MAX_TRAIL_IDS`] message ids).
     pub fn mechanism(
         &mut self,
         at: SimTime,
@@ -613,7 +613,7 @@ impl Collector {
             Some(m) => {
                 m.count += 1;
                 if let Some(id) = id {
-                    if m.ids.len() < 20 {
+                    if m.ids.len() < MAX_TRAIL_IDS {
                         m.ids.push(id);
                     }
                 }

@@ -278,6 +278,15 @@ impl Profile {
         }
     }
 
+    /// Where parameter `name` was written (the file's start if it is missing), for errors
+    /// that involve a value's meaning rather than its type.
+    pub fn origin(&self, name: &str) -> Location {
+        self.params.get(name).map_or_else(
+            || Location::file_start(&self.file).with_field(&format!("params.{name}")),
+            |p| p.origin.clone(),
+        )
+    }
+
     fn get(&self, name: &str) -> Result<&Param, SimError> {
         self.params.get(name).ok_or_else(|| {
             SimError::at(

@@ -635,7 +635,12 @@ at = "1s"
 
     #[test]
     fn two_runs_with_one_seed_are_identical() {
-        let s = Scenario::from_toml_str(GOOD, "demo.toml").unwrap();
+        let every = GOOD.replace(
+            "services = [\"kafka\", \"pubsub\"]",
+            "services = [\"kafka\", \"eventhubs\", \"eventgrid\", \"kinesis\", \"pubsub\"]",
+        );
+        let s = Scenario::from_toml_str(&every, "demo.toml").unwrap();
+        assert_eq!(s.services.len(), 5);
         let a = s.run().unwrap().to_json();
         let b = s.run().unwrap().to_json();
         assert_eq!(a, b);
@@ -704,5 +709,39 @@ at = "1s"
             .to_string();
         assert!(err.starts_with("demo.toml:1:1"), "{err}");
         assert!(err.contains("durration"), "{err}");
+    }
+
+    #[test]
+    fn every_shipped_scenario_parses_and_validates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                let s = Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(
+                    !s.description.is_empty(),
+                    "{} has no description",
+                    path.display()
+                );
+                n += 1;
+            }
+        }
+        assert!(n >= 5, "only {n} scenarios");
+    }
+
+    #[test]
+    fn trace_path_is_resolved_next_to_the_scenario_file() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/trace-replay.toml");
+        let s = Scenario::from_file(&path).unwrap();
+        assert_eq!(s.workload.kind.name(), "trace");
+        let missing = "[workload]\nkind = \"trace\"\ntrace = \"nowhere.csv\"\n";
+        let err = Scenario::from_toml_str(missing, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.toml:3:9: field `workload.trace`"),
+            "{err}"
+        );
     }
 }

@@ -38,18 +38,11 @@ pub(crate) struct EventGridCfg {
 
 impl EventGridCfg {
     pub fn from_profile(p: &Profile) -> Result<EventGridCfg, SimError> {
-        let param = &p.params.get("retry_schedule");
         let text = p.string("retry_schedule")?;
         let mut schedule = Vec::new();
         for part in text.split(',') {
-            let t = parse_duration(part).map_err(|m| {
-                SimError::at(
-                    param
-                        .map(|x| x.origin.clone())
-                        .unwrap_or_else(|| crate::Location::file_start(&p.file)),
-                    m,
-                )
-            })?;
+            let t =
+                parse_duration(part).map_err(|m| SimError::at(p.origin("retry_schedule"), m))?;
             schedule.push(t);
         }
         Ok(EventGridCfg {

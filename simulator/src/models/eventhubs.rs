@@ -56,7 +56,7 @@ impl EventHubsCfg {
         let max_groups = p.count("max_consumer_groups", 1, 1000)?;
         if consumer_groups > max_groups {
             return Err(SimError::at(
-                p.params["consumer_groups"].origin.clone(),
+                p.origin("consumer_groups"),
                 format!("the tier allows {max_groups} consumer groups per event hub, got {consumer_groups}"),
             ));
         }
@@ -64,7 +64,7 @@ impl EventHubsCfg {
         let max_readers = p.count("max_readers_per_partition", 1, 1000)?;
         if readers > max_readers {
             return Err(SimError::at(
-                p.params["readers_per_partition"].origin.clone(),
+                p.origin("readers_per_partition"),
                 format!(
                     "at most {max_readers} concurrent readers per partition per consumer group, got {readers} (QuotaExceeded)"
                 ),
@@ -183,6 +183,7 @@ pub(crate) struct EventHubs {
     unavailable_until: Vec<SimTime>,
     clients_cut: bool,
     extra_latency: SimTime,
+    last_arrival: Vec<SimTime>,
     outstanding: u64,
     ingress_events_billed: f64,
 }
@@ -205,6 +206,7 @@ impl EventHubs {
             unavailable_until: vec![SimTime::ZERO; n],
             clients_cut: false,
             extra_latency: SimTime::ZERO,
+            last_arrival: vec![SimTime::ZERO; n],
             outstanding: 0,
             ingress_events_billed: 0.0,
             cfg,
@@ -221,7 +223,11 @@ impl EventHubs {
             return;
         }
         let lat = cx.rng.latency(&self.cfg.publish).plus(self.extra_latency);
-        cx.after(lat, EhEv::Arrive { rec, attempt });
+        // One connection per partition delivers a producer's sends in order.
+        let p = (mix64(rec.key) % self.cfg.partitions as u64) as usize;
+        let at = cx.now().plus(lat).max(self.last_arrival[p]);
+        self.last_arrival[p] = at;
+        cx.at(at, EhEv::Arrive { rec, attempt });
     }
 
     fn failed_try(&mut self, rec: Rec, attempt: u32, after: SimTime, cx: &mut Cx<EhEv>) {
@@ -466,13 +472,13 @@ impl Model for EventHubs {
         ];
         let hours = run.as_secs_f64() / 3600.0;
         let mut cost = CostEstimate::default();
-        cost.line("TU-hours", c.tus * hours.ceil().max(1.0), c.tu_usd_per_hour);
+        cost.line("TU-hours", c.tus * hours, c.tu_usd_per_hour);
         cost.line(
             "million ingress events (64 KB units)",
             self.ingress_events_billed / 1e6,
             c.ingress_usd_per_million,
         );
-        cost.finish(run, "per TU-hour (billed by the started hour) plus ingress events; illustrative USD prices, check azure.microsoft.com");
+        cost.finish(run, "per TU-hour (billed by the hour, at least one) plus ingress events, prorated here; illustrative USD prices, check azure.microsoft.com");
         (settings, cost)
     }
 }

@@ -72,10 +72,7 @@ impl KafkaCfg {
         let replication_factor = p.count("replication_factor", 1, 16)?;
         if replication_factor > brokers {
             return Err(SimError::at(
-                p.params
-                    .get("replication_factor")
-                    .map(|x| x.origin.clone())
-                    .unwrap_or_else(|| crate::error::Location::file_start(&p.file)),
+                p.origin("replication_factor"),
                 format!("replication_factor {replication_factor} exceeds the {brokers} brokers"),
             ));
         }
@@ -482,15 +479,14 @@ impl Kafka {
             let ids: Vec<u64> = cut.iter().map(|r| r.id).collect();
             let n = ids.len();
             let acks = self.cfg.acks;
-            cx.mech(cause, "log_truncation", || {
-                format!(
-                    "new leader broker {leader} of partition {p} lacks {n} records the old leader \
-                     had appended; they are cut from the log"
-                )
-            });
+            let detail = format!(
+                "new leader broker {leader} of partition {p} lacks {n} records the old leader \
+                 had appended; they are cut from the log"
+            );
             for (i, rec) in cut.into_iter().enumerate() {
+                let d = detail.clone();
                 cx.col
-                    .mechanism(now, cause, "log_truncation", String::new, Some(ids[i]));
+                    .mechanism(now, cause, "log_truncation", move || d, Some(ids[i]));
                 let waiting = self.parts[p]
                     .waiting
                     .iter()

@@ -67,7 +67,7 @@ impl KinesisCfg {
         let max_efo = p.count("max_efo_consumers", 1, 1000)?;
         if efo && consumer_apps > max_efo {
             return Err(SimError::at(
-                p.params["consumer_apps"].origin.clone(),
+                p.origin("consumer_apps"),
                 format!(
                     "at most {max_efo} enhanced fan-out consumers per stream, got {consumer_apps}"
                 ),
@@ -208,6 +208,7 @@ pub(crate) struct Kinesis {
     unavailable_until: SimTime,
     clients_cut: bool,
     extra_latency: SimTime,
+    last_arrival: Vec<SimTime>,
     factor: f64,
     outstanding: u64,
     put_units: f64,
@@ -243,6 +244,7 @@ impl Kinesis {
             unavailable_until: SimTime::ZERO,
             clients_cut: false,
             extra_latency: SimTime::ZERO,
+            last_arrival: vec![SimTime::ZERO; n],
             factor: 1.0,
             outstanding: 0,
             put_units: 0.0,
@@ -266,7 +268,11 @@ impl Kinesis {
             return;
         }
         let lat = cx.rng.latency(&self.cfg.put).plus(self.extra_latency);
-        cx.after(lat, KinEv::Arrive { rec, attempt });
+        // One connection per partition delivers a producer's sends in order.
+        let p = (mix64(rec.key) % self.cfg.shards as u64) as usize;
+        let at = cx.now().plus(lat).max(self.last_arrival[p]);
+        self.last_arrival[p] = at;
+        cx.at(at, KinEv::Arrive { rec, attempt });
     }
 
     fn failed_try(&mut self, rec: Rec, attempt: u32, after: SimTime, cx: &mut Cx<KinEv>) {

@@ -58,7 +58,7 @@ impl PubSubCfg {
         let ack = p.f64("ack_deadline_s")?;
         if !(10.0..=600.0).contains(&ack) {
             return Err(SimError::at(
-                p.params["ack_deadline_s"].origin.clone(),
+                p.origin("ack_deadline_s"),
                 format!("the ack deadline must be 10 to 600 seconds, got {ack}"),
             ));
         }
@@ -109,6 +109,7 @@ struct PMsg {
 struct Out {
     msg: PMsg,
     sub: usize,
+    sent: SimTime,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -362,7 +363,14 @@ impl PubSub {
             }
             self.bill(m.size);
             self.subs[s].held += 1;
-            self.outstanding.insert(m.id, Out { msg: m, sub: s });
+            self.outstanding.insert(
+                m.id,
+                Out {
+                    msg: m,
+                    sub: s,
+                    sent: now,
+                },
+            );
             let lat = cx.rng.latency(&self.cfg.deliver).plus(self.extra_latency);
             let epoch = self.subs[s].epoch;
             let arrive = now.plus(lat).max(self.subs[s].last_arrival);
@@ -375,18 +383,6 @@ impl PubSub {
                     id: m.id,
                     attempt: m.attempts,
                     epoch,
-                },
-            );
-            let lease = if self.cfg.lease_extension {
-                self.cfg.max_extension.max(self.cfg.ack_deadline)
-            } else {
-                self.cfg.ack_deadline
-            };
-            cx.after(
-                lease,
-                PsEv::Expire {
-                    id: m.id,
-                    attempt: m.attempts,
                 },
             );
         }
@@ -480,6 +476,20 @@ impl Model for PubSub {
                 let proc = self.subs[s].slow.unwrap_or(self.cfg.processing);
                 let start = cx.now().max(self.subs[s].busy_until);
                 let done = start.plus(proc);
+                // The lease runs out only if the acknowledgement will come too late: scheduling
+                // that one case (instead of a timer per message) keeps an hour of leases out of
+                // the event queue.
+                let lease = if self.cfg.lease_extension {
+                    self.cfg.max_extension.max(self.cfg.ack_deadline)
+                } else {
+                    self.cfg.ack_deadline
+                };
+                if let Some(o) = self.outstanding.get(&id) {
+                    let expiry = o.sent.plus(lease);
+                    if o.msg.attempts == attempt && done > expiry {
+                        cx.at(expiry, PsEv::Expire { id, attempt });
+                    }
+                }
                 self.subs[s].busy_until = done;
                 cx.at(
                     done,
