@@ -35,6 +35,8 @@ pub struct CheckResult {
 pub struct Evidence {
     /// The last `sim` check's report.
     pub sim: Option<kgate_sim::Report>,
+    /// Reports by scenario text: the simulator is deterministic, so a scenario runs once.
+    pub cache: BTreeMap<String, kgate_sim::Report>,
 }
 
 /// What the hidden variant changes in checks once its faults are injected.
@@ -581,11 +583,14 @@ async fn probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<(bool, String)
             metric, op, value, ..
         } = c
         {
-            let actual = report
-                .values
-                .get(metric.as_str())
-                .copied()
-                .unwrap_or(f64::NAN);
+            let Some(actual) = report.values.get(metric.as_str()).copied() else {
+                passed = false;
+                detail.push_str(&format!(
+                    "\n  not met: {cond} ({metric} was not measured: the consumer did not reach \
+                     the end of the topic)"
+                ));
+                continue;
+            };
             if !Condition::holds(&op, actual, value) {
                 passed = false;
                 detail.push_str(&format!(
@@ -635,16 +640,41 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
         .set("retry.backoff.ms", "50")
         .set("retry.backoff.max.ms", "200");
     if let Some(t) = p.request_timeout_ms {
-        producer_config.set("request.timeout.ms", t.to_string());
+        // librdkafka's client-side wait for an answer is socket.timeout.ms;
+        // request.timeout.ms is the broker-side ack timeout.
+        producer_config
+            .set("request.timeout.ms", t.to_string())
+            .set("socket.timeout.ms", t.to_string());
     }
     if !p.idempotence {
         // Several requests in flight, as a default producer has.
         producer_config.set("max.in.flight.requests.per.connection", "5");
     }
+    if p.transactional {
+        producer_config
+            .set("enable.idempotence", "true")
+            .set("transactional.id", format!("kgate-lab-probe-{run}"));
+    }
     let recorder = Recorder::default();
     let producer: FutureProducer<Recorder> = producer_config
         .create_with_context(recorder.clone())
         .context("cannot create the probe producer")?;
+    if p.transactional {
+        producer
+            .init_transactions(Duration::from_secs(10))
+            .context("the probe producer cannot start its transactions")?;
+        producer
+            .begin_transaction()
+            .context("the probe producer cannot begin a transaction")?;
+    }
+    for i in 0..p.warmup {
+        let value = format!("warmup:{run}:{i}");
+        let key = format!("key-{}", i % 8);
+        let ack = producer
+            .send_result(FutureRecord::to(&p.topic).key(&key).payload(&value))
+            .map_err(|(e, _)| anyhow::anyhow!("warm-up send failed: {e}"))?;
+        let _ = tokio::time::timeout(Duration::from_secs(10), ack).await;
+    }
     for f in &p.faults {
         env.apply(f)?;
     }
@@ -656,7 +686,12 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
         let record = FutureRecord::to(&p.topic).key(&key).payload(&value);
         let sent = Instant::now();
         match producer.send_result(record) {
-            Ok(ack) => acks.push((i, sent, ack)),
+            // Each acknowledgement is timed when it arrives, not when it is looked at.
+            Ok(ack) => acks.push((
+                i,
+                sent,
+                tokio::spawn(async move { (ack.await, Instant::now()) }),
+            )),
             Err((e, _)) => {
                 *report.errors.entry(e.to_string()).or_default() += 1;
             }
@@ -677,9 +712,9 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
             break;
         };
         let mut ack = ack;
-        let result = loop {
+        let joined = loop {
             if faults_cleared {
-                break ack.await;
+                break (&mut ack).await;
             }
             match tokio::time::timeout(Duration::from_millis(50), &mut ack).await {
                 Ok(r) => break r,
@@ -691,9 +726,13 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
                 }
             }
         };
+        let Ok((result, done)) = joined else {
+            failed += 1;
+            continue;
+        };
         match result {
             Ok(Ok(delivery)) => {
-                let took = sent.elapsed();
+                let took = done.saturating_duration_since(sent);
                 latencies.push(took);
                 by_partition
                     .entry(delivery.partition)
@@ -710,6 +749,11 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
     }
     if !faults_cleared {
         clear_faults(env, &p.faults)?;
+    }
+    if p.transactional {
+        if let Err(e) = producer.commit_transaction(Duration::from_secs(15)) {
+            *report.errors.entry(format!("commit: {e}")).or_default() += 1;
+        }
     }
     let leaders = partition_leaders(producer.client(), &p.topic);
     for (partition, mut lat) in by_partition {
@@ -752,9 +796,13 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
         report
             .values
             .insert("duplicates", consumed.saturating_sub(distinct) as f64);
-        report.values.insert("lost", lost as f64);
         let read = (consumed + others) as i64;
-        report.values.insert("lag", (end - read).max(0) as f64);
+        let lag = (end - read).max(0);
+        report.values.insert("lag", lag as f64);
+        // Missing records only count as lost once the consumer has read everything.
+        if lag == 0 {
+            report.values.insert("lost", lost as f64);
+        }
     }
     for (code, reason) in recorder
         .errors
@@ -799,9 +847,16 @@ async fn consume_run(
         .set("session.timeout.ms", "6000")
         .create()
         .context("cannot create the probe consumer")?;
+    // Assigned partitions, not a group subscription: no group join to wait for.
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in partitions(&consumer, topic) {
+        assignment
+            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .context("cannot assign the probe consumer")?;
+    }
     consumer
-        .subscribe(&[topic])
-        .context("cannot subscribe the probe consumer")?;
+        .assign(&assignment)
+        .context("cannot assign the probe consumer")?;
     let end = topic_end(&consumer, topic);
     let prefix = format!("{run}:");
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
@@ -837,17 +892,19 @@ async fn consume_run(
     Ok((counts, others, end))
 }
 
-fn topic_end(consumer: &StreamConsumer, topic: &str) -> i64 {
+fn partitions(consumer: &StreamConsumer, topic: &str) -> Vec<i32> {
     let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
-        return 0;
+        return Vec::new();
     };
-    let partitions: Vec<i32> = md
-        .topics()
+    md.topics()
         .iter()
         .filter(|t| t.name() == topic)
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    partitions
+        .collect()
+}
+
+fn topic_end(consumer: &StreamConsumer, topic: &str) -> i64 {
+    partitions(consumer, topic)
         .into_iter()
         .filter_map(|p| {
             consumer
@@ -925,9 +982,16 @@ fn sim_check(
     } else {
         format!("{scenario}\n{extra}\n")
     };
-    let sc = kgate_sim::Scenario::from_toml_str(&text, "lab scenario")
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let report = sc.run().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = match evidence.cache.get(&text) {
+        Some(r) => r.clone(),
+        None => {
+            let sc = kgate_sim::Scenario::from_toml_str(&text, "lab scenario")
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let r = sc.run().map_err(|e| anyhow::anyhow!("{e}"))?;
+            evidence.cache.insert(text.clone(), r.clone());
+            r
+        }
+    };
     let mut detail = String::new();
     if hide_faults {
         for s in &report.services {
@@ -940,9 +1004,10 @@ fn sim_check(
         }
     } else {
         if show {
+            // The table ends with the causal trails.
             detail.push_str(&report.to_table());
         }
-        for trail in &report.trails {
+        for trail in report.trails.iter().filter(|_| !show) {
             detail.push_str(&format!(
                 "\ncausal trail ({}): {}",
                 trail.service.name(),

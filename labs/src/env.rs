@@ -373,6 +373,19 @@ impl LabEnv {
                 partition,
                 broker: Some(broker),
             },
+            FaultSpec::MoveLeaders { topic } => {
+                let leaders = self.leaders(&topic)?;
+                let n = self.cluster.broker_count();
+                for (partition, leader) in leaders {
+                    self.cluster.apply(ClusterCommand::PartitionLeader {
+                        topic: topic.clone(),
+                        partition,
+                        broker: Some(leader % n + 1),
+                    })?;
+                }
+                self.faults.push(fault.describe());
+                return Ok(());
+            }
             FaultSpec::RequestErrors { api, errors } => ClusterCommand::RequestErrors {
                 api_key: api_key(&api).with_context(|| format!("unknown API {api:?}"))?,
                 errors,
@@ -386,6 +399,24 @@ impl LabEnv {
             .with_context(|| format!("cannot inject: {}", fault.describe()))?;
         self.faults.push(fault.describe());
         Ok(())
+    }
+
+    /// The leader of each partition of `topic`, asked of the cluster directly.
+    fn leaders(&self, topic: &str) -> anyhow::Result<Vec<(i32, i32)>> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.cluster.bootstrap_servers())
+            .create()
+            .context("cannot ask the cluster for its leaders")?;
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .with_context(|| format!("cannot read the metadata of {topic}"))?;
+        Ok(md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
+            .collect())
     }
 
     /// Stops the gateway and the cluster.

@@ -325,6 +325,12 @@ pub enum FaultSpec {
         /// New leader (broker id).
         broker: i32,
     },
+    /// Moves the leadership of every partition of a topic to the next broker (a leader
+    /// election everywhere; clients with an old view write to the wrong broker).
+    MoveLeaders {
+        /// Topic.
+        topic: String,
+    },
     /// The next requests of an API fail with these Kafka error codes.
     RequestErrors {
         /// `produce`, `fetch`, `metadata`, ... or the API key number.
@@ -368,6 +374,9 @@ impl FaultSpec {
                 partition,
                 broker,
             } => format!("leader of {topic}-{partition} moves to broker {broker}"),
+            FaultSpec::MoveLeaders { topic } => {
+                format!("the leader of every partition of {topic} moves to another broker")
+            }
             FaultSpec::RequestErrors { api, errors } => {
                 format!("the next {} {api} requests fail ({errors:?})", errors.len())
             }
@@ -578,12 +587,20 @@ pub struct ProbeSpec {
     /// `enable.idempotence`.
     #[serde(default)]
     pub idempotence: bool,
+    /// Produce in one transaction (a `transactional.id`; implies idempotence). The embedded
+    /// cluster only checks producer sequence numbers for transactional producers.
+    #[serde(default)]
+    pub transactional: bool,
     /// `request.timeout.ms`.
     #[serde(default)]
     pub request_timeout_ms: Option<u64>,
     /// `message.timeout.ms`.
     #[serde(default = "default_message_timeout")]
     pub message_timeout_ms: u64,
+    /// Messages produced and acknowledged before the faults, so the producer knows the
+    /// partition leaders (a stale view is what some faults exploit).
+    #[serde(default)]
+    pub warmup: usize,
     /// Faults applied when producing starts and removed after `fault_for_ms`.
     #[serde(default, rename = "fault")]
     pub faults: Vec<FaultSpec>,
@@ -1112,6 +1129,15 @@ impl Lab {
                         format!(
                             "broker {broker}: the cluster has brokers 1 to {brokers} (-1: all)"
                         ),
+                    ));
+                }
+            }
+            FaultSpec::MoveLeaders { topic } => {
+                if !topics.contains(&topic.as_str()) {
+                    return Err(self.error(
+                        s,
+                        &format!("{field}.topic"),
+                        format!("{topic:?} is not in [environment].topics"),
                     ));
                 }
             }

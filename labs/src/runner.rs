@@ -530,13 +530,9 @@ impl<'a, W: Write> Session<'a, W> {
             let Some(env) = self.env.as_mut() else {
                 bail!("the lab environment is not running");
             };
-            let mut scratch = Evidence::default();
             let r = self
                 .rt
-                .block_on(run_check(env, check, &extra_sim, &mut scratch));
-            if scratch.sim.is_some() {
-                self.evidence = scratch;
-            }
+                .block_on(run_check(env, check, &extra_sim, &mut self.evidence));
             if !r.passed {
                 return Ok(Some(anyhow::anyhow!(
                     "{}: step {} ({:?}): check ({}) failed: {}",
