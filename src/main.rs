@@ -53,6 +53,8 @@ enum Command {
     Config(cmd::config::ConfigArgs),
     /// Replay one workload on models of Kafka, Event Hubs, Kinesis and Pub/Sub.
     Sim(cmd::sim::SimArgs),
+    /// Guided webinar labs on the embedded cluster: secure it, compare clouds, find root causes.
+    Lab(cmd::lab::LabArgs),
 }
 
 fn init_tracing() {
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Lab(args) => cmd::lab::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

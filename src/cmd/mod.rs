@@ -5,6 +5,7 @@ pub mod certs;
 pub mod client_config;
 pub mod config;
 pub mod demo;
+pub mod lab;
 pub mod proxy;
 pub mod role;
 pub mod sim;
