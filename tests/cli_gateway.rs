@@ -16,7 +16,11 @@ fn kgate() -> Command {
 }
 
 fn run(args: &[&str], dir: &Path) -> Output {
-    kgate().args(args).current_dir(dir).output().expect("run kgate")
+    kgate()
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run kgate")
 }
 
 fn free_port() -> u16 {
@@ -36,7 +40,11 @@ fn http(port: u16, method: &str, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     (status, body)
 }
 
@@ -52,16 +60,30 @@ impl Drop for Killer {
 fn config_check_accepts_a_good_file_and_names_line_and_fix_for_a_bad_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    assert!(run(&["certs", "init", "--dir", "certs"], d).status.success());
-    assert!(run(&["certs", "server", "--dir", "certs", "--dns", "localhost"], d).status.success());
+    assert!(run(&["certs", "init", "--dir", "certs"], d)
+        .status
+        .success());
+    assert!(run(
+        &["certs", "server", "--dir", "certs", "--dns", "localhost"],
+        d
+    )
+    .status
+    .success());
     std::fs::write(
         d.join("kgate.toml"),
         "listen = \"127.0.0.1:9093\"\nupstream = [\"127.0.0.1:9092\"]\ncert = \"certs/server.pem\"\nkey = \"certs/server-key.pem\"\n",
     )
     .expect("write");
     let out = run(&["config", "check", "kgate.toml"], d);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kgate.toml: ok");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "kgate.toml: ok"
+    );
 
     std::fs::write(
         d.join("bad.toml"),
@@ -72,13 +94,23 @@ fn config_check_accepts_a_good_file_and_names_line_and_fix_for_a_bad_one() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:2: upstream"), "{err}");
-    assert!(err.contains("bad.toml:3: users") && err.contains("kgate users add"), "{err}");
+    assert!(
+        err.contains("bad.toml:3: users") && err.contains("kgate users add"),
+        "{err}"
+    );
 
-    std::fs::write(d.join("typo.toml"), "listen = \"127.0.0.1:9093\"\nclient_cert = \"x\"\n").expect("write");
+    std::fs::write(
+        d.join("typo.toml"),
+        "listen = \"127.0.0.1:9093\"\nclient_cert = \"x\"\n",
+    )
+    .expect("write");
     let out = run(&["config", "check", "typo.toml"], d);
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("typo.toml:2") && err.contains("unknown field"), "{err}");
+    assert!(
+        err.contains("typo.toml:2") && err.contains("unknown field"),
+        "{err}"
+    );
 
     let out = run(&["config", "check", "nowhere.toml"], d);
     assert_eq!(out.status.code(), Some(64));
@@ -90,7 +122,17 @@ fn client_config_prints_working_settings_and_explains_missing_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let out = run(
-        &["client-config", "--user", "alice", "--format", "java", "--bootstrap", "gw:9093", "--ca", "certs/ca.pem"],
+        &[
+            "client-config",
+            "--user",
+            "alice",
+            "--format",
+            "java",
+            "--bootstrap",
+            "gw:9093",
+            "--ca",
+            "certs/ca.pem",
+        ],
         d,
     );
     assert!(out.status.success());
@@ -98,13 +140,44 @@ fn client_config_prints_working_settings_and_explains_missing_ones() {
     assert!(text.contains("security.protocol=SASL_SSL"));
     assert!(text.contains("ScramLoginModule required username=\"alice\""));
     assert!(!text.contains("secret"), "no password is printed");
-    let out = run(&["client-config", "--user", "alice", "--format", "kafka-python", "--bootstrap", "gw:9093", "--ca", "ca.pem", "--mechanism", "PLAIN"], d);
+    let out = run(
+        &[
+            "client-config",
+            "--user",
+            "alice",
+            "--format",
+            "kafka-python",
+            "--bootstrap",
+            "gw:9093",
+            "--ca",
+            "ca.pem",
+            "--mechanism",
+            "PLAIN",
+        ],
+        d,
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("sasl_mechanism='PLAIN'"));
 
-    let out = run(&["client-config", "--user", "alice", "--bootstrap", "gw:9093"], d);
+    let out = run(
+        &["client-config", "--user", "alice", "--bootstrap", "gw:9093"],
+        d,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ca FILE"));
-    let out = run(&["client-config", "--user", "alice", "--bootstrap", "gw:9093", "--ca", "x", "--mechanism", "GSSAPI"], d);
+    let out = run(
+        &[
+            "client-config",
+            "--user",
+            "alice",
+            "--bootstrap",
+            "gw:9093",
+            "--ca",
+            "x",
+            "--mechanism",
+            "GSSAPI",
+        ],
+        d,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mechanism"));
 }
 
@@ -115,23 +188,49 @@ fn demo_self_test_round_trips_through_the_gateway() {
         .output()
         .expect("run demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("security.protocol=SASL_SSL"), "{stdout}");
-    assert!(stdout.contains("self-test: produced 1000 and consumed 1000 messages"), "{stdout}");
+    assert!(
+        stdout.contains("self-test: produced 1000 and consumed 1000 messages"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn proxy_without_a_users_file_says_how_to_make_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run(
-        &["proxy", "--upstream", "127.0.0.1:1", "--listen", "127.0.0.1:0", "--plaintext"],
+        &[
+            "proxy",
+            "--upstream",
+            "127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+            "--plaintext",
+        ],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("kgate users add"), "{err}");
     let out = run(
-        &["proxy", "--upstream", "127.0.0.1:1", "--listen", "127.0.0.1:0", "--cert", "c.pem", "--key", "k.pem", "--users", "u.toml"],
+        &[
+            "proxy",
+            "--upstream",
+            "127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+            "--users",
+            "u.toml",
+        ],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(2));
@@ -143,29 +242,84 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
     let cluster = common::cluster_with_topic("system_logs", 3);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    assert!(run(&["certs", "init", "--dir", "certs"], d).status.success());
-    assert!(run(&["certs", "server", "--dir", "certs", "--dns", "localhost", "--ip", "127.0.0.1"], d).status.success());
+    assert!(run(&["certs", "init", "--dir", "certs"], d)
+        .status
+        .success());
+    assert!(run(
+        &[
+            "certs",
+            "server",
+            "--dir",
+            "certs",
+            "--dns",
+            "localhost",
+            "--ip",
+            "127.0.0.1"
+        ],
+        d
+    )
+    .status
+    .success());
     let mut add = kgate()
-        .args(["users", "add", "bob", "--users", "users.toml", "--password-stdin"])
+        .args([
+            "users",
+            "add",
+            "bob",
+            "--users",
+            "users.toml",
+            "--password-stdin",
+        ])
         .current_dir(d)
         .stdin(Stdio::piped())
         .spawn()
         .expect("users add");
-    add.stdin.take().expect("stdin").write_all(b"bob-secret").expect("password");
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"bob-secret")
+        .expect("password");
     assert!(add.wait().expect("wait").success());
     let acl = run(
-        &["acl", "add", "--allow-principal", "User:bob", "--producer", "--topic", "system_logs", "--policy", "policy.toml"],
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:bob",
+            "--producer",
+            "--topic",
+            "system_logs",
+            "--policy",
+            "policy.toml",
+        ],
         d,
     );
-    assert!(acl.status.success(), "{}", String::from_utf8_lossy(&acl.stderr));
+    assert!(
+        acl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&acl.stderr)
+    );
     let (port, admin) = (free_port(), free_port());
     let listen = format!("127.0.0.1:{port}");
     let admin_listen = format!("127.0.0.1:{admin}");
     let child = kgate()
         .args([
-            "proxy", "--upstream", cluster.bootstrap_servers(), "--listen", &listen,
-            "--cert", "certs/server.pem", "--key", "certs/server-key.pem", "--users", "users.toml",
-            "--policy", "policy.toml", "--audit-log", "audit.jsonl", "--admin-listen", &admin_listen,
+            "proxy",
+            "--upstream",
+            cluster.bootstrap_servers(),
+            "--listen",
+            &listen,
+            "--cert",
+            "certs/server.pem",
+            "--key",
+            "certs/server-key.pem",
+            "--users",
+            "users.toml",
+            "--policy",
+            "policy.toml",
+            "--audit-log",
+            "audit.jsonl",
+            "--admin-listen",
+            &admin_listen,
         ])
         .current_dir(d)
         .spawn()
@@ -179,7 +333,9 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
     assert_eq!(http(admin, "GET", "/healthz").0, 200);
     assert_eq!(http(admin, "GET", "/readyz").0, 200);
 
-    let pki = common::Pki { dir: tempfile::tempdir().expect("tempdir") };
+    let pki = common::Pki {
+        dir: tempfile::tempdir().expect("tempdir"),
+    };
     std::fs::copy(d.join("certs/ca.pem"), pki.dir.path().join("ca.pem")).expect("ca");
     let bob = common::sasl_ssl_client(&listen, &pki, "SCRAM-SHA-256", "bob", "bob-secret");
     common::produce(&bob, "system_logs", 20, 4).await;
@@ -187,7 +343,10 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
     let (status, metrics) = http(admin, "GET", "/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains("kgate_auth_success_total"), "{metrics}");
-    assert!(!metrics.contains("kgate_auth_success_total 0\n"), "{metrics}");
+    assert!(
+        !metrics.contains("kgate_auth_success_total 0\n"),
+        "{metrics}"
+    );
 
     let (status, body) = http(admin, "POST", "/reload");
     assert_eq!(status, 200, "{body}");
@@ -199,7 +358,11 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
     common::produce(&bob, "system_logs", 5, 1).await;
 
     let pid = child.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(s) = child.0.try_wait().expect("wait") {
@@ -210,5 +373,8 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
     };
     assert!(status.success(), "graceful exit: {status}");
     let audit = std::fs::read_to_string(d.join("audit.jsonl")).expect("audit");
-    assert!(audit.contains("\"authentication\"") && audit.contains("User:bob"), "{audit}");
+    assert!(
+        audit.contains("\"authentication\"") && audit.contains("User:bob"),
+        "{audit}"
+    );
 }

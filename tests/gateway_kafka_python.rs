@@ -53,7 +53,10 @@ async fn kafka_python_produces_and_consumes_in_a_group_over_scram_sha_256() {
     .expect("join");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "python failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "python failed:\n{stdout}\n{stderr}"
+    );
     let last = stdout.lines().last().unwrap_or_default();
     let result: serde_json::Value = serde_json::from_str(last).expect("json line");
     assert_eq!(result["produced"], 300, "{last}");
