@@ -149,7 +149,11 @@ fn create_topics_request_with_huge_counts_is_refused_in_every_version() {
     for version in versions.min..=versions.max {
         let flexible = is_flexible(ApiKey::CreateTopics, version);
         // The topic array is the first field.
-        let body = with_huge_count(encode(&CreateTopicsRequest::default(), version), 0, flexible);
+        let body = with_huge_count(
+            encode(&CreateTopicsRequest::default(), version),
+            0,
+            flexible,
+        );
         let what = format!("CreateTopics v{version}");
         let error = refused(&what, || {
             decode_body::<CreateTopicsRequest>(ApiKey::CreateTopics, version, body)
@@ -437,7 +441,9 @@ fn probe(api: ApiKey, version: i16, bytes: &[u8], response: bool) -> Option<Stri
     let took = start.elapsed();
     let kind = if response { "response" } else { "request" };
     match outcome {
-        Err(_) => Some(format!("{api:?} v{version} {kind} panicked on {bytes:02x?}")),
+        Err(_) => Some(format!(
+            "{api:?} v{version} {kind} panicked on {bytes:02x?}"
+        )),
         Ok(_) if took >= QUICK => Some(format!("{api:?} v{version} {kind} took {took:?}")),
         Ok(_) => None,
     }
