@@ -982,3 +982,75 @@ async fn sasl_requests_after_authentication_get_error_34_and_the_connection_carr
     drop(conn);
     lab.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_may_be_retried_after_an_unsupported_version_error() {
+    let lab = Lab::sasl_plaintext().await;
+    let mut conn = lab.connect().await;
+    conn.send_frame(&raw_request(ApiKey::ApiVersions as i16, 99, 1, &[]))
+        .await;
+    let resp = decode_response::<ApiVersionsRequest>(&conn.read_frame().await, 0, 1);
+    assert_eq!(resp.error_code, UNSUPPORTED_VERSION);
+    let (_, max) = api_range(&resp, ApiKey::ApiVersions).expect("its own range");
+    let retry = conn.call(max, &api_versions()).await;
+    assert_eq!(retry.error_code, 0);
+    assert!(api_range(&retry, ApiKey::Metadata).is_some(), "{retry:?}");
+    // After a successful one, another ApiVersions closes the connection.
+    conn.send(max, &api_versions()).await;
+    conn.assert_closed_without_response().await;
+    lab.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_v3_with_an_invalid_software_name_gets_invalid_request() {
+    const INVALID_REQUEST: i16 = 42;
+    let lab = Lab::sasl_plaintext().await;
+    for name in ["", "-leading-dash", "white space"] {
+        let mut conn = lab.connect().await;
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str(name))
+            .with_client_software_version(StrBytes::from_static_str("1.0"));
+        let resp = conn.call(3, &request).await;
+        assert_eq!(resp.error_code, INVALID_REQUEST, "name {name:?}");
+        let retry = conn.call(3, &api_versions()).await;
+        assert_eq!(retry.error_code, 0, "retry after name {name:?}");
+    }
+    lab.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_mechanism_close_comes_after_the_failure_delay() {
+    let lab = Lab::sasl_plaintext().await;
+    let mut conn = lab.connect().await;
+    let resp = conn.call(1, &handshake_request("GSSAPI")).await;
+    let answered = Instant::now();
+    assert_eq!(resp.error_code, UNSUPPORTED_SASL_MECHANISM);
+    conn.assert_closed_without_response().await;
+    assert!(
+        answered.elapsed() >= MIN_FAILURE_DELAY,
+        "closed {:?} after error 33",
+        answered.elapsed()
+    );
+    lab.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_log_counts_the_bytes_of_the_authentication_phase() {
+    let logs = logs();
+    let lab = Lab::sasl_plaintext().await;
+    let mut conn = lab.connect().await;
+    let peer = conn.local_addr();
+    let request = frame(&request_bytes(1, 1, &handshake_request("GSSAPI")));
+    conn.send_bytes(&request).await;
+    let got = conn.closed().await;
+    let line = logs.wait_for(peer, "connection closed").await;
+    assert!(
+        line.contains(&format!("bytes_in={} ", request.len())),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("bytes_out={} ", got.len())),
+        "{line}"
+    );
+    lab.finish().await;
+}

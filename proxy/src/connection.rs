@@ -9,17 +9,17 @@
 //! requests of one connection in order, so the queue keeps every response where it belongs;
 //! `acks=0` produces queue nothing, as they get no response.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ProduceRequest};
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
 use crate::authz::{apply_fixup, authorize, Fixup, Incoming, Outcome, Session};
 use crate::frame::{put_frame, read_frame_raw, FrameError};
-use crate::header::{decode_body, decode_request_header, RequestPrefix};
+use crate::header::{decode_request_header, RequestPrefix};
 use crate::rewrite::{needs_rewrite, rewrite_response};
 use crate::sasl::{after_authentication, api_name};
 use crate::server::Shared;
@@ -79,14 +79,12 @@ pub struct Traffic {
 
 /// Forwards requests between an authenticated client and its upstream broker until one side
 /// closes, the gateway shuts down, or a request must be refused.
-#[allow(clippy::too_many_arguments)]
 pub async fn forward<C, U>(
     shared: Arc<Shared>,
     session: Session,
     client: C,
     upstream: U,
     first_request: Option<Bytes>,
-    traffic: Arc<Traffic>,
     mut shutdown: watch::Receiver<bool>,
 ) -> CloseReason
 where
@@ -96,13 +94,7 @@ where
     let (mut client_rd, client_wr) = tokio::io::split(client);
     let (up_rd, mut up_wr) = tokio::io::split(upstream);
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
-    let mut responses = tokio::spawn(respond(
-        shared.clone(),
-        rx,
-        up_rd,
-        client_wr,
-        traffic.clone(),
-    ));
+    let mut responses = tokio::spawn(respond(shared.clone(), rx, up_rd, client_wr));
     let grace = shared.config.shutdown_grace;
     let requests = async move {
         let mut next = first_request.map(|body| {
@@ -130,9 +122,6 @@ where
                     }
                 }
             };
-            traffic
-                .from_client
-                .fetch_add(raw.len() as u64, Ordering::Relaxed);
             let pending = match handle_request(&shared, &session, raw.slice(4..)) {
                 Ok(Action::Answer(resp)) => {
                     shared.metrics.answered();
@@ -204,6 +193,44 @@ enum Action {
     },
 }
 
+/// Reads only `acks` from a Produce body (after its nullable transactional id), so that
+/// forwarding without authorization never materializes a hostile topic list in memory.
+fn produce_acks(version: i16, body: &[u8]) -> Result<i16, String> {
+    let short = || "Produce request too short for acks".to_string();
+    let rest = if version >= 9 {
+        // Compact nullable string: unsigned varint of length + 1 (0 = null).
+        let mut len: u64 = 0;
+        let mut shift = 0;
+        let mut i = 0;
+        loop {
+            let b = *body.get(i).ok_or_else(short)?;
+            len |= u64::from(b & 0x7f) << shift;
+            i += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 28 {
+                return Err("Produce transactional id length is not a varint".into());
+            }
+        }
+        let skip = usize::try_from(len.saturating_sub(1)).map_err(|_| short())?;
+        body.get(i.checked_add(skip).ok_or_else(short)?..)
+            .ok_or_else(short)?
+    } else {
+        let len = i16::from_be_bytes([
+            *body.first().ok_or_else(short)?,
+            *body.get(1).ok_or_else(short)?,
+        ]);
+        let skip = usize::try_from(len.max(0)).map_err(|_| short())?;
+        body.get(2 + skip..).ok_or_else(short)?
+    };
+    match rest {
+        [a, b, ..] => Ok(i16::from_be_bytes([*a, *b])),
+        _ => Err(short()),
+    }
+}
+
 fn framed(body: &[u8]) -> Result<Bytes, CloseReason> {
     let mut raw = BytesMut::with_capacity(body.len() + 4);
     put_frame(&mut raw, body).map_err(|e| CloseReason::Refused(e.to_string()))?;
@@ -238,9 +265,9 @@ fn handle_request(shared: &Shared, session: &Session, frame: Bytes) -> Result<Ac
     };
     match (route, api) {
         (Route::Local, ApiKey::ApiVersions) => {
-            let (body, version) = versions.api_versions_response(version);
-            let bytes = crate::header::encode_response(api, version, prefix.correlation_id, &body)
-                .map_err(|e| CloseReason::Refused(e.to_string()))?;
+            let (bytes, _) = versions
+                .answer_api_versions(&frame, &prefix)
+                .map_err(CloseReason::Refused)?;
             Ok(Action::Answer(framed(&bytes)?))
         }
         (Route::Local, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) => {
@@ -253,9 +280,7 @@ fn handle_request(shared: &Shared, session: &Session, frame: Bytes) -> Result<Ac
             if api == ApiKey::Produce {
                 let (_, body) = decode_request_header(api, version, &frame)
                     .map_err(|e| CloseReason::Refused(e.to_string()))?;
-                let produce: ProduceRequest = decode_body(api, version, body)
-                    .map_err(|e| CloseReason::Refused(e.to_string()))?;
-                if produce.acks == 0 {
+                if produce_acks(version, &body).map_err(CloseReason::Refused)? == 0 {
                     return Ok(Action::Forward {
                         request: None,
                         expect: None,
@@ -305,7 +330,6 @@ async fn respond<U, C>(
     mut rx: mpsc::Receiver<Pending>,
     mut up_rd: ReadHalf<U>,
     mut client_wr: WriteHalf<C>,
-    traffic: Arc<Traffic>,
 ) -> CloseReason
 where
     U: AsyncRead + AsyncWrite,
@@ -364,10 +388,39 @@ where
         if let Err(e) = client_wr.write_all(&out).await {
             return CloseReason::ClientIo(e);
         }
-        traffic
-            .to_client
-            .fetch_add(out.len() as u64, Ordering::Relaxed);
     }
     let _ = client_wr.shutdown().await;
     CloseReason::ClientClosed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::produce_acks;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::{ProduceRequest, TransactionalId};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    #[test]
+    fn acks_are_read_without_decoding_the_topics() {
+        for version in [3i16, 7, 8, 9, 10] {
+            for tid in [None, Some("tx-1")] {
+                for acks in [0i16, 1, -1] {
+                    let req = ProduceRequest::default()
+                        .with_transactional_id(
+                            tid.map(|t| TransactionalId(StrBytes::from_static_str(t))),
+                        )
+                        .with_acks(acks);
+                    let mut buf = BytesMut::new();
+                    req.encode(&mut buf, version).unwrap();
+                    assert_eq!(
+                        produce_acks(version, &buf).unwrap(),
+                        acks,
+                        "v{version} {tid:?}"
+                    );
+                }
+            }
+        }
+        assert!(produce_acks(9, &[0x80]).is_err());
+        assert!(produce_acks(3, &[0, 5, b'a']).is_err());
+    }
 }

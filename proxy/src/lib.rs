@@ -23,6 +23,7 @@ pub mod admin;
 pub mod audit;
 pub mod authz;
 pub mod connection;
+pub mod counted;
 pub mod credentials;
 pub mod directory;
 pub mod frame;

@@ -176,11 +176,11 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             .ok_or_else(|| AuthClose::Protocol("frame too short for a request header".into()))?;
         match prefix.known_key() {
             Some(ApiKey::ApiVersions) if !api_versions_seen => {
-                api_versions_seen = true;
-                let (body, version) = versions.api_versions_response(prefix.api_version);
-                let resp =
-                    encode_response(ApiKey::ApiVersions, version, prefix.correlation_id, &body)
-                        .map_err(|e| AuthClose::Protocol(e.to_string()))?;
+                let (resp, ok) = versions
+                    .answer_api_versions(&frame, &prefix)
+                    .map_err(AuthClose::Protocol)?;
+                // After error 35 or 42 the client may retry with a version kgate accepts.
+                api_versions_seen = ok;
                 write_frame(stream, &resp).await?;
             }
             Some(ApiKey::ApiVersions) => {
@@ -215,6 +215,8 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                 .map_err(|e| AuthClose::Protocol(e.to_string()))?;
                 write_frame(stream, &bytes).await?;
                 let Some(session) = session else {
+                    // Kafka counts this as a failed authentication: same delay before the close.
+                    tokio::time::sleep(settings.failure_delay).await;
                     return Err(AuthClose::Protocol(format!(
                         "unsupported SASL mechanism {mechanism:?} (enabled: {})",
                         enabled.join(", ")

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::connection::{forward, CloseReason, Traffic};
+use crate::counted::Counted;
 use crate::directory::{Directory, PortPolicy};
 use crate::sasl::{authenticate, AuthClose, Authenticated, SaslSettings};
 use crate::upstream::{connect, connect_any, discover, UpstreamError};
@@ -415,12 +416,11 @@ async fn serve_connection(
                     };
                     run(
                         shared.clone(),
-                        tls_stream,
+                        Counted::new(tls_stream, traffic.clone()),
                         peer,
                         &listener,
                         target,
                         cert_principal,
-                        traffic.clone(),
                         shutdown,
                     )
                     .await
@@ -432,12 +432,11 @@ async fn serve_connection(
         None => {
             run(
                 shared.clone(),
-                stream,
+                Counted::new(stream, traffic.clone()),
                 peer,
                 &listener,
                 target,
                 None,
-                traffic.clone(),
                 shutdown,
             )
             .await
@@ -478,7 +477,6 @@ async fn run<S>(
     listener: &str,
     target: Target,
     cert_principal: Option<String>,
-    traffic: Arc<Traffic>,
     shutdown: watch::Receiver<bool>,
 ) -> (Option<Authenticated>, String)
 where
@@ -575,7 +573,6 @@ where
         stream,
         upstream,
         outcome.first_request,
-        traffic,
         shutdown,
     )
     .await;

@@ -185,8 +185,73 @@ impl VersionTable {
     }
 }
 
+/// Kafka's rule for ApiVersions v3+ `client_software_name` and `_version`: letters, digits,
+/// `-` and `.`, starting and ending with a letter or digit.
+pub fn valid_software_field(s: &str) -> bool {
+    let b = s.as_bytes();
+    let edge = |c: &u8| c.is_ascii_alphanumeric();
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) => {
+            edge(first)
+                && edge(last)
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+        }
+        _ => false,
+    }
+}
+
+impl VersionTable {
+    /// Answers an ApiVersions request frame: the encoded response, and whether it was a
+    /// success (a client may retry after error 35 or 42, as KIP-511 intends).
+    ///
+    /// # Errors
+    /// A malformed request or an encoding failure, as a reason to close.
+    pub fn answer_api_versions(
+        &self,
+        frame: &bytes::Bytes,
+        prefix: &crate::header::RequestPrefix,
+    ) -> Result<(bytes::Bytes, bool), String> {
+        let (mut body, mut version) = self.api_versions_response(prefix.api_version);
+        if body.error_code == 0 && version >= 3 {
+            let (_, rest) =
+                crate::header::decode_request_header(ApiKey::ApiVersions, version, frame)
+                    .map_err(|e| e.to_string())?;
+            let req: kafka_protocol::messages::ApiVersionsRequest =
+                crate::header::decode_body(ApiKey::ApiVersions, version, rest)
+                    .map_err(|e| e.to_string())?;
+            if !valid_software_field(&req.client_software_name)
+                || !valid_software_field(&req.client_software_version)
+            {
+                body = ApiVersionsResponse::default().with_error_code(42);
+                version = prefix.api_version;
+            }
+        }
+        let ok = body.error_code == 0;
+        let bytes = crate::header::encode_response(
+            ApiKey::ApiVersions,
+            version,
+            prefix.correlation_id,
+            &body,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((bytes, ok))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn software_names_follow_kafkas_pattern() {
+        assert!(super::valid_software_field("librdkafka"));
+        assert!(super::valid_software_field("2.12.1"));
+        assert!(super::valid_software_field("apache-kafka-java"));
+        assert!(!super::valid_software_field(""));
+        assert!(!super::valid_software_field("-x"));
+        assert!(!super::valid_software_field("x."));
+        assert!(!super::valid_software_field("a b"));
+    }
+
     use super::*;
 
     fn upstream_all() -> BTreeMap<i16, (i16, i16)> {
