@@ -297,7 +297,7 @@ pub fn check(config: &FileConfig, text: &str, path: &Path) -> Vec<Problem> {
             push(
                 Some(max.span()),
                 "max_frame_bytes",
-                "is below 1024 (Kafka's default is 104857600)".into(),
+                "is below 1024 (kgate's default is 16777216)".into(),
             );
         }
     }

@@ -10,8 +10,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// `sasl.server.max.receive.size` default.
 pub const MAX_PRE_AUTH_FRAME: usize = 512 * 1024;
 
-/// Default cap for frames after authentication, as Kafka's `socket.request.max.bytes` default.
-pub const DEFAULT_MAX_FRAME: usize = 100 * 1024 * 1024;
+/// Default cap for frames after authentication: 16 MiB, well above a producer's default
+/// `max.request.size` (1 MiB) and below Kafka's `socket.request.max.bytes` (100 MiB), because
+/// authorizing a request decodes it, and a decoded topic list takes up to ~32 times its wire
+/// size in memory. Raise it with `max_frame_bytes` for clients that send bigger requests.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -31,7 +31,7 @@ fn check_help() -> String {
 Prints `kgate.toml: ok`, or one line per problem as FILE:LINE: field: problem (fix), and exits
 with status 64. Relative paths in the file are taken from the file's directory.
 
-A complete file (also: plaintext = false, max_frame_bytes = 104857600,
+A complete file (also: plaintext = false, max_frame_bytes = 16777216,
 failed_auth_delay_ms = 100, shutdown_grace_ms = 5000):
 {}",
         config::EXAMPLE
