@@ -258,3 +258,48 @@ answer = "all"
     );
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn a_guided_run_reads_commands_from_stdin() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let file = state.path().join("small.toml");
+    std::fs::write(&file, SMALL_LAB).expect("write lab");
+    let dir = state.path().join("guided").display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
+        .args(["lab", "run", &file.display().to_string(), "--dir", &dir])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("KGATE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"check\nhint\nsolution\ndo\ncheck\nnext\ncheck\nstatus\nquit\n")
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("== Step 1/2: Make a CA =="), "{all}");
+    assert!(
+        all.contains("✘ certs/ca.pem exists"),
+        "the first check fails:\n{all}"
+    );
+    assert!(all.contains("no more hints"), "{all}");
+    assert!(all.contains("$ kgate certs init --dir certs"), "{all}");
+    assert!(
+        all.contains("✔ certs/ca.pem exists"),
+        "the check passes after `do`:\n{all}"
+    );
+    assert!(all.contains("== Step 2/2: Read the topic =="), "{all}");
+    assert!(all.contains("2 messages read"), "{all}");
+    assert!(all.contains("steps done: 1, 2"), "{all}");
+    // Progress is kept for the next invocation.
+    let progress =
+        std::fs::read_to_string(Path::new(&dir).join("progress.json")).expect("progress");
+    assert!(progress.contains("\"step\": 1"), "{progress}");
+}

@@ -319,9 +319,12 @@ fn client_config(
 }
 
 /// Errors librdkafka reported outside of results (authentication, transport).
+/// An error code (when librdkafka gives one) and its reason.
+type Reported = (Option<RDKafkaErrorCode>, String);
+
 #[derive(Clone, Default)]
 struct Recorder {
-    errors: Arc<Mutex<Vec<(Option<RDKafkaErrorCode>, String)>>>,
+    errors: Arc<Mutex<Vec<Reported>>>,
 }
 
 impl ClientContext for Recorder {
