@@ -51,12 +51,23 @@ fn compare_prints_the_four_services_side_by_side() {
     }
     assert!(text.contains("latency p99 ms"), "{text}");
     assert!(text.contains("cost per month USD"), "{text}");
-    assert!(stderr(&out).is_empty(), "no progress bar when stderr is not a terminal");
+    assert!(
+        stderr(&out).is_empty(),
+        "no progress bar when stderr is not a terminal"
+    );
 }
 
 #[test]
 fn compare_json_is_one_document_and_repeats_byte_for_byte() {
-    let mut args = vec!["compare", "--workload", "payments", "--services", "kafka,pubsub", "--format", "json"];
+    let mut args = vec![
+        "compare",
+        "--workload",
+        "payments",
+        "--services",
+        "kafka,pubsub",
+        "--format",
+        "json",
+    ];
     args.extend(SHORT);
     let a = sim(&args);
     let b = sim(&args);
@@ -71,7 +82,13 @@ fn compare_json_is_one_document_and_repeats_byte_for_byte() {
 
 #[test]
 fn compare_csv_has_a_row_per_service() {
-    let mut args = vec!["compare", "--services", "kinesis,eventhubs", "--format", "csv"];
+    let mut args = vec![
+        "compare",
+        "--services",
+        "kinesis,eventhubs",
+        "--format",
+        "csv",
+    ];
     args.extend(SHORT);
     let out = sim(&args);
     assert_ok(&out);
@@ -96,7 +113,12 @@ fn run_with_out_writes_time_series_trails_and_charts() {
     )
     .unwrap();
     let results = dir.join("results");
-    let out = sim(&["run", scenario.to_str().unwrap(), "--out", results.to_str().unwrap()]);
+    let out = sim(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        results.to_str().unwrap(),
+    ]);
     assert_ok(&out);
     let table = stdout(&out);
     assert!(table.contains("causal trails"), "{table}");
@@ -127,16 +149,22 @@ fn run_with_out_writes_time_series_trails_and_charts() {
 
 #[test]
 fn run_json_names_the_lost_messages() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("simulator/scenarios/leader-crash-acks1.toml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("simulator/scenarios/leader-crash-acks1.toml");
     let dir = scratch("run-json");
     let scenario = dir.join("short.toml");
-    let text = std::fs::read_to_string(path).unwrap().replace("duration = \"2m\"", "duration = \"50s\"");
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("duration = \"2m\"", "duration = \"50s\"");
     std::fs::write(&scenario, text).unwrap();
     let out = sim(&["run", scenario.to_str().unwrap(), "--format", "json"]);
     assert_ok(&out);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let kafka = &doc["services"][0];
-    assert!(kafka["lost"]["count"].as_u64().unwrap() > 0, "acks=1 loses the unreplicated tail");
+    assert!(
+        kafka["lost"]["count"].as_u64().unwrap() > 0,
+        "acks=1 loses the unreplicated tail"
+    );
     assert!(!kafka["lost"]["ids"].as_array().unwrap().is_empty());
     let codes: Vec<&str> = doc["trails"][0]["steps"]
         .as_array()
@@ -152,21 +180,42 @@ fn run_json_names_the_lost_messages() {
 fn bad_scenario_file_names_file_line_and_field() {
     let dir = scratch("bad");
     let scenario = dir.join("bad.toml");
-    std::fs::write(&scenario, "name = \"x\"\n\n[workload]\nkind = \"telemetry\"\nrate = \"fast\"\n").unwrap();
+    std::fs::write(
+        &scenario,
+        "name = \"x\"\n\n[workload]\nkind = \"telemetry\"\nrate = \"fast\"\n",
+    )
+    .unwrap();
     let out = sim(&["run", scenario.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(64), "bad configuration exits 64: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "bad configuration exits 64: {}",
+        stderr(&out)
+    );
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.contains(&format!("{}:5: workload.rate:", scenario.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:5: workload.rate:", scenario.display())),
+        "{err}"
+    );
     assert!(err.contains("expected a rate such as 5000/s"), "{err}");
 }
 
 #[test]
 fn unknown_service_is_a_one_line_error() {
-    let out = sim(&["compare", "--services", "kafka,rabbitmq", "--duration", "1s"]);
+    let out = sim(&[
+        "compare",
+        "--services",
+        "kafka,rabbitmq",
+        "--duration",
+        "1s",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.starts_with("kgate: unknown service `rabbitmq`"), "{err}");
+    assert!(
+        err.starts_with("kgate: unknown service `rabbitmq`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -178,13 +227,17 @@ fn profiles_lists_every_number_with_its_source() {
         assert!(text.contains(&format!("{service} — ")), "{service} missing");
     }
     assert!(text.contains("shard_write_records_per_s"), "{text}");
-    assert!(text.contains("https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html"));
+    assert!(text
+        .contains("https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html"));
     let json = sim(&["profiles", "--service", "kinesis", "--format", "json"]);
     assert_ok(&json);
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(doc.as_array().map(Vec::len), Some(1));
     assert_eq!(doc[0]["params"]["shard_write_records_per_s"]["value"], 1000);
-    assert_eq!(doc[0]["params"]["shard_write_records_per_s"]["as_of"], "2026-11");
+    assert_eq!(
+        doc[0]["params"]["shard_write_records_per_s"]["as_of"],
+        "2026-11"
+    );
 }
 
 #[test]
