@@ -303,3 +303,37 @@ fn a_guided_run_reads_commands_from_stdin() {
         std::fs::read_to_string(Path::new(&dir).join("progress.json")).expect("progress");
     assert!(progress.contains("\"step\": 1"), "{progress}");
 }
+
+#[test]
+fn delayed_sensor_data_passes_auto_for_every_hidden_fault() {
+    let mut seen = Vec::new();
+    for seed in ["2", "3", "4", "5"] {
+        let state = tempfile::tempdir().expect("tempdir");
+        let out = kgate(
+            &[
+                "lab",
+                "run",
+                "delayed-sensor-data",
+                "--auto",
+                "--seed",
+                seed,
+            ],
+            state.path(),
+        );
+        assert!(out.status.success(), "seed {seed}:\n{}", text(&out));
+        let all = text(&out);
+        let variant = all
+            .lines()
+            .find_map(|l| l.strip_prefix("hidden fault of this seed: "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or_default()
+            .to_owned();
+        seen.push(variant);
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["broker-outage", "consumer-lag", "slow-broker", "throttling"],
+        "seeds 2 to 5 pick every hidden fault"
+    );
+}

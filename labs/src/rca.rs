@@ -195,8 +195,7 @@ pub fn pick_option(q: &Question, answer: &str) -> Option<String> {
         return Some(o.clone());
     }
     let lower = a.to_ascii_lowercase();
-    if lower.len() == 1 {
-        let c = lower.as_bytes()[0];
+    if let (Some(c), 1) = (lower.bytes().next(), lower.len()) {
         if c.is_ascii_lowercase() {
             return q.options.get(usize::from(c - b'a')).cloned();
         }
