@@ -337,3 +337,101 @@ fn delayed_sensor_data_passes_auto_for_every_hidden_fault() {
         "seeds 2 to 5 pick every hidden fault"
     );
 }
+
+#[test]
+fn a_root_cause_analysis_is_graded_against_the_hidden_fault() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let dir = state.path().join("rca").display().to_string();
+    // Seed 3 hides consumer lag (slow processing, one consumer); `quit` keeps the seed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
+        .args([
+            "lab",
+            "run",
+            "delayed-sensor-data",
+            "--seed",
+            "3",
+            "--dir",
+            &dir,
+        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"quit\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", text(&out));
+    let answer = |question: &str, body: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
+            .args(["lab", "answer", "delayed-sensor-data", "--step", "3"])
+            .args(["--question", question, "--dir", &dir])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(body.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    // A plausible but wrong chain: it blames a slow broker.
+    answer(
+        "whys",
+        "alerts are wrong because data is late\ndata is late because latency is high\n\
+         latency is high because broker 2 is a slow broker\n",
+    );
+    answer(
+        "fishbone",
+        "clients: slow processing in the consumer\nnetwork: congestion\ndisk: slow disk\n",
+    );
+    answer(
+        "fault-tree",
+        "alerts late = slow processing OR too few consumers",
+    );
+    let check = || {
+        kgate(
+            &[
+                "lab",
+                "check",
+                "delayed-sensor-data",
+                "--step",
+                "3",
+                "--dir",
+                &dir,
+            ],
+            state.path(),
+        )
+    };
+    let out = check();
+    assert!(!out.status.success());
+    let all = text(&out);
+    assert!(all.contains("ask why once more"), "{all}");
+    assert!(
+        all.contains("root cause under clients"),
+        "fishbone is right:\n{all}"
+    );
+    assert!(all.contains("joined by AND, not OR"), "{all}");
+    answer(
+        "whys",
+        "alerts are wrong because data is late\nthe consumer lag grows\n\
+         the consumer reads slower than vehicles write\n\
+         slow processing with one consumer for all partitions\n",
+    );
+    answer(
+        "fault-tree",
+        "alerts late = slow processing AND too few consumers",
+    );
+    let out = check();
+    assert!(out.status.success(), "{}", text(&out));
+}
