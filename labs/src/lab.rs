@@ -1501,7 +1501,19 @@ fn refine(text: &str, span: std::ops::Range<usize>, message: &str) -> usize {
     } else {
         return span.start;
     };
-    region.find(&needle).map_or(span.start, |i| span.start + i)
+    if let Some(i) = region.find(&needle) {
+        return span.start + i;
+    }
+    // A `[[step.check]]` table: the span is its header; look in the table's own lines.
+    let rest = text.get(span.start..).unwrap_or_default();
+    let table_end = rest
+        .match_indices("\n[")
+        .map(|(i, _)| i)
+        .find(|i| *i > 0)
+        .unwrap_or(rest.len());
+    rest.get(..table_end)
+        .and_then(|t| t.find(&needle))
+        .map_or(span.start, |i| span.start + i)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -1632,6 +1644,19 @@ check = [{ kind = "file", path = "x" }]
         assert!(msg.starts_with("bad.toml:12: step 1 (\"Look\")"), "{msg}");
         assert!(msg.contains("field `expect`"), "{msg}");
         assert!(msg.contains("maybe"), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_value_in_a_check_table_names_its_line_and_field() {
+        let text = MINIMAL.replace(
+            r#"check = [{ kind = "file", path = "x" }]"#,
+            "[[step.check]]\nkind = \"consume\"\ntopic = \"t\"\nexpect = \"maybe\"\n",
+        );
+        let err = Lab::parse(&text, "bad.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("bad.toml:14: step 1 (\"Look\"): field `expect`"),
+            "{err}"
+        );
     }
 
     #[test]

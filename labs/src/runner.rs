@@ -611,6 +611,9 @@ impl<'a, W: Write> Session<'a, W> {
             let line = format!("gateway: {}", env.describe());
             self.say(&line);
         }
+        self.say(
+            "commands: check, hint, solution, do, answer, next, back, show, status, quit (`help`)",
+        );
         self.header(i)?;
         self.hints_shown = 0;
         loop {

@@ -14,7 +14,7 @@ use kgate_labs::Lab;
 Examples:
   kgate lab list
   kgate lab run secure-the-cluster                 # guided: check, hint, solution, next, quit
-  kgate lab check secure-the-cluster --step 3      # is step 3 done? (exit status 1 if not)
+  kgate lab check secure-the-cluster --step 3      # is step 3 done? (non-zero exit status if not)
   echo 'b' | kgate lab answer secure-the-cluster --step 6 --question default-deny
   kgate lab run delivery-guarantees --auto         # every solution and check, for instructors and CI
   kgate lab run ./my-lab.toml                      # a lab file of your own
@@ -49,7 +49,7 @@ pub enum LabCommand {
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
     },
-    /// Check one step of a lab (exit status 1 if it is not done).
+    /// Check one step of a lab (non-zero exit status if it is not done).
     Check {
         #[command(flatten)]
         lab: LabRef,
@@ -100,7 +100,7 @@ impl LabRef {
     }
 }
 
-/// A failed check: `main` prints nothing more and exits with status 1.
+/// A step whose checks did not all pass: the exit status is non-zero.
 #[derive(Debug)]
 pub struct NotDone;
 
