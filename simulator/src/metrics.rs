@@ -368,6 +368,9 @@ pub struct Collector {
     faults: Vec<(usize, SimTime, SimTime, String)>,
     fault_acc: Vec<FaultAcc>,
     baseline: Vec<MechanismAcc>,
+    /// Symptoms seen outside every fault window (lost, duplicated, reordered, failed,
+    /// dead-lettered), so a trail only claims what rises above the normal rate.
+    outside: [u64; 5],
 }
 
 impl Collector {
@@ -399,6 +402,7 @@ impl Collector {
             faults,
             fault_acc: vec![FaultAcc::default(); n],
             baseline: Vec::new(),
+            outside: [0; 5],
         }
     }
 
@@ -505,6 +509,8 @@ impl Collector {
                 if let Some(i) = self.slot(cause, at) {
                     self.fault_acc[i].duplicated.push(id, MAX_TRAIL_IDS);
                     self.fault_acc[i].first[1].get_or_insert(at);
+                } else {
+                    self.outside[1] += 1;
                 }
             }
             return false;
@@ -522,6 +528,8 @@ impl Collector {
             if let Some(i) = self.slot(cause, at) {
                 self.fault_acc[i].reordered.push(id, MAX_TRAIL_IDS);
                 self.fault_acc[i].first[2].get_or_insert(at);
+            } else {
+                self.outside[2] += 1;
             }
         } else {
             *last = id;
@@ -552,6 +560,8 @@ impl Collector {
             if let Some(i) = self.slot(cause, at) {
                 self.fault_acc[i].lost.push(id, MAX_TRAIL_IDS);
                 self.fault_acc[i].first[0].get_or_insert(at);
+            } else {
+                self.outside[0] += 1;
             }
         }
     }
@@ -563,6 +573,8 @@ impl Collector {
             if let Some(i) = self.slot(cause, at) {
                 self.fault_acc[i].failed.push(id, MAX_TRAIL_IDS);
                 self.fault_acc[i].first[3].get_or_insert(at);
+            } else {
+                self.outside[3] += 1;
             }
         }
     }
@@ -573,6 +585,8 @@ impl Collector {
             if let Some(i) = self.slot(cause, at) {
                 self.fault_acc[i].dead.push(id, MAX_TRAIL_IDS);
                 self.fault_acc[i].first[4].get_or_insert(at);
+            } else {
+                self.outside[4] += 1;
             }
         }
     }
@@ -789,9 +803,26 @@ impl Collector {
                     "messages arrived far later than before the fault",
                 ),
             ];
+            let window = |f: &(usize, SimTime, SimTime, String)| {
+                f.2.min(ended_at).plus(SETTLE).minus(f.1).as_secs_f64()
+            };
+            let outside_secs =
+                (ended_at.as_secs_f64() - self.faults.iter().map(window).sum::<f64>()).max(1.0);
+            let this_window = window(&self.faults[slot]);
             let mut any = false;
             for (code, list, k, what) in symptoms {
-                if list.count > 0 {
+                // What the service does anyway (Pub/Sub reorders without ordering keys,
+                // throttling at the normal quota) is not the fault's doing.
+                let expected = self
+                    .outside
+                    .get(k)
+                    .map_or(0.0, |&n| n as f64 / outside_secs * this_window);
+                let above = if expected > 0.0 {
+                    2.0 * expected + 5.0
+                } else {
+                    0.0
+                };
+                if list.count > 0 && list.count as f64 > above {
                     any = true;
                     steps.push(TrailStep {
                         stage: Stage::Symptom,
@@ -800,7 +831,7 @@ impl Collector {
                         count: list.count,
                         detail: format!("{} {what}", list.count),
                         value: Some(list.count as f64),
-                        baseline: None,
+                        baseline: (expected > 0.0).then_some(expected),
                         message_ids: list.ids.clone(),
                     });
                 }
