@@ -947,29 +947,24 @@ fn sim_metric(s: &kgate_sim::ServiceReport, metric: &str) -> f64 {
     }
 }
 
-/// The service with the highest (or lowest) value of `metric` in a report.
+/// The service with the highest (or lowest) value of `metric` in a report; `None` when two
+/// services share it (a question about it would have two right answers).
 pub fn sim_pick(report: &kgate_sim::Report, max: bool, metric: &str) -> Option<String> {
-    let mut best: Option<(f64, &str)> = None;
-    for s in &report.services {
-        let v = sim_metric(s, metric);
-        if v.is_nan() {
-            continue;
-        }
-        let better = match best {
-            None => true,
-            Some((b, _)) => {
-                if max {
-                    v > b
-                } else {
-                    v < b
-                }
-            }
-        };
-        if better {
-            best = Some((v, s.service.name()));
-        }
+    let mut values: Vec<(f64, &str)> = report
+        .services
+        .iter()
+        .map(|s| (sim_metric(s, metric), s.service.name()))
+        .filter(|(v, _)| !v.is_nan())
+        .collect();
+    values.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if max {
+        values.reverse();
     }
-    best.map(|(_, n)| n.to_owned())
+    match values.as_slice() {
+        [(best, name), (second, _), ..] if best != second => Some((*name).to_owned()),
+        [(_, name)] => Some((*name).to_owned()),
+        _ => None,
+    }
 }
 
 fn sim_check(
@@ -1040,7 +1035,8 @@ fn sim_check(
                 metric,
                 service,
             } => {
-                let got = sim_pick(&report, *max, metric).unwrap_or_default();
+                let got = sim_pick(&report, *max, metric)
+                    .unwrap_or_else(|| "a tie between services".into());
                 (&got == service, got)
             }
         };
@@ -1051,4 +1047,96 @@ fn sim_check(
     }
     evidence.sim = Some(report);
     Ok((passed, detail.trim().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> kgate_sim::Report {
+        kgate_sim::Scenario::from_toml_str(
+            r#"
+name = "tiny"
+seed = 1
+duration = "2s"
+services = ["kafka", "pubsub"]
+[workload]
+kind = "telemetry"
+rate = "100/s"
+"#,
+            "tiny.toml",
+        )
+        .unwrap()
+        .run()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_tie_has_no_pick() {
+        let r = report();
+        assert_eq!(
+            sim_pick(&r, true, "throttled"),
+            None,
+            "both throttle nothing"
+        );
+        assert_eq!(
+            sim_pick(&r, false, "latency_p99_ms").as_deref(),
+            Some("kafka")
+        );
+    }
+
+    #[test]
+    fn sim_conditions_are_evaluated() {
+        let mut evidence = Evidence::default();
+        let scenario = r#"
+name = "tiny"
+seed = 1
+duration = "2s"
+services = ["kafka", "pubsub"]
+[workload]
+kind = "telemetry"
+rate = "100/s"
+"#;
+        let (ok, _) = sim_check(
+            scenario,
+            "",
+            &[
+                "kafka.lost == 0".into(),
+                "min(latency_p99_ms) == kafka".into(),
+            ],
+            false,
+            false,
+            &mut evidence,
+        )
+        .unwrap();
+        assert!(ok);
+        let (ok, detail) = sim_check(
+            scenario,
+            "",
+            &["kafka.lost > 0".into()],
+            false,
+            false,
+            &mut evidence,
+        )
+        .unwrap();
+        assert!(!ok);
+        assert!(
+            detail.contains("not met: kafka.lost > 0 (got 0)"),
+            "{detail}"
+        );
+        assert_eq!(evidence.cache.len(), 1, "the same scenario runs once");
+    }
+
+    #[test]
+    fn errors_are_classified_as_a_student_reads_them() {
+        assert!(matches!(
+            classify_code(Some(RDKafkaErrorCode::TopicAuthorizationFailed), "x"),
+            Some(Seen::Denied(_))
+        ));
+        assert!(matches!(
+            classify_code(Some(RDKafkaErrorCode::Authentication), "x"),
+            Some(Seen::Rejected(_))
+        ));
+        assert!(classify_code(Some(RDKafkaErrorCode::MessageTimedOut), "x").is_none());
+    }
 }

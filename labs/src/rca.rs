@@ -152,7 +152,11 @@ pub fn grade(q: &Question, answer: &str, trail: Option<&TrailSpec>, evidence: &E
     match q.kind {
         QuestionKind::Choice => {
             let Some(right) = right_choice(q, evidence) else {
-                g.fail("the right option could not be computed (run the step's checks)".into());
+                g.fail(
+                    "the right option could not be computed: the step's simulator run is \
+                     missing, or services tie on that metric"
+                        .into(),
+                );
                 return g;
             };
             let picked = pick_option(q, answer);
