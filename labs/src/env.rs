@@ -28,6 +28,7 @@ pub const GATEWAY_FILE: &str = "kgate.toml";
 /// The part of `kgate.toml` the lab gateway uses (the same keys as `kgate proxy --config`;
 /// `listen` and `upstream` are the lab's own and ignored).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct GatewayFile {
     /// Server certificate.
     pub cert: Option<PathBuf>,
@@ -53,6 +54,34 @@ pub struct GatewayFile {
     /// Serve without TLS (the default when no certificate is set).
     #[serde(default)]
     pub plaintext: bool,
+    /// Keys of `kgate proxy --config` the lab sets itself (addresses, limits): accepted so
+    /// that a real `kgate.toml` works here, and ignored.
+    #[serde(default)]
+    pub listen: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub advertised_host: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub broker_port_base: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub upstream: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub principal_mapping_rules: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub max_frame_bytes: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub failed_auth_delay_ms: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub shutdown_grace_ms: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub admin_listen: Option<toml::Value>,
 }
 
 impl GatewayFile {
@@ -424,5 +453,43 @@ impl LabEnv {
         if let Some(g) = self.gateway.take() {
             g.shutdown().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_gateway_file_is_the_insecure_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let gw = GatewayFile::read(dir.path()).unwrap();
+        assert!(!gw.tls() && !gw.sasl() && gw.policy.is_none());
+    }
+
+    #[test]
+    fn a_typo_in_the_gateway_file_names_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(GATEWAY_FILE),
+            "cert = \"certs/server.pem\"\nkye = \"certs/server-key.pem\"\n",
+        )
+        .unwrap();
+        let err = GatewayFile::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("kgate.toml:2"), "{err}");
+        assert!(err.contains("kye"), "{err}");
+    }
+
+    #[test]
+    fn a_real_proxy_config_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(GATEWAY_FILE),
+            "listen = \"0.0.0.0:9093\"\nupstream = [\"10.0.0.1:9092\"]\ncert = \"c.pem\"\n\
+             key = \"k.pem\"\nusers = \"users.toml\"\npolicy = \"policy.toml\"\n",
+        )
+        .unwrap();
+        let gw = GatewayFile::read(dir.path()).unwrap();
+        assert!(gw.tls() && gw.sasl() && gw.policy.is_some());
     }
 }
