@@ -606,7 +606,10 @@ impl<'a, W: Write> Session<'a, W> {
         self.say(&intro);
         self.say("\nStarting the lab environment (a 3-broker cluster and the gateway)…");
         let mut i = self.progress.step;
-        self.enter(i)?;
+        if let Err(e) = self.enter(i) {
+            // Most often a mistake in kgate.toml: show it and let `check` try again.
+            self.say(&format!("error: {e:#}"));
+        }
         if let Some(env) = &self.env {
             let line = format!("gateway: {}", env.describe());
             self.say(&line);
