@@ -57,9 +57,9 @@ enum Command {
     Lab(cmd::lab::LabArgs),
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -69,7 +69,12 @@ fn init_tracing() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The lab runs a gateway in-process: per-connection lines would drown the lesson.
+    init_tracing(if matches!(cli.command, Command::Lab(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     let result = match cli.command {
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Demo(args) => cmd::demo::run(args),
