@@ -68,6 +68,9 @@ const USER: &str = "bench";
 const WARM_CONNECTIONS: usize = 16;
 /// Handshakes in progress at once while opening idle connections.
 const DIAL_PARALLEL: usize = 32;
+/// Rounds of the peak and half-load phases. Throughput is the best round's; latency at half
+/// load pools every round's samples.
+const ROUNDS: usize = 2;
 /// Upper bound of any single produce, consume or connection phase.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -172,6 +175,8 @@ pub struct Config {
     pub linger_ms: u32,
     /// Producer `queue.buffering.max.messages`.
     pub queue_messages: usize,
+    /// Rounds of each phase (the paths take turns within a round).
+    pub rounds: usize,
     /// Idle connections opened.
     pub connections: usize,
 }
@@ -204,6 +209,9 @@ pub struct PathReport {
     pub half_load_latency: Latency,
     /// The rate actually reached in the half-load phase, records/s.
     pub half_load_rate: f64,
+    /// CPU seconds of the benchmark process (librdkafka clients and the embedded cluster)
+    /// per 10^9 record bytes moved in the peak phase: with the gateway's, where the cores went.
+    pub clients_and_cluster_cpu_s_per_gb: f64,
     /// The gateway's own costs; `None` for the direct path.
     pub gateway: Option<GatewayCost>,
 }
@@ -325,13 +333,19 @@ impl Setup {
             Route::Plaintext => {
                 // `--plaintext` alone is refused ("no users file"); a client CA without TLS
                 // is the only way the CLI offers to run without SASL (the CA is not used).
-                args.extend(["--plaintext".into(), "--client-ca".into(), self.path("ca.pem").into()]);
+                args.extend([
+                    "--plaintext".into(),
+                    "--client-ca".into(),
+                    self.path("ca.pem").into(),
+                ]);
             }
             Route::Direct => bail!("the direct path has no gateway"),
         }
         let child = Child::spawn(name, &args, &self.path(&format!("{name}.log")))?;
         let mut addrs = vec![listen];
-        addrs.extend((1..=BROKERS).map(|n| SocketAddr::from((Ipv4Addr::LOCALHOST, port + 1 + n as u16))));
+        addrs.extend(
+            (1..=BROKERS).map(|n| SocketAddr::from((Ipv4Addr::LOCALHOST, port + 1 + n as u16))),
+        );
         child.wait_listening(&addrs, Duration::from_secs(30))?;
         Ok(Gateway {
             child,
@@ -388,10 +402,7 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
     // both ends too.
     let total = options.connections + WARM_CONNECTIONS;
     let needed = 2 * total as u64 + 1024;
-    process::raise_open_files(
-        needed,
-        &format!("--connections {}", options.connections),
-    )?;
+    process::raise_open_files(needed, &format!("--connections {}", options.connections))?;
     let warmup = (options.messages / 10).clamp(50, 1000);
 
     progress("starting the embedded cluster and two gateway children");
@@ -404,66 +415,65 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
         Route::TlsScram => Some(&tls),
     };
 
-    // Phase 1: peak throughput, each path in turn.
-    let mut peaks = Vec::new();
-    for route in Route::ALL {
-        let gateway = gateway_of(route);
-        let config = setup.client(route, gateway)?;
-        let topic = setup.topic(&format!("bench-peak-{}", route.key()))?;
-        progress(&format!(
-            "{}: producing {} records of {RECORD_BYTES} B at full speed",
-            route.label(),
-            options.messages
-        ));
-        let produced = produce(&config, &topic, warmup, options.messages, None, gateway)?;
-        progress(&format!(
-            "{}: consuming {} records",
-            route.label(),
-            warmup + options.messages
-        ));
-        let consumed = consume(&config, &topic, warmup + options.messages, gateway)?;
-        let cost = match gateway {
-            Some(g) => {
+    // Phase 1: peak throughput; the paths take turns, round after round, so that a burst of
+    // load from elsewhere on the machine hits one round of one path, not a whole path.
+    let mut peaks: [Vec<Peak>; 3] = Default::default();
+    for round in 1..=ROUNDS {
+        for (i, route) in Route::ALL.into_iter().enumerate() {
+            let gateway = gateway_of(route);
+            let config = setup.client(route, gateway)?;
+            let topic = setup.topic(&format!("bench-peak-{}-{round}", route.key()))?;
+            let produced = produce(&config, &topic, warmup, options.messages, None, gateway)?;
+            let consumed = consume(&config, &topic, warmup + options.messages, gateway)?;
+            if let Some(g) = gateway {
                 g.child.check_alive()?;
-                let bytes_forwarded =
-                    (produced.messages + consumed.messages) as u64 * RECORD_BYTES as u64;
-                let cpu = produced.gateway_cpu + consumed.gateway_cpu;
-                Some(GatewayCost {
-                    cpu_s_produce: produced.gateway_cpu.as_secs_f64(),
-                    cpu_s_consume: consumed.gateway_cpu.as_secs_f64(),
-                    bytes_forwarded,
-                    cpu_s_per_gb: cpu.as_secs_f64() / (bytes_forwarded as f64 / 1e9),
-                    rss_kib: g.child.rss_kib()?,
-                })
             }
-            None => None,
-        };
-        peaks.push((route, produced, consumed, cost));
+            progress(&format!(
+                "round {round}/{ROUNDS} peak, {:<15}: produce {:7.1} MB/s (p99 {:.1} ms), consume {:7.1} MB/s",
+                route.label(),
+                produced.mb_s(),
+                Latency::of(produced.latencies.clone()).p99_ms,
+                consumed.mb_s()
+            ));
+            peaks[i].push(Peak { produced, consumed });
+        }
     }
+    let best = |runs: &[Peak], f: fn(&Peak) -> f64| runs.iter().map(f).fold(0.0, f64::max);
+    let direct_rate = peaks[0]
+        .iter()
+        .map(|p| p.produced.rate())
+        .fold(0.0, f64::max);
 
-    // Phase 2: latency at half of direct's peak rate.
-    let direct_rate = peaks[0].1.rate();
+    // Phase 2: latency at half of direct's peak rate, the paths taking turns again.
     let half_rate = direct_rate / 2.0;
-    let mut halves = Vec::new();
-    for route in Route::ALL {
-        let gateway = gateway_of(route);
-        let config = setup.client(route, gateway)?;
-        let topic = setup.topic(&format!("bench-half-{}", route.key()))?;
-        progress(&format!(
-            "{}: producing {} records paced at {half_rate:.0}/s (half of direct's peak)",
-            route.label(),
-            options.messages
-        ));
-        let run = produce(
-            &config,
-            &topic,
-            warmup,
-            options.messages,
-            Some(half_rate),
-            gateway,
-        )?;
-        halves.push(run);
+    let mut halves: [Vec<Produced>; 3] = Default::default();
+    for round in 1..=ROUNDS {
+        for (i, route) in Route::ALL.into_iter().enumerate() {
+            let gateway = gateway_of(route);
+            let config = setup.client(route, gateway)?;
+            let topic = setup.topic(&format!("bench-half-{}-{round}", route.key()))?;
+            let run = produce(
+                &config,
+                &topic,
+                warmup,
+                options.messages,
+                Some(half_rate),
+                gateway,
+            )?;
+            let latency = Latency::of(run.latencies.clone());
+            progress(&format!(
+                "round {round}/{ROUNDS} half load ({half_rate:.0}/s), {:<15}: p50 {:.2} ms, p99 {:.2} ms",
+                route.label(),
+                latency.p50_ms,
+                latency.p99_ms
+            ));
+            halves[i].push(run);
+        }
     }
+    let rss: Vec<Option<u64>> = Route::ALL
+        .into_iter()
+        .map(|r| gateway_of(r).map(|g| g.child.rss_kib()).transpose())
+        .collect::<anyhow::Result<_>>()?;
     drop(plain);
     drop(tls);
 
@@ -474,33 +484,65 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
     ));
     let idle = idle_connections(&setup, options.connections)?;
 
-    let mut paths = Vec::new();
-    let direct_produce = peaks[0].1.mb_s();
-    let direct_consume = peaks[0].2.mb_s();
-    for ((route, produced, consumed, cost), half) in peaks.into_iter().zip(halves) {
-        let report = PathReport {
-            produce_mb_s: produced.mb_s(),
-            produce_ratio: produced.mb_s() / direct_produce,
-            consume_mb_s: consumed.mb_s(),
-            consume_ratio: consumed.mb_s() / direct_consume,
-            peak_latency: Latency::of(produced.latencies),
-            half_load_rate: half.rate(),
-            half_load_latency: Latency::of(half.latencies),
-            gateway: cost,
-        };
-        paths.push((route, report));
-    }
-    let mut take = |want: Route| -> anyhow::Result<PathReport> {
-        let i = paths
+    let direct_produce = best(&peaks[0], |p| p.produced.mb_s());
+    let direct_consume = best(&peaks[0], |p| p.consumed.mb_s());
+    let mut reports = Vec::new();
+    for ((runs, half), rss) in peaks.into_iter().zip(halves).zip(rss) {
+        let produce_mb_s = best(&runs, |p| p.produced.mb_s());
+        let consume_mb_s = best(&runs, |p| p.consumed.mb_s());
+        // Record bytes that crossed the path (and the gateway, if any): produced + consumed.
+        let moved: u64 = runs
             .iter()
-            .position(|(r, _)| *r == want)
-            .context("missing path")?;
-        Ok(paths.remove(i).1)
-    };
+            .map(|p| (p.produced.messages + p.consumed.messages) as u64 * RECORD_BYTES as u64)
+            .sum();
+        let gateway = rss.map(|rss_kib| {
+            let cpu_s_produce: f64 = runs
+                .iter()
+                .map(|p| p.produced.gateway_cpu.as_secs_f64())
+                .sum();
+            let cpu_s_consume: f64 = runs
+                .iter()
+                .map(|p| p.consumed.gateway_cpu.as_secs_f64())
+                .sum();
+            GatewayCost {
+                cpu_s_produce,
+                cpu_s_consume,
+                bytes_forwarded: moved,
+                cpu_s_per_gb: (cpu_s_produce + cpu_s_consume) / (moved as f64 / 1e9),
+                rss_kib,
+            }
+        });
+        let own: f64 = runs
+            .iter()
+            .map(|p| (p.produced.own_cpu + p.consumed.own_cpu).as_secs_f64())
+            .sum();
+        let clients_and_cluster_cpu_s_per_gb = own / (moved as f64 / 1e9);
+        // Latency at peak from the fastest round; at half load, every round's samples.
+        let fastest = runs
+            .into_iter()
+            .max_by(|a, b| a.produced.mb_s().total_cmp(&b.produced.mb_s()))
+            .context("no peak round")?;
+        let half_load_rate =
+            half.iter().map(Produced::rate).sum::<f64>() / half.len().max(1) as f64;
+        let half_samples: Vec<Duration> = half.into_iter().flat_map(|h| h.latencies).collect();
+        reports.push(PathReport {
+            produce_mb_s,
+            produce_ratio: produce_mb_s / direct_produce,
+            consume_mb_s,
+            consume_ratio: consume_mb_s / direct_consume,
+            peak_latency: Latency::of(fastest.produced.latencies),
+            half_load_latency: Latency::of(half_samples),
+            half_load_rate,
+            clients_and_cluster_cpu_s_per_gb,
+            gateway,
+        });
+    }
+    let mut reports = reports.into_iter();
+    let mut next = || reports.next().context("missing path");
     let paths = Paths {
-        direct: take(Route::Direct)?,
-        plaintext: take(Route::Plaintext)?,
-        tls_scram: take(Route::TlsScram)?,
+        direct: next()?,
+        plaintext: next()?,
+        tls_scram: next()?,
     };
     let half_load = HalfLoad {
         rate: half_rate,
@@ -552,6 +594,7 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
             acks: "all",
             linger_ms: LINGER_MS,
             queue_messages: QUEUE_MESSAGES,
+            rounds: ROUNDS,
             connections: idle.count,
         },
         paths,
@@ -610,8 +653,19 @@ impl Deliveries {
     }
 
     fn take(&self) -> Vec<Duration> {
-        std::mem::take(&mut *self.latencies.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .latencies
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
+}
+
+/// One peak round of one path.
+struct Peak {
+    produced: Produced,
+    consumed: Consumed,
 }
 
 /// One measured produce run.
@@ -620,6 +674,8 @@ struct Produced {
     elapsed: Duration,
     latencies: Vec<Duration>,
     gateway_cpu: Duration,
+    /// CPU of this process (clients and the embedded cluster) meanwhile.
+    own_cpu: Duration,
 }
 
 impl Produced {
@@ -662,6 +718,7 @@ fn produce(
     producer.context().take();
 
     let cpu_before = gateway.map(|g| g.child.cpu()).transpose()?;
+    let own_before = own_cpu()?;
     let start = Instant::now();
     send(
         &producer,
@@ -674,6 +731,7 @@ fn produce(
         .flush(PHASE_TIMEOUT)
         .with_context(|| format!("records not acknowledged within {PHASE_TIMEOUT:?}"))?;
     let elapsed = start.elapsed();
+    let own_cpu = own_cpu()?.saturating_sub(own_before);
     let gateway_cpu = match (gateway, cpu_before) {
         (Some(g), Some(before)) => g.child.cpu()?.saturating_sub(before),
         _ => Duration::ZERO,
@@ -690,6 +748,7 @@ fn produce(
         elapsed,
         latencies,
         gateway_cpu,
+        own_cpu,
     })
 }
 
@@ -745,11 +804,13 @@ fn send(
 /// One measured consume run.
 struct Consumed {
     messages: usize,
-    /// From the first record received to the last.
+    /// Sum over passes of the time from the pass's first record to its last.
     elapsed: Duration,
-    /// Record bytes received after the first record.
+    /// Record bytes received after the first record of each pass.
     bytes_after_first: u64,
     gateway_cpu: Duration,
+    /// CPU of this process (clients and the embedded cluster) meanwhile.
+    own_cpu: Duration,
 }
 
 impl Consumed {
@@ -758,7 +819,16 @@ impl Consumed {
     }
 }
 
-/// Reads `n` records of `topic` from the beginning of every partition.
+/// CPU time of this process so far.
+fn own_cpu() -> anyhow::Result<Duration> {
+    process::cpu_time(std::process::id())
+}
+
+/// Reads `n` records of `topic`, from the beginning of every partition.
+///
+/// The embedded cluster keeps only the last 5 MiB of each partition (librdkafka's mock
+/// cluster), so when more was produced the consumer reads what is kept, and again from the
+/// beginning, until it has read `n` records: as many bytes as were produced cross the path.
 fn consume(
     config: &ClientConfig,
     topic: &str,
@@ -766,42 +836,59 @@ fn consume(
     gateway: Option<&Gateway>,
 ) -> anyhow::Result<Consumed> {
     let cpu_before = gateway.map(|g| g.child.cpu()).transpose()?;
+    let own_before = own_cpu()?;
     let consumer: BaseConsumer = config
         .clone()
         .set("group.id", "kgate-bench")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
+        // A fetch left waiting at the end of a pass would delay the next pass by this much.
+        .set("fetch.wait.max.ms", "100")
         .create()
         .context("cannot create the consumer")?;
+    let mut kept = 0usize;
     let mut assignment = TopicPartitionList::new();
     for p in 0..PARTITIONS {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .with_context(|| format!("offsets of {topic}/{p}"))?;
+        kept += usize::try_from(high - low).unwrap_or(0);
         assignment.add_partition_offset(topic, p, Offset::Beginning)?;
     }
-    consumer.assign(&assignment)?;
+    ensure!(kept > 0, "{topic} holds no records");
     let deadline = Instant::now() + PHASE_TIMEOUT;
-    let mut first: Option<Instant> = None;
-    let mut last = Instant::now();
     let mut count = 0;
+    // Per pass, from its first record to its last: a new pass's start-up (assignment,
+    // offset lookup, the first fetch) is not counted, as the first pass's is not.
+    let mut active = Duration::ZERO;
     let mut bytes_after_first = 0u64;
     while count < n {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => {
-                last = Instant::now();
-                if first.is_none() {
-                    first = Some(last);
-                } else {
-                    bytes_after_first += message.payload_len() as u64;
+        consumer.assign(&assignment)?;
+        let mut pass = 0;
+        let mut first: Option<Instant> = None;
+        let mut last = Instant::now();
+        while pass < kept && count < n {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) => {
+                    last = Instant::now();
+                    if first.is_none() {
+                        first = Some(last);
+                    } else {
+                        bytes_after_first += message.payload_len() as u64;
+                    }
+                    pass += 1;
+                    count += 1;
                 }
-                count += 1;
-            }
-            Some(Err(e)) => return Err(e).context("consumer error"),
-            None => {
-                ensure!(
-                    Instant::now() < deadline,
-                    "consumed {count} of {n} records within {PHASE_TIMEOUT:?}"
-                );
+                Some(Err(e)) => return Err(e).context("consumer error"),
+                None => {
+                    ensure!(
+                        Instant::now() < deadline,
+                        "consumed {count} of {n} records within {PHASE_TIMEOUT:?}"
+                    );
+                }
             }
         }
+        active += last.duration_since(first.unwrap_or(last));
     }
     let gateway_cpu = match (gateway, cpu_before) {
         (Some(g), Some(before)) => g.child.cpu()?.saturating_sub(before),
@@ -809,9 +896,10 @@ fn consume(
     };
     Ok(Consumed {
         messages: count,
-        elapsed: last.duration_since(first.unwrap_or(last)),
+        elapsed: active,
         bytes_after_first,
         gateway_cpu,
+        own_cpu: own_cpu()?.saturating_sub(own_before),
     })
 }
 
@@ -923,8 +1011,14 @@ fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{} records of {} B per path (+{} warm-up), acks={}, linger.ms={}; kgate runs as a child process\n",
+        "{} records of {} B per path and round (+{} warm-up), acks={}, linger.ms={}; kgate runs as a child process",
         c.messages, c.record_bytes, c.warmup_messages, c.acks, c.linger_ms
+    );
+    let _ = writeln!(
+        out,
+        "{} rounds, the paths taking turns; throughput and latency at peak from each path's best round, \
+         latency at half load over every round\n",
+        c.rounds
     );
     let _ = writeln!(
         out,
@@ -954,7 +1048,10 @@ fn render(r: &Report) -> String {
             p.produce_ratio,
             p.consume_mb_s,
             p.consume_ratio,
-            format!("{:.2} / {:.2}", p.peak_latency.p50_ms, p.peak_latency.p99_ms),
+            format!(
+                "{:.2} / {:.2}",
+                p.peak_latency.p50_ms, p.peak_latency.p99_ms
+            ),
             format!(
                 "{:.2} / {:.2}",
                 p.half_load_latency.p50_ms, p.half_load_latency.p99_ms
@@ -964,7 +1061,14 @@ fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "(MB = 10^6 bytes of record values; CPU per GB of records forwarded, produced + consumed)\n"
+        "(MB = 10^6 bytes of record values; CPU per GB of records forwarded, produced + consumed)"
+    );
+    let _ = writeln!(
+        out,
+        "CPU of the clients + embedded cluster (the benchmark process), s per GB: direct {:.2}, plaintext {:.2}, TLS+SCRAM {:.2}\n",
+        r.paths.direct.clients_and_cluster_cpu_s_per_gb,
+        r.paths.plaintext.clients_and_cluster_cpu_s_per_gb,
+        r.paths.tls_scram.clients_and_cluster_cpu_s_per_gb
     );
     let _ = writeln!(
         out,

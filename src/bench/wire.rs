@@ -16,8 +16,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-    SaslHandshakeResponse,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kgate_auth::{crypto, Mechanism, Zeroizing};
@@ -186,8 +185,7 @@ impl ScramClient {
             kgate_auth::scram::escape_saslname(&self.user)
         );
         let server_first = self.step(conn, format!("n,,{first_bare}")).await?;
-        let server_first =
-            String::from_utf8(server_first).context("server-first is not UTF-8")?;
+        let server_first = String::from_utf8(server_first).context("server-first is not UTF-8")?;
         let (combined, salt, iterations) = parse_server_first(&server_first, &nonce)?;
 
         let salted = self.salted_password(&salt, iterations);
@@ -272,7 +270,9 @@ pub struct TlsDialer {
 
 impl std::fmt::Debug for TlsDialer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsDialer").field("addr", &self.addr).finish()
+        f.debug_struct("TlsDialer")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
