@@ -121,14 +121,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> KafkaConn<S> {
     }
 }
 
+/// (salt, iterations) → salted password: the last PBKDF2 result.
+type SaltedCache = Option<(Vec<u8>, u32, Zeroizing<Vec<u8>>)>;
+
 /// A SCRAM client for one user, shared by many connections (the PBKDF2 result is cached).
 #[derive(Debug)]
 pub struct ScramClient {
     mechanism: Mechanism,
     user: String,
     password: Zeroizing<Vec<u8>>,
-    /// (salt, iterations) → salted password.
-    cache: Mutex<Option<(Vec<u8>, u32, Zeroizing<Vec<u8>>)>>,
+    cache: Mutex<SaltedCache>,
 }
 
 impl ScramClient {
