@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module under `cmd/`; the libraries do the work.
 //! Exit codes: 0 success, 2 error, 64 bad configuration or usage.
 
+mod bench;
 mod cmd;
 mod config;
 
@@ -55,6 +56,8 @@ enum Command {
     Sim(cmd::sim::SimArgs),
     /// Guided webinar labs on the embedded cluster: secure it, compare clouds, find root causes.
     Lab(cmd::lab::LabArgs),
+    /// Benchmark programs: gateway, authorization, simulator.
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         },
         Command::Sim(args) => cmd::sim::run(args),
         Command::Lab(args) => cmd::lab::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

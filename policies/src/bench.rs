@@ -240,19 +240,4 @@ mod tests {
             assert!(f.allowed_share > 0.2 && f.allowed_share < 0.95, "{f:?}");
         }
     }
-
-    /// Run with `cargo test --release -p kgate-policies -- --ignored --nocapture bench`.
-    #[test]
-    #[ignore]
-    fn bench_full_sizes() {
-        for f in bench_decisions(&BENCH_SIZES, 200_000) {
-            println!(
-                "{:>7} bindings: cached {:>7.0} ns, uncached {:>7.0} ns ({:.0}% allowed)",
-                f.bindings,
-                f.cached_ns,
-                f.uncached_ns,
-                f.allowed_share * 100.0
-            );
-        }
-    }
 }

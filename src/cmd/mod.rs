@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub mod acl;
+pub mod bench;
+pub mod bench_sim;
 pub mod certs;
 pub mod client_config;
 pub mod config;
