@@ -13,7 +13,10 @@ use std::time::Duration;
 use anyhow::Context;
 use kgate_auth::{CredentialStore, Mechanism, SharedCredentials};
 use kgate_labs::EmbeddedCluster;
-use kgate_policies::{bench_decisions, synthetic_policy, AclBinding, Authorizer, AuthorizerOptions, Host, Operation, Permission, Principal, ResourcePattern, ResourceType, BENCH_SIZES};
+use kgate_policies::{
+    bench_decisions, synthetic_policy, AclBinding, Authorizer, AuthorizerOptions, Host, Operation,
+    Permission, Principal, ResourcePattern, ResourceType, BENCH_SIZES,
+};
 use kgate_proxy::credentials::{CredentialAuthenticator, SaslMechanism};
 use kgate_proxy::{Gateway, GatewayConfig, TlsSettings};
 use serde::Serialize;
@@ -101,7 +104,10 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     println!();
     println!("decision cost      bindings     cached      uncached");
     for d in &report.decisions {
-        println!("                   {:>8}  {:>9.0} ns  {:>9.0} ns", d.bindings, d.cached_ns, d.uncached_ns);
+        println!(
+            "                   {:>8}  {:>9.0} ns  {:>9.0} ns",
+            d.bindings, d.cached_ns, d.uncached_ns
+        );
     }
     println!(
         "  targets at 100,000: cached <= 1 us {}, uncached <= 20 us {}",
@@ -113,9 +119,19 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         "produce through kgate (TLS + SCRAM-SHA-512, 1 KiB records, acks=all, {} rounds x {} messages)",
         report.rounds, report.messages_per_round
     );
-    println!("  authorization off   {:>8.1} MB/s", report.without_authz_mb_s);
-    println!("  authorization on    {:>8.1} MB/s  (10,000-binding policy)", report.with_authz_mb_s);
-    println!("  ratio               {:>8.3}       target >= 0.97 {}", report.ratio, mark(report.targets.ratio_met));
+    println!(
+        "  authorization off   {:>8.1} MB/s",
+        report.without_authz_mb_s
+    );
+    println!(
+        "  authorization on    {:>8.1} MB/s  (10,000-binding policy)",
+        report.with_authz_mb_s
+    );
+    println!(
+        "  ratio               {:>8.3}       target >= 0.97 {}",
+        report.ratio,
+        mark(report.targets.ratio_met)
+    );
     Ok(())
 }
 
@@ -125,7 +141,12 @@ async fn throughput(options: &Options) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
     let certs = kgate_certs::GenerateOptions::default();
     kgate_certs::generate::init_ca(dir.path(), &certs)?;
-    kgate_certs::generate::issue_server(dir.path(), &["localhost".into()], &["127.0.0.1".parse()?], &certs)?;
+    kgate_certs::generate::issue_server(
+        dir.path(),
+        &["localhost".into()],
+        &["127.0.0.1".parse()?],
+        &certs,
+    )?;
     let mut store = CredentialStore::new();
     store.add("bench", Mechanism::ScramSha512, b"bench-secret", 4096)?;
     let users = dir.path().join("users.toml");
@@ -136,7 +157,11 @@ async fn throughput(options: &Options) -> anyhow::Result<(f64, f64)> {
     let bench: Principal = "User:bench".parse()?;
     for (rt, name, op) in [
         (ResourceType::Topic, "bench", Operation::Write),
-        (ResourceType::Cluster, "kafka-cluster", Operation::IdempotentWrite),
+        (
+            ResourceType::Cluster,
+            "kafka-cluster",
+            Operation::IdempotentWrite,
+        ),
     ] {
         policy.add_acl(AclBinding {
             pattern: ResourcePattern::literal(rt, name)?,
@@ -154,7 +179,11 @@ async fn throughput(options: &Options) -> anyhow::Result<(f64, f64)> {
     let start = |authz: Option<Arc<kgate_proxy::authz::Authz>>| {
         let mut config = GatewayConfig::new(
             "127.0.0.1:0".parse().expect("literal address"),
-            cluster.bootstrap_servers().split(',').map(str::to_owned).collect(),
+            cluster
+                .bootstrap_servers()
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
         );
         let tls = kgate_certs::TlsConfigHandle::load(kgate_certs::TlsSettings {
             cert: dir.path().join("server.pem"),
@@ -167,7 +196,10 @@ async fn throughput(options: &Options) -> anyhow::Result<(f64, f64)> {
                 handle: tls?,
                 principal_mapper: None,
             }));
-            config.sasl.authenticator = Some(Arc::new(CredentialAuthenticator::new(credentials, SaslMechanism::all())));
+            config.sasl.authenticator = Some(Arc::new(CredentialAuthenticator::new(
+                credentials,
+                SaslMechanism::all(),
+            )));
             config.authz = authz;
             Ok::<_, anyhow::Error>(Gateway::start(config).await?)
         }
@@ -181,7 +213,10 @@ async fn throughput(options: &Options) -> anyhow::Result<(f64, f64)> {
             .set("sasl.mechanisms", "SCRAM-SHA-512")
             .set("sasl.username", "bench")
             .set("sasl.password", "bench-secret")
-            .set("ssl.ca.location", dir.path().join("ca.pem").display().to_string())
+            .set(
+                "ssl.ca.location",
+                dir.path().join("ca.pem").display().to_string(),
+            )
             .set("linger.ms", "5")
             .set("acks", "all");
         c
@@ -197,8 +232,11 @@ async fn throughput(options: &Options) -> anyhow::Result<(f64, f64)> {
             pair.reverse();
         }
         for (config, which) in pair {
-            let report = kgate_labs::client::produce(config, "bench", options.messages, 1024, 64).await?;
-            let mb_s = (options.messages * 1024) as f64 / 1e6 / report.elapsed.max(Duration::from_micros(1)).as_secs_f64();
+            let report =
+                kgate_labs::client::produce(config, "bench", options.messages, 1024, 64).await?;
+            let mb_s = (options.messages * 1024) as f64
+                / 1e6
+                / report.elapsed.max(Duration::from_micros(1)).as_secs_f64();
             if which == 0 {
                 best.0 = best.0.max(mb_s);
             } else {
