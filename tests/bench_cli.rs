@@ -120,6 +120,8 @@ fn bench_gateway_reports_every_figure_as_json() {
     assert!(warmup > 0);
     let rounds = num(&report, "config.rounds") as u64;
     assert!(rounds >= 1);
+    let consume_factor = num(&report, "config.consume_factor") as u64;
+    assert!(consume_factor >= 1);
 
     for path in ["direct", "plaintext", "tls_scram"] {
         let p = |field: &str| num(&report, &format!("paths.{path}.{field}"));
@@ -151,7 +153,7 @@ fn bench_gateway_reports_every_figure_as_json() {
             let g = |field: &str| num(&report, &format!("paths.{path}.gateway.{field}"));
             assert_eq!(
                 g("bytes_forwarded") as u64,
-                rounds * (2 * MESSAGES + warmup) * 1024,
+                rounds * (MESSAGES + consume_factor * (MESSAGES + warmup)) * 1024,
                 "{path}: produced + consumed record bytes"
             );
             for field in ["cpu_s_produce", "cpu_s_consume", "cpu_s_per_gb"] {
