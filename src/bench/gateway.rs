@@ -855,7 +855,7 @@ fn consume(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         // A fetch left waiting at the end of a pass would delay the next pass by this much.
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", "10")
         .create()
         .context("cannot create the consumer")?;
     let mut kept = 0usize;
@@ -865,7 +865,8 @@ fn consume(
             .fetch_watermarks(topic, p, Duration::from_secs(10))
             .with_context(|| format!("offsets of {topic}/{p}"))?;
         kept += usize::try_from(high - low).unwrap_or(0);
-        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
+        // An explicit offset: a new pass starts fetching at once, with no offset lookup.
+        assignment.add_partition_offset(topic, p, Offset::Offset(low))?;
     }
     ensure!(kept > 0, "{topic} holds no records");
     let deadline = Instant::now() + PHASE_TIMEOUT;
