@@ -203,6 +203,13 @@ fn demo_self_test_round_trips_through_the_gateway() {
 #[test]
 fn proxy_without_a_users_file_says_how_to_make_one() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert!(run(&["certs", "init", "--dir", "certs"], d)
+        .status
+        .success());
+    assert!(run(&["certs", "server", "--dir", "certs"], d)
+        .status
+        .success());
     let out = run(
         &[
             "proxy",
@@ -210,9 +217,12 @@ fn proxy_without_a_users_file_says_how_to_make_one() {
             "127.0.0.1:1",
             "--listen",
             "127.0.0.1:0",
-            "--plaintext",
+            "--cert",
+            "certs/server.pem",
+            "--key",
+            "certs/server-key.pem",
         ],
-        dir.path(),
+        d,
     );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -231,7 +241,7 @@ fn proxy_without_a_users_file_says_how_to_make_one() {
             "--users",
             "u.toml",
         ],
-        dir.path(),
+        d,
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("c.pem"));

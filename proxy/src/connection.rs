@@ -388,6 +388,13 @@ where
         if let Err(e) = client_wr.write_all(&out).await {
             return CloseReason::ClientIo(e);
         }
+        // Over TLS the tail of a response can stay in the TLS layer when the socket is full;
+        // push it out whenever no other response is about to follow.
+        if rx.is_empty() {
+            if let Err(e) = client_wr.flush().await {
+                return CloseReason::ClientIo(e);
+            }
+        }
     }
     let _ = client_wr.shutdown().await;
     CloseReason::ClientClosed

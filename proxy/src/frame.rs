@@ -113,7 +113,9 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(body.len() + 4);
     put_frame(&mut buf, body)?;
-    writer.write_all(&buf).await
+    writer.write_all(&buf).await?;
+    // Over TLS, bytes may wait in the TLS layer until flushed.
+    writer.flush().await
 }
 
 /// Appends `body` with its size prefix to `buf`.

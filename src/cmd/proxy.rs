@@ -185,6 +185,10 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
     let credentials = match &users {
         Some(path) => Some(SharedCredentials::load(path)?),
         None if client_ca.is_some() => None,
+        None if plaintext => {
+            warn!("no --users with --plaintext: clients are NOT authenticated (User:ANONYMOUS)");
+            None
+        }
         None => bail!("no users file: pass --users FILE (create it with `kgate users add NAME --users FILE --password-stdin`)"),
     };
     let mut gateway = GatewayConfig::new(listen, upstream);
