@@ -73,3 +73,59 @@ async fn kafka_python_produces_and_consumes_in_a_group_over_scram_sha_256() {
     assert_eq!(all, (0..300).collect::<Vec<u64>>());
     gateway.shutdown().await;
 }
+
+/// The seeds' scenario with kafka-python: Engineering writes `system_logs` only, Marketing
+/// reads `customer_feedback` only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_sees_the_seeds_scenario_enforced() {
+    let cluster = common::cluster_with_topic("customer_feedback", 3);
+    cluster.create_topic("system_logs", 3).expect("topic");
+    let pki = common::Pki::new();
+    let mut config = common::gateway_config(&cluster);
+    config.tls = Some(pki.tls(false));
+    config.sasl.authenticator = Some(common::authenticator(pki.dir.path()));
+    config.authz = Some(common::authz(
+        pki.dir.path(),
+        include_str!("../policies/examples/seeds.toml"),
+    ));
+    let (gateway, _) = common::start_gateway(config).await;
+    let admin = common::sasl_ssl_client(
+        &gateway.bootstrap_servers(),
+        &pki,
+        "SCRAM-SHA-512",
+        "admin",
+        "admin-secret",
+    );
+    common::produce(&admin, "customer_feedback", 7, 1).await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/seeds.py");
+    let (bootstrap, ca) = (gateway.bootstrap_servers(), pki.path("ca.pem"));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .args([bootstrap.as_str(), ca.as_str()])
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "python failed:\n{stdout}\n{stderr}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    let r: serde_json::Value = serde_json::from_str(last).expect("json line");
+    assert_eq!(r["bob_writes_system_logs"], "ok", "{last}");
+    // Bob may not describe customer_feedback (29); alice may, but may not write it: kafka-python's
+    // idempotent producer already fails at InitProducerId with 31, as against a Kafka broker.
+    for key in [
+        "bob_writes_customer_feedback",
+        "alice_writes_customer_feedback",
+    ] {
+        let answer = r[key].as_str().unwrap_or_default();
+        assert!(answer.contains("AuthorizationFailed"), "{key}: {last}");
+    }
+    assert_eq!(r["alice_reads_customer_feedback"], 7, "{last}");
+    gateway.shutdown().await;
+}

@@ -286,7 +286,6 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
         req.allow_auto_topic_creation = false;
         changed = true;
     }
-    let nothing_left = allowed.is_empty();
     req.topics = Some(allowed);
     let errors: Vec<MetadataResponseTopic> = denied
         .iter()
@@ -300,7 +299,9 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
         finish_metadata(&session, r, topic_ops, cluster_mask, &no_create);
         r.topics.extend(errors);
     };
-    Ok(inc.forward_with::<_, MetadataResponse, _>(&req, changed, nothing_left, fixup))
+    // Always forwarded, even when every named topic is denied (or none is named): the answer
+    // must still carry the brokers, the cluster id and the controller.
+    Ok(inc.forward_with::<_, MetadataResponse, _>(&req, changed, false, fixup))
 }
 
 fn finish_metadata(
