@@ -26,7 +26,9 @@ mechanisms = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 policy = "policy.toml"                   # ACLs and roles; authorization is on when set
 super_users = ["User:admin"]
 audit_log = "audit.jsonl"
-admin_listen = "127.0.0.1:9644"          # health, metrics, reload
+admin_listen = "127.0.0.1:9644"          # health, metrics, reload, fault rules
+# allow_faults = true                    # let the admin endpoint add fault rules (rehearsals)
+# faults = ["latency=200ms principal=User:batch"]   # fault rules in force from the start
 "#;
 
 /// The file's contents; every field is optional because flags may supply it.
@@ -71,6 +73,11 @@ pub struct FileConfig {
     pub audit_allows: Option<Spanned<bool>>,
     /// The admin endpoint (health, metrics, reload); loopback unless set otherwise.
     pub admin_listen: Option<Spanned<String>>,
+    /// Let the admin endpoint add and remove fault rules (off: a production gateway must not
+    /// be slowed down by whoever reaches its loopback port).
+    pub allow_faults: Option<Spanned<bool>>,
+    /// Fault rules in force from the start (`latency=200ms principal=User:batch`).
+    pub faults: Option<Spanned<Vec<String>>>,
 }
 
 /// One mistake in a configuration file.
@@ -277,6 +284,13 @@ pub fn check(config: &FileConfig, text: &str, path: &Path) -> Vec<Problem> {
         if full.is_file() {
             if let Err(e) = kgate_policies::Policy::load(&full) {
                 push(Some(policy.span()), "policy", e.to_string());
+            }
+        }
+    }
+    if let Some(faults) = &config.faults {
+        for rule in faults.get_ref() {
+            if let Err(e) = rule.parse::<kgate_proxy::faults::FaultRule>() {
+                push(Some(faults.span()), "faults", format!("{rule:?}: {e}"));
             }
         }
     }

@@ -48,6 +48,8 @@ enum Command {
     Acl(cmd::acl::AclArgs),
     /// Bind roles (DeveloperRead, ResourceOwner, ...) to principals in the policy file.
     Role(cmd::role::RoleArgs),
+    /// Inject latency, errors or disconnects for one principal, client or topic (running gateway).
+    Fault(cmd::fault::FaultArgs),
     /// Print the client settings that work against this gateway.
     ClientConfig(cmd::client_config::ClientConfigArgs),
     /// Check a configuration file.
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Users(args) => cmd::users::run(args),
         Command::Acl(args) => cmd::acl::run(args),
         Command::Role(args) => cmd::role::run(args),
+        Command::Fault(args) => cmd::fault::run(args),
         Command::ClientConfig(args) => cmd::client_config::run(args),
         Command::Config(args) => match cmd::config::run(args) {
             Ok(true) => Ok(()),

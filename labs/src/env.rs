@@ -16,6 +16,7 @@ use kgate_policies::{Authorizer, AuthorizerOptions, Principal};
 use kgate_proxy::audit::Audit;
 use kgate_proxy::authz::Authz;
 use kgate_proxy::credentials::{CredentialAuthenticator, SaslMechanism};
+use kgate_proxy::faults::{FaultRule, FaultTable};
 use kgate_proxy::{Gateway, GatewayConfig, TlsSettings};
 use serde::Deserialize;
 
@@ -134,6 +135,8 @@ pub struct LabEnv {
     bootstrap: String,
     /// Faults in force, as applied (for `status`).
     pub faults: Vec<String>,
+    /// The gateway's fault rules; kept across gateway restarts.
+    gateway_faults: Arc<FaultTable>,
 }
 
 impl std::fmt::Debug for LabEnv {
@@ -180,6 +183,7 @@ impl LabEnv {
             listen,
             bootstrap: String::new(),
             faults: Vec::new(),
+            gateway_faults: Arc::default(),
         };
         let config = GatewayFile::read(dir)?;
         env.start_gateway(config).await?;
@@ -271,6 +275,7 @@ impl LabEnv {
             .map(str::to_owned)
             .collect();
         let mut gw = GatewayConfig::new(self.listen, upstream);
+        gw.faults = self.gateway_faults.clone();
         gw.shutdown_grace = Duration::from_millis(200);
         gw.sasl.failure_delay = Duration::from_millis(20);
         if config.tls() {
@@ -375,6 +380,21 @@ impl LabEnv {
     /// The cluster refuses it.
     pub fn apply(&mut self, fault: &FaultSpec) -> anyhow::Result<()> {
         let command = match fault.clone() {
+            FaultSpec::Gateway { rule } => {
+                let parsed: FaultRule = rule
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("gateway fault {rule:?}: {e}"))?;
+                self.gateway_faults
+                    .add(parsed)
+                    .map_err(|e| anyhow::anyhow!("gateway fault {rule:?}: {e}"))?;
+                self.faults.push(fault.describe());
+                return Ok(());
+            }
+            FaultSpec::ClearGateway => {
+                self.gateway_faults.clear();
+                self.faults.push(fault.describe());
+                return Ok(());
+            }
             FaultSpec::BrokerDown { broker } => ClusterCommand::BrokerDown(broker),
             FaultSpec::BrokerUp { broker } => ClusterCommand::BrokerUp(broker),
             FaultSpec::RoundTripTime { broker, ms } => {

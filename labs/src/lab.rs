@@ -26,6 +26,9 @@
 //! hints = ["..."]
 //! explain = "why the solution works"
 //! fault = [{ kind = "broker-down", broker = 2 }]        # applied when the step starts
+//! # other kinds: broker-up, round-trip-time, partition-leader, move-leaders, request-errors,
+//! # clear-request-errors (the cluster's hooks); gateway (a `kgate fault add` rule, e.g.
+//! # { kind = "gateway", rule = "latency=300ms principal=User:telemetry" }), clear-gateway
 //! variant_faults = true                                  # the hidden variant's faults start here
 //! check = [{ kind = "file", path = "certs/ca.pem" }]
 //! question = [{ id = "q1", kind = "choice", prompt = "...", options = ["a", "b"], answer = "b" }]
@@ -343,6 +346,15 @@ pub enum FaultSpec {
         /// As in `request-errors`.
         api: String,
     },
+    /// A fault rule in the gateway, in `kgate fault add` form: latency, a Kafka error or a
+    /// disconnect for one principal, client id, topic or API
+    /// (`rule = "latency=300ms topic=telemetry api=produce"`).
+    Gateway {
+        /// The rule.
+        rule: String,
+    },
+    /// Removes every gateway fault rule.
+    ClearGateway,
 }
 
 impl FaultSpec {
@@ -357,6 +369,7 @@ impl FaultSpec {
             FaultSpec::RequestErrors { api, .. } => {
                 Some(FaultSpec::ClearRequestErrors { api: api.clone() })
             }
+            FaultSpec::Gateway { .. } => Some(FaultSpec::ClearGateway),
             _ => None,
         }
     }
@@ -381,6 +394,8 @@ impl FaultSpec {
                 format!("the next {} {api} requests fail ({errors:?})", errors.len())
             }
             FaultSpec::ClearRequestErrors { api } => format!("{api} errors cleared"),
+            FaultSpec::Gateway { rule } => format!("the gateway injects: {rule}"),
+            FaultSpec::ClearGateway => "the gateway's fault rules are cleared".into(),
         }
     }
 }
@@ -1166,6 +1181,23 @@ impl Lab {
                     ));
                 }
             }
+            FaultSpec::Gateway { rule } => {
+                let parsed = rule
+                    .parse::<kgate_proxy::faults::FaultRule>()
+                    .map_err(|e| {
+                        self.error(s, &format!("{field}.rule"), format!("{rule:?}: {e}"))
+                    })?;
+                if let Some(t) = &parsed.topic {
+                    if !topics.contains(&t.as_str()) {
+                        return Err(self.error(
+                            s,
+                            &format!("{field}.rule"),
+                            format!("topic {t:?} is not in [environment].topics"),
+                        ));
+                    }
+                }
+            }
+            FaultSpec::ClearGateway => {}
         }
         Ok(())
     }

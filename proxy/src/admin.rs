@@ -1,7 +1,17 @@
-//! The admin endpoint: health, readiness, Prometheus metrics and reload over plain HTTP.
+//! The admin endpoint: health, readiness, Prometheus metrics, reload and fault rules over
+//! plain HTTP.
 //!
 //! It binds where it is told, loopback in every default, and speaks just enough HTTP/1.1 for
-//! `curl` and Prometheus: one request per connection, bounded in size and time.
+//! `curl`, Prometheus and `kgate fault`: one request per connection, bounded in size and time.
+//!
+//! | request | does |
+//! |---|---|
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness (an upstream broker is known) |
+//! | `GET /metrics` | Prometheus text |
+//! | `POST /reload` | reloads certificates, users and policy |
+//! | `GET /faults` | the fault rules in force, one per line |
+//! | `POST /faults` with a rule as body | adds it (`latency=300ms principal=User:alice`); answers `#id rule` |
+//! | `DELETE /faults/<id>`, `DELETE /faults` | removes one rule, or all |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,12 +22,20 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::faults::FaultRule;
 use crate::server::Shared;
 
 /// Reloads certificates, users and policy; implemented by the binary, which owns them.
 pub trait Reload: Send + Sync + 'static {
     /// Reloads everything; `Err` names what was refused (the old file stays in force).
     fn reload(&self) -> Result<String, String>;
+}
+
+/// What the admin endpoint may do beyond health, metrics and reload.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdminOptions {
+    /// `POST /faults` and `DELETE /faults` change the fault rules; off, they answer 403.
+    pub allow_faults: bool,
 }
 
 /// A running admin endpoint.
@@ -36,9 +54,13 @@ impl AdminServer {
         addr: SocketAddr,
         shared: Arc<Shared>,
         reload: Arc<dyn Reload>,
+        options: AdminOptions,
     ) -> std::io::Result<Self> {
         if !addr.ip().is_loopback() {
             warn!(%addr, "the admin endpoint listens beyond loopback: anyone who reaches it can trigger reloads");
+            if options.allow_faults {
+                warn!(%addr, "... and inject faults into every client's requests");
+            }
         }
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -54,7 +76,7 @@ impl AdminServer {
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(
                         Duration::from_secs(5),
-                        serve(stream, &shared, &*reload),
+                        serve(stream, &shared, &*reload, options),
                     )
                     .await;
                 });
@@ -74,10 +96,21 @@ impl AdminServer {
     }
 }
 
-async fn serve(mut stream: TcpStream, shared: &Shared, reload: &dyn Reload) -> std::io::Result<()> {
+/// Largest request body (a fault rule is one short line).
+const MAX_BODY: usize = 4096;
+
+async fn serve(
+    mut stream: TcpStream,
+    shared: &Shared,
+    reload: &dyn Reload,
+    options: AdminOptions,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
-    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+    let end = loop {
+        if let Some(i) = buf[..len].windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
         if len == buf.len() {
             return respond(&mut stream, 431, "request header too large\n").await;
         }
@@ -86,8 +119,29 @@ async fn serve(mut stream: TcpStream, shared: &Shared, reload: &dyn Reload) -> s
             return Ok(());
         }
         len += n;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let content_length = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.trim().parse::<usize>());
+    let mut body = buf[end..len].to_vec();
+    match content_length {
+        None => {}
+        Some(Ok(n)) if n <= MAX_BODY => {
+            if body.len() < n {
+                let mut rest = vec![0u8; n - body.len()];
+                stream.read_exact(&mut rest).await?;
+                body.extend_from_slice(&rest);
+            }
+            body.truncate(n);
+        }
+        Some(Ok(_)) => {
+            return respond(&mut stream, 413, &format!("body over {MAX_BODY} bytes\n")).await
+        }
+        Some(Err(_)) => return respond(&mut stream, 400, "bad content-length\n").await,
     }
-    let head = String::from_utf8_lossy(&buf[..len]);
     let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
     let (method, path) = (
         parts.next().unwrap_or_default(),
@@ -103,9 +157,10 @@ async fn serve(mut stream: TcpStream, shared: &Shared, reload: &dyn Reload) -> s
             }
         }
         ("GET", "/metrics") => {
-            let body = shared
+            let mut body = shared
                 .metrics
                 .render(shared.open_connections(), shared.directory.brokers().len());
+            body.push_str(&shared.config.faults.render_metrics());
             respond(&mut stream, 200, &body).await
         }
         ("POST", "/reload") => match reload.reload() {
@@ -119,11 +174,50 @@ async fn serve(mut stream: TcpStream, shared: &Shared, reload: &dyn Reload) -> s
                 .await
             }
         },
+        ("GET", "/faults") => respond(&mut stream, 200, &shared.config.faults.render()).await,
+        ("POST" | "DELETE", p) if p.starts_with("/faults") && !options.allow_faults => {
+            respond(
+                &mut stream,
+                403,
+                "fault injection is off: start kgate proxy with --allow-faults (or allow_faults = true)\n",
+            )
+            .await
+        }
+        ("POST", "/faults") => {
+            let text = String::from_utf8_lossy(&body);
+            match text.parse::<FaultRule>() {
+                Ok(rule) => {
+                    let line = rule.to_string();
+                    match shared.config.faults.add(rule) {
+                        Ok(id) => respond(&mut stream, 200, &format!("#{id} {line}\n")).await,
+                        Err(e) => respond(&mut stream, 409, &format!("{e}\n")).await,
+                    }
+                }
+                Err(e) => respond(&mut stream, 400, &format!("{e}\n")).await,
+            }
+        }
+        ("DELETE", "/faults") => {
+            let n = shared.config.faults.clear();
+            respond(&mut stream, 200, &format!("{n} fault rules removed\n")).await
+        }
+        ("DELETE", p) if p.starts_with("/faults/") => {
+            let id = p.trim_start_matches("/faults/").trim_start_matches('#');
+            match id.parse::<u64>() {
+                Ok(id) if shared.config.faults.remove(id) => {
+                    respond(&mut stream, 200, &format!("fault rule #{id} removed\n")).await
+                }
+                Ok(id) => {
+                    respond(&mut stream, 404, &format!("no fault rule #{id} (GET /faults lists them)\n"))
+                        .await
+                }
+                Err(_) => respond(&mut stream, 400, "write DELETE /faults/<id>, e.g. /faults/3\n").await,
+            }
+        }
         _ => {
             respond(
                 &mut stream,
                 404,
-                "not found: try GET /healthz, /readyz, /metrics or POST /reload\n",
+                "not found: try GET /healthz, /readyz, /metrics, /faults, POST /reload, /faults or DELETE /faults[/<id>]\n",
             )
             .await
         }
@@ -133,7 +227,10 @@ async fn serve(mut stream: TcpStream, shared: &Shared, reload: &dyn Reload) -> s
 async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
+        400 => "Bad Request",
         404 => "Not Found",
+        403 => "Forbidden",
+        413 => "Payload Too Large",
         409 => "Conflict",
         431 => "Request Header Fields Too Large",
         _ => "Service Unavailable",

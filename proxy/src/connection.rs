@@ -11,6 +11,7 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -18,6 +19,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
 use crate::authz::{apply_fixup, authorize, Fixup, Incoming, Outcome, Session};
+use crate::faults::inject::{
+    chain, error_fixup, produce as produce_fault, request_topics, ProduceFault,
+};
+use crate::faults::RequestFacts;
 use crate::frame::{put_frame, read_frame_raw, FrameError};
 use crate::header::{decode_request_header, RequestPrefix};
 use crate::rewrite::{needs_rewrite, rewrite_response};
@@ -41,6 +46,8 @@ enum Pending {
         correlation_id: i32,
         /// Merges denied parts into, or filters, the response.
         fixup: Option<Fixup>,
+        /// Injected latency: the response is held back this long.
+        delay: Duration,
     },
 }
 
@@ -66,6 +73,9 @@ pub enum CloseReason {
     /// Writing to the client failed.
     #[error("client i/o: {0}")]
     ClientIo(std::io::Error),
+    /// A fault rule closed the connection on purpose.
+    #[error("fault injected: {0}")]
+    Fault(String),
 }
 
 /// Bytes moved by one connection, for its log line and metrics.
@@ -122,7 +132,12 @@ where
                     }
                 }
             };
-            let pending = match handle_request(&shared, &session, raw.slice(4..)) {
+            let frame = raw.slice(4..);
+            let mut action = handle_request(&shared, &session, frame.clone());
+            if shared.config.faults.is_active() {
+                action = action.and_then(|a| inject_faults(&shared, &session, &frame, a));
+            }
+            let pending = match action {
                 Ok(Action::Answer(resp)) => {
                     shared.metrics.answered();
                     Some(Pending::Ready(resp))
@@ -261,6 +276,7 @@ fn handle_request(shared: &Shared, session: &Session, frame: Bytes) -> Result<Ac
             version,
             correlation_id: prefix.correlation_id,
             fixup,
+            delay: Duration::ZERO,
         })
     };
     match (route, api) {
@@ -325,6 +341,109 @@ fn handle_request(shared: &Shared, session: &Session, frame: Bytes) -> Result<Ac
     }
 }
 
+/// Applies the fault rules in force to a request on its way out (after authorization):
+/// close the connection, fail it with a Kafka error, or hold its response back.
+fn inject_faults(
+    shared: &Shared,
+    session: &Session,
+    frame: &Bytes,
+    action: Action,
+) -> Result<Action, CloseReason> {
+    let Action::Forward { request, expect } = action else {
+        // kgate's own answers (ApiVersions, SASL, denials, ACL admin) are never faulted.
+        return Ok(action);
+    };
+    let Some(prefix) = RequestPrefix::peek(frame) else {
+        return Ok(Action::Forward { request, expect });
+    };
+    let Some(api) = prefix.known_key() else {
+        return Ok(Action::Forward { request, expect });
+    };
+    let version = prefix.api_version;
+    let table = &shared.config.faults;
+    let principal = session.principal.to_string();
+    let needs = table.needs(&principal, api);
+    let outgoing = request.clone().unwrap_or_else(|| frame.clone());
+    let client_id = if needs.client_id {
+        decode_request_header(api, version, frame)
+            .map_err(|e| CloseReason::Refused(e.to_string()))?
+            .0
+            .client_id
+            .map(|c| c.to_string())
+    } else {
+        None
+    };
+    let (topics, all_topics) = if needs.topics {
+        let (names, all) = request_topics(api, version, &outgoing).map_err(CloseReason::Refused)?;
+        (Some(names), all)
+    } else {
+        (None, false)
+    };
+    let verdict = table.decide(&RequestFacts {
+        principal: &principal,
+        api,
+        client_id: client_id.as_deref(),
+        topics: topics.as_deref(),
+        all_topics,
+    });
+    if verdict.is_empty() {
+        return Ok(Action::Forward { request, expect });
+    }
+    if let Some(id) = verdict.disconnect {
+        return Err(CloseReason::Fault(format!(
+            "rule #{id} closed the connection at a {api:?} request"
+        )));
+    }
+    tracing::debug!(?api, %principal, ?verdict, "fault injected");
+    let (mut fixup, mut delay) = match expect {
+        Some(Pending::Upstream { fixup, delay, .. }) => (fixup, delay),
+        // acks=0: no response to delay or to fail but the connection itself.
+        _ => {
+            if verdict.error.is_some() {
+                return Err(CloseReason::Fault(format!(
+                    "a {api:?} without response failed, as Kafka closes an acks=0 producer's connection"
+                )));
+            }
+            return Ok(Action::Forward { request, expect });
+        }
+    };
+    delay += verdict.latency;
+    let mut request = request;
+    if let Some((code, topic)) = verdict.error {
+        if api == ApiKey::Produce {
+            match produce_fault(version, &outgoing, code, topic.as_deref(), fixup.take())
+                .map_err(CloseReason::Refused)?
+            {
+                ProduceFault::Close => {
+                    return Err(CloseReason::Fault(
+                        "an acks=0 produce failed: Kafka closes the connection".into(),
+                    ))
+                }
+                ProduceFault::Answer(bytes) => return Ok(Action::Answer(framed(&bytes)?)),
+                ProduceFault::Forward {
+                    request: r,
+                    fixup: f,
+                } => {
+                    request = Some(r);
+                    fixup = Some(f);
+                }
+            }
+        } else if let Some(f) = error_fixup(api, version, code, topic) {
+            fixup = Some(chain(f, fixup));
+        }
+    }
+    Ok(Action::Forward {
+        request,
+        expect: Some(Pending::Upstream {
+            api,
+            version,
+            correlation_id: prefix.correlation_id,
+            fixup,
+            delay,
+        }),
+    })
+}
+
 async fn respond<U, C>(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Pending>,
@@ -343,6 +462,7 @@ where
                 version,
                 correlation_id,
                 fixup,
+                delay,
             } => {
                 let raw = match read_frame_raw(&mut up_rd, MAX_UPSTREAM_FRAME).await {
                     Ok(Some(raw)) => raw,
@@ -369,6 +489,13 @@ where
                     },
                     None => raw,
                 };
+                if !delay.is_zero() {
+                    // Flush what is already written so the delay holds back only this one.
+                    if let Err(e) = client_wr.flush().await {
+                        return CloseReason::ClientIo(e);
+                    }
+                    tokio::time::sleep(delay).await;
+                }
                 if needs_rewrite(api) {
                     match rewrite_response(api, version, raw.slice(4..), &shared.directory) {
                         Ok(body) => {

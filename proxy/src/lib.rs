@@ -15,6 +15,7 @@
 //! - [`upstream`]: connecting to and discovering the upstream cluster.
 //! - [`connection`]: pipelined forwarding for one authenticated client.
 //! - [`authz`]: Kafka's authorization checks per API, with Kafka-shaped denials.
+//! - [`faults`]: latency, errors and disconnects injected on purpose, per principal or topic.
 //! - [`audit`]: one JSON line per authentication and authorization decision.
 //! - [`metrics`] and [`admin`]: counters and the loopback admin endpoint (health, metrics, reload).
 //! - [`server`]: listeners, TLS, the gateway's start and shutdown.
@@ -26,6 +27,7 @@ pub mod connection;
 pub mod counted;
 pub mod credentials;
 pub mod directory;
+pub mod faults;
 pub mod frame;
 pub mod header;
 pub mod metrics;

@@ -76,6 +76,8 @@ pub struct GatewayConfig {
     /// Authorization and audit; `None` forwards every allowed-table request (Kafka without an
     /// authorizer).
     pub authz: Option<Arc<crate::authz::Authz>>,
+    /// Faults injected on purpose (labs, rehearsals); empty unless someone adds a rule.
+    pub faults: Arc<crate::faults::FaultTable>,
 }
 
 impl GatewayConfig {
@@ -96,6 +98,7 @@ impl GatewayConfig {
             refresh_interval: DEFAULT_REFRESH,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             authz: None,
+            faults: Arc::default(),
         }
     }
 }

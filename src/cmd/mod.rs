@@ -7,6 +7,7 @@ pub mod certs;
 pub mod client_config;
 pub mod config;
 pub mod demo;
+pub mod fault;
 pub mod lab;
 pub mod proxy;
 pub mod role;

@@ -78,9 +78,17 @@ pub struct ProxyArgs {
     /// Audit allowed decisions too (denials are always audited).
     #[arg(long)]
     pub audit_allows: bool,
-    /// The admin endpoint (GET /healthz, /readyz, /metrics; POST /reload). Loopback by default.
+    /// The admin endpoint (GET /healthz, /readyz, /metrics, /faults; POST /reload). Loopback
+    /// by default.
     #[arg(long, value_name = "IP:PORT")]
     pub admin_listen: Option<SocketAddr>,
+    /// Let the admin endpoint add and remove fault rules (`kgate fault add`). Off by default.
+    #[arg(long)]
+    pub allow_faults: bool,
+    /// A fault rule in force from the start (repeatable), e.g. "latency=200ms principal=User:batch";
+    /// see `kgate fault --help`.
+    #[arg(long = "fault", value_name = "RULE")]
+    pub faults: Vec<String>,
 }
 
 /// Everything `kgate proxy` needs, resolved from flags and file.
@@ -90,6 +98,7 @@ pub struct Resolved {
     pub credentials: Option<SharedCredentials>,
     pub authorizer: Option<Arc<kgate_policies::Authorizer>>,
     pub admin_listen: Option<SocketAddr>,
+    pub allow_faults: bool,
 }
 
 fn pick<T: Clone>(flag: Option<T>, file: Option<&toml::Spanned<T>>) -> Option<T> {
@@ -274,12 +283,36 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
         (None, Some(a)) => Some(a.get_ref().parse().context("admin_listen")?),
         (None, None) => None,
     };
+    let allow_faults =
+        args.allow_faults || file.allow_faults.as_ref().is_some_and(|a| *a.get_ref());
+    let mut rules = args.faults;
+    if rules.is_empty() {
+        rules = file
+            .faults
+            .as_ref()
+            .map(|f| f.get_ref().clone())
+            .unwrap_or_default();
+    }
+    for rule in &rules {
+        let parsed: kgate_proxy::faults::FaultRule = rule
+            .parse()
+            .map_err(|e| anyhow::anyhow!("fault rule {rule:?}: {e}"))?;
+        gateway
+            .faults
+            .add(parsed)
+            .map_err(|e| anyhow::anyhow!("fault rule {rule:?}: {e}"))?;
+        warn!(rule = %rule, "fault rule in force from the start: clients will see it");
+    }
+    if allow_faults && admin_listen.is_none() {
+        warn!("--allow-faults without --admin-listen: no endpoint to add fault rules through");
+    }
     Ok(Resolved {
         gateway,
         tls,
         credentials,
         authorizer,
         admin_listen,
+        allow_faults,
     })
 }
 
@@ -302,6 +335,7 @@ pub async fn serve(
         credentials,
         authorizer,
         admin_listen,
+        allow_faults,
     } = resolved;
     let upstream = gateway.upstream.join(",");
     let gateway = Gateway::start(gateway)
@@ -318,6 +352,7 @@ pub async fn serve(
                 addr,
                 gateway.shared().clone(),
                 reloader.clone(),
+                kgate_proxy::admin::AdminOptions { allow_faults },
             )
             .await
             .with_context(|| format!("cannot start the admin endpoint on {addr}"))?,

@@ -22,7 +22,8 @@ use super::codes::{
 };
 use super::{partition_by, typed_fixup, Incoming, Outcome, Session, CLUSTER};
 
-fn produce_errors(
+/// Kafka-shaped produce answers with `code` for every partition of `topics` (none written).
+pub fn produce_errors(
     topics: &[kafka_protocol::messages::produce_request::TopicProduceData],
     code: i16,
 ) -> Vec<TopicProduceResponse> {
