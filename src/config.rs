@@ -390,6 +390,19 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_fault_rule_names_its_line_and_the_fix() {
+        let problems = check_text(
+            "listen = \"127.0.0.1:1\"\nallow_faults = true\nfaults = [\"latency=100ms\", \"latency=soon\"]\n",
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, Some(3));
+        assert_eq!(problems[0].field, "faults");
+        assert!(problems[0].message.contains("latency=soon"), "{problems:?}");
+        assert!(problems[0].message.contains("300ms"), "{problems:?}");
+        assert!(check_text("faults = [\"error=6 topic=orders api=produce\"]\n").is_empty());
+    }
+
+    #[test]
     fn the_example_parses() {
         let config: FileConfig = toml::from_str(EXAMPLE).unwrap();
         assert!(config.client_ca.is_some());

@@ -1714,6 +1714,32 @@ check = [{ kind = "file", path = "x" }]
     }
 
     #[test]
+    fn a_bad_gateway_fault_names_step_field_and_fix() {
+        let with = |rule: &str| {
+            MINIMAL.replace(
+                "text = \"Look around.\"",
+                &format!("text = \"x\"\nfault = [{{ kind = \"gateway\", rule = \"{rule}\" }}]"),
+            )
+        };
+        let err = Lab::parse(&with("latency=soon topic=t"), "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("bad.toml: step 1 (\"Look\"): field `fault[0].rule`"),
+            "{err}"
+        );
+        assert!(err.contains("write milliseconds (300ms)"), "{err}");
+        let err = Lab::parse(&with("error=6 topic=nope"), "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"nope\" is not in [environment].topics"),
+            "{err}"
+        );
+        Lab::parse(&with("latency=300ms topic=t api=produce"), "ok.toml").unwrap();
+    }
+
+    #[test]
     fn commands_must_be_kgate() {
         let text = MINIMAL.replace(
             "text = \"Look around.\"",

@@ -135,6 +135,18 @@ pub fn parse_error(name: &str) -> Option<i16> {
         .map(|e| e.code())
 }
 
+/// An API's name as rules write it (`list-offsets`).
+pub fn api_name(api: ApiKey) -> String {
+    let mut out = String::new();
+    for (i, ch) in format!("{api:?}").chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
+}
+
 /// Kafka's name of an error code, as clients print it (`NOT_LEADER_OR_FOLLOWER`).
 pub fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {
@@ -307,7 +319,7 @@ impl fmt::Display for FaultRule {
             write!(f, " topic={t}")?;
         }
         if let Some(a) = self.api {
-            write!(f, " api={}", squash(&format!("{a:?}")))?;
+            write!(f, " api={}", api_name(a))?;
         }
         if self.every > 1 {
             write!(f, " every={}", self.every)?;
@@ -614,7 +626,7 @@ mod tests {
             "latency=300ms principal=User:alice",
             "error=NOT_LEADER_OR_FOLLOWER topic=orders api=produce count=3",
             "disconnect client-id=app every=10",
-            "latency=2000ms api=listoffsets",
+            "latency=2000ms api=list-offsets",
         ] {
             assert_eq!(rule(text).to_string(), text);
         }
