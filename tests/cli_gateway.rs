@@ -184,7 +184,14 @@ fn client_config_prints_working_settings_and_explains_missing_ones() {
 #[test]
 fn demo_self_test_round_trips_through_the_gateway() {
     let out = kgate()
-        .args(["demo", "--listen", "127.0.0.1:0", "--self-test"])
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--self-test",
+        ])
         .output()
         .expect("run demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -194,6 +201,7 @@ fn demo_self_test_round_trips_through_the_gateway() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("security.protocol=SASL_SSL"), "{stdout}");
+    assert!(stdout.contains("kgate fault add latency=300ms"), "{stdout}");
     assert!(
         stdout.contains("self-test: produced 1000 and consumed 1000 messages"),
         "{stdout}"

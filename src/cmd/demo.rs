@@ -24,7 +24,12 @@ Starts a 3-broker Kafka-protocol cluster inside this process (no Kafka needed), 
 and a server certificate in a temporary directory, a user `demo` with a random password, and
 the gateway with SASL_SSL in front of the cluster. It prints the client settings and runs until
 Ctrl-C. --self-test produces and consumes 1,000 messages through the gateway with those
-settings and exits.")]
+settings and exits.
+
+The admin endpoint (loopback) serves /metrics and accepts fault rules, so in a second terminal:
+  kgate fault add latency=300ms topic=telemetry api=produce
+  kgate fault add error=NOT_LEADER_OR_FOLLOWER topic=demo api=produce count=5
+  kgate fault clear")]
 pub struct DemoArgs {
     /// Where the gateway's bootstrap listener binds (broker N gets this port + 1 + N).
     #[arg(long, default_value = "127.0.0.1:9092", value_name = "IP:PORT")]
@@ -35,6 +40,22 @@ pub struct DemoArgs {
     /// Produce and consume through the gateway, report, and exit.
     #[arg(long)]
     pub self_test: bool,
+    /// The admin endpoint (metrics, fault rules); the demo goes on without it if the port is
+    /// taken.
+    #[arg(long, default_value = "127.0.0.1:9644", value_name = "IP:PORT")]
+    pub admin_listen: SocketAddr,
+}
+
+/// The demo's reload: its users file (the certificate is made fresh for each run).
+struct DemoReload(SharedCredentials);
+
+impl kgate_proxy::admin::Reload for DemoReload {
+    fn reload(&self) -> Result<String, String> {
+        self.0
+            .reload()
+            .map(|()| "users reloaded".into())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Runs `kgate demo`.
@@ -90,7 +111,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         principal_mapper: None,
     }));
     config.sasl.authenticator = Some(Arc::new(CredentialAuthenticator::new(
-        credentials,
+        credentials.clone(),
         SaslMechanism::all(),
     )));
     let gateway = Gateway::start(config).await.with_context(|| {
@@ -128,8 +149,37 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         ca.display()
     );
     println!();
+    // The demo is a playground on loopback: fault rules are allowed.
+    let admin = match kgate_proxy::admin::AdminServer::start(
+        args.admin_listen,
+        gateway.shared().clone(),
+        Arc::new(DemoReload(credentials)),
+        kgate_proxy::admin::AdminOptions { allow_faults: true },
+    )
+    .await
+    {
+        Ok(admin) => {
+            let at = admin.addr();
+            println!("Admin endpoint: http://{at}/metrics  — inject faults from another terminal:");
+            println!("  kgate fault add latency=300ms topic=telemetry api=produce --admin {at}");
+            println!("  kgate fault list --admin {at}     kgate fault clear --admin {at}");
+            println!();
+            Some(admin)
+        }
+        Err(e) => {
+            println!(
+                "(no admin endpoint: {} is not free: {e}; pass --admin-listen 127.0.0.1:0)",
+                args.admin_listen
+            );
+            println!();
+            None
+        }
+    };
     if args.self_test {
         let result = self_test(&bootstrap, &password, &ca).await;
+        if let Some(admin) = admin {
+            admin.stop();
+        }
         gateway.shutdown().await;
         drop(cluster);
         return result;
@@ -139,6 +189,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .context("cannot wait for Ctrl-C")?;
     println!("stopping");
+    if let Some(admin) = admin {
+        admin.stop();
+    }
     gateway.shutdown().await;
     drop(cluster);
     Ok(())
