@@ -435,3 +435,69 @@ fn a_root_cause_analysis_is_graded_against_the_hidden_fault() {
     let out = check();
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn status_hides_the_variant_and_students_add_and_clear_their_own_gateway_faults() {
+    let state = tempfile::tempdir().expect("tempdir");
+    for seed in ["2", "3", "4", "5"] {
+        let dir = state
+            .path()
+            .join(format!("seed-{seed}"))
+            .display()
+            .to_string();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
+            .args([
+                "lab",
+                "run",
+                "delayed-sensor-data",
+                "--seed",
+                seed,
+                "--dir",
+                &dir,
+            ])
+            .args(["--listen", "127.0.0.1:0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin
+                .write_all(
+                    b"next\nstatus\nfault latency=10ms topic=vehicle-telemetry api=fetch\nstatus\n\
+                      fault clear\nstatus\nfault latency=soon\nquit\n",
+                )
+                .expect("write");
+        }
+        let out = child.wait_with_output().expect("wait");
+        let all = text(&out);
+        assert!(out.status.success(), "seed {seed}: {all}");
+        assert!(
+            all.contains("something is now wrong in the cluster"),
+            "seed {seed}: {all}"
+        );
+        assert_eq!(
+            all.matches("fault in force: a hidden fault").count(),
+            3,
+            "seed {seed}: status shows the same hidden line, whatever the variant: {all}"
+        );
+        for spoiler in ["answers", "goes down", "latency=250ms", "leader of"] {
+            assert!(
+                !all.contains(&format!("fault in force: {spoiler}")) && !all.contains(spoiler),
+                "seed {seed}: status gives away {spoiler:?}: {all}"
+            );
+        }
+        assert!(
+            all.contains("the gateway now injects: latency=10ms topic=vehicle-telemetry api=fetch"),
+            "{all}"
+        );
+        assert!(all.contains("fault in force: yours: latency=10ms"), "{all}");
+        assert!(all.contains("1 of your fault rules removed"), "{all}");
+        assert!(
+            all.contains("error: latency=soon: write milliseconds"),
+            "{all}"
+        );
+    }
+}

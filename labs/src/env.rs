@@ -122,6 +122,10 @@ impl GatewayFile {
     }
 }
 
+/// What `status` shows for the hidden variant's faults.
+pub const HIDDEN_FAULT: &str =
+    "a hidden fault (the lab's seed chose it: find it from the symptoms)";
+
 /// The running environment.
 pub struct LabEnv {
     dir: PathBuf,
@@ -137,6 +141,8 @@ pub struct LabEnv {
     pub faults: Vec<String>,
     /// The gateway's fault rules; kept across gateway restarts.
     gateway_faults: Arc<FaultTable>,
+    /// Ids of the rules the student added with the `fault` command.
+    student_rules: Vec<u64>,
 }
 
 impl std::fmt::Debug for LabEnv {
@@ -184,6 +190,7 @@ impl LabEnv {
             bootstrap: String::new(),
             faults: Vec::new(),
             gateway_faults: Arc::default(),
+            student_rules: Vec::new(),
         };
         let config = GatewayFile::read(dir)?;
         env.start_gateway(config).await?;
@@ -447,6 +454,48 @@ impl LabEnv {
             .apply(command)
             .with_context(|| format!("cannot inject: {}", fault.describe()))?;
         self.faults.push(fault.describe());
+        Ok(())
+    }
+
+    /// A gateway fault rule the student adds to experiment; returns its canonical text.
+    ///
+    /// # Errors
+    /// A rule with a mistake, with the fix.
+    pub fn student_fault(&mut self, rule: &str) -> anyhow::Result<String> {
+        let parsed: FaultRule = rule.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let text = parsed.to_string();
+        let id = self
+            .gateway_faults
+            .add(parsed)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.student_rules.push(id);
+        self.faults.push(format!("yours: {text}"));
+        Ok(text)
+    }
+
+    /// Removes the rules the student added (the lab's own faults stay); returns how many.
+    pub fn clear_student_faults(&mut self) -> usize {
+        let n = self
+            .student_rules
+            .drain(..)
+            .filter(|id| self.gateway_faults.remove(*id))
+            .count();
+        self.faults.retain(|d| !d.starts_with("yours: "));
+        n
+    }
+
+    /// Applies a fault the student must find: `status` shows only that one is in force.
+    ///
+    /// # Errors
+    /// As [`LabEnv::apply`].
+    pub fn apply_hidden(&mut self, fault: &FaultSpec) -> anyhow::Result<()> {
+        let before = self.faults.len();
+        self.apply(fault)?;
+        self.faults.truncate(before);
+        let hidden = HIDDEN_FAULT.to_owned();
+        if !self.faults.contains(&hidden) {
+            self.faults.push(hidden);
+        }
         Ok(())
     }
 

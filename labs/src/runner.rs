@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{check_name, run_check, run_kgate, CheckResult, Evidence, VariantContext};
-use crate::env::LabEnv;
+use crate::env::{LabEnv, HIDDEN_FAULT};
 use crate::lab::{Lab, QuestionKind, Step, TrailSpec};
 use crate::rca::{grade, right_choice, trail_from_sim};
 
@@ -230,14 +230,34 @@ impl<'a, W: Write> Session<'a, W> {
             }
             for f in &faults {
                 if let Some(env) = self.env.as_mut() {
-                    env.apply(f)?;
+                    if step.variant_faults {
+                        // `status` must not give the hidden fault away.
+                        env.apply_hidden(f)?;
+                    } else {
+                        env.apply(f)?;
+                    }
                 }
                 if s == i && !step.variant_faults && !step.variant_fixed {
                     let line = format!("  [fault] {}", f.describe());
                     self.say(&line);
                 }
             }
-            if step.variant_faults && s == i && !faults.is_empty() {
+            if step.variant_fixed {
+                if let Some(env) = self.env.as_mut() {
+                    env.faults.retain(|d| d != HIDDEN_FAULT);
+                }
+            }
+            let hidden = step.variant_faults && self.lab.variant(self.progress.seed).is_some();
+            if hidden {
+                // Even a variant without cluster faults (a slow consumer) shows the same
+                // line, so `status` tells nothing about which one it is.
+                if let Some(env) = self.env.as_mut() {
+                    if !env.faults.iter().any(|d| d == HIDDEN_FAULT) {
+                        env.faults.push(HIDDEN_FAULT.to_owned());
+                    }
+                }
+            }
+            if hidden && s == i {
                 self.say("  [fault] something is now wrong in the cluster; find out what.");
             }
         }
@@ -786,6 +806,36 @@ impl<'a, W: Write> Session<'a, W> {
                     ));
                     self.say(&text);
                 }
+                ["fault", "clear"] => {
+                    let msg = match self.env.as_mut() {
+                        Some(env) => format!(
+                            "{} of your fault rules removed (the lab's own faults stay)",
+                            env.clear_student_faults()
+                        ),
+                        None => "the environment is not running; `check` starts it".into(),
+                    };
+                    self.say(&msg);
+                }
+                ["fault", rule @ ..] if !rule.is_empty() => {
+                    if self.env.is_none() {
+                        if let Err(e) = self.enter(i) {
+                            self.say(&format!("error: {e:#}"));
+                            continue;
+                        }
+                    }
+                    let msg = match self
+                        .env
+                        .as_mut()
+                        .map(|env| env.student_fault(&rule.join(" ")))
+                    {
+                        Some(Ok(text)) => {
+                            format!("the gateway now injects: {text} (`fault clear` removes it)")
+                        }
+                        Some(Err(e)) => format!("error: {e:#}"),
+                        None => "the environment is not running".into(),
+                    };
+                    self.say(&msg);
+                }
                 ["quit" | "q" | "exit"] => break,
                 ["help" | "?"] => self.say(HELP),
                 _ => self.say("unknown command; type `help`"),
@@ -804,6 +854,8 @@ const HELP: &str = "commands:
   next/back  move between steps
   show       print this step again
   status     gateway, faults in force, steps done
+  fault RULE the gateway injects a fault, e.g. `fault latency=300ms topic=telemetry`
+             (`kgate fault --help` lists the rules); `fault clear` removes them
   quit       leave (progress is kept)";
 
 fn kind_name(k: QuestionKind) -> &'static str {
