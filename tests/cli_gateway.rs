@@ -338,6 +338,8 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
             "audit.jsonl",
             "--admin-listen",
             &admin_listen,
+            "--fault",
+            "latency=1ms api=api-versions count=1000",
         ])
         .current_dir(d)
         .spawn()
@@ -365,6 +367,17 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
         !metrics.contains("kgate_auth_success_total 0\n"),
         "{metrics}"
     );
+
+    // The --fault rule is in force from the start; without --allow-faults it cannot be changed.
+    let (status, body) = http(admin, "GET", "/faults");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("#1 latency=1ms api=api-versions count=1000"),
+        "{body}"
+    );
+    let (status, body) = http(admin, "DELETE", "/faults");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("--allow-faults"), "{body}");
 
     let (status, body) = http(admin, "POST", "/reload");
     assert_eq!(status, 200, "{body}");

@@ -15,6 +15,24 @@ fn kgate(args: &[&str], state: &Path) -> Output {
         .expect("kgate runs")
 }
 
+/// Runs `kgate` with `input` on standard input (a guided run typed by a student).
+fn typed(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
+        .args(args)
+        .env("KGATE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input).expect("write");
+    }
+    child.wait_with_output().expect("wait")
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -445,8 +463,8 @@ fn status_hides_the_variant_and_students_add_and_clear_their_own_gateway_faults(
             .join(format!("seed-{seed}"))
             .display()
             .to_string();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
-            .args([
+        let out = typed(
+            &[
                 "lab",
                 "run",
                 "delayed-sensor-data",
@@ -454,24 +472,12 @@ fn status_hides_the_variant_and_students_add_and_clear_their_own_gateway_faults(
                 seed,
                 "--dir",
                 &dir,
-            ])
-            .args(["--listen", "127.0.0.1:0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().expect("stdin");
-            stdin
-                .write_all(
-                    b"next\nstatus\nfault latency=10ms topic=vehicle-telemetry api=fetch\nstatus\n\
-                      fault clear\nstatus\nfault latency=soon\nquit\n",
-                )
-                .expect("write");
-        }
-        let out = child.wait_with_output().expect("wait");
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            b"next\nstatus\nfault latency=10ms topic=vehicle-telemetry api=fetch\nstatus\n\
+              fault clear\nstatus\nfault latency=soon\nquit\n",
+        );
         let all = text(&out);
         assert!(out.status.success(), "seed {seed}: {all}");
         assert!(

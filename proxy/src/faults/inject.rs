@@ -273,6 +273,34 @@ mod tests {
         encode_request(ApiKey::Produce, version, &header, &req).unwrap()
     }
 
+    /// The broker's answer for one written partition of `audit`, as a response body.
+    fn audit_written(version: i16) -> Bytes {
+        let mut body = BytesMut::new();
+        ProduceResponse::default()
+            .with_responses(vec![TopicProduceResponse::default()
+                .with_name(TopicName(StrBytes::from_static_str("audit")))
+                .with_partition_responses(vec![PartitionProduceResponse::default()])])
+            .encode(&mut body, version)
+            .unwrap();
+        body.freeze()
+    }
+
+    /// (topic, error code) of every partition of a response body, sorted.
+    fn codes(version: i16, body: Bytes) -> Vec<(String, i16)> {
+        let resp: ProduceResponse = decode_body(ApiKey::Produce, version, body).unwrap();
+        let mut v: Vec<(String, i16)> = resp
+            .responses
+            .iter()
+            .flat_map(|t| {
+                t.partition_responses
+                    .iter()
+                    .map(|p| (t.name.to_string(), p.error_code))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
     fn a_produce_keeps_the_topics_the_fault_does_not_name() {
         for version in [3i16, 8, 9] {
@@ -294,25 +322,9 @@ mod tests {
                 ["audit"]
             );
             // The broker answers for audit; the fixup adds orders' two failed partitions.
-            let broker =
-                ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
-                    .with_name(TopicName(StrBytes::from_static_str("audit")))
-                    .with_partition_responses(vec![PartitionProduceResponse::default()])]);
-            let mut body = BytesMut::new();
-            broker.encode(&mut body, version).unwrap();
-            let merged = fixup(body.freeze()).unwrap();
-            let merged: ProduceResponse = decode_body(ApiKey::Produce, version, merged).unwrap();
-            let codes: Vec<(String, i16)> = merged
-                .responses
-                .iter()
-                .flat_map(|t| {
-                    t.partition_responses
-                        .iter()
-                        .map(|p| (t.name.to_string(), p.error_code))
-                })
-                .collect();
+            let merged = fixup(audit_written(version)).unwrap();
             assert_eq!(
-                codes,
+                codes(version, merged),
                 [
                     ("audit".into(), 0),
                     ("orders".into(), 6),
@@ -371,26 +383,15 @@ mod tests {
                     .extend(produce_errors(&[topic("secret", 1)], 29))
             })
         };
-        let codes = |resp: ProduceResponse| {
-            let mut v: Vec<(String, i16)> = resp
-                .responses
-                .iter()
-                .flat_map(|t| {
-                    t.partition_responses
-                        .iter()
-                        .map(|p| (t.name.to_string(), p.error_code))
-                })
-                .collect();
-            v.sort();
-            v
-        };
         let raw = request(9, -1, vec![topic("orders", 1)]);
         let ProduceFault::Answer(bytes) = produce(9, &raw, 6, None, Some(denied())).unwrap() else {
             panic!("nothing left to write");
         };
         let (_, body) = crate::header::decode_response_header(ApiKey::Produce, 9, &bytes).unwrap();
-        let resp: ProduceResponse = decode_body(ApiKey::Produce, 9, body).unwrap();
-        assert_eq!(codes(resp), [("orders".into(), 6), ("secret".into(), 29)]);
+        assert_eq!(
+            codes(9, body),
+            [("orders".into(), 6), ("secret".into(), 29)]
+        );
 
         let raw = request(9, -1, vec![topic("orders", 1), topic("audit", 1)]);
         let ProduceFault::Forward { fixup, .. } =
@@ -398,16 +399,8 @@ mod tests {
         else {
             panic!("audit is still written");
         };
-        let mut body = BytesMut::new();
-        ProduceResponse::default()
-            .with_responses(vec![TopicProduceResponse::default()
-                .with_name(TopicName(StrBytes::from_static_str("audit")))
-                .with_partition_responses(vec![PartitionProduceResponse::default()])])
-            .encode(&mut body, 9)
-            .unwrap();
-        let merged = decode_body(ApiKey::Produce, 9, fixup(body.freeze()).unwrap()).unwrap();
         assert_eq!(
-            codes(merged),
+            codes(9, fixup(audit_written(9)).unwrap()),
             [
                 ("audit".into(), 0),
                 ("orders".into(), 6),
