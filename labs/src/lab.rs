@@ -1279,6 +1279,15 @@ impl Lab {
                 for (f, fault) in p.faults.iter().enumerate() {
                     self.validate_fault(Some(s), &field(&format!("fault[{f}]")), fault, topics)?;
                 }
+                if p.fault_for_ms == 0 && p.faults.iter().any(|f| f.undo().is_some()) {
+                    return Err(self.error(
+                        Some(s),
+                        &field("fault_for_ms"),
+                        "is 0, so the probe's faults are removed as soon as they start; \
+                         set how long they last (e.g. fault_for_ms = 10000)"
+                            .into(),
+                    ));
+                }
                 for (e, cond) in p.expect.iter().enumerate() {
                     Condition::parse(cond, PROBE_METRICS, false)
                         .map_err(|m| self.error(Some(s), &field(&format!("expect[{e}]")), m))?;
@@ -1737,6 +1746,19 @@ check = [{ kind = "file", path = "x" }]
             "{err}"
         );
         Lab::parse(&with("latency=300ms topic=t api=produce"), "ok.toml").unwrap();
+    }
+
+    #[test]
+    fn a_probe_fault_without_a_duration_is_refused() {
+        let text = MINIMAL.replace(
+            r#"check = [{ kind = "file", path = "x" }]"#,
+            r#"check = [{ kind = "probe", topic = "t", fault = [{ kind = "gateway", rule = "error=6 api=produce" }] }]"#,
+        );
+        let err = Lab::parse(&text, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains("field `check[0].fault_for_ms`"), "{err}");
+        assert!(err.contains("fault_for_ms = 10000"), "{err}");
+        let ok = text.replace("}] }]", "}], fault_for_ms = 5000 }]");
+        Lab::parse(&ok, "ok.toml").unwrap();
     }
 
     #[test]
