@@ -1054,3 +1054,45 @@ async fn close_log_counts_the_bytes_of_the_authentication_phase() {
     );
     lab.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Malformed requests while a fault rule makes kgate read the topics of every request.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_under_a_topic_fault_close_only_their_connection() {
+    let lab = Lab::sasl_plaintext().await;
+    let faults = &lab.gateway.shared().config.faults;
+    faults
+        .add("latency=1ms topic=orders".parse().expect("rule"))
+        .expect("add");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // Produce v3: a transactional id length beyond the frame.
+        ("Produce v3", raw_request(0, 3, 7, &[0x7f, 0xff, 0, 1])),
+        // Fetch v4: a topic count of 2^31-1 in a few bytes.
+        (
+            "Fetch v4",
+            raw_request(
+                1,
+                4,
+                7,
+                &[
+                    0xff, 0xff, 0xff, 0xff, 0, 0, 0, 10, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0x7f, 0xff,
+                    0xff, 0xff,
+                ],
+            ),
+        ),
+        // Metadata v1: a topic name longer than the frame.
+        (
+            "Metadata v1",
+            raw_request(3, 1, 7, &[0, 0, 0, 1, 0x7f, 0xff]),
+        ),
+    ];
+    for (what, request) in cases {
+        let mut conn = lab.login().await;
+        conn.send_frame(&request).await;
+        let got = conn.closed().await;
+        assert!(got.is_empty(), "{what}: {} bytes came back", got.len());
+    }
+    faults.clear();
+    lab.finish().await;
+}
