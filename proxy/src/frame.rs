@@ -86,18 +86,20 @@ pub async fn read_frame_raw<R: AsyncRead + Unpin>(
                 size: i64::from(size),
                 max,
             })?;
-    let mut raw = BytesMut::zeroed(len + 4);
-    raw[..4].copy_from_slice(&size_buf);
-    let mut read = 0;
-    while read < len {
-        let n = reader.read(&mut raw[4 + read..]).await?;
+    let total = len + 4;
+    let mut raw = BytesMut::with_capacity(total);
+    raw.extend_from_slice(&size_buf);
+    while raw.len() < total {
+        // `read_buf` fills the spare capacity without zeroing it first; the limit keeps the
+        // next frame's bytes in the socket.
+        let want = total - raw.len();
+        let n = reader.read_buf(&mut (&mut raw).limit(want)).await?;
         if n == 0 {
             return Err(FrameError::Truncated {
-                read,
+                read: raw.len() - 4,
                 expected: len,
             });
         }
-        read += n;
     }
     Ok(Some(raw.freeze()))
 }
@@ -142,6 +144,31 @@ mod tests {
         let frame = read_frame(&mut input, 10).await.unwrap().unwrap();
         assert_eq!(&frame[..], b"abc");
         assert!(read_frame(&mut input, 10).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn back_to_back_frames_stay_apart_however_the_bytes_arrive() {
+        let frames: &[&[u8]] = &[b"first", b"", b"third frame, longer than the others"];
+        let mut wire = Vec::new();
+        for f in frames {
+            write_frame(&mut wire, f).await.unwrap();
+        }
+        // Whole, and one byte at a time (a slow or hostile peer).
+        let mut whole: &[u8] = &wire;
+        // A one-byte pipe: every read gets at most one byte.
+        let (mut tx, mut trickle) = tokio::io::duplex(1);
+        let bytes = wire.clone();
+        tokio::spawn(async move { tx.write_all(&bytes).await });
+        for f in frames {
+            let raw = read_frame_raw(&mut whole, 100).await.unwrap().unwrap();
+            assert_eq!(&raw[4..], *f);
+            assert_eq!(
+                &read_frame(&mut trickle, 100).await.unwrap().unwrap()[..],
+                *f
+            );
+        }
+        assert!(read_frame(&mut whole, 100).await.unwrap().is_none());
+        assert!(read_frame(&mut trickle, 100).await.unwrap().is_none());
     }
 
     #[tokio::test]
