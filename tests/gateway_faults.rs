@@ -126,9 +126,9 @@ async fn latency_slows_one_principal_and_not_the_other() {
         median(bob.clone()) < Duration::from_millis(300),
         "bob is not slowed: {bob:?}"
     );
-    let (delayed, failed, dropped) = s.gateway.shared().config.faults.injected();
-    assert!(delayed >= 5, "{delayed} delayed");
-    assert_eq!((failed, dropped), (0, 0));
+    let injected = s.gateway.shared().config.faults.injected();
+    assert!(injected.latency >= 5, "{injected:?}");
+    assert_eq!((injected.errors, injected.disconnects), (0, 0));
     s.gateway.shutdown().await;
 }
 
@@ -144,7 +144,7 @@ async fn errors_fail_one_topic_retried_or_fatal_while_another_is_written() {
     produce_timed(&client, "orders", 4)
         .await
         .expect("retried through NOT_LEADER_OR_FOLLOWER");
-    assert_eq!(table.injected().1, 3, "exactly three produces failed");
+    assert_eq!(table.injected().errors, 3, "exactly three produces failed");
     assert!(!table.is_active(), "the rule went after count=3");
 
     // A fatal error on orders: the producer sees it; audit, in the same producer, is written.
@@ -203,7 +203,7 @@ async fn a_dropped_connection_is_survived_and_metadata_errors_reach_the_client()
     produce_timed(&client, "orders", 3)
         .await
         .expect("bob's producer reconnects and delivers");
-    assert_eq!(table.injected().2, 1, "one connection dropped");
+    assert_eq!(table.injected().disconnects, 1, "one connection dropped");
 
     // A topic whose metadata keeps failing cannot be written: the client times out.
     s.add("error=LEADER_NOT_AVAILABLE topic=audit api=metadata");
@@ -219,7 +219,67 @@ async fn a_dropped_connection_is_survived_and_metadata_errors_reach_the_client()
         )
         .await;
     assert!(r.is_err(), "no leader, no write: {r:?}");
-    assert!(table.injected().1 >= 1);
+    assert!(table.injected().errors >= 1);
+    s.gateway.shutdown().await;
+}
+
+/// Remembers the largest broker throttle time librdkafka reports in its statistics.
+#[derive(Clone, Default)]
+struct ThrottleSeen(Arc<std::sync::atomic::AtomicI64>);
+
+impl rdkafka::ClientContext for ThrottleSeen {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for b in statistics.brokers.values() {
+            if let Some(w) = &b.throttle {
+                self.0
+                    .fetch_max(w.max, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_what_librdkafka_reports_as_throttle_time() {
+    let s = Setup::new().await;
+    s.add("throttle=300ms principal=User:alice api=produce");
+    let seen = ThrottleSeen::default();
+    let producer: FutureProducer<ThrottleSeen> = s
+        .client("alice")
+        .set("statistics.interval.ms", "100")
+        .set("message.timeout.ms", "15000")
+        .set("linger.ms", "0")
+        .create_with_context(seen.clone())
+        .expect("producer");
+    for i in 0..3 {
+        let start = Instant::now();
+        producer
+            .send(
+                FutureRecord::to("orders").key("k").payload(&i.to_string()),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("throttled, not failed");
+        assert!(
+            start.elapsed() >= Duration::from_millis(300),
+            "{i}: {:?}",
+            start.elapsed()
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.0.load(std::sync::atomic::Ordering::Relaxed) < 300 {
+        assert!(
+            Instant::now() < deadline,
+            "librdkafka never reported the throttle time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(s.gateway.shared().config.faults.injected().throttles >= 3);
+    // bob is not throttled.
+    let bob = produce_timed(&s.client("bob"), "orders", 3)
+        .await
+        .expect("bob");
+    assert!(median(bob.clone()) < Duration::from_millis(300), "{bob:?}");
     s.gateway.shutdown().await;
 }
 

@@ -346,6 +346,12 @@ fn delayed_sensor_data_passes_auto_for_every_hidden_fault() {
             .and_then(|l| l.split(' ').next())
             .unwrap_or_default()
             .to_owned();
+        // Only the quota variant shows throttle time, reported by the brokers (the gateway).
+        assert_eq!(
+            all.contains("throttle_ms=250"),
+            variant == "throttling",
+            "seed {seed} ({variant}):\n{all}"
+        );
         seen.push(variant);
     }
     seen.sort();

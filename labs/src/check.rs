@@ -325,9 +325,19 @@ type Reported = (Option<RDKafkaErrorCode>, String);
 #[derive(Clone, Default)]
 struct Recorder {
     errors: Arc<Mutex<Vec<Reported>>>,
+    /// The largest broker throttle time (ms) in librdkafka's statistics, when they are on.
+    throttle_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl ClientContext for Recorder {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for b in statistics.brokers.values() {
+            if let Some(w) = &b.throttle {
+                self.throttle_ms
+                    .fetch_max(w.max, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
     fn error(&self, error: KafkaError, reason: &str) {
         if let Ok(mut e) = self.errors.lock() {
             if e.len() < 50 {
@@ -626,6 +636,8 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
         .map_or(0, |d| d.as_nanos() as u64 % 1_000_000_007);
     let mut producer_config = base.clone();
     producer_config
+        // Statistics carry the broker's throttle time (quota evidence for the student).
+        .set("statistics.interval.ms", "100")
         .set(
             "acks",
             if p.acks == "all" {
@@ -772,6 +784,8 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
             lat.len()
         ));
     }
+    // One more statistics interval, so a throttle reported with the last answers is counted.
+    tokio::time::sleep(Duration::from_millis(150)).await;
     drop(producer);
     latencies.sort();
     let pct = |q: f64| -> f64 {
@@ -789,6 +803,13 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
     report.values.insert("p50_ms", pct(0.5).round());
     report.values.insert("p99_ms", pct(0.99).round());
     report.values.insert("max_ms", pct(1.0).round());
+    report.values.insert(
+        "throttle_ms",
+        recorder
+            .throttle_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(0) as f64,
+    );
     if p.consume_for_ms > 0 {
         let (counts, others, end) = consume_run(&base, &p.topic, run, p).await?;
         let consumed: usize = counts.values().sum();

@@ -656,6 +656,7 @@ pub const PROBE_METRICS: &[&str] = &[
     "p50_ms",
     "p99_ms",
     "max_ms",
+    "throttle_ms",
 ];
 
 /// Per-service metrics of a simulator report usable in `sim` conditions.

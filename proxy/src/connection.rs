@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::authz::{apply_fixup, authorize, Fixup, Incoming, Outcome, Session};
 use crate::faults::inject::{
-    chain, error_fixup, produce as produce_fault, request_topics, ProduceFault,
+    chain, error_fixup, produce as produce_fault, request_topics, throttle_fixup, ProduceFault,
 };
 use crate::faults::RequestFacts;
 use crate::frame::{put_frame, read_frame_raw, FrameError};
@@ -407,7 +407,13 @@ fn inject_faults(
             return Ok(Action::Forward { request, expect });
         }
     };
-    delay += verdict.latency;
+    delay += verdict.latency + verdict.throttle;
+    if !verdict.throttle.is_zero() {
+        let ms = i32::try_from(verdict.throttle.as_millis()).unwrap_or(i32::MAX);
+        if let Some(f) = throttle_fixup(api, version, ms) {
+            fixup = Some(chain(f, fixup));
+        }
+    }
     let mut request = request;
     if let Some((code, topic)) = verdict.error {
         if api == ApiKey::Produce {

@@ -18,19 +18,21 @@ Examples:
   kgate fault add latency=300ms principal=User:alice
   kgate fault add error=NOT_LEADER_OR_FOLLOWER topic=orders api=produce count=3
   kgate fault add disconnect client-id=slow-consumer every=10
+  kgate fault add throttle=250ms principal=User:batch api=produce
   kgate fault list
   kgate fault remove 2
   kgate fault clear
 
 A rule is one effect and any filters:
-  effects  latency=300ms | latency=2s | error=NAME_OR_CODE | disconnect
+  effects  latency=300ms | latency=2s | throttle=250ms | error=NAME_OR_CODE | disconnect
   filters  principal=User:NAME  client-id=ID  topic=NAME  api=produce|fetch|metadata|...
            count=N (then the rule goes)  every=N (one matching request in N)
 An error fails a produce before it is written. Without api= it hits produce and fetch only;
 name the API to fail list-offsets, metadata, offset-commit, offset-fetch, find-coordinator,
 join-group, heartbeat, sync-group, leave-group or init-producer-id (the broker's answer is
 replaced by the error). A latency holds the response back (later responses on the same
-connection wait too, as in Kafka).";
+connection wait too, as in Kafka); a throttle does the same and reports it in the response's
+throttle_time_ms (produce and fetch), as a broker quota does, so clients count it.";
 
 /// Arguments of `kgate fault`.
 #[derive(Debug, Args)]

@@ -176,6 +176,22 @@ pub fn error_fixup(api: ApiKey, version: i16, code: i16, topic: Option<String>) 
     })
 }
 
+/// A fixup that reports `ms` of quota throttling in the broker's answer (Produce and Fetch from
+/// v1, where the field exists); `None` elsewhere, where throttling is only the delay.
+pub fn throttle_fixup(api: ApiKey, version: i16, ms: i32) -> Option<Fixup> {
+    match api {
+        ApiKey::Produce if version >= 1 => {
+            Some(typed_fixup::<ProduceResponse, _>(version, move |r| {
+                r.throttle_time_ms = r.throttle_time_ms.max(ms)
+            }))
+        }
+        ApiKey::Fetch if version >= 1 => Some(typed_fixup::<FetchResponse, _>(version, move |r| {
+            r.throttle_time_ms = r.throttle_time_ms.max(ms)
+        })),
+        _ => None,
+    }
+}
+
 /// Runs `first`, then `then`, on a response body.
 pub fn chain(first: Fixup, then: Option<Fixup>) -> Fixup {
     match then {
@@ -407,6 +423,17 @@ mod tests {
                 ("secret".into(), 29)
             ]
         );
+    }
+
+    #[test]
+    fn throttling_is_reported_where_the_field_exists() {
+        let fixup = throttle_fixup(ApiKey::Produce, 9, 250).unwrap();
+        let body = fixup(audit_written(9)).unwrap();
+        let resp: ProduceResponse = decode_body(ApiKey::Produce, 9, body).unwrap();
+        assert_eq!(resp.throttle_time_ms, 250);
+        assert!(throttle_fixup(ApiKey::Produce, 0, 250).is_none());
+        assert!(throttle_fixup(ApiKey::Fetch, 12, 250).is_some());
+        assert!(throttle_fixup(ApiKey::Metadata, 9, 250).is_none());
     }
 
     #[test]

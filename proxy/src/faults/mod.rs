@@ -12,6 +12,7 @@
 //! latency=300ms principal=User:alice
 //! error=NOT_LEADER_OR_FOLLOWER topic=telemetry api=produce count=3
 //! disconnect client-id=slow-consumer every=10
+//! throttle=250ms principal=User:batch api=produce
 //! ```
 //! The table is empty unless someone fills it; an empty table costs one atomic load per
 //! request.
@@ -46,6 +47,9 @@ pub enum Effect {
     Error(i16),
     /// Its connection is closed before it is forwarded.
     Disconnect,
+    /// A broker quota: the response is held back this long and says so in its
+    /// `throttle_time_ms` (Produce and Fetch), so clients count it as throttling.
+    Throttle(Duration),
 }
 
 /// One fault: an effect and the requests it applies to.
@@ -177,7 +181,7 @@ fn parse_duration(s: &str) -> Option<Duration> {
     }
 }
 
-const USAGE: &str = "write e.g. `latency=300ms principal=User:alice`, \
+const USAGE: &str = "write e.g. `latency=300ms principal=User:alice`, `throttle=250ms api=produce`, \
 `error=NOT_LEADER_OR_FOLLOWER topic=orders api=produce count=3` or `disconnect client-id=app every=10`";
 
 impl std::str::FromStr for FaultRule {
@@ -199,7 +203,7 @@ impl std::str::FromStr for FaultRule {
         };
         let mut set_effect = |e: Effect| {
             if effect.replace(e).is_some() {
-                return err("one effect per rule: latency, error or disconnect");
+                return err("one effect per rule: latency, throttle, error or disconnect");
             }
             Ok(())
         };
@@ -215,19 +219,20 @@ impl std::str::FromStr for FaultRule {
                     _ => err(format!("`{key}` needs a value ({key}=...)")),
                 }
             };
-            match key {
-                "latency" => {
-                    let v = value()?;
-                    let d = parse_duration(v).ok_or_else(|| {
-                        RuleError(format!(
-                            "latency={v}: write milliseconds (300ms) or seconds (2s)"
-                        ))
-                    })?;
-                    if d > MAX_LATENCY {
-                        return err(format!("latency={v}: at most {}s", MAX_LATENCY.as_secs()));
-                    }
-                    set_effect(Effect::Latency(d))?;
+            let duration = |v: &str| -> Result<Duration, RuleError> {
+                let d = parse_duration(v).ok_or_else(|| {
+                    RuleError(format!(
+                        "{key}={v}: write milliseconds (300ms) or seconds (2s)"
+                    ))
+                })?;
+                if d > MAX_LATENCY {
+                    return err(format!("{key}={v}: at most {}s", MAX_LATENCY.as_secs()));
                 }
+                Ok(d)
+            };
+            match key {
+                "latency" => set_effect(Effect::Latency(duration(value()?)?))?,
+                "throttle" => set_effect(Effect::Throttle(duration(value()?)?))?,
                 "error" => {
                     let v = value()?;
                     let code = parse_error(v).ok_or_else(|| {
@@ -306,6 +311,7 @@ impl fmt::Display for FaultRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.effect {
             Effect::Latency(d) => write!(f, "latency={}ms", d.as_millis())?,
+            Effect::Throttle(d) => write!(f, "throttle={}ms", d.as_millis())?,
             Effect::Error(code) => write!(f, "error={}", error_name(code))?,
             Effect::Disconnect => f.write_str("disconnect")?,
         }
@@ -391,12 +397,17 @@ pub struct Verdict {
     pub error: Option<(i16, Option<String>)>,
     /// Hold the response back this long.
     pub latency: Duration,
+    /// Throttle like a quota: hold back and report this long in `throttle_time_ms`.
+    pub throttle: Duration,
 }
 
 impl Verdict {
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.disconnect.is_none() && self.error.is_none() && self.latency.is_zero()
+        self.disconnect.is_none()
+            && self.error.is_none()
+            && self.latency.is_zero()
+            && self.throttle.is_zero()
     }
 }
 
@@ -410,6 +421,20 @@ pub struct FaultTable {
     injected_latency: AtomicU64,
     injected_errors: AtomicU64,
     injected_disconnects: AtomicU64,
+    injected_throttles: AtomicU64,
+}
+
+/// Requests a fault rule changed, by effect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Injected {
+    /// Held back by a latency rule.
+    pub latency: u64,
+    /// Failed with an error.
+    pub errors: u64,
+    /// Whose connection was closed.
+    pub disconnects: u64,
+    /// Throttled.
+    pub throttles: u64,
 }
 
 /// What a request must reveal before the table can decide.
@@ -557,6 +582,7 @@ impl FaultTable {
                     }
                     Effect::Error(code) => verdict.error = Some((code, r.topic.clone())),
                     Effect::Disconnect => verdict.disconnect = Some(r.id),
+                    Effect::Throttle(d) => verdict.throttle = verdict.throttle.max(d),
                 }
             }
         }
@@ -572,22 +598,31 @@ impl FaultTable {
             if !verdict.latency.is_zero() {
                 self.injected_latency.fetch_add(1, Ordering::Relaxed);
             }
+            if !verdict.throttle.is_zero() {
+                self.injected_throttles.fetch_add(1, Ordering::Relaxed);
+            }
         }
         verdict
     }
 
-    /// Requests changed so far: (delayed, failed, disconnected).
-    pub fn injected(&self) -> (u64, u64, u64) {
-        (
-            self.injected_latency.load(Ordering::Relaxed),
-            self.injected_errors.load(Ordering::Relaxed),
-            self.injected_disconnects.load(Ordering::Relaxed),
-        )
+    /// Requests changed so far, by effect.
+    pub fn injected(&self) -> Injected {
+        Injected {
+            latency: self.injected_latency.load(Ordering::Relaxed),
+            errors: self.injected_errors.load(Ordering::Relaxed),
+            disconnects: self.injected_disconnects.load(Ordering::Relaxed),
+            throttles: self.injected_throttles.load(Ordering::Relaxed),
+        }
     }
 
     /// Prometheus lines for the admin endpoint.
     pub fn render_metrics(&self) -> String {
-        let (latency, errors, disconnects) = self.injected();
+        let Injected {
+            latency,
+            errors,
+            disconnects,
+            throttles,
+        } = self.injected();
         let rules = self.rules().len();
         format!(
             "# HELP kgate_faults_injected_total Requests changed by a fault rule, by effect.\n\
@@ -595,6 +630,7 @@ impl FaultTable {
              kgate_faults_injected_total{{effect=\"latency\"}} {latency}\n\
              kgate_faults_injected_total{{effect=\"error\"}} {errors}\n\
              kgate_faults_injected_total{{effect=\"disconnect\"}} {disconnects}\n\
+             kgate_faults_injected_total{{effect=\"throttle\"}} {throttles}\n\
              # HELP kgate_fault_rules Fault rules in force.\n\
              # TYPE kgate_fault_rules gauge\n\
              kgate_fault_rules {rules}\n"
@@ -627,6 +663,7 @@ mod tests {
             "error=NOT_LEADER_OR_FOLLOWER topic=orders api=produce count=3",
             "disconnect client-id=app every=10",
             "latency=2000ms api=list-offsets",
+            "throttle=250ms principal=User:batch api=produce",
         ] {
             assert_eq!(rule(text).to_string(), text);
         }
@@ -657,6 +694,7 @@ mod tests {
             ("latency=3 minutes", "unknown word `minutes`"),
             ("latency=fast", "write milliseconds"),
             ("latency=61s", "at most 60s"),
+            ("throttle=1h", "write milliseconds"),
             ("error=OOPS", "not a Kafka error"),
             ("error=0", "not a Kafka error"),
             ("error=9999", "not a Kafka error"),
@@ -695,7 +733,14 @@ mod tests {
         assert!(v.is_empty(), "{v:?}");
         let v = t.decide(&facts("User:bob", ApiKey::Fetch, &orders));
         assert!(v.is_empty(), "{v:?}");
-        assert_eq!(t.injected(), (1, 1, 0));
+        assert_eq!(
+            t.injected(),
+            Injected {
+                latency: 1,
+                errors: 1,
+                ..Injected::default()
+            }
+        );
         assert_eq!(
             t.needs("User:bob", ApiKey::Produce),
             Needs {
