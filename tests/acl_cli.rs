@@ -634,3 +634,30 @@ fn help_shows_examples() {
         assert!(text.contains("--policy"), "{args:?}: {text}");
     }
 }
+
+#[test]
+fn concurrent_acl_adds_from_many_processes_lose_none() {
+    let (_dir, policy) = temp_policy();
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_kgate"))
+                .args(["acl", "add", "--allow-principal", &format!("User:u{i}")])
+                .args(["--operation", "Read", "--topic", &format!("t{i}")])
+                .args(["--policy", policy.to_str().unwrap()])
+                .env_remove("KGATE_POLICY")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success());
+    }
+    let listed = ok(&policy, &["acl", "list"]);
+    for i in 0..12 {
+        assert!(
+            listed.contains(&format!("User:u{i}")),
+            "u{i} lost:\n{listed}"
+        );
+    }
+}

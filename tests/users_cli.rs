@@ -176,13 +176,15 @@ fn file_is_private_and_holds_no_password() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
     }
-    // No temporary file is left behind.
+    // No temporary file is left behind. The empty lock file stays: removing it would let a
+    // writer that already opened it and one that creates a new one both hold "the" lock.
     let mut names: Vec<String> = std::fs::read_dir(&cwd)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["pw.txt", "users.toml"]);
+    assert_eq!(names, ["pw.txt", "users.toml", "users.toml.lock"]);
+    assert_eq!(std::fs::read(cwd.join("users.toml.lock")).unwrap(), b"");
 }
 
 #[test]
@@ -293,4 +295,40 @@ fn help_shows_an_example() {
     assert!(help.contains("Examples:"), "{help}");
     assert!(help.contains("--password-stdin"), "{help}");
     assert!(!help.contains("--password <"), "{help}");
+}
+
+#[test]
+fn concurrent_adds_from_many_processes_lose_no_user() {
+    let dir = scratch("concurrent");
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            let mut child = Command::new(KGATE)
+                .current_dir(&dir)
+                .env_remove("KGATE_USERS")
+                .args(["users", "add", &format!("user{i}"), "--password-stdin"])
+                .args(["--users", "users.toml", "--iterations", "4096"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let _ = child.stdin.take().unwrap().write_all(PASSWORD.as_bytes());
+            child
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = stdout(&users(&dir, &["list", "--users", "users.toml"], ""));
+    for i in 0..12 {
+        assert!(
+            listed.lines().any(|l| l.starts_with(&format!("user{i} "))),
+            "user{i} lost:\n{listed}"
+        );
+    }
 }

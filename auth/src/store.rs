@@ -701,6 +701,43 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// An exclusive lock on a credential file's changes, across processes: `kgate users` and the
+/// gateway (AlterUserScramCredentials) each read, change and write the whole file, and
+/// without the lock two of them at once would lose one change. Held until dropped.
+///
+/// The lock is on `<file>.lock` beside the credentials, because every write replaces the
+/// credential file with a new one.
+#[derive(Debug)]
+pub struct CredentialLock {
+    _file: fs::File,
+}
+
+impl CredentialLock {
+    /// Waits for the lock of `path`'s changes.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`] naming the lock file when it cannot be created or locked.
+    pub fn acquire(path: &Path) -> Result<Self, StoreError> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        let lock = PathBuf::from(name);
+        let io = |source| StoreError::Write {
+            path: lock.clone(),
+            source,
+        };
+        let mut options = fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let file = options.open(&lock).map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(Self { _file: file })
+    }
+}
+
 /// Replaces `path` with `contents` so that readers see the old file or the new one, never a
 /// mix, and a crash leaves no half-written credentials: write a temporary file (mode 0600)
 /// beside it, fsync it, rename it over `path`, fsync the directory.
@@ -838,7 +875,17 @@ impl SharedCredentials {
         change: impl FnOnce(&mut CredentialStore) -> T,
     ) -> Result<T, StoreError> {
         let _guard = self.lock();
-        let mut next = CredentialStore::clone(&self.inner.current.load());
+        // `kgate users add` may have changed the file since the last reload: change what is
+        // on disk, under the file's lock, so neither change is lost.
+        let _file_lock = CredentialLock::acquire(&self.inner.path)?;
+        let mut next = match CredentialStore::load(&self.inner.path) {
+            Ok(on_disk) => on_disk,
+            Err(StoreError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                CredentialStore::clone(&self.inner.current.load())
+            }
+            // A file someone left broken is not overwritten.
+            Err(e) => return Err(e),
+        };
         let out = change(&mut next);
         next.save(&self.inner.path)?;
         self.inner.current.store(Arc::new(next));

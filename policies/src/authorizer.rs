@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use crate::cache::{DecisionCache, Kind};
 use crate::matcher::{Compiled, Decision, Request};
 use crate::{
-    AclBinding, AclBindingFilter, Operation, Policy, PolicyError, Principal, ResourceType,
+    AclBinding, AclBindingFilter, Operation, Policy, PolicyError, PolicyLock, Principal,
+    ResourceType,
 };
 
 /// How many decisions the cache holds by default.
@@ -258,14 +259,35 @@ impl Authorizer {
         change: impl FnOnce(&mut Policy) -> R,
     ) -> Result<(R, u64), PolicyError> {
         let _guard = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another process (`kgate acl add`) may have changed the file since the last reload:
+        // change what is on disk, under the file's lock, so neither change is lost.
+        let _file_lock = match &self.file {
+            Some(file) => Some(PolicyLock::acquire(file)?),
+            None => None,
+        };
         let current = self.snapshot();
-        let mut policy = (*current.policy).clone();
+        let base = match &self.file {
+            Some(file) => match Policy::load(file) {
+                Ok(on_disk) => on_disk,
+                Err(PolicyError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    (*current.policy).clone()
+                }
+                // A file someone is editing by hand and left broken is not overwritten.
+                Err(e) => return Err(e),
+            },
+            None => (*current.policy).clone(),
+        };
+        let mut policy = base.clone();
         let out = change(&mut policy);
+        if policy != base {
+            if let Some(file) = &self.file {
+                policy.save(file)?;
+            }
+        }
         if policy == *current.policy {
             return Ok((out, current.generation));
-        }
-        if let Some(file) = &self.file {
-            policy.save(file)?;
         }
         Ok((out, self.install(policy)))
     }

@@ -440,6 +440,41 @@ fn quote(s: &str) -> String {
     out
 }
 
+/// An exclusive lock on a policy file's changes, across processes: `kgate acl`, `kgate role`
+/// and the gateway (CreateAcls, DeleteAcls) each read, change and write the whole file, and
+/// without the lock two of them at once would lose one change. Held until dropped.
+///
+/// The lock is on `<file>.lock` beside the policy, not on the policy itself, because every
+/// write replaces the policy file with a new one.
+#[derive(Debug)]
+pub struct PolicyLock {
+    _file: File,
+}
+
+impl PolicyLock {
+    /// Waits for the lock of `policy`'s changes.
+    ///
+    /// # Errors
+    /// [`PolicyError::Io`] naming the lock file when it cannot be created or locked.
+    pub fn acquire(policy: &Path) -> Result<Self, PolicyError> {
+        let mut name = policy.as_os_str().to_owned();
+        name.push(".lock");
+        let lock = PathBuf::from(name);
+        let io = |source| PolicyError::Io {
+            file: lock.clone(),
+            source,
+        };
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(Self { _file: file })
+    }
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = match path.parent() {

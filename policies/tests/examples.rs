@@ -177,3 +177,39 @@ fn roles_example() {
         H
     ));
 }
+
+/// Two writers of one policy file (the gateway answering CreateAcls, and `kgate acl add` in
+/// another process) each change what is on disk under the file's lock: neither change is lost.
+#[test]
+fn two_writers_of_one_policy_file_lose_nothing() {
+    use kgate_policies::{AclBinding, Policy, PolicyLock};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    Policy::new().save(&path).unwrap();
+    let gateway = Authorizer::open(&path, AuthorizerOptions::default()).unwrap();
+    let acl = |topic: &str| AclBinding::from_wire(2, topic, 3, "User:a", "*", 2, 3).unwrap();
+
+    // The CLI's way: lock, load, change, save.
+    {
+        let _lock = PolicyLock::acquire(&path).unwrap();
+        let mut policy = Policy::load(&path).unwrap();
+        policy.add_acl(acl("from-cli"));
+        policy.save(&path).unwrap();
+    }
+    // The gateway has not reloaded; its change must keep the CLI's.
+    gateway.update(|p| p.add_acl(acl("from-gateway"))).unwrap();
+    let on_disk = Policy::load(&path).unwrap();
+    let topics: Vec<String> = on_disk
+        .acls()
+        .iter()
+        .map(|a| a.pattern.name().to_owned())
+        .collect();
+    assert!(topics.contains(&"from-cli".to_owned()), "{topics:?}");
+    assert!(topics.contains(&"from-gateway".to_owned()), "{topics:?}");
+    assert_eq!(gateway.policy().acls().len(), 2, "in force at once");
+
+    // A file left broken by a hand edit is not overwritten.
+    std::fs::write(&path, "[[acl]\n").unwrap();
+    assert!(gateway.update(|p| p.add_acl(acl("third"))).is_err());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "[[acl]\n");
+}

@@ -265,9 +265,20 @@ pub(crate) trait AclStore {
 pub(crate) struct FileStore {
     path: PathBuf,
     pub(crate) policy: Policy,
+    /// Held from reading to writing when the store was opened for an update.
+    _lock: Option<kgate_policies::PolicyLock>,
 }
 
 impl FileStore {
+    /// Opens `path` to change it: waits until no other `kgate acl`/`kgate role` or gateway is
+    /// changing it, and keeps them waiting until this store is dropped.
+    pub(crate) fn open_for_update(path: &Path, create: bool) -> anyhow::Result<Self> {
+        let lock = kgate_policies::PolicyLock::acquire(path)?;
+        let mut store = Self::open(path, create)?;
+        store._lock = Some(lock);
+        Ok(store)
+    }
+
     /// Opens `path`; a missing file is an empty policy when `create` is set.
     pub(crate) fn open(path: &Path, create: bool) -> anyhow::Result<Self> {
         let policy = match Policy::load(path) {
@@ -291,6 +302,7 @@ impl FileStore {
         Ok(FileStore {
             path: path.to_owned(),
             policy,
+            _lock: None,
         })
     }
 
@@ -493,7 +505,7 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut store = FileStore::open(&a.policy.policy, true)?;
+    let mut store = FileStore::open_for_update(&a.policy.policy, true)?;
     let added = store.create(acls.clone())?;
     for (acl, new) in acls.iter().zip(added) {
         println!("{} {}", if new { "added:  " } else { "exists: " }, acl);
@@ -560,7 +572,7 @@ fn remove(a: AddArgs) -> anyhow::Result<()> {
             });
         }
     }
-    let mut store = FileStore::open(&a.policy.policy, false)?;
+    let mut store = FileStore::open_for_update(&a.policy.policy, false)?;
     let removed: Vec<AclBinding> = store.delete(&filters)?.into_iter().flatten().collect();
     if removed.is_empty() {
         println!("no matching ACL: nothing removed");

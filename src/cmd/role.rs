@@ -135,7 +135,7 @@ fn bindings(a: &BindArgs) -> anyhow::Result<Vec<RoleBinding>> {
 
 fn bind(a: BindArgs, add: bool) -> anyhow::Result<()> {
     let wanted = bindings(&a)?;
-    let mut store = FileStore::open(&a.policy.policy, add)?;
+    let mut store = FileStore::open_for_update(&a.policy.policy, add)?;
     let mut changed = false;
     for b in &wanted {
         let done = if add {
@@ -214,7 +214,7 @@ fn member(a: MemberArgs, add: bool) -> anyhow::Result<()> {
         principal("GROUP", &format!("Group:{}", a.group))?
     };
     let member = principal("PRINCIPAL", &a.member)?;
-    let mut store = FileStore::open(&a.policy.policy, add)?;
+    let mut store = FileStore::open_for_update(&a.policy.policy, add)?;
     let changed = if add {
         store
             .policy

@@ -168,7 +168,7 @@ fn add(args: AddArgs) -> anyhow::Result<()> {
     mechanisms.sort();
     mechanisms.dedup();
 
-    let mut store = CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))?;
+    let store = CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))?;
     if !args.replace {
         if let Some(existing) = mechanisms
             .iter()
@@ -186,6 +186,22 @@ fn add(args: AddArgs) -> anyhow::Result<()> {
         Some(file) => read_password_file(file)?,
         None => read_password_stdin()?,
     };
+    // From here to the write, no other `kgate users` or gateway may change the file.
+    let _lock = lock(path)?;
+    let mut store = CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))?;
+    if !args.replace {
+        if let Some(existing) = mechanisms
+            .iter()
+            .find(|&&m| store.credential(&args.name, m).is_some())
+        {
+            bail!(
+                "user {:?} got a {existing} credential in {} meanwhile; pass --replace to change \
+                 the password",
+                args.name,
+                path.display()
+            );
+        }
+    }
     for &mechanism in &mechanisms {
         store
             .set(&args.name, mechanism, &password, args.iterations)
@@ -235,6 +251,7 @@ fn list(path: &Path) -> anyhow::Result<()> {
 
 fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let path = &args.file.users;
+    let _lock = lock(path)?;
     let mut store = load_existing(path)?;
     let unknown_user = || {
         anyhow!(
@@ -294,18 +311,24 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
 fn import(args: ImportArgs) -> anyhow::Result<()> {
     let path = &args.file.users;
     let mechanism = Mechanism::from(args.mechanism);
-    let mut store = CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))?;
-    if !args.replace && store.credential(&args.name, mechanism).is_some() {
-        bail!(
-            "user {:?} already has a {mechanism} credential in {}; pass --replace to overwrite it",
-            args.name,
-            path.display()
-        );
-    }
+    let already = |store: &CredentialStore| {
+        if !args.replace && store.credential(&args.name, mechanism).is_some() {
+            bail!(
+                "user {:?} already has a {mechanism} credential in {}; pass --replace to overwrite it",
+                args.name,
+                path.display()
+            );
+        }
+        Ok(())
+    };
+    already(&CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))?)?;
     let mut text = Zeroizing::new(String::new());
     io::stdin()
         .read_to_string(&mut text)
         .context("cannot read the credential from standard input")?;
+    let _lock = lock(path)?;
+    let mut store = CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))?;
+    already(&store)?;
     store
         .import(&args.name, mechanism, text.trim())
         .map_err(|e| {
@@ -321,6 +344,11 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// Waits until no other `kgate users` or gateway is changing `path`; released when dropped.
+fn lock(path: &Path) -> anyhow::Result<kgate_auth::CredentialLock> {
+    kgate_auth::CredentialLock::acquire(path).map_err(|e| store_error(e, path))
 }
 
 /// Loads a users file that must exist (list, remove, export).

@@ -447,3 +447,37 @@ fn debug_of_upsertion_is_redacted() {
     let text = format!("{:?}", upsertion("a", 1, 4096));
     assert!(text.contains("<redacted>"));
 }
+
+#[test]
+fn shared_update_keeps_a_change_made_by_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.toml");
+    sample().save(&path).unwrap();
+    let shared = SharedCredentials::load(&path).unwrap();
+    // `kgate users add carol` in another process, before the gateway reloaded.
+    {
+        let _lock = CredentialLock::acquire(&path).unwrap();
+        let mut store = CredentialStore::load(&path).unwrap();
+        store
+            .add("carol", Mechanism::ScramSha256, b"pw", 4096)
+            .unwrap();
+        store.save(&path).unwrap();
+    }
+    let salted = crypto::salted_password(Mechanism::ScramSha512, b"pw", b"salt", 4096);
+    shared
+        .update(|s| s.upsert_salted_password("zed", Mechanism::ScramSha512, 4096, b"salt", &salted))
+        .unwrap()
+        .unwrap();
+    let on_disk = CredentialStore::load(&path).unwrap();
+    for user in ["alice", "bob", "carol", "zed"] {
+        assert!(on_disk.user(user).is_some(), "{user} kept");
+        assert!(shared.snapshot().user(user).is_some(), "{user} in force");
+    }
+    // A file someone left broken is not overwritten.
+    fs::write(&path, "[users.alice\n").unwrap();
+    assert!(matches!(
+        shared.update(|s| s.remove("bob")),
+        Err(StoreError::Parse { .. })
+    ));
+    assert_eq!(fs::read_to_string(&path).unwrap(), "[users.alice\n");
+}
