@@ -635,7 +635,7 @@ impl<'a, W: Write> Session<'a, W> {
             self.say(&line);
         }
         self.say(
-            "commands: check, hint, solution, do, answer, next, back, show, status, quit (`help`)",
+            "commands: check, hint, solution, do, answer, next, back, show, status, fault, quit (`help`)",
         );
         self.header(i)?;
         self.hints_shown = 0;
