@@ -63,7 +63,9 @@ use super::codes::{
     CLUSTER_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, INVALID_REQUEST, INVALID_TOPIC,
     TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 };
-use super::{partition_by, typed_fixup, Fixup, Incoming, Outcome, Session, CLUSTER};
+use super::{
+    check_each_topic, partition_by, typed_fixup, Fixup, Incoming, Outcome, Session, CLUSTER,
+};
 
 /// Kafka's `Errors.TOPIC_AUTHORIZATION_FAILED.message()`.
 pub const TOPIC_AUTHORIZATION_MESSAGE: &str = "Topic authorization failed.";
@@ -393,10 +395,11 @@ pub fn delete_topics(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 /// DeleteRecords: DELETE per topic; the partitions of a denied topic get 29 with low
 /// watermark -1.
 pub fn delete_records(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
-    let mut req: DeleteRecordsRequest = inc.decode()?;
-    let topics = std::mem::take(&mut req.topics);
-    let (allowed, denied) = partition_by(
-        topics,
+    let req: DeleteRecordsRequest = inc.decode()?;
+    Ok(check_each_topic(
+        inc,
+        req,
+        |r| &mut r.topics,
         |t| t.name.to_string(),
         |n| {
             s.allow(
@@ -406,35 +409,28 @@ pub fn delete_records(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
                 Operation::Delete,
             )
         },
-    );
-    if denied.is_empty() {
-        return Ok(Outcome::forward());
-    }
-    let nothing_left = allowed.is_empty();
-    req.topics = allowed;
-    let errors: Vec<DeleteRecordsTopicResult> = denied
-        .iter()
-        .map(|t| {
-            DeleteRecordsTopicResult::default()
-                .with_name(t.name.clone())
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            DeleteRecordsPartitionResult::default()
-                                .with_partition_index(p.partition_index)
-                                .with_low_watermark(-1)
-                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    Ok(
-        inc.forward_with::<_, DeleteRecordsResponse, _>(&req, true, nothing_left, move |r| {
-            r.topics.extend(errors)
-        }),
-    )
+        |denied| {
+            denied
+                .iter()
+                .map(|t| {
+                    DeleteRecordsTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    DeleteRecordsPartitionResult::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_low_watermark(-1)
+                                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect()
+        },
+        |r: &mut DeleteRecordsResponse| &mut r.topics,
+    ))
 }
 
 /// CreatePartitions (KRaft `ControllerApis.createPartitions`): duplicates get INVALID_REQUEST

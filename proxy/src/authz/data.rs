@@ -20,7 +20,7 @@ use kgate_policies::{Operation, ResourceType};
 use super::codes::{
     TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION,
 };
-use super::{partition_by, typed_fixup, Incoming, Outcome, Session, CLUSTER};
+use super::{check_each_topic, partition_by, typed_fixup, Incoming, Outcome, Session, CLUSTER};
 
 /// Kafka-shaped produce answers with `code` for every partition of `topics` (none written).
 pub fn produce_errors(
@@ -173,10 +173,11 @@ pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 
 /// ListOffsets: DESCRIBE per topic; denied partitions get 29 with offset and timestamp -1.
 pub fn list_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
-    let mut req: ListOffsetsRequest = inc.decode()?;
-    let topics = std::mem::take(&mut req.topics);
-    let (allowed, denied) = partition_by(
-        topics,
+    let req: ListOffsetsRequest = inc.decode()?;
+    Ok(check_each_topic(
+        inc,
+        req,
+        |r| &mut r.topics,
         |t| t.name.to_string(),
         |n| {
             s.allow(
@@ -186,37 +187,30 @@ pub fn list_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
                 Operation::Describe,
             )
         },
-    );
-    if denied.is_empty() {
-        return Ok(Outcome::forward());
-    }
-    let nothing_left = allowed.is_empty();
-    req.topics = allowed;
-    let errors: Vec<ListOffsetsTopicResponse> = denied
-        .iter()
-        .map(|t| {
-            ListOffsetsTopicResponse::default()
-                .with_name(t.name.clone())
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            ListOffsetsPartitionResponse::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                                .with_timestamp(-1)
-                                .with_offset(-1)
-                                .with_leader_epoch(-1)
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    Ok(
-        inc.forward_with::<_, ListOffsetsResponse, _>(&req, true, nothing_left, move |r| {
-            r.topics.extend(errors)
-        }),
-    )
+        |denied| {
+            denied
+                .iter()
+                .map(|t| {
+                    ListOffsetsTopicResponse::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    ListOffsetsPartitionResponse::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                        .with_timestamp(-1)
+                                        .with_offset(-1)
+                                        .with_leader_epoch(-1)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect()
+        },
+        |r: &mut ListOffsetsResponse| &mut r.topics,
+    ))
 }
 
 /// Metadata: DESCRIBE per topic. An all-topics request silently omits what the principal
@@ -330,7 +324,7 @@ fn finish_metadata(
 /// OffsetForLeaderEpoch: CLUSTER_ACTION on the cluster allows every topic; otherwise
 /// DESCRIBE per topic (KIP-320).
 pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
-    let mut req: OffsetForLeaderEpochRequest = inc.decode()?;
+    let req: OffsetForLeaderEpochRequest = inc.decode()?;
     if inc.version >= 3 && req.replica_id.0 >= 0 {
         return Ok(Outcome::Close(
             "OffsetForLeaderEpoch from a follower".into(),
@@ -339,9 +333,10 @@ pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, S
     if s.allow_quietly(ResourceType::Cluster, CLUSTER, Operation::ClusterAction) {
         return Ok(Outcome::forward());
     }
-    let topics = std::mem::take(&mut req.topics);
-    let (allowed, denied) = partition_by(
-        topics,
+    Ok(check_each_topic(
+        inc,
+        req,
+        |r| &mut r.topics,
         |t| t.topic.to_string(),
         |n| {
             s.allow(
@@ -351,39 +346,29 @@ pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, S
                 Operation::Describe,
             )
         },
-    );
-    if denied.is_empty() {
-        return Ok(Outcome::forward());
-    }
-    let nothing_left = allowed.is_empty();
-    req.topics = allowed;
-    let errors: Vec<OffsetForLeaderTopicResult> = denied
-        .iter()
-        .map(|t| {
-            OffsetForLeaderTopicResult::default()
-                .with_topic(t.topic.clone())
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            EpochEndOffset::default()
-                                .with_partition(p.partition)
-                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                                .with_leader_epoch(-1)
-                                .with_end_offset(-1)
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    Ok(
-        inc.forward_with::<_, OffsetForLeaderEpochResponse, _>(
-            &req,
-            true,
-            nothing_left,
-            move |r| r.topics.extend(errors),
-        ),
-    )
+        |denied| {
+            denied
+                .iter()
+                .map(|t| {
+                    OffsetForLeaderTopicResult::default()
+                        .with_topic(t.topic.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    EpochEndOffset::default()
+                                        .with_partition(p.partition)
+                                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                        .with_leader_epoch(-1)
+                                        .with_end_offset(-1)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect()
+        },
+        |r: &mut OffsetForLeaderEpochResponse| &mut r.topics,
+    ))
 }
 
 /// DescribeCluster: no check on a broker; DESCRIBE on the cluster decides whether the

@@ -22,7 +22,7 @@ use kgate_policies::{Operation, ResourceType};
 use super::codes::{
     GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 };
-use super::{partition_by, typed_fixup, Incoming, Outcome, Session, CLUSTER};
+use super::{check_each_topic, partition_by, typed_fixup, Incoming, Outcome, Session, CLUSTER};
 
 /// JoinGroup, Heartbeat, LeaveGroup, SyncGroup: READ on the group, or the whole request
 /// fails with 30.
@@ -54,7 +54,7 @@ pub fn membership(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 /// OffsetCommit: READ on the group (else every partition gets 30), then READ per topic
 /// (denied partitions get 29).
 pub fn offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
-    let mut req: OffsetCommitRequest = inc.decode()?;
+    let req: OffsetCommitRequest = inc.decode()?;
     let errors_for =
         |topics: &[kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic],
          code: i16| {
@@ -86,9 +86,10 @@ pub fn offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
             .with_topics(errors_for(&req.topics, GROUP_AUTHORIZATION_FAILED));
         return Ok(inc.respond(&resp));
     }
-    let topics = std::mem::take(&mut req.topics);
-    let (allowed, denied) = partition_by(
-        topics,
+    Ok(check_each_topic(
+        inc,
+        req,
+        |r| &mut r.topics,
         |t| t.name.to_string(),
         |n| {
             s.allow(
@@ -98,18 +99,9 @@ pub fn offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
                 Operation::Read,
             )
         },
-    );
-    if denied.is_empty() {
-        return Ok(Outcome::forward());
-    }
-    let nothing_left = allowed.is_empty();
-    req.topics = allowed;
-    let errors = errors_for(&denied, TOPIC_AUTHORIZATION_FAILED);
-    Ok(
-        inc.forward_with::<_, OffsetCommitResponse, _>(&req, true, nothing_left, move |r| {
-            r.topics.extend(errors)
-        }),
-    )
+        |denied| errors_for(denied, TOPIC_AUTHORIZATION_FAILED),
+        |r: &mut OffsetCommitResponse| &mut r.topics,
+    ))
 }
 
 /// OffsetFetch: DESCRIBE on each group (else 30 for that group), then DESCRIBE per topic:

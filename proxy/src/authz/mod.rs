@@ -363,6 +363,34 @@ pub fn authorize(session: &Session, incoming: &Incoming) -> Outcome {
     })
 }
 
+/// Kafka's per-topic check on a request whose items each name one topic: with nothing denied
+/// the original bytes go on; otherwise the allowed items are forwarded (or, when none is left,
+/// kgate answers) and the `errors` built for the denied ones are merged into the response.
+pub fn check_each_topic<Req, Resp, T, E>(
+    inc: &Incoming,
+    mut req: Req,
+    items: fn(&mut Req) -> &mut Vec<T>,
+    name: impl Fn(&T) -> String,
+    allow: impl FnMut(&str) -> bool,
+    errors: impl FnOnce(&[T]) -> Vec<E>,
+    merge: fn(&mut Resp) -> &mut Vec<E>,
+) -> Outcome
+where
+    Req: Encodable,
+    Resp: Decodable + Encodable + Default + 'static,
+    E: Send + 'static,
+{
+    let all = std::mem::take(items(&mut req));
+    let (allowed, denied) = partition_by(all, name, allow);
+    if denied.is_empty() {
+        return Outcome::forward();
+    }
+    let nothing_left = allowed.is_empty();
+    *items(&mut req) = allowed;
+    let errors = errors(&denied);
+    inc.forward_with::<_, Resp, _>(&req, true, nothing_left, move |r| merge(r).extend(errors))
+}
+
 /// Splits the items of a request by a check done once per distinct name (Kafka's
 /// `filterByAuthorized`): returns (allowed items, denied names).
 pub fn partition_by<T>(

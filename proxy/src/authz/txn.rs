@@ -17,7 +17,7 @@ use super::codes::{
     CLUSTER_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, OPERATION_NOT_ATTEMPTED,
     TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 };
-use super::{partition_by, Incoming, Outcome, Session, CLUSTER, INTERNAL_TOPICS};
+use super::{check_each_topic, Incoming, Outcome, Session, CLUSTER, INTERNAL_TOPICS};
 
 /// InitProducerId: WRITE on the transactional id; without one (idempotent producer),
 /// IDEMPOTENT_WRITE on the cluster or WRITE on any topic (KIP-679).
@@ -171,7 +171,7 @@ pub fn end_txn(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 /// TxnOffsetCommit: WRITE on the transactional id (53 for every partition), READ on the
 /// group (30 for every partition), then READ per topic (29 per partition).
 pub fn txn_offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
-    let mut req: TxnOffsetCommitRequest = inc.decode()?;
+    let req: TxnOffsetCommitRequest = inc.decode()?;
     let errors_for = |topics: &[kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic], code: i16| {
         topics
             .iter()
@@ -211,9 +211,10 @@ pub fn txn_offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String>
             &TxnOffsetCommitResponse::default().with_topics(errors_for(&req.topics, code)),
         ));
     }
-    let topics = std::mem::take(&mut req.topics);
-    let (allowed, denied) = partition_by(
-        topics,
+    Ok(check_each_topic(
+        inc,
+        req,
+        |r| &mut r.topics,
         |t| t.name.to_string(),
         |n| {
             s.allow(
@@ -223,16 +224,7 @@ pub fn txn_offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String>
                 Operation::Read,
             )
         },
-    );
-    if denied.is_empty() {
-        return Ok(Outcome::forward());
-    }
-    let nothing_left = allowed.is_empty();
-    req.topics = allowed;
-    let errors = errors_for(&denied, TOPIC_AUTHORIZATION_FAILED);
-    Ok(
-        inc.forward_with::<_, TxnOffsetCommitResponse, _>(&req, true, nothing_left, move |r| {
-            r.topics.extend(errors)
-        }),
-    )
+        |denied| errors_for(denied, TOPIC_AUTHORIZATION_FAILED),
+        |r: &mut TxnOffsetCommitResponse| &mut r.topics,
+    ))
 }
