@@ -513,3 +513,25 @@ fn status_hides_the_variant_and_students_add_and_clear_their_own_gateway_faults(
         );
     }
 }
+
+#[test]
+fn a_new_lab_from_the_template_validates_and_passes_auto() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let file = state.path().join("my-lab.toml").display().to_string();
+    let out = kgate(&["lab", "new", &file], state.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("kgate lab validate"), "{}", text(&out));
+    // Never over an existing file.
+    let again = kgate(&["lab", "new", &file], state.path());
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        text(&again).contains("never overwritten"),
+        "{}",
+        text(&again)
+    );
+    let out = kgate(&["lab", "validate", &file], state.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kgate(&["lab", "run", &file, "--auto"], state.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("all 3 steps passed"), "{}", text(&out));
+}

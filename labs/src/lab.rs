@@ -47,6 +47,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+/// A commented lab file that validates and passes `--auto`: what `kgate lab new` writes.
+pub const TEMPLATE: &str = include_str!("../templates/new-lab.toml");
+
 /// The labs shipped in the binary: (file name, text).
 pub const EMBEDDED: &[(&str, &str)] = &[
     (
@@ -1666,6 +1669,13 @@ check = [{ kind = "file", path = "x" }]
         for lab in labs {
             assert!(!lab.steps.is_empty(), "{}", lab.id);
         }
+    }
+
+    #[test]
+    fn the_template_validates() {
+        let lab = Lab::parse(TEMPLATE, "new-lab.toml").unwrap();
+        assert_eq!(lab.id, "my-lab");
+        assert_eq!(lab.steps.len(), 3);
     }
 
     #[test]

@@ -18,6 +18,7 @@ Examples:
   echo 'b' | kgate lab answer secure-the-cluster --step 6 --question default-deny
   kgate lab run delivery-guarantees --auto         # every solution and check, for instructors and CI
   kgate lab run ./my-lab.toml                      # a lab file of your own
+  kgate lab new ./my-lab.toml                      # a commented lab file to start from
   kgate lab validate ./my-lab.toml                 # mistakes with file, line, step and field
   kgate lab reset secure-the-cluster
 
@@ -73,6 +74,12 @@ pub enum LabCommand {
         #[command(flatten)]
         lab: LabRef,
     },
+    /// Write a commented lab file to start from (it validates and passes --auto).
+    New {
+        /// Where to write it (refused if it exists).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Check a lab file for mistakes.
     Validate {
         /// The lab file.
@@ -125,6 +132,25 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                 println!("{:<28}           {}", "", lab.summary);
             }
             println!("\nStart one with `kgate lab run <lab>`.");
+            Ok(())
+        }
+        LabCommand::New { file } => {
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&file)
+                .with_context(|| {
+                    format!(
+                        "cannot create {} (an existing file is never overwritten; pick another name)",
+                        file.display()
+                    )
+                })?;
+            std::io::Write::write_all(&mut out, kgate_labs::lab::TEMPLATE.as_bytes())
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            println!(
+                "wrote {f}: edit it, then\n  kgate lab validate {f}\n  kgate lab run {f} --auto\n  kgate lab run {f}",
+                f = file.display()
+            );
             Ok(())
         }
         LabCommand::Validate { file } => {
