@@ -306,22 +306,40 @@ impl Policy {
 
     /// Writes the policy atomically: a temporary file in the same directory, fsync, rename
     /// over `path`, fsync of the directory. Readers see the old file or the new one, never a
-    /// mix. Comments in the old file are not kept.
+    /// mix. Comments at the top of the old file and above `[groups]` and above each table
+    /// still in the policy are kept; comments at the end of a line are not.
     ///
     /// # Errors
     /// [`PolicyError::Io`]; `path` is then unchanged.
     pub fn save(&self, path: &Path) -> Result<(), PolicyError> {
-        write_atomically(path, self.to_toml().as_bytes()).map_err(|source| PolicyError::Io {
-            file: path.to_owned(),
-            source,
+        // Comments an operator wrote are kept: those at the top, above [groups], and above
+        // each [[acl]] and [[role_binding]] that is still there.
+        let comments = fs::read_to_string(path)
+            .map(|old| Comments::of(&old))
+            .unwrap_or_default();
+        write_atomically(path, self.to_toml_with(comments).as_bytes()).map_err(|source| {
+            PolicyError::Io {
+                file: path.to_owned(),
+                source,
+            }
         })
     }
 
     /// The policy as file text, in a stable order.
     pub fn to_toml(&self) -> String {
+        self.to_toml_with(Comments::default())
+    }
+
+    fn to_toml_with(&self, mut comments: Comments) -> String {
         let mut s = String::new();
-        s.push_str("# kgate policy: Kafka ACL bindings, role bindings and group membership.\n");
-        s.push_str("# Written by kgate; edit freely (kgate rewrites it without comments).\n");
+        if comments.header.is_empty() {
+            s.push_str("# kgate policy: Kafka ACL bindings, role bindings and group membership.\n");
+            s.push_str(
+                "# Written by kgate; edit freely (comments at the top and above each table are kept).\n",
+            );
+        } else {
+            s.push_str(&comments.header);
+        }
         let _ = writeln!(s, "version = {FORMAT_VERSION}");
         let _ = writeln!(
             s,
@@ -331,14 +349,18 @@ impl Policy {
         let supers: Vec<String> = self.super_users.iter().map(|p| quote(p.as_str())).collect();
         let _ = writeln!(s, "super_users = [{}]", supers.join(", "));
         if !self.groups.is_empty() {
-            s.push_str("\n[groups]\n");
+            s.push('\n');
+            s.push_str(&comments.groups);
+            s.push_str("[groups]\n");
             for (g, members) in &self.groups {
                 let m: Vec<String> = members.iter().map(|p| quote(p.as_str())).collect();
                 let _ = writeln!(s, "{} = [{}]", quote(g.name()), m.join(", "));
             }
         }
         for a in &self.acls {
-            s.push_str("\n[[acl]]\n");
+            s.push('\n');
+            s.push_str(&comments.take_acl(a));
+            s.push_str("[[acl]]\n");
             let _ = writeln!(s, "principal = {}", quote(a.principal.as_str()));
             let _ = writeln!(s, "permission = {}", quote(a.permission.name()));
             let _ = writeln!(s, "operation = {}", quote(a.operation.name()));
@@ -346,7 +368,9 @@ impl Policy {
             let _ = writeln!(s, "host = {}", quote(&a.host.to_string()));
         }
         for b in &self.role_bindings {
-            s.push_str("\n[[role_binding]]\n");
+            s.push('\n');
+            s.push_str(&comments.take_role(b));
+            s.push_str("[[role_binding]]\n");
             let _ = writeln!(s, "principal = {}", quote(b.principal().as_str()));
             let _ = writeln!(s, "role = {}", quote(b.role().name()));
             if let Some(p) = b.resource() {
@@ -472,6 +496,97 @@ impl PolicyLock {
             .map_err(io)?;
         file.lock().map_err(io)?;
         Ok(Self { _file: file })
+    }
+}
+
+/// The comments of a policy file, found again by what they sit above.
+#[derive(Debug, Default)]
+struct Comments {
+    /// The comment lines at the top, before the first setting.
+    header: String,
+    /// Above `[groups]`.
+    groups: String,
+    /// Above each `[[acl]]`, with the binding it describes.
+    acls: Vec<(AclBinding, String)>,
+    /// Above each `[[role_binding]]`.
+    roles: Vec<(RoleBinding, String)>,
+}
+
+impl Comments {
+    /// Reads the comments of `old`, a policy file's text; what cannot be read is left out.
+    fn of(old: &str) -> Comments {
+        let mut out = Comments::default();
+        let mut pending = String::new();
+        let mut seen_setting = false;
+        // (header line, body, comments above)
+        let mut tables: Vec<(String, String, String)> = Vec::new();
+        for line in old.lines() {
+            let t = line.trim();
+            if t.starts_with('#') || t.is_empty() {
+                if !t.is_empty() || !pending.is_empty() {
+                    pending.push_str(line);
+                    pending.push('\n');
+                }
+                continue;
+            }
+            if t.starts_with('[') {
+                let above = std::mem::take(&mut pending).trim_end().to_owned();
+                let above = if above.is_empty() {
+                    above
+                } else {
+                    above + "\n"
+                };
+                tables.push((t.to_owned(), String::new(), above));
+                seen_setting = true;
+                continue;
+            }
+            if !seen_setting {
+                out.header = std::mem::take(&mut pending);
+                seen_setting = true;
+                if out.header.contains("kgate rewrites it without comments") {
+                    // The header older kgate versions wrote: replaced by today's.
+                    out.header.clear();
+                }
+            }
+            pending.clear();
+            if let Some((_, body, _)) = tables.last_mut() {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+        for (head, body, above) in tables {
+            let one = format!("version = {FORMAT_VERSION}\n{head}\n{body}");
+            let parsed = Policy::parse(&one, Path::new(""));
+            match (head.as_str(), parsed) {
+                ("[groups]", _) => out.groups = above,
+                ("[[acl]]", Ok(p)) if p.acls.len() == 1 => {
+                    out.acls
+                        .extend(p.acls.into_iter().map(|a| (a, above.clone())));
+                }
+                ("[[role_binding]]", Ok(p)) if p.role_bindings.len() == 1 => {
+                    out.roles
+                        .extend(p.role_bindings.into_iter().map(|b| (b, above.clone())));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The comment that sat above this binding, once.
+    fn take_acl(&mut self, acl: &AclBinding) -> String {
+        match self.acls.iter().position(|(a, _)| a == acl) {
+            Some(i) => self.acls.remove(i).1,
+            None => String::new(),
+        }
+    }
+
+    /// The comment that sat above this role binding, once.
+    fn take_role(&mut self, binding: &RoleBinding) -> String {
+        match self.roles.iter().position(|(b, _)| b == binding) {
+            Some(i) => self.roles.remove(i).1,
+            None => String::new(),
+        }
     }
 }
 

@@ -213,3 +213,44 @@ fn two_writers_of_one_policy_file_lose_nothing() {
     assert!(gateway.update(|p| p.add_acl(acl("third"))).is_err());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "[[acl]\n");
 }
+
+/// Comments an operator wrote survive a rewrite by kgate: at the top, above [groups] and above
+/// each binding that is still there; a removed binding takes its comment with it.
+#[test]
+fn a_rewrite_keeps_the_operators_comments() {
+    use kgate_policies::{AclBinding, AclBindingFilter, Policy};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    let seeds = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/seeds.toml"),
+    )
+    .unwrap();
+    std::fs::write(&path, &seeds).unwrap();
+    let mut policy = Policy::load(&path).unwrap();
+    let before = policy.acls().len();
+    // Remove the marketing consumer-group binding, add a new one.
+    let filter = AclBindingFilter::from_wire(3, Some("marketing-"), 4, None, None, 1, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(policy.remove_acls(&filter).len(), 1);
+    policy.add_acl(AclBinding::from_wire(2, "invoices", 3, "User:erin", "*", 3, 3).unwrap());
+    policy.save(&path).unwrap();
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("# The seeds' scenario"), "{text}");
+    assert!(
+        text.contains("# Marketing reads customer_feedback (Read implies Describe) ...\n[[acl]]\nprincipal = \"Group:marketing\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("with consumer groups named marketing-*"),
+        "{text}"
+    );
+    assert!(text.contains("# Engineering writes system_logs"), "{text}");
+    let again = Policy::load(&path).unwrap();
+    assert_eq!(again, policy);
+    assert_eq!(again.acls().len(), before);
+    // A second rewrite changes nothing.
+    again.save(&path).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}
