@@ -390,9 +390,9 @@ fn a_root_cause_analysis_is_graded_against_the_hidden_fault() {
     }
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "{}", text(&out));
-    let answer = |question: &str, body: &str| {
+    let answer_at = |step: &str, question: &str, body: &str| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
-            .args(["lab", "answer", "delayed-sensor-data", "--step", "3"])
+            .args(["lab", "answer", "delayed-sensor-data", "--step", step])
             .args(["--question", question, "--dir", &dir])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -409,6 +409,7 @@ fn a_root_cause_analysis_is_graded_against_the_hidden_fault() {
         let out = child.wait_with_output().expect("wait");
         assert!(out.status.success(), "{}", text(&out));
     };
+    let answer = |question: &str, body: &str| answer_at("3", question, body);
     // A plausible but wrong chain: it blames a slow broker.
     answer(
         "whys",
@@ -457,6 +458,34 @@ fn a_root_cause_analysis_is_graded_against_the_hidden_fault() {
         "alerts late = slow processing AND too few consumers",
     );
     let out = check();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The fix is graded against the hidden fault: restarting brokers does not fix a slow
+    // consumer, adding consumers does.
+    let check_fix = || {
+        kgate(
+            &[
+                "lab",
+                "check",
+                "delayed-sensor-data",
+                "--step",
+                "4",
+                "--dir",
+                &dir,
+            ],
+            state.path(),
+        )
+    };
+    answer_at("4", "fix", "restart all brokers and monitor them");
+    let out = check_fix();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("✘ question fix"), "{}", text(&out));
+    answer_at(
+        "4",
+        "fix",
+        "add consumers to the group and alert on consumer lag",
+    );
+    let out = check_fix();
     assert!(out.status.success(), "{}", text(&out));
 }
 

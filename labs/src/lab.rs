@@ -17,6 +17,7 @@
 //! fault = [{ kind = "round-trip-time", broker = 2, ms = 400 }]
 //! trail = { fault = ["slow broker"], symptom = ["late"], category = "technology" }
 //! answers = { whys = "..." }         # the solution of each question for this variant
+//! accept = { fix = ["broker 2"] }    # what a `text` answer must mention for this variant
 //!
 //! [[step]]
 //! title = "Make a CA and a server certificate"
@@ -201,6 +202,10 @@ pub struct Variant {
     /// The solution of each question for this variant, by question id.
     #[serde(default)]
     pub answers: BTreeMap<String, String>,
+    /// What a text question's answer must mention for this variant, by question id (replaces
+    /// the question's own `accept`: a fix is right only for the fault that was hidden).
+    #[serde(default)]
+    pub accept: BTreeMap<String, Vec<String>>,
     /// Overrides of the simulator scenario used by `sim` checks of steps with
     /// `variant_faults`: TOML lines appended to the check's scenario.
     #[serde(default)]
@@ -934,6 +939,20 @@ impl Lab {
                     &format!("variant[{v}].trail.fault"),
                     "name the root cause with at least one keyword".into(),
                 ));
+            }
+            for (id, words) in &variant.accept {
+                let text_question = self
+                    .steps
+                    .iter()
+                    .flat_map(|s| &s.questions)
+                    .any(|q| &q.id == id && q.kind == QuestionKind::Text);
+                if !text_question || words.is_empty() {
+                    return Err(self.error(
+                        None,
+                        &format!("variant[{v}].accept.{id}"),
+                        "give words for a `text` question of this lab".into(),
+                    ));
+                }
             }
         }
         for (s, step) in self.steps.iter().enumerate() {
@@ -1757,6 +1776,17 @@ check = [{ kind = "file", path = "x" }]
             "{err}"
         );
         Lab::parse(&with("latency=300ms topic=t api=produce"), "ok.toml").unwrap();
+    }
+
+    #[test]
+    fn a_variant_accept_must_name_a_text_question() {
+        let text = MINIMAL.replace(
+            "[[step]]",
+            "[[variant]]\nname = \"v\"\ntrail = { fault = [\"x\"] }\naccept = { nope = [\"y\"] }\n\n[[step]]",
+        );
+        let err = Lab::parse(&text, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains("field `variant[0].accept.nope`"), "{err}");
+        assert!(err.contains("`text` question"), "{err}");
     }
 
     #[test]

@@ -323,7 +323,20 @@ impl<'a, W: Write> Session<'a, W> {
                 .get(&Progress::key(i, &q.id))
                 .cloned()
                 .unwrap_or_default();
-            let g = grade(q, &answer, trail.as_ref(), &self.evidence);
+            // The hidden fault decides what a right answer mentions, when the lab says so.
+            let variant_accept = self
+                .lab
+                .variant(self.progress.seed)
+                .filter(|_| self.lab.steps.iter().take(i + 1).any(|s| s.variant_faults))
+                .and_then(|v| v.accept.get(&q.id));
+            let g = match variant_accept {
+                Some(accept) => {
+                    let mut q = q.clone();
+                    q.accept = accept.clone();
+                    grade(&q, &answer, trail.as_ref(), &self.evidence)
+                }
+                None => grade(q, &answer, trail.as_ref(), &self.evidence),
+            };
             let r = CheckResult {
                 name: format!("question {}: {}", q.id, first_line(&q.prompt)),
                 passed: g.passed,
