@@ -555,6 +555,10 @@ impl Comments {
             }
         }
         for (head, body, above) in tables {
+            if above.is_empty() {
+                // Nothing to put back: skip the parse (a large policy has few comments).
+                continue;
+            }
             let one = format!("version = {FORMAT_VERSION}\n{head}\n{body}");
             let parsed = Policy::parse(&one, Path::new(""));
             match (head.as_str(), parsed) {
