@@ -129,3 +129,67 @@ async fn kafka_python_sees_the_seeds_scenario_enforced() {
     assert_eq!(r["alice_reads_customer_feedback"], 7, "{last}");
     gateway.shutdown().await;
 }
+
+/// kafka-python through gateway faults: retriable produce errors are retried (nothing lost,
+/// nothing doubled) and a fetch connection dropped by kgate is re-established.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_rides_out_injected_errors_and_a_dropped_connection() {
+    let topic = "retries";
+    let cluster = common::cluster_with_topic(topic, 3);
+    let pki = common::Pki::new();
+    let mut config = common::gateway_config(&cluster);
+    config.tls = Some(pki.tls(false));
+    config.sasl.authenticator = Some(common::authenticator(pki.dir.path()));
+    let (gateway, _) = common::start_gateway(config).await;
+    let faults = gateway.shared().config.faults.clone();
+    for rule in [
+        "error=NOT_ENOUGH_REPLICAS topic=retries api=produce count=3",
+        "disconnect principal=User:alice api=fetch count=1",
+    ] {
+        faults.add(rule.parse().expect("rule")).expect("add");
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/produce_consume.py");
+    let bootstrap = gateway.bootstrap_servers();
+    let ca = pki.path("ca.pem");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .args([
+                bootstrap.as_str(),
+                ca.as_str(),
+                "SCRAM-SHA-256",
+                "alice",
+                "alice-secret",
+                topic,
+                "py-faults",
+                "200",
+            ])
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "python failed:\n{stdout}\n{stderr}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    let result: serde_json::Value = serde_json::from_str(last).expect("json line");
+    assert_eq!(result["produced"], 200, "{last}");
+    assert_eq!(result["consumed"], 200, "nothing doubled: {last}");
+    let mut all: Vec<u64> = result["partitions"]
+        .as_object()
+        .expect("partitions")
+        .values()
+        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_u64())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..200).collect::<Vec<u64>>(), "nothing lost: {last}");
+    let injected = faults.injected();
+    assert_eq!(injected.errors, 3, "{injected:?}");
+    assert_eq!(injected.disconnects, 1, "{injected:?}");
+    gateway.shutdown().await;
+}
