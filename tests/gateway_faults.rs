@@ -433,6 +433,12 @@ async fn kgate_fault_manages_the_rules_of_a_running_gateway() {
     .await
     .expect("http");
     assert_eq!(status, 413);
+    let (status, _) =
+        tokio::task::spawn_blocking(move || http(addr, "POST /faults HTTP/1.1\r\n\r\ndisconnect"))
+            .await
+            .expect("http");
+    assert_eq!(status, 411, "no content-length, no rule");
+    assert!(!shared.config.faults.is_active());
     let (status, metrics) =
         tokio::task::spawn_blocking(move || http(addr, "GET /metrics HTTP/1.1\r\n\r\n"))
             .await

@@ -517,7 +517,7 @@ fn status_hides_the_variant_and_students_add_and_clear_their_own_gateway_faults(
                 "127.0.0.1:0",
             ],
             b"next\nstatus\nfault latency=10ms topic=vehicle-telemetry api=fetch\nstatus\n\
-              fault clear\nstatus\nfault latency=soon\nquit\n",
+              fault clear\nstatus\nfault latency=soon\nnext\nnext\nstatus\nquit\n",
         );
         let all = text(&out);
         assert!(out.status.success(), "seed {seed}: {all}");
@@ -530,7 +530,11 @@ fn status_hides_the_variant_and_students_add_and_clear_their_own_gateway_faults(
             3,
             "seed {seed}: status shows the same hidden line, whatever the variant: {all}"
         );
+        // The fix step repairs the hidden fault without naming it either.
         for spoiler in [
+            "comes back",
+            "stops injecting",
+            "answers 0 ms",
             "answers",
             "goes down",
             "throttle=250ms",

@@ -709,15 +709,33 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// credential file with a new one.
 #[derive(Debug)]
 pub struct CredentialLock {
-    _file: fs::File,
+    /// `None` where nobody can create the lock file, and so nobody can write the credentials
+    /// either (a read-only directory): there is nothing to serialize.
+    _file: Option<fs::File>,
 }
 
+/// Longest wait for the credential file's lock in [`SharedCredentials::update`], which runs
+/// on a request path: a `kgate users` stopped while holding the lock must not hold requests
+/// forever.
+pub const GATEWAY_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl CredentialLock {
-    /// Waits for the lock of `path`'s changes.
+    /// Waits for the lock of `path`'s changes (the CLI: as long as it takes).
     ///
     /// # Errors
-    /// [`StoreError::Write`] naming the lock file when it cannot be created or locked.
+    /// [`StoreError::Write`] naming the lock file when it cannot be opened or locked.
     pub fn acquire(path: &Path) -> Result<Self, StoreError> {
+        Self::acquire_within(path, None)
+    }
+
+    /// Waits at most `limit` for the lock.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`] naming the lock file, also when `limit` passes.
+    pub fn acquire_within(
+        path: &Path,
+        limit: Option<std::time::Duration>,
+    ) -> Result<Self, StoreError> {
         let mut name = path.as_os_str().to_owned();
         name.push(".lock");
         let lock = PathBuf::from(name);
@@ -732,9 +750,50 @@ impl CredentialLock {
             use std::os::unix::fs::OpenOptionsExt as _;
             options.mode(0o600);
         }
-        let file = options.open(&lock).map_err(io)?;
-        file.lock().map_err(io)?;
-        Ok(Self { _file: file })
+        let file = match options.open(&lock) {
+            Ok(f) => f,
+            // Another user's lock file, or a read-only directory: a read-only handle locks
+            // just as well; with no lock file at all, nobody can write here.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                match fs::File::open(&lock) {
+                    Ok(f) => f,
+                    Err(_) => return Ok(Self { _file: None }),
+                }
+            }
+            Err(e) => return Err(io(e)),
+        };
+        match limit {
+            None => file.lock().map_err(io)?,
+            Some(limit) => {
+                let deadline = std::time::Instant::now() + limit;
+                loop {
+                    match file.try_lock() {
+                        Ok(()) => break,
+                        Err(fs::TryLockError::WouldBlock)
+                            if std::time::Instant::now() < deadline =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                        }
+                        Err(fs::TryLockError::WouldBlock) => {
+                            return Err(io(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!(
+                                    "another process has been changing the users for over {} ms",
+                                    limit.as_millis()
+                                ),
+                            )))
+                        }
+                        Err(fs::TryLockError::Error(e)) => return Err(io(e)),
+                    }
+                }
+            }
+        }
+        Ok(Self { _file: Some(file) })
     }
 }
 
@@ -877,7 +936,7 @@ impl SharedCredentials {
         let _guard = self.lock();
         // `kgate users add` may have changed the file since the last reload: change what is
         // on disk, under the file's lock, so neither change is lost.
-        let _file_lock = CredentialLock::acquire(&self.inner.path)?;
+        let _file_lock = CredentialLock::acquire_within(&self.inner.path, Some(GATEWAY_LOCK_WAIT))?;
         let mut next = match CredentialStore::load(&self.inner.path) {
             Ok(on_disk) => on_disk,
             Err(StoreError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {

@@ -122,6 +122,9 @@ impl GatewayFile {
     }
 }
 
+/// Most gateway fault rules a student may add in one lab session.
+pub const MAX_STUDENT_RULES: usize = 16;
+
 /// What `status` shows for the hidden variant's faults.
 pub const HIDDEN_FAULT: &str =
     "a hidden fault (the lab's seed chose it: find it from the symptoms)";
@@ -143,6 +146,8 @@ pub struct LabEnv {
     gateway_faults: Arc<FaultTable>,
     /// Ids of the rules the student added with the `fault` command.
     student_rules: Vec<u64>,
+    /// Ids of the rules the lab's own `gateway` faults added, by rule text (undone one by one).
+    lab_rules: std::collections::HashMap<String, Vec<u64>>,
 }
 
 impl std::fmt::Debug for LabEnv {
@@ -191,6 +196,7 @@ impl LabEnv {
             faults: Vec::new(),
             gateway_faults: Arc::default(),
             student_rules: Vec::new(),
+            lab_rules: std::collections::HashMap::new(),
         };
         let config = GatewayFile::read(dir)?;
         env.start_gateway(config).await?;
@@ -391,15 +397,32 @@ impl LabEnv {
                 let parsed: FaultRule = rule
                     .parse()
                     .map_err(|e| anyhow::anyhow!("gateway fault {rule:?}: {e}"))?;
-                self.gateway_faults
+                let id = self
+                    .gateway_faults
                     .add(parsed)
                     .map_err(|e| anyhow::anyhow!("gateway fault {rule:?}: {e}"))?;
+                self.lab_rules.entry(rule).or_default().push(id);
                 self.faults.push(fault.describe());
+                return Ok(());
+            }
+            FaultSpec::RemoveGateway { rule } => {
+                // Only what that fault added: the hidden variant's and the student's rules stay.
+                if let Some(id) = self.lab_rules.get_mut(&rule).and_then(Vec::pop) {
+                    self.gateway_faults.remove(id);
+                }
+                let added = FaultSpec::Gateway { rule }.describe();
+                if let Some(i) = self.faults.iter().position(|d| *d == added) {
+                    self.faults.remove(i);
+                }
                 return Ok(());
             }
             FaultSpec::ClearGateway => {
                 self.gateway_faults.clear();
-                self.faults.push(fault.describe());
+                self.lab_rules.clear();
+                self.student_rules.clear();
+                self.faults.retain(|d| {
+                    !d.starts_with("yours: ") && !d.starts_with("the gateway injects: ")
+                });
                 return Ok(());
             }
             FaultSpec::BrokerDown { broker } => ClusterCommand::BrokerDown(broker),
@@ -462,6 +485,9 @@ impl LabEnv {
     /// # Errors
     /// A rule with a mistake, with the fix.
     pub fn student_fault(&mut self, rule: &str) -> anyhow::Result<String> {
+        if self.student_rules.len() >= MAX_STUDENT_RULES {
+            bail!("{MAX_STUDENT_RULES} of your fault rules are in force already; `fault clear` removes them");
+        }
         let parsed: FaultRule = rule.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         let text = parsed.to_string();
         let id = self
@@ -471,6 +497,11 @@ impl LabEnv {
         self.student_rules.push(id);
         self.faults.push(format!("yours: {text}"));
         Ok(text)
+    }
+
+    /// How many of the student's own rules are in force.
+    pub fn student_rule_count(&self) -> usize {
+        self.student_rules.len()
     }
 
     /// Removes the rules the student added (the lab's own faults stay); returns how many.
@@ -484,7 +515,8 @@ impl LabEnv {
         n
     }
 
-    /// Applies a fault the student must find: `status` shows only that one is in force.
+    /// Applies a fault the student must not see (the hidden variant's, or its repair):
+    /// `status` does not list it; the runner shows one "hidden fault" line instead.
     ///
     /// # Errors
     /// As [`LabEnv::apply`].
@@ -492,10 +524,6 @@ impl LabEnv {
         let before = self.faults.len();
         self.apply(fault)?;
         self.faults.truncate(before);
-        let hidden = HIDDEN_FAULT.to_owned();
-        if !self.faults.contains(&hidden) {
-            self.faults.push(hidden);
-        }
         Ok(())
     }
 

@@ -361,6 +361,11 @@ pub enum FaultSpec {
         /// The rule.
         rule: String,
     },
+    /// Removes the gateway fault rule(s) a `gateway` fault with this text added.
+    RemoveGateway {
+        /// The rule, as written in the `gateway` fault.
+        rule: String,
+    },
     /// Removes every gateway fault rule.
     ClearGateway,
 }
@@ -377,7 +382,7 @@ impl FaultSpec {
             FaultSpec::RequestErrors { api, .. } => {
                 Some(FaultSpec::ClearRequestErrors { api: api.clone() })
             }
-            FaultSpec::Gateway { .. } => Some(FaultSpec::ClearGateway),
+            FaultSpec::Gateway { rule } => Some(FaultSpec::RemoveGateway { rule: rule.clone() }),
             _ => None,
         }
     }
@@ -403,6 +408,7 @@ impl FaultSpec {
             }
             FaultSpec::ClearRequestErrors { api } => format!("{api} errors cleared"),
             FaultSpec::Gateway { rule } => format!("the gateway injects: {rule}"),
+            FaultSpec::RemoveGateway { rule } => format!("the gateway stops injecting: {rule}"),
             FaultSpec::ClearGateway => "the gateway's fault rules are cleared".into(),
         }
     }
@@ -1220,7 +1226,7 @@ impl Lab {
                     }
                 }
             }
-            FaultSpec::ClearGateway => {}
+            FaultSpec::RemoveGateway { .. } | FaultSpec::ClearGateway => {}
         }
         Ok(())
     }

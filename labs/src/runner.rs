@@ -230,8 +230,8 @@ impl<'a, W: Write> Session<'a, W> {
             }
             for f in &faults {
                 if let Some(env) = self.env.as_mut() {
-                    if step.variant_faults {
-                        // `status` must not give the hidden fault away.
+                    if step.variant_faults || step.variant_fixed {
+                        // `status` must not give the hidden fault (or its repair) away.
                         env.apply_hidden(f)?;
                     } else {
                         env.apply(f)?;
@@ -303,6 +303,16 @@ impl<'a, W: Write> Session<'a, W> {
         let step = self.step(i)?;
         let extra_sim = self.variant_context(i);
         let mut results = Vec::new();
+        if let Some(n) = self
+            .env
+            .as_ref()
+            .map(LabEnv::student_rule_count)
+            .filter(|n| *n > 0)
+        {
+            self.say(&format!(
+                "  (note: {n} fault rule(s) of your own are in force and shape these checks; `fault clear` removes them)"
+            ));
+        }
         for check in &step.checks {
             let line = format!("  … {}", check_name(check));
             self.say(&line);

@@ -15,6 +15,10 @@ use crate::{
 /// How many decisions the cache holds by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 
+/// Longest wait for the policy file's lock in [`Authorizer::update`], which runs on a request
+/// path: a `kgate acl` stopped while holding the lock must not hold requests forever.
+pub const GATEWAY_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Settings that do not live in the policy file.
 #[derive(Clone, Debug)]
 pub struct AuthorizerOptions {
@@ -249,7 +253,8 @@ impl Authorizer {
             .map(|(r, _)| r)
     }
 
-    /// Applies `change` to a copy of the policy, persists it, and puts it in force. A change
+    /// Applies `change` to the policy on disk (under its lock, waited for at most
+    /// [`GATEWAY_LOCK_WAIT`]), persists it, and puts it in force. A change
     /// that changes nothing writes nothing and keeps the generation.
     ///
     /// # Errors
@@ -262,7 +267,7 @@ impl Authorizer {
         // Another process (`kgate acl add`) may have changed the file since the last reload:
         // change what is on disk, under the file's lock, so neither change is lost.
         let _file_lock = match &self.file {
-            Some(file) => Some(PolicyLock::acquire(file)?),
+            Some(file) => Some(PolicyLock::acquire_within(file, Some(GATEWAY_LOCK_WAIT))?),
             None => None,
         };
         let current = self.snapshot();

@@ -31,6 +31,7 @@ use std::io::{self, Write as _};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -377,6 +378,10 @@ impl Policy {
                 write_pattern(&mut s, p);
             }
         }
+        if !comments.footer.is_empty() {
+            s.push('\n');
+            s.push_str(&comments.footer);
+        }
         s
     }
 }
@@ -472,15 +477,26 @@ fn quote(s: &str) -> String {
 /// write replaces the policy file with a new one.
 #[derive(Debug)]
 pub struct PolicyLock {
-    _file: File,
+    /// `None` where nobody can create the lock file, and so nobody can write the policy either
+    /// (a read-only directory): there is nothing to serialize.
+    _file: Option<File>,
 }
 
 impl PolicyLock {
-    /// Waits for the lock of `policy`'s changes.
+    /// Waits for the lock of `policy`'s changes (the CLI: as long as it takes).
     ///
     /// # Errors
-    /// [`PolicyError::Io`] naming the lock file when it cannot be created or locked.
+    /// [`PolicyError::Io`] naming the lock file when it cannot be opened or locked.
     pub fn acquire(policy: &Path) -> Result<Self, PolicyError> {
+        Self::acquire_within(policy, None)
+    }
+
+    /// Waits at most `limit` for the lock (the gateway: a request must not wait on a stopped
+    /// `kgate acl` forever).
+    ///
+    /// # Errors
+    /// [`PolicyError::Io`] naming the lock file, also when `limit` passes.
+    pub fn acquire_within(policy: &Path, limit: Option<Duration>) -> Result<Self, PolicyError> {
         let mut name = policy.as_os_str().to_owned();
         name.push(".lock");
         let lock = PathBuf::from(name);
@@ -488,14 +504,55 @@ impl PolicyLock {
             file: lock.clone(),
             source,
         };
-        let file = fs::OpenOptions::new()
+        let file = match fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock)
-            .map_err(io)?;
-        file.lock().map_err(io)?;
-        Ok(Self { _file: file })
+        {
+            Ok(f) => f,
+            // Another user's lock file, or a read-only directory: a read-only handle locks
+            // just as well; with no lock file at all, nobody can write here.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                match File::open(&lock) {
+                    Ok(f) => f,
+                    Err(_) => return Ok(Self { _file: None }),
+                }
+            }
+            Err(e) => return Err(io(e)),
+        };
+        match limit {
+            None => file.lock().map_err(io)?,
+            Some(limit) => {
+                let deadline = std::time::Instant::now() + limit;
+                loop {
+                    match file.try_lock() {
+                        Ok(()) => break,
+                        Err(fs::TryLockError::WouldBlock)
+                            if std::time::Instant::now() < deadline =>
+                        {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        Err(fs::TryLockError::WouldBlock) => {
+                            return Err(io(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!(
+                                    "another process has been changing the policy for over {} ms",
+                                    limit.as_millis()
+                                ),
+                            )))
+                        }
+                        Err(fs::TryLockError::Error(e)) => return Err(io(e)),
+                    }
+                }
+            }
+        }
+        Ok(Self { _file: Some(file) })
     }
 }
 
@@ -510,6 +567,8 @@ struct Comments {
     acls: Vec<(AclBinding, String)>,
     /// Above each `[[role_binding]]`.
     roles: Vec<(RoleBinding, String)>,
+    /// After the last table (e.g. bindings an operator parked as comments).
+    footer: String,
 }
 
 impl Comments {
@@ -536,7 +595,15 @@ impl Comments {
                 } else {
                     above + "\n"
                 };
-                tables.push((t.to_owned(), String::new(), above));
+                // `[[ acl ]]  # note` is the same table as `[[acl]]`.
+                let head: String = t
+                    .split('#')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect();
+                tables.push((head, String::new(), above));
                 seen_setting = true;
                 continue;
             }
@@ -553,6 +620,10 @@ impl Comments {
                 body.push_str(line);
                 body.push('\n');
             }
+        }
+        let footer = pending.trim_end();
+        if !footer.is_empty() && seen_setting {
+            out.footer = format!("{footer}\n");
         }
         for (head, body, above) in tables {
             if above.is_empty() {

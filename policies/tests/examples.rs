@@ -208,6 +208,20 @@ fn two_writers_of_one_policy_file_lose_nothing() {
     assert!(topics.contains(&"from-gateway".to_owned()), "{topics:?}");
     assert_eq!(gateway.policy().acls().len(), 2, "in force at once");
 
+    // A writer that keeps the lock (a stopped `kgate acl`) makes the gateway's change fail
+    // after a bounded wait instead of holding the request forever; nothing is written.
+    {
+        let _held = PolicyLock::acquire(&path).unwrap();
+        let started = std::time::Instant::now();
+        let err = gateway
+            .update(|p| p.add_acl(acl("while-locked")))
+            .unwrap_err();
+        assert!(err.to_string().contains("policy.toml.lock"), "{err}");
+        assert!(started.elapsed() >= kgate_policies::GATEWAY_LOCK_WAIT);
+        assert!(started.elapsed() < kgate_policies::GATEWAY_LOCK_WAIT * 3);
+    }
+    assert_eq!(Policy::load(&path).unwrap().acls().len(), 2);
+
     // A file left broken by a hand edit is not overwritten.
     std::fs::write(&path, "[[acl]\n").unwrap();
     assert!(gateway.update(|p| p.add_acl(acl("third"))).is_err());
@@ -225,6 +239,11 @@ fn a_rewrite_keeps_the_operators_comments() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/seeds.toml"),
     )
     .unwrap();
+    // A binding parked as comments at the end, and a table header written loosely.
+    let seeds = format!("{seeds}\n# [[acl]]\n# principal = \"User:parked\"\n").replace(
+        "[[acl]]\nprincipal = \"Group:engineering\"",
+        "[[ acl ]] # eng\nprincipal = \"Group:engineering\"",
+    );
     std::fs::write(&path, &seeds).unwrap();
     let mut policy = Policy::load(&path).unwrap();
     let before = policy.acls().len();
@@ -247,6 +266,10 @@ fn a_rewrite_keeps_the_operators_comments() {
         "{text}"
     );
     assert!(text.contains("# Engineering writes system_logs"), "{text}");
+    assert!(
+        text.ends_with("# [[acl]]\n# principal = \"User:parked\"\n"),
+        "{text}"
+    );
     let again = Policy::load(&path).unwrap();
     assert_eq!(again, policy);
     assert_eq!(again.acls().len(), before);

@@ -127,7 +127,21 @@ async fn serve(
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
         .map(|(_, v)| v.trim().parse::<usize>());
     let mut body = buf[end..len].to_vec();
+    if head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:"))
+    {
+        return respond(
+            &mut stream,
+            411,
+            "send the body with content-length, not chunked\n",
+        )
+        .await;
+    }
     match content_length {
+        None if head.starts_with("POST") => {
+            return respond(&mut stream, 411, "a POST needs content-length\n").await
+        }
         None => {}
         Some(Ok(n)) if n <= MAX_BODY => {
             if body.len() < n {
@@ -230,6 +244,7 @@ async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> std::io::Re
         400 => "Bad Request",
         404 => "Not Found",
         403 => "Forbidden",
+        411 => "Length Required",
         413 => "Payload Too Large",
         409 => "Conflict",
         431 => "Request Header Fields Too Large",

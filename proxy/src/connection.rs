@@ -11,7 +11,6 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -46,8 +45,9 @@ enum Pending {
         correlation_id: i32,
         /// Merges denied parts into, or filters, the response.
         fixup: Option<Fixup>,
-        /// Injected latency: the response is held back this long.
-        delay: Duration,
+        /// Injected latency: the response leaves no earlier than this (counted from the
+        /// request, so pipelined requests are delayed side by side, as by a slow network).
+        not_before: Option<tokio::time::Instant>,
     },
 }
 
@@ -276,7 +276,7 @@ fn handle_request(shared: &Shared, session: &Session, frame: Bytes) -> Result<Ac
             version,
             correlation_id: prefix.correlation_id,
             fixup,
-            delay: Duration::ZERO,
+            not_before: None,
         })
     };
     match (route, api) {
@@ -395,8 +395,10 @@ fn inject_faults(
         )));
     }
     tracing::debug!(?api, %principal, ?verdict, "fault injected");
-    let (mut fixup, mut delay) = match expect {
-        Some(Pending::Upstream { fixup, delay, .. }) => (fixup, delay),
+    let (mut fixup, not_before) = match expect {
+        Some(Pending::Upstream {
+            fixup, not_before, ..
+        }) => (fixup, not_before),
         // acks=0: no response to delay or to fail but the connection itself.
         _ => {
             if verdict.error.is_some() {
@@ -407,7 +409,11 @@ fn inject_faults(
             return Ok(Action::Forward { request, expect });
         }
     };
-    delay += verdict.latency + verdict.throttle;
+    let delay = verdict.latency + verdict.throttle;
+    let not_before = match (delay.is_zero(), not_before) {
+        (true, kept) => kept,
+        (false, _) => Some(tokio::time::Instant::now() + delay),
+    };
     if !verdict.throttle.is_zero() {
         let ms = i32::try_from(verdict.throttle.as_millis()).unwrap_or(i32::MAX);
         if let Some(f) = throttle_fixup(api, version, ms) {
@@ -445,7 +451,7 @@ fn inject_faults(
             version,
             correlation_id: prefix.correlation_id,
             fixup,
-            delay,
+            not_before,
         }),
     })
 }
@@ -468,7 +474,7 @@ where
                 version,
                 correlation_id,
                 fixup,
-                delay,
+                not_before,
             } => {
                 let raw = match read_frame_raw(&mut up_rd, MAX_UPSTREAM_FRAME).await {
                     Ok(Some(raw)) => raw,
@@ -495,12 +501,12 @@ where
                     },
                     None => raw,
                 };
-                if !delay.is_zero() {
+                if let Some(at) = not_before.filter(|t| *t > tokio::time::Instant::now()) {
                     // Flush what is already written so the delay holds back only this one.
                     if let Err(e) = client_wr.flush().await {
                         return CloseReason::ClientIo(e);
                     }
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep_until(at).await;
                 }
                 if needs_rewrite(api) {
                     match rewrite_response(api, version, raw.slice(4..), &shared.directory) {

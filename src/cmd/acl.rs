@@ -273,6 +273,10 @@ impl FileStore {
     /// Opens `path` to change it: waits until no other `kgate acl`/`kgate role` or gateway is
     /// changing it, and keeps them waiting until this store is dropped.
     pub(crate) fn open_for_update(path: &Path, create: bool) -> anyhow::Result<Self> {
+        if !create {
+            // A missing file is reported as such, before a lock file is made beside it.
+            Self::open(path, false)?;
+        }
         let lock = kgate_policies::PolicyLock::acquire(path)?;
         let mut store = Self::open(path, create)?;
         store._lock = Some(lock);

@@ -30,8 +30,8 @@ A rule is one effect and any filters:
 An error fails a produce before it is written. Without api= it hits produce and fetch only;
 name the API to fail list-offsets, metadata, offset-commit, offset-fetch, find-coordinator,
 join-group, heartbeat, sync-group, leave-group or init-producer-id (the broker's answer is
-replaced by the error). A latency holds the response back (later responses on the same
-connection wait too, as in Kafka); a throttle does the same and reports it in the response's
+replaced by the error). A latency holds the response back: it leaves no earlier than that
+long after its request (responses keep their order, as in Kafka); a throttle does the same and reports it in the response's
 throttle_time_ms (produce and fetch), as a broker quota does, so clients count it.";
 
 /// Arguments of `kgate fault`.

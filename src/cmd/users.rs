@@ -251,6 +251,8 @@ fn list(path: &Path) -> anyhow::Result<()> {
 
 fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let path = &args.file.users;
+    // A missing file is reported as such, before a lock file is made beside it.
+    load_existing(path)?;
     let _lock = lock(path)?;
     let mut store = load_existing(path)?;
     let unknown_user = || {

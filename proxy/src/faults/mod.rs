@@ -100,6 +100,23 @@ pub const ERROR_APIS: &[ApiKey] = &[
     ApiKey::InitProducerId,
 ];
 
+/// APIs kgate answers itself after authentication: never forwarded, never faulted.
+const LOCAL_APIS: &[ApiKey] = &[
+    ApiKey::ApiVersions,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+];
+
+/// APIs whose requests name topics, so that a `topic=` filter can match them.
+const TOPIC_APIS: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+];
+
 /// The APIs an error rule without `api` applies to.
 pub const DEFAULT_ERROR_APIS: &[ApiKey] = &[ApiKey::Produce, ApiKey::Fetch];
 
@@ -290,6 +307,20 @@ impl std::str::FromStr for FaultRule {
             Some(e) => e,
             None => return err(format!("no effect: {USAGE}")),
         };
+        if let Some(api) = rule.api {
+            if LOCAL_APIS.contains(&api) {
+                return err(format!(
+                    "api={}: kgate answers it itself, so no rule can touch it",
+                    api_name(api)
+                ));
+            }
+            if rule.topic.is_some() && !TOPIC_APIS.contains(&api) {
+                return err(format!(
+                    "topic= with api={}: its requests name no topic, so the rule would never apply",
+                    api_name(api)
+                ));
+            }
+        }
         if let (Effect::Error(_), Some(api)) = (rule.effect, rule.api) {
             if !ERROR_APIS.contains(&api) {
                 return err(format!(
@@ -551,7 +582,16 @@ impl FaultTable {
         let mut spent = Vec::new();
         {
             let rules = self.rules.read().unwrap_or_else(PoisonError::into_inner);
-            for r in rules.iter() {
+            // Disconnect rules first: a request whose connection is closed uses up no other
+            // rule's count.
+            let ordered = rules
+                .iter()
+                .filter(|r| r.effect == Effect::Disconnect)
+                .chain(rules.iter().filter(|r| r.effect != Effect::Disconnect));
+            for r in ordered {
+                if verdict.disconnect.is_some() {
+                    break;
+                }
                 if !r.covers(facts) {
                     continue;
                 }
@@ -706,6 +746,8 @@ mod tests {
             ("latency=1ms count=0", "at least 1"),
             ("latency=1ms every=x", "at least 1"),
             ("latency= ", "needs a value"),
+            ("latency=1ms api=api-versions", "answers it itself"),
+            ("error=6 topic=x api=heartbeat", "would never apply"),
             ("topic=", "needs a value"),
         ];
         for (text, want) in cases {
@@ -766,6 +808,22 @@ mod tests {
             .unwrap();
         let v = t.decide(&facts("User:a", ApiKey::Heartbeat, &[]));
         assert_eq!(v.error, Some((27, None)));
+    }
+
+    #[test]
+    fn a_disconnect_uses_up_no_other_rule() {
+        let t = FaultTable::new();
+        t.add(rule("latency=5ms count=1")).unwrap();
+        t.add(rule("disconnect count=1")).unwrap();
+        let v = t.decide(&facts("User:a", ApiKey::Fetch, &[]));
+        assert!(v.disconnect.is_some() && v.latency.is_zero(), "{v:?}");
+        let v = t.decide(&facts("User:a", ApiKey::Fetch, &[]));
+        assert_eq!(
+            v.latency,
+            Duration::from_millis(5),
+            "the latency rule is still there"
+        );
+        assert!(!t.is_active());
     }
 
     #[test]
