@@ -339,7 +339,7 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
             "--admin-listen",
             &admin_listen,
             "--fault",
-            "latency=1ms api=api-versions count=1000",
+            "latency=1ms api=list-offsets count=1000",
         ])
         .current_dir(d)
         .spawn()
@@ -372,7 +372,7 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
     let (status, body) = http(admin, "GET", "/faults");
     assert_eq!(status, 200);
     assert!(
-        body.contains("#1 latency=1ms api=api-versions count=1000"),
+        body.contains("#1 latency=1ms api=list-offsets count=1000"),
         "{body}"
     );
     let (status, body) = http(admin, "DELETE", "/faults");

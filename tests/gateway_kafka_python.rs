@@ -21,15 +21,15 @@ fn python() -> PathBuf {
     venv
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_python_produces_and_consumes_in_a_group_over_scram_sha_256() {
-    let topic = "clicks";
-    let cluster = common::cluster_with_topic(topic, 4);
-    let pki = common::Pki::new();
-    let mut config = common::gateway_config(&cluster);
-    config.tls = Some(pki.tls(false));
-    config.sasl.authenticator = Some(common::authenticator(pki.dir.path()));
-    let (gateway, _) = common::start_gateway(config).await;
+/// Runs `produce_consume.py` as alice (SCRAM-SHA-256 over TLS) against `gateway`; returns
+/// its JSON result line and every value read, sorted.
+async fn produce_consume(
+    gateway: &kgate_proxy::Gateway,
+    pki: &common::Pki,
+    topic: &'static str,
+    group: &'static str,
+    n: usize,
+) -> (serde_json::Value, Vec<u64>) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/produce_consume.py");
     let bootstrap = gateway.bootstrap_servers();
     let ca = pki.path("ca.pem");
@@ -43,8 +43,8 @@ async fn kafka_python_produces_and_consumes_in_a_group_over_scram_sha_256() {
                 "alice",
                 "alice-secret",
                 topic,
-                "py-group",
-                "300",
+                group,
+                &n.to_string(),
             ])
             .output()
             .expect("run python")
@@ -59,17 +59,32 @@ async fn kafka_python_produces_and_consumes_in_a_group_over_scram_sha_256() {
     );
     let last = stdout.lines().last().unwrap_or_default();
     let result: serde_json::Value = serde_json::from_str(last).expect("json line");
-    assert_eq!(result["produced"], 300, "{last}");
-    assert_eq!(result["consumed"], 300, "{last}");
-    assert_eq!(result["in_order"], true, "{last}");
-    let partitions = result["partitions"].as_object().expect("partitions");
-    assert!(partitions.len() > 1, "spread over partitions: {last}");
-    let mut all: Vec<u64> = partitions
+    let mut all: Vec<u64> = result["partitions"]
+        .as_object()
+        .expect("partitions")
         .values()
         .flat_map(|v| v.as_array().cloned().unwrap_or_default())
         .filter_map(|v| v.as_u64())
         .collect();
     all.sort_unstable();
+    (result, all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_produces_and_consumes_in_a_group_over_scram_sha_256() {
+    let topic = "clicks";
+    let cluster = common::cluster_with_topic(topic, 4);
+    let pki = common::Pki::new();
+    let mut config = common::gateway_config(&cluster);
+    config.tls = Some(pki.tls(false));
+    config.sasl.authenticator = Some(common::authenticator(pki.dir.path()));
+    let (gateway, _) = common::start_gateway(config).await;
+    let (result, all) = produce_consume(&gateway, &pki, topic, "py-group", 300).await;
+    assert_eq!(result["produced"], 300, "{result}");
+    assert_eq!(result["consumed"], 300, "{result}");
+    assert_eq!(result["in_order"], true, "{result}");
+    let partitions = result["partitions"].as_object().expect("partitions");
+    assert!(partitions.len() > 1, "spread over partitions: {result}");
     assert_eq!(all, (0..300).collect::<Vec<u64>>());
     gateway.shutdown().await;
 }
@@ -148,46 +163,14 @@ async fn kafka_python_rides_out_injected_errors_and_a_dropped_connection() {
     ] {
         faults.add(rule.parse().expect("rule")).expect("add");
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/produce_consume.py");
-    let bootstrap = gateway.bootstrap_servers();
-    let ca = pki.path("ca.pem");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .args([
-                bootstrap.as_str(),
-                ca.as_str(),
-                "SCRAM-SHA-256",
-                "alice",
-                "alice-secret",
-                topic,
-                "py-faults",
-                "200",
-            ])
-            .output()
-            .expect("run python")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "python failed:\n{stdout}\n{stderr}"
+    let (result, all) = produce_consume(&gateway, &pki, topic, "py-faults", 200).await;
+    assert_eq!(result["produced"], 200, "{result}");
+    assert_eq!(result["consumed"], 200, "nothing doubled: {result}");
+    assert_eq!(
+        all,
+        (0..200).collect::<Vec<u64>>(),
+        "nothing lost: {result}"
     );
-    let last = stdout.lines().last().unwrap_or_default();
-    let result: serde_json::Value = serde_json::from_str(last).expect("json line");
-    assert_eq!(result["produced"], 200, "{last}");
-    assert_eq!(result["consumed"], 200, "nothing doubled: {last}");
-    let mut all: Vec<u64> = result["partitions"]
-        .as_object()
-        .expect("partitions")
-        .values()
-        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
-        .filter_map(|v| v.as_u64())
-        .collect();
-    all.sort_unstable();
-    assert_eq!(all, (0..200).collect::<Vec<u64>>(), "nothing lost: {last}");
     let injected = faults.injected();
     assert_eq!(injected.errors, 3, "{injected:?}");
     assert_eq!(injected.disconnects, 1, "{injected:?}");
