@@ -709,9 +709,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// credential file with a new one.
 #[derive(Debug)]
 pub struct CredentialLock {
-    /// `None` where nobody can create the lock file, and so nobody can write the credentials
-    /// either (a read-only directory): there is nothing to serialize.
-    _file: Option<fs::File>,
+    _lock: kgate_fsutil::FileLock,
 }
 
 /// Longest wait for the credential file's lock in [`SharedCredentials::update`], which runs
@@ -736,64 +734,12 @@ impl CredentialLock {
         path: &Path,
         limit: Option<std::time::Duration>,
     ) -> Result<Self, StoreError> {
-        let mut name = path.as_os_str().to_owned();
-        name.push(".lock");
-        let lock = PathBuf::from(name);
-        let io = |source| StoreError::Write {
-            path: lock.clone(),
-            source,
-        };
-        let mut options = fs::OpenOptions::new();
-        options.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let file = match options.open(&lock) {
-            Ok(f) => f,
-            // Another user's lock file, or a read-only directory: a read-only handle locks
-            // just as well; with no lock file at all, nobody can write here.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-                ) =>
-            {
-                match fs::File::open(&lock) {
-                    Ok(f) => f,
-                    Err(_) => return Ok(Self { _file: None }),
-                }
-            }
-            Err(e) => return Err(io(e)),
-        };
-        match limit {
-            None => file.lock().map_err(io)?,
-            Some(limit) => {
-                let deadline = std::time::Instant::now() + limit;
-                loop {
-                    match file.try_lock() {
-                        Ok(()) => break,
-                        Err(fs::TryLockError::WouldBlock)
-                            if std::time::Instant::now() < deadline =>
-                        {
-                            std::thread::sleep(std::time::Duration::from_millis(10));
-                        }
-                        Err(fs::TryLockError::WouldBlock) => {
-                            return Err(io(io::Error::new(
-                                io::ErrorKind::TimedOut,
-                                format!(
-                                    "another process has been changing the users for over {} ms",
-                                    limit.as_millis()
-                                ),
-                            )))
-                        }
-                        Err(fs::TryLockError::Error(e)) => return Err(io(e)),
-                    }
-                }
-            }
-        }
-        Ok(Self { _file: Some(file) })
+        kgate_fsutil::FileLock::acquire(path, limit)
+            .map(|lock| Self { _lock: lock })
+            .map_err(|source| StoreError::Write {
+                path: kgate_fsutil::lock_path(path),
+                source,
+            })
     }
 }
 

@@ -477,9 +477,7 @@ fn quote(s: &str) -> String {
 /// write replaces the policy file with a new one.
 #[derive(Debug)]
 pub struct PolicyLock {
-    /// `None` where nobody can create the lock file, and so nobody can write the policy either
-    /// (a read-only directory): there is nothing to serialize.
-    _file: Option<File>,
+    _lock: kgate_fsutil::FileLock,
 }
 
 impl PolicyLock {
@@ -497,62 +495,12 @@ impl PolicyLock {
     /// # Errors
     /// [`PolicyError::Io`] naming the lock file, also when `limit` passes.
     pub fn acquire_within(policy: &Path, limit: Option<Duration>) -> Result<Self, PolicyError> {
-        let mut name = policy.as_os_str().to_owned();
-        name.push(".lock");
-        let lock = PathBuf::from(name);
-        let io = |source| PolicyError::Io {
-            file: lock.clone(),
-            source,
-        };
-        let file = match fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock)
-        {
-            Ok(f) => f,
-            // Another user's lock file, or a read-only directory: a read-only handle locks
-            // just as well; with no lock file at all, nobody can write here.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-                ) =>
-            {
-                match File::open(&lock) {
-                    Ok(f) => f,
-                    Err(_) => return Ok(Self { _file: None }),
-                }
-            }
-            Err(e) => return Err(io(e)),
-        };
-        match limit {
-            None => file.lock().map_err(io)?,
-            Some(limit) => {
-                let deadline = std::time::Instant::now() + limit;
-                loop {
-                    match file.try_lock() {
-                        Ok(()) => break,
-                        Err(fs::TryLockError::WouldBlock)
-                            if std::time::Instant::now() < deadline =>
-                        {
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        Err(fs::TryLockError::WouldBlock) => {
-                            return Err(io(io::Error::new(
-                                io::ErrorKind::TimedOut,
-                                format!(
-                                    "another process has been changing the policy for over {} ms",
-                                    limit.as_millis()
-                                ),
-                            )))
-                        }
-                        Err(fs::TryLockError::Error(e)) => return Err(io(e)),
-                    }
-                }
-            }
-        }
-        Ok(Self { _file: Some(file) })
+        kgate_fsutil::FileLock::acquire(policy, limit)
+            .map(|lock| Self { _lock: lock })
+            .map_err(|source| PolicyError::Io {
+                file: kgate_fsutil::lock_path(policy),
+                source,
+            })
     }
 }
 
