@@ -29,6 +29,9 @@ const LOST: u8 = 8;
 const REORDERED: u8 = 16;
 const DEAD: u8 = 32;
 const PENDING: u8 = 64;
+/// Read by a consumer, then cut from the log (unclean leader election): lost from the log
+/// although the reader that already had it keeps it.
+const CUT_AFTER_READ: u8 = 128;
 
 /// A log-linear latency histogram over microseconds (about 3% precision, fixed 16 KiB).
 #[derive(Clone, Debug)]
@@ -276,8 +279,13 @@ pub struct ServiceReport {
     pub duplicate_deliveries: u64,
     /// Messages delivered after a later message of the same key.
     pub reordered: IdList,
-    /// Messages the service accepted (or the producer sent with acks=0) and then lost.
+    /// Messages the service accepted (or the producer sent with acks=0) and then lost: never
+    /// delivered, or cut from the log after a consumer had read them (see
+    /// `lost_after_delivery`).
     pub lost: IdList,
+    /// Of `lost`, how many a consumer had already read before the log lost them (truncation
+    /// after an unclean leader election): that reader has records no replay will find again.
+    pub lost_after_delivery: u64,
     /// Messages whose publish failed for good (the producer was told).
     pub failed: IdList,
     /// Messages moved to a dead-letter destination.
@@ -566,6 +574,24 @@ impl Collector {
         }
     }
 
+    /// Message `id` was cut from the log for good (log truncation). Unlike [`Collector::lost`]
+    /// this counts a message a consumer had already read too: the log no longer holds it, so
+    /// no other reader and no replay will see it.
+    pub fn cut_from_log(&mut self, id: u64, at: SimTime, cause: Cause) {
+        if !self.was_delivered(id) {
+            self.lost(id, at, cause);
+            return;
+        }
+        if !self.flag(id, CUT_AFTER_READ) {
+            if let Some(i) = self.slot(cause, at) {
+                self.fault_acc[i].lost.push(id, MAX_TRAIL_IDS);
+                self.fault_acc[i].first[0].get_or_insert(at);
+            } else {
+                self.outside[0] += 1;
+            }
+        }
+    }
+
     /// The publish of `id` failed for good and the producer was told.
     pub fn failed(&mut self, id: u64, at: SimTime, cause: Cause) {
         if !self.flag(id, FAILED) {
@@ -689,6 +715,7 @@ impl Collector {
     ) -> (ServiceReport, Vec<CausalTrail>) {
         let mut lists: [IdList; 5] = Default::default();
         let mut pending = 0;
+        let mut lost_after_delivery = 0;
         for id in 0..self.status.len() {
             let s = self.status[id];
             let id = id as u64;
@@ -697,6 +724,10 @@ impl Collector {
             }
             if s & REORDERED != 0 {
                 lists[1].push(id, MAX_LISTED_IDS);
+            }
+            if s & DELIVERED != 0 && s & CUT_AFTER_READ != 0 {
+                lost_after_delivery += 1;
+                lists[2].push(id, MAX_LISTED_IDS);
             }
             if s & DELIVERED == 0 {
                 if s & FAILED != 0 {
@@ -732,6 +763,7 @@ impl Collector {
             duplicate_deliveries: self.duplicate_deliveries,
             reordered,
             lost,
+            lost_after_delivery,
             failed,
             dead_lettered,
             pending,

@@ -190,6 +190,9 @@ struct Part {
     last_arrival: SimTime,
     retry_q: Vec<(Rec, SimTime)>,
     blocked: bool,
+    /// The fault that took the partition's last in-sync replica down, while it is offline: an
+    /// unclean election later cuts what only that replica had, and the loss is its doing.
+    down_cause: Option<Cause>,
 }
 
 /// The Kafka model.
@@ -230,6 +233,7 @@ impl Kafka {
                     last_arrival: SimTime::ZERO,
                     retry_q: Vec::new(),
                     blocked: false,
+                    down_cause: None,
                 }
             })
             .collect();
@@ -472,6 +476,12 @@ impl Kafka {
             },
             None => return self.offline(p, cause, cx),
         };
+        // A replica's log ends where it stopped copying: an out-of-sync leader lacks the
+        // records only the old leader had, and the log is cut back to what the new one holds.
+        let cause = match (unclean, self.parts[p].down_cause.take()) {
+            (true, Some(down)) => down,
+            _ => cause,
+        };
         let new_end = self.parts[p].leo[leader];
         let cut = self.logs[p].truncate(new_end);
         let now = cx.now();
@@ -479,10 +489,19 @@ impl Kafka {
             let ids: Vec<u64> = cut.iter().map(|r| r.id).collect();
             let n = ids.len();
             let acks = self.cfg.acks;
-            let detail = format!(
-                "new leader broker {leader} of partition {p} lacks {n} records the old leader \
-                 had appended; they are cut from the log"
-            );
+            let read = cut.iter().filter(|r| cx.col.was_delivered(r.id)).count();
+            let detail = if unclean {
+                format!(
+                    "out-of-sync broker {leader} becomes leader of partition {p} without {n} \
+                     records only the old leader had (offsets {new_end} onwards); they are cut \
+                     from the log for good ({read} of them had already been read)"
+                )
+            } else {
+                format!(
+                    "new leader broker {leader} of partition {p} lacks {n} records the old \
+                     leader had appended; they are cut from the log"
+                )
+            };
             for (i, rec) in cut.into_iter().enumerate() {
                 let d = detail.clone();
                 cx.col
@@ -498,7 +517,7 @@ impl Kafka {
                             self.fail(p, w.rec, w.first, "leader_not_available", cause, cx);
                         }
                     }
-                    _ => cx.col.lost(rec.id, now, cause),
+                    _ => cx.col.cut_from_log(rec.id, now, cause),
                 }
             }
         }
@@ -530,6 +549,7 @@ impl Kafka {
 
     fn offline(&mut self, p: usize, cause: Cause, cx: &mut Cx<KEv>) {
         self.parts[p].leader = None;
+        self.parts[p].down_cause.get_or_insert(cause);
         self.group.blocked[p] = true;
         cx.mech(cause, "partition_offline", || {
             format!(
@@ -621,36 +641,52 @@ impl Kafka {
                     epoch,
                 },
             );
-            if part.leader.is_none() && part.isr.contains(&b) {
+            // An offline partition gets a leader as soon as a replica that may lead is back:
+            // an in-sync one, or with unclean election any one (without catching up first,
+            // since there is no leader to copy from).
+            if part.leader.is_none() && (part.isr.contains(&b) || self.cfg.unclean) {
                 let cause = fault_cause(self.brokers[b].cause);
                 self.elect(p, cause, cx);
             }
         }
     }
 
+    /// A restarted follower has had time to copy the leader's log. With no serving leader
+    /// there is nothing to copy: its log keeps ending where it stopped.
     fn caught_up(&mut self, p: usize, b: usize, cx: &mut Cx<KEv>) {
-        let end = self.logs[p].end();
         let cause = fault_cause(self.brokers[b].cause);
+        let leader = self.parts[p]
+            .leader
+            .filter(|&l| l != b && self.brokers[l].serving());
+        let Some(l) = leader else {
+            if self.parts[p].leader.is_none() {
+                self.elect(p, cause, cx);
+            }
+            return;
+        };
         let part = &mut self.parts[p];
-        part.leo[b] = end;
+        part.leo[b] = part.leo[l];
         part.caught[b] = true;
-        if !part.isr.contains(&b) && part.leader.is_some() {
+        if !part.isr.contains(&b) {
             part.isr.push(b);
             cx.mech(cause, "isr_expand", || {
                 format!("broker {b} caught up and rejoins the ISR of partition {p}")
             });
         }
-        if part.leader.is_none() {
-            self.elect(p, cause, cx);
-        } else {
-            self.update_hw(p, cx);
-        }
+        self.update_hw(p, cx);
     }
 
     fn trim(&mut self, cx: &mut Cx<KEv>) {
         let now = cx.now();
         for p in 0..self.logs.len() {
-            let low = self.group.low_water(p).min(self.parts[p].hw);
+            let part = &self.parts[p];
+            let mut low = self.group.low_water(p).min(part.hw);
+            if self.cfg.unclean {
+                // An out-of-sync replica may still become leader: keep what it lacks, so that a
+                // truncation can name every record it cuts.
+                let lagging = part.replicas.iter().map(|&r| part.leo[r]).min();
+                low = low.min(lagging.unwrap_or(low));
+            }
             self.logs[p].trim_below(low);
             while let Some(front) = self.logs[p].front() {
                 if front.created.plus(self.cfg.retention) > now {
@@ -1009,6 +1045,53 @@ mod tests {
             k.lost.count,
             k.produced - k.delivered - k.pending - k.failed.count
         );
+    }
+
+    #[test]
+    fn unclean_election_loses_exactly_the_records_only_the_old_leader_had() {
+        // One partition led by broker 0, followers 1 and 2; a message every 100 ms; replication
+        // takes 1 ms and a dead broker is fenced after 100 ms. Followers 1 and 2 stop at 1.05 s
+        // holding ids 0..=10 (created 0.0..=1.0 s). Broker 0, alone in the ISR, takes ids
+        // 11..=30 (1.1..=3.0 s) and dies at 3.05 s: the partition is offline. Broker 1 returns
+        // at 5 s and, with unclean election on, leads with a log that ends at offset 11, so
+        // exactly ids 11..=30 are cut. Consumers had read them (the high watermark followed the
+        // lone leader), which makes them lost from the log, not undelivered.
+        let mut csv = String::from("timestamp,key,size\n");
+        for i in 0..80 {
+            csv.push_str(&format!("{:.1},vehicle-1,100\n", f64::from(i) * 0.1));
+        }
+        let trace = crate::Trace::from_csv(&csv, "t.csv").unwrap();
+        let faults = "[[fault]]\nkind = \"broker_crash\"\nbroker = 1\nat = \"1050ms\"\nduration = \"3950ms\"\n\
+                      [[fault]]\nkind = \"broker_crash\"\nbroker = 2\nat = \"1050ms\"\n\
+                      [[fault]]\nkind = \"broker_crash\"\nbroker = 0\nat = \"3050ms\"\n";
+        let kafka = "partitions = 1\nacks = \"1\"\nenable_idempotence = false\n\
+                     unclean_leader_election = true\nfailover_detection_ms = 100\n\
+                     replication_p50_ms = 1\nreplication_p99_ms = 1\n\
+                     network_rtt_p50_ms = 0.6\nnetwork_rtt_p99_ms = 0.6\n";
+        let mut s = scenario(kafka, faults, 8, 10);
+        s.workload = crate::WorkloadSpec::trace(trace);
+        let r = s.run().unwrap();
+        let k = &r.services[0];
+        let only_on_old_leader: Vec<u64> = (11..=30).collect();
+        assert_eq!(k.lost.ids, only_on_old_leader);
+        assert_eq!(k.lost_after_delivery, 20);
+        let trail = r.trail(2, crate::ServiceKind::Kafka).unwrap();
+        assert!(
+            trail.has(Stage::Mechanism, "unclean_leader_election"),
+            "{}",
+            trail.summary()
+        );
+        let mut cut = trail
+            .step(Stage::Mechanism, "log_truncation")
+            .unwrap()
+            .message_ids
+            .clone();
+        cut.sort_unstable();
+        assert_eq!(cut, only_on_old_leader);
+        let lost = trail.step(Stage::Symptom, "messages_lost").unwrap();
+        assert_eq!(lost.message_ids, only_on_old_leader);
+        // Everything else arrives: the producer retried through the offline window.
+        assert_eq!(k.delivered, k.produced);
     }
 
     #[test]
