@@ -199,25 +199,39 @@ impl IdList {
     }
 }
 
+/// How a cost line scales with time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CostBasis {
+    /// A steady-state monthly charge, such as storing the configured retention's worth of
+    /// data: `amount` is per month and the run is charged its share of a 730-hour month.
+    Month,
+    /// Used by the run (hours, requests, bytes moved): `amount` is the run's and a month is
+    /// extrapolated from the run's length.
+    Run,
+}
+
 /// One line of a cost estimate.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CostLine {
     /// What is billed (`shard-hours`, `PUT payload units`, ...).
     pub item: String,
-    /// How many units the run used.
+    /// How many units: used by the run, or per month for a [`CostBasis::Month`] line.
     pub quantity: f64,
     /// Price per unit, in USD.
     pub unit_price: f64,
     /// `quantity × unit_price`.
     pub amount: f64,
+    /// Whether `amount` is the run's or a month's.
+    pub basis: CostBasis,
 }
 
 /// A cost estimate from the profile's pricing basis.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CostEstimate {
-    /// Total for the simulated run, USD.
+    /// Total for the simulated run, USD (monthly lines prorated to the run's length).
     pub run_usd: f64,
-    /// The run's rate extrapolated to 730 hours, USD.
+    /// A month at the run's rates plus the steady-state monthly lines, USD.
     pub month_usd: f64,
     /// The billed items.
     pub lines: Vec<CostLine>,
@@ -225,27 +239,48 @@ pub struct CostEstimate {
     pub note: String,
 }
 
+/// Hours in the month prices are quoted for.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
 impl CostEstimate {
-    /// Adds a line.
+    /// Adds a line the run used (extrapolated to a month by time).
     pub fn line(&mut self, item: &str, quantity: f64, unit_price: f64) {
-        let amount = quantity * unit_price;
-        self.run_usd += amount;
+        self.push(item, quantity, unit_price, CostBasis::Run);
+    }
+
+    /// Adds a steady-state monthly line: `quantity` units per month.
+    pub fn monthly(&mut self, item: &str, quantity: f64, unit_price: f64) {
+        self.push(item, quantity, unit_price, CostBasis::Month);
+    }
+
+    fn push(&mut self, item: &str, quantity: f64, unit_price: f64, basis: CostBasis) {
         self.lines.push(CostLine {
             item: item.to_string(),
             quantity,
             unit_price,
-            amount,
+            amount: quantity * unit_price,
+            basis,
         });
     }
 
-    /// Sets the monthly extrapolation from the run's duration.
+    /// Totals the lines for a run of length `run`.
     pub fn finish(&mut self, run: SimTime, note: &str) {
         let hours = run.as_secs_f64() / 3600.0;
-        self.month_usd = if hours > 0.0 {
-            self.run_usd * 730.0 / hours
-        } else {
-            0.0
+        let sum = |b: CostBasis| -> f64 {
+            self.lines
+                .iter()
+                .filter(|l| l.basis == b)
+                .map(|l| l.amount)
+                .sum()
         };
+        let (used, monthly) = (sum(CostBasis::Run), sum(CostBasis::Month));
+        self.run_usd = used + monthly * hours / HOURS_PER_MONTH;
+        self.month_usd = monthly
+            + if hours > 0.0 {
+                used * HOURS_PER_MONTH / hours
+            } else {
+                0.0
+            };
         self.note = note.to_string();
     }
 }

@@ -13,7 +13,7 @@
 
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
-use crate::models::{Cx, Model};
+use crate::models::{Cx, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::LatencyDist;
 use crate::time::{parse_duration, SimTime};
@@ -301,7 +301,12 @@ impl Model for EventGrid {
         self.inflight == 0
     }
 
-    fn finish(&mut self, cx: &mut Cx<EgEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+    fn finish(
+        &mut self,
+        cx: &mut Cx<EgEv>,
+        run: SimTime,
+        _offered: &Offered,
+    ) -> (Vec<String>, CostEstimate) {
         while let Some((_, ev)) = cx.q.pop() {
             if let crate::models::Ev::Model(
                 EgEv::Post { m, .. } | EgEv::Failed { m, .. } | EgEv::DeadLetter { m },

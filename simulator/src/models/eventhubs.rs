@@ -17,7 +17,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Bucket, Cx, Model};
+use crate::models::{backoff, Bucket, Cx, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -47,6 +47,8 @@ pub(crate) struct EventHubsCfg {
     pub group: GroupCfg,
     pub tu_usd_per_hour: f64,
     pub ingress_usd_per_million: f64,
+    pub allowance_gb_per_tu: f64,
+    pub storage_usd_per_gb_month: f64,
 }
 
 impl EventHubsCfg {
@@ -121,6 +123,8 @@ impl EventHubsCfg {
             group,
             tu_usd_per_hour: p.f64("tu_usd_per_hour")?,
             ingress_usd_per_million: p.f64("ingress_usd_per_million_events")?,
+            allowance_gb_per_tu: p.f64("storage_allowance_gb_per_tu")?,
+            storage_usd_per_gb_month: p.f64("blob_lrs_usd_per_gb_month")?,
             tier,
         })
     }
@@ -452,7 +456,12 @@ impl Model for EventHubs {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
-    fn finish(&mut self, cx: &mut Cx<EhEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+    fn finish(
+        &mut self,
+        cx: &mut Cx<EhEv>,
+        run: SimTime,
+        offered: &Offered,
+    ) -> (Vec<String>, CostEstimate) {
         self.group.mark_pending(&self.logs, cx);
         while let Some((_, ev)) = cx.q.pop() {
             if let crate::models::Ev::Model(EhEv::Arrive { rec, .. } | EhEv::Retry { rec, .. }) = ev
@@ -478,7 +487,20 @@ impl Model for EventHubs {
             self.ingress_events_billed / 1e6,
             c.ingress_usd_per_million,
         );
-        cost.finish(run, "per TU-hour (billed by the hour, at least one) plus ingress events, prorated here; illustrative USD prices, check azure.microsoft.com");
+        // The hub holds the retention window; each TU includes an allowance and the rest is
+        // billed as blob storage. Internal replicas are the provider's and not billed.
+        let stored = offered.gb_in(c.retention);
+        let allowance = c.allowance_gb_per_tu * c.tus;
+        let days = c.retention.as_secs_f64() / 86_400.0;
+        cost.monthly(
+            &format!(
+                "GB stored above the {allowance:.0} GB TU allowance (steady state: {days:.1} days, \
+                 {stored:.0} GB)"
+            ),
+            (stored - allowance).max(0.0),
+            c.storage_usd_per_gb_month,
+        );
+        cost.finish(run, "per TU-hour (billed by the hour, at least one) plus ingress events, prorated here; storage is the steady state of the retention; illustrative USD prices, check azure.microsoft.com");
         (settings, cost)
     }
 }
@@ -523,6 +545,30 @@ mod tests {
             .iter()
             .any(|m| m.code == "server_busy"));
         assert_eq!(eh.failed.count + eh.acked, eh.produced);
+    }
+
+    #[test]
+    fn storage_above_the_tu_allowance_is_priced_on_the_retention_steady_state() {
+        // 5,000 events/s of 1 KiB for 7 days = 3,096.6 GB stored; 6 TUs include 504 GB.
+        let r = run(
+            "throughput_units = 6",
+            "kind = \"telemetry\"\nrate = \"5000/s\"\nmessage_bytes = 1024",
+            4,
+        );
+        let eh = r.service(ServiceKind::EventHubs).unwrap();
+        let line = eh
+            .cost
+            .lines
+            .iter()
+            .find(|l| l.item.starts_with("GB stored above"))
+            .unwrap();
+        let expected = 5_000.0 * 1_024.0 * 604_800.0 / 1e9 - 6.0 * 84.0;
+        assert!(
+            (line.quantity / expected - 1.0).abs() < 0.02,
+            "{} GB above the allowance",
+            line.quantity
+        );
+        assert_eq!(line.basis, crate::metrics::CostBasis::Month);
     }
 
     #[test]

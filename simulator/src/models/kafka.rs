@@ -21,10 +21,10 @@
 use std::collections::VecDeque;
 
 use crate::fault::{Fault, FaultKind};
-use crate::metrics::{Cause, CostEstimate};
+use crate::metrics::{Cause, CostEstimate, HOURS_PER_MONTH};
 use crate::models::group::{Group, GroupCfg, GroupEv, NoGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{Cx, Model};
+use crate::models::{Cx, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -64,6 +64,8 @@ pub(crate) struct KafkaCfg {
     pub group: GroupCfg,
     pub broker_usd_per_hour: f64,
     pub storage_usd_per_gb_month: f64,
+    pub zones: usize,
+    pub cross_zone_usd_per_gb: f64,
 }
 
 impl KafkaCfg {
@@ -131,6 +133,8 @@ impl KafkaCfg {
             group,
             broker_usd_per_hour: p.f64("broker_usd_per_hour")?,
             storage_usd_per_gb_month: p.f64("storage_usd_per_gb_month")?,
+            zones: p.count("availability_zones", 1, 16)?,
+            cross_zone_usd_per_gb: p.f64("cross_zone_usd_per_gb")?,
         })
     }
 }
@@ -920,7 +924,12 @@ impl Model for Kafka {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
-    fn finish(&mut self, cx: &mut Cx<KEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+    fn finish(
+        &mut self,
+        cx: &mut Cx<KEv>,
+        run: SimTime,
+        offered: &Offered,
+    ) -> (Vec<String>, CostEstimate) {
         self.group.mark_pending(&self.logs, cx);
         for part in &self.parts {
             for (rec, _) in &part.retry_q {
@@ -968,13 +977,44 @@ impl Model for Kafka {
             c.brokers as f64 * hours,
             c.broker_usd_per_hour,
         );
-        let gb = cx.col.produced_bytes() as f64 * c.replication_factor as f64 / 1e9;
-        cost.line(
-            "GB-months stored (replicated)",
-            gb * hours / 730.0,
+        // Disks hold the whole retention window, on every replica: a month of a running
+        // cluster pays for that steady state, not for the minutes simulated.
+        let rf = c.replication_factor as f64;
+        let days = c.retention.as_secs_f64() / 86_400.0;
+        cost.monthly(
+            &format!("GB stored (steady state: {days:.1} days of the offered bytes × RF {rf})"),
+            offered.gb_in(c.retention) * rf,
             c.storage_usd_per_gb_month,
         );
-        cost.finish(run, "infrastructure cost (illustrative instance and disk prices); Kafka has no per-message fee");
+        if c.zones > 1 {
+            // Rack-aware placement puts each replica of a partition in another zone (as far as
+            // there are zones): every follower copy in a zone other than the leader's crosses.
+            // Transfer is priced on a month of the offered byte rate, like the storage.
+            let gb = offered.gb_in(SimTime::from_secs_f64(HOURS_PER_MONTH * 3600.0));
+            let copies = (c.replication_factor.min(c.zones) - 1) as f64;
+            cost.monthly(
+                &format!("GB cross-zone replication ({copies:.0} follower copies in other zones)"),
+                gb * copies,
+                c.cross_zone_usd_per_gb,
+            );
+            // Producers and consumers reach a leader in another zone (zones - 1) / zones of
+            // the time (consumers could fetch from a same-zone follower, KIP-392; not modelled).
+            let share = (c.zones - 1) as f64 / c.zones as f64;
+            cost.monthly(
+                &format!(
+                    "GB cross-zone client traffic (produce and fetch, {:.0}% to another zone)",
+                    share * 100.0
+                ),
+                gb * 2.0 * share,
+                c.cross_zone_usd_per_gb,
+            );
+        }
+        cost.finish(
+            run,
+            "infrastructure cost (illustrative instance, disk and transfer prices); storage is \
+             the steady state of the retention, not the minutes simulated; Kafka has no \
+             per-message fee",
+        );
         (settings, cost)
     }
 }
@@ -1092,6 +1132,46 @@ mod tests {
         assert_eq!(lost.message_ids, only_on_old_leader);
         // Everything else arrives: the producer retried through the offline window.
         assert_eq!(k.delivered, k.produced);
+    }
+
+    #[test]
+    fn monthly_cost_prices_the_retention_steady_state_not_the_minutes_simulated() {
+        // 5,000 messages/s of 1 KiB kept 7 days on 3 replicas: 5,000 × 1,024 × 604,800 × 3
+        // = 9,289.7 GB on disk, whatever the run's length; each byte crosses zones twice for
+        // replication (RF 3 over 3 zones) and 2/3 of produce and fetch traffic crosses too.
+        let expected_gb = 5_000.0 * 1_024.0 * 604_800.0 * 3.0 / 1e9;
+        let month_gb = 5_000.0 * 1_024.0 * 730.0 * 3_600.0 / 1e9;
+        let mut months = Vec::new();
+        for secs in [4, 12] {
+            let mut s = scenario("", "", secs, 5_000);
+            s.workload.message_bytes = Some(1_024);
+            let r = s.run().unwrap();
+            let cost = &r.services[0].cost;
+            let line = |start: &str| {
+                cost.lines
+                    .iter()
+                    .find(|l| l.item.starts_with(start))
+                    .unwrap_or_else(|| panic!("no `{start}` line in {:?}", cost.lines))
+            };
+            let stored = line("GB stored");
+            assert!(
+                (stored.quantity / expected_gb - 1.0).abs() < 0.02,
+                "{} GB",
+                stored.quantity
+            );
+            assert_eq!(stored.basis, crate::metrics::CostBasis::Month);
+            let replication = line("GB cross-zone replication");
+            assert!((replication.quantity / (2.0 * month_gb) - 1.0).abs() < 0.02);
+            let clients = line("GB cross-zone client traffic");
+            assert!((clients.quantity / (2.0 * 2.0 / 3.0 * month_gb) - 1.0).abs() < 0.02);
+            let storage_usd = expected_gb * 0.08;
+            assert!(cost.month_usd > storage_usd, "{}", cost.month_usd);
+            months.push(cost.month_usd);
+        }
+        assert!(
+            (months[0] / months[1] - 1.0).abs() < 0.02,
+            "a month costs the same after 4 s and 12 s simulated: {months:?}"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Bucket, Cx, Model};
+use crate::models::{backoff, Bucket, Cx, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -57,6 +57,10 @@ pub(crate) struct KinesisCfg {
     pub on_demand_stream_usd_per_hour: f64,
     pub on_demand_usd_per_gb_written: f64,
     pub on_demand_usd_per_gb_read: f64,
+    pub included_retention: SimTime,
+    pub extended_usd_per_shard_hour: f64,
+    pub on_demand_extended_usd_per_gb_month: f64,
+    pub long_term_usd_per_gb_month: f64,
 }
 
 impl KinesisCfg {
@@ -133,6 +137,11 @@ impl KinesisCfg {
             on_demand_stream_usd_per_hour: p.f64("on_demand_stream_usd_per_hour")?,
             on_demand_usd_per_gb_written: p.f64("on_demand_usd_per_gb_written")?,
             on_demand_usd_per_gb_read: p.f64("on_demand_usd_per_gb_read")?,
+            included_retention: SimTime::from_secs_f64(p.f64("included_retention_hours")? * 3600.0),
+            extended_usd_per_shard_hour: p.f64("extended_retention_usd_per_shard_hour")?,
+            on_demand_extended_usd_per_gb_month: p
+                .f64("on_demand_extended_retention_usd_per_gb_month")?,
+            long_term_usd_per_gb_month: p.f64("long_term_retention_usd_per_gb_month")?,
         })
     }
 }
@@ -558,7 +567,12 @@ impl Model for Kinesis {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
-    fn finish(&mut self, cx: &mut Cx<KinEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+    fn finish(
+        &mut self,
+        cx: &mut Cx<KinEv>,
+        run: SimTime,
+        offered: &Offered,
+    ) -> (Vec<String>, CostEstimate) {
         self.group.mark_pending(&self.logs, cx);
         while let Some((_, ev)) = cx.q.pop() {
             if let crate::models::Ev::Model(KinEv::Arrive { rec, .. } | KinEv::Retry { rec, .. }) =
@@ -604,6 +618,42 @@ impl Model for Kinesis {
                 "million PUT payload units (25 KB)",
                 self.put_units / 1e6,
                 c.put_unit_usd_per_million,
+            );
+        }
+        // Retention is priced on the steady state of the configured window: included up to
+        // 24 h, then extended retention (to 7 days), then long-term retention.
+        let week = SimTime::from_secs(7 * 86_400);
+        let included = c.retention.min(c.included_retention);
+        let extended = c.retention.min(week).minus(included);
+        let long_term = c.retention.minus(c.retention.min(week).max(included));
+        cost.monthly(
+            &format!(
+                "GB stored within the included {} h (steady state)",
+                included.as_secs_f64() / 3600.0
+            ),
+            offered.gb_in(included),
+            0.0,
+        );
+        if extended > SimTime::ZERO {
+            if c.on_demand {
+                cost.monthly(
+                    "GB-months of extended retention (24 h to 7 days, steady state)",
+                    offered.gb_in(extended),
+                    c.on_demand_extended_usd_per_gb_month,
+                );
+            } else {
+                cost.monthly(
+                    "shard-hours of extended retention (a month)",
+                    c.shards as f64 * crate::metrics::HOURS_PER_MONTH,
+                    c.extended_usd_per_shard_hour,
+                );
+            }
+        }
+        if long_term > SimTime::ZERO {
+            cost.monthly(
+                "GB-months of long-term retention (beyond 7 days, steady state)",
+                offered.gb_in(long_term),
+                c.long_term_usd_per_gb_month,
             );
         }
         if c.efo {
@@ -652,6 +702,25 @@ mod tests {
             .baseline_mechanisms
             .iter()
             .any(|m| m.code == "provisioned_throughput_exceeded"));
+    }
+
+    #[test]
+    fn retention_beyond_24_hours_adds_a_month_of_extended_retention() {
+        let workload = "kind = \"payments\"\nrate = \"100/s\"";
+        let line = |r: &crate::Report| {
+            r.services[0]
+                .cost
+                .lines
+                .iter()
+                .find(|l| l.item.contains("extended retention"))
+                .map(|l| (l.quantity, l.basis))
+        };
+        assert_eq!(line(&run("shards = 2", workload, 3)), None);
+        let week = run("shards = 2\nretention_hours = 168", workload, 3);
+        assert_eq!(
+            line(&week),
+            Some((2.0 * 730.0, crate::metrics::CostBasis::Month))
+        );
     }
 
     #[test]

@@ -89,8 +89,30 @@ pub(crate) trait Model {
     fn gauges(&self, now: SimTime) -> (u64, SimTime, u64);
     /// Whether nothing is in flight any more (the run can stop after the workload ends).
     fn idle(&self) -> bool;
-    /// Marks still-stored messages as pending; returns settings and the cost estimate.
-    fn finish(&mut self, cx: &mut Cx<Self::Ev>, run: SimTime) -> (Vec<String>, CostEstimate);
+    /// Marks still-stored messages as pending; returns settings and the cost estimate (`run`
+    /// is when the run stopped, `offered` what the producer offered, for steady-state costs).
+    fn finish(
+        &mut self,
+        cx: &mut Cx<Self::Ev>,
+        run: SimTime,
+        offered: &Offered,
+    ) -> (Vec<String>, CostEstimate);
+}
+
+/// What the producer offered, averaged over the time it ran: the load that steady-state
+/// costs and the bottleneck are worked out for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Offered {
+    /// Bytes per second.
+    pub bytes_per_s: f64,
+}
+
+impl Offered {
+    /// Gigabytes (10^9 bytes) written in `span` at this rate: the steady-state size of a
+    /// retention window of that length.
+    pub fn gb_in(&self, span: SimTime) -> f64 {
+        self.bytes_per_s * span.as_secs_f64() / 1e9
+    }
 }
 
 /// How a run is bounded and observed.
@@ -172,7 +194,11 @@ pub(crate) fn drive<M: Model>(
     }
     let end = cx.q.now().min(hard_stop);
     progress(end);
-    let (settings, cost) = model.finish(&mut cx, end);
+    let secs = bounds.duration.as_secs_f64().max(1e-9);
+    let offered = Offered {
+        bytes_per_s: cx.col.produced_bytes() as f64 / secs,
+    };
+    let (settings, cost) = model.finish(&mut cx, end, &offered);
     let events = cx.q.events_handled();
     let Cx { col, .. } = cx;
     Ok(col.finish(profile.name.clone(), settings, cost, end, events))

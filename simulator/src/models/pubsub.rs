@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
-use crate::models::{backoff, Bucket, Cx, Model};
+use crate::models::{backoff, Bucket, Cx, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{FixedState, LatencyDist};
 use crate::time::SimTime;
@@ -51,6 +51,8 @@ pub(crate) struct PubSubCfg {
     pub request_timeout: SimTime,
     pub batch: f64,
     pub usd_per_tib: f64,
+    pub retain_acked: bool,
+    pub storage_usd_per_gib_month: f64,
 }
 
 impl PubSubCfg {
@@ -92,6 +94,8 @@ impl PubSubCfg {
             request_timeout: p.millis("client_request_timeout_ms")?,
             batch: p.f64("publish_batch_messages")?.max(1.0),
             usd_per_tib: p.f64("usd_per_tib")?,
+            retain_acked: p.bool("retain_acked_messages")?,
+            storage_usd_per_gib_month: p.f64("storage_usd_per_gib_month")?,
         })
     }
 }
@@ -669,7 +673,12 @@ impl Model for PubSub {
             && self.in_clients == 0
     }
 
-    fn finish(&mut self, cx: &mut Cx<PsEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+    fn finish(
+        &mut self,
+        cx: &mut Cx<PsEv>,
+        run: SimTime,
+        offered: &Offered,
+    ) -> (Vec<String>, CostEstimate) {
         for m in &self.backlog {
             cx.col.pending(m.id);
         }
@@ -692,6 +701,7 @@ impl Model for PubSub {
             format!("exactly_once={}", c.exactly_once),
             format!("message_ordering={}", c.ordering),
             format!("dead_letter_topic={}", c.dead_letter),
+            format!("retain_acked_messages={}", c.retain_acked),
         ];
         let mut cost = CostEstimate::default();
         let tib = self.billed_bytes / 1_099_511_627_776.0;
@@ -700,6 +710,15 @@ impl Model for PubSub {
             tib,
             c.usd_per_tib,
         );
+        if c.retain_acked {
+            // Retained acknowledged messages fill the whole retention window: a steady state.
+            let days = c.retention.as_secs_f64() / 86_400.0;
+            cost.monthly(
+                &format!("GiB stored (retain_acked_messages: {days:.1} days, steady state)"),
+                offered.gb_in(c.retention) * 1e9 / 1_073_741_824.0,
+                c.storage_usd_per_gib_month,
+            );
+        }
         cost.finish(
             run,
             "throughput-based pricing; the free 10 GiB per month is not deducted",
