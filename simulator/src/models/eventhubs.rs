@@ -17,7 +17,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Bucket, Cx, Model, Offered};
+use crate::models::{backoff, Bucket, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -187,7 +187,8 @@ pub(crate) struct EventHubs {
     unavailable_until: Vec<SimTime>,
     clients_cut: bool,
     extra_latency: SimTime,
-    last_arrival: Vec<SimTime>,
+    /// A key's sends arrive in order (a partition's order, as far as anyone can observe it).
+    order: KeyOrder,
     outstanding: u64,
     ingress_events_billed: f64,
 }
@@ -210,7 +211,7 @@ impl EventHubs {
             unavailable_until: vec![SimTime::ZERO; n],
             clients_cut: false,
             extra_latency: SimTime::ZERO,
-            last_arrival: vec![SimTime::ZERO; n],
+            order: KeyOrder::default(),
             outstanding: 0,
             ingress_events_billed: 0.0,
             cfg,
@@ -227,10 +228,7 @@ impl EventHubs {
             return;
         }
         let lat = cx.rng.latency(&self.cfg.publish).plus(self.extra_latency);
-        // One connection per partition delivers a producer's sends in order.
-        let p = (mix64(rec.key) % self.cfg.partitions as u64) as usize;
-        let at = cx.now().plus(lat).max(self.last_arrival[p]);
-        self.last_arrival[p] = at;
+        let at = self.order.arrival(rec.key, cx.now().plus(lat));
         cx.at(at, EhEv::Arrive { rec, attempt });
     }
 
@@ -291,7 +289,7 @@ impl EventHubs {
         self.outstanding = self.outstanding.saturating_sub(1);
         let back = cx.rng.latency(&self.cfg.publish);
         cx.col.acked(now.plus(back).minus(rec.created));
-        self.group.data_available(p, cx);
+        self.group.data_available(p, self.visible[p], cx);
     }
 
     fn trim(&mut self, cx: &mut Cx<EhEv>) {

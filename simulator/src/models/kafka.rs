@@ -24,7 +24,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate, HOURS_PER_MONTH};
 use crate::models::group::{Group, GroupCfg, GroupEv, NoGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{Cx, Model, Offered};
+use crate::models::{Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -191,7 +191,6 @@ struct Part {
     caught: Vec<bool>,
     hw: u64,
     waiting: VecDeque<Waiting>,
-    last_arrival: SimTime,
     retry_q: Vec<(Rec, SimTime)>,
     blocked: bool,
     /// The fault that took the partition's last in-sync replica down, while it is offline: an
@@ -211,6 +210,8 @@ pub(crate) struct Kafka {
     extra_latency: SimTime,
     capacity_factor: f64,
     outstanding: u64,
+    /// One connection per broker keeps a key's produce requests in order.
+    order: KeyOrder,
 }
 
 fn fault_cause(f: Option<usize>) -> Cause {
@@ -234,7 +235,6 @@ impl Kafka {
                     caught: vec![true; cfg.brokers],
                     hw: 0,
                     waiting: VecDeque::new(),
-                    last_arrival: SimTime::ZERO,
                     retry_q: Vec::new(),
                     blocked: false,
                     down_cause: None,
@@ -258,6 +258,7 @@ impl Kafka {
             extra_latency: SimTime::ZERO,
             capacity_factor: 1.0,
             outstanding: 0,
+            order: KeyOrder::default(),
             cfg,
         }
     }
@@ -291,8 +292,7 @@ impl Kafka {
             return;
         }
         let one_way = cx.rng.latency(&self.cfg.one_way).plus(self.extra_latency);
-        let arrive = cx.now().plus(one_way).max(part.last_arrival);
-        part.last_arrival = arrive;
+        let arrive = self.order.arrival(rec.key, cx.now().plus(one_way));
         cx.at(
             arrive,
             KEv::Append {
@@ -459,7 +459,7 @@ impl Kafka {
                 cx.col.acked(cx.now().plus(back).minus(w.rec.created));
             }
         }
-        self.group.data_available(p, cx);
+        self.group.data_available(p, hw, cx);
     }
 
     fn elect(&mut self, p: usize, cause: Cause, cx: &mut Cx<KEv>) {

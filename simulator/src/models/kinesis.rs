@@ -21,7 +21,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Bucket, Cx, Model, Offered};
+use crate::models::{backoff, Bucket, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -217,7 +217,8 @@ pub(crate) struct Kinesis {
     unavailable_until: SimTime,
     clients_cut: bool,
     extra_latency: SimTime,
-    last_arrival: Vec<SimTime>,
+    /// A key's records arrive in order (a shard's order, as far as anyone can observe it).
+    order: KeyOrder,
     factor: f64,
     outstanding: u64,
     put_units: f64,
@@ -253,7 +254,7 @@ impl Kinesis {
             unavailable_until: SimTime::ZERO,
             clients_cut: false,
             extra_latency: SimTime::ZERO,
-            last_arrival: vec![SimTime::ZERO; n],
+            order: KeyOrder::default(),
             factor: 1.0,
             outstanding: 0,
             put_units: 0.0,
@@ -277,10 +278,7 @@ impl Kinesis {
             return;
         }
         let lat = cx.rng.latency(&self.cfg.put).plus(self.extra_latency);
-        // One connection per partition delivers a producer's sends in order.
-        let p = (mix64(rec.key) % self.cfg.shards as u64) as usize;
-        let at = cx.now().plus(lat).max(self.last_arrival[p]);
-        self.last_arrival[p] = at;
+        let at = self.order.arrival(rec.key, cx.now().plus(lat));
         cx.at(at, KinEv::Arrive { rec, attempt });
     }
 
@@ -352,7 +350,7 @@ impl Kinesis {
         self.outstanding = self.outstanding.saturating_sub(1);
         let back = cx.rng.latency(&self.cfg.put);
         cx.col.acked(now.plus(back).minus(rec.created));
-        self.group.data_available(s, cx);
+        self.group.data_available(s, self.visible[s], cx);
     }
 
     fn rescale(&mut self, cx: &mut Cx<KinEv>) {

@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
-use crate::models::{backoff, Bucket, Cx, Model, Offered};
+use crate::models::{backoff, Bucket, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{FixedState, LatencyDist};
 use crate::time::SimTime;
@@ -122,8 +122,6 @@ struct Sub {
     epoch: u32,
     held: u32,
     busy_until: SimTime,
-    /// A StreamingPull stream delivers in order: the last arrival on it.
-    last_arrival: SimTime,
     slow: Option<SimTime>,
 }
 
@@ -174,6 +172,8 @@ pub(crate) struct PubSub {
     key_sub: HashMap<u64, (usize, u32), FixedState>,
     /// Ordering keys: the publisher sends one key's messages in order.
     key_last_publish: HashMap<u64, SimTime, FixedState>,
+    /// Ordering keys: a key's messages reach the subscriber in order.
+    key_delivery: KeyOrder,
     outstanding: HashMap<u64, Out, FixedState>,
     subs: Vec<Sub>,
     rr: usize,
@@ -194,6 +194,7 @@ impl PubSub {
             backlog: VecDeque::new(),
             key_sub: HashMap::default(),
             key_last_publish: HashMap::default(),
+            key_delivery: KeyOrder::default(),
             outstanding: HashMap::default(),
             subs: vec![
                 Sub {
@@ -377,8 +378,13 @@ impl PubSub {
             );
             let lat = cx.rng.latency(&self.cfg.deliver).plus(self.extra_latency);
             let epoch = self.subs[s].epoch;
-            let arrive = now.plus(lat).max(self.subs[s].last_arrival);
-            self.subs[s].last_arrival = arrive;
+            // Without ordering keys Pub/Sub promises no order at all; with them, a key's
+            // messages reach its subscriber in order.
+            let arrive = if self.cfg.ordering {
+                self.key_delivery.arrival(m.key, now.plus(lat))
+            } else {
+                now.plus(lat)
+            };
             self.in_clients += 1;
             cx.at(
                 arrive,
