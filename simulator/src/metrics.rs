@@ -285,6 +285,41 @@ impl CostEstimate {
     }
 }
 
+/// The stage that limits how many messages per second a service can take and deliver, for
+/// the workload offered: the number that binds and what would relieve it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Bottleneck {
+    /// `producer`, `brokers`, `partitions`, `consumers` or `quota`.
+    pub stage: String,
+    /// What the stage can carry, messages per second.
+    pub capacity_per_s: f64,
+    /// What the producer offered, messages per second.
+    pub offered_per_s: f64,
+    /// Whether the offered rate is above the capacity (the stage is saturated).
+    pub binding: bool,
+    /// One sentence: how the capacity is made up, against the offered rate, and the remedy.
+    pub detail: String,
+}
+
+/// Formats a rate for people: `30,000`, `1,234`, `0.5`.
+pub(crate) fn fmt_rate(x: f64) -> String {
+    if !x.is_finite() {
+        return "unlimited".into();
+    }
+    if x < 10.0 {
+        return format!("{x:.1}");
+    }
+    let digits = format!("{:.0}", x.round());
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// Everything one service did in one run.
 #[derive(Clone, Debug, Serialize)]
 pub struct ServiceReport {
@@ -333,6 +368,8 @@ pub struct ServiceReport {
     pub ack_latency: Percentiles,
     /// Cost estimate.
     pub cost: CostEstimate,
+    /// The stage that limits the service for this workload.
+    pub bottleneck: Bottleneck,
     /// Mechanisms seen outside any fault window (throttling at the normal quota, ...).
     pub baseline_mechanisms: Vec<TrailStep>,
     /// The time series.
@@ -745,6 +782,7 @@ impl Collector {
         profile: String,
         settings: Vec<String>,
         cost: CostEstimate,
+        bottleneck: Bottleneck,
         ended_at: SimTime,
         events: u64,
     ) -> (ServiceReport, Vec<CausalTrail>) {
@@ -805,6 +843,7 @@ impl Collector {
             latency: self.latency.percentiles(),
             ack_latency: self.ack_latency.percentiles(),
             cost,
+            bottleneck,
             baseline_mechanisms,
             samples: std::mem::take(&mut self.samples),
             ended_at,
@@ -1099,7 +1138,14 @@ mod tests {
         assert!(c.delivered(2, 7, SimTime::ZERO, t, Cause::Window));
         assert!(c.delivered(1, 7, SimTime::ZERO, t, Cause::Window));
         assert!(!c.delivered(0, 7, SimTime::ZERO, t, Cause::Window));
-        let (r, _) = c.finish(String::new(), vec![], CostEstimate::default(), t, 0);
+        let (r, _) = c.finish(
+            String::new(),
+            vec![],
+            CostEstimate::default(),
+            Bottleneck::default(),
+            t,
+            0,
+        );
         assert_eq!(r.delivered, 3);
         assert_eq!(r.duplicated.ids, vec![0]);
         assert_eq!(r.reordered.ids, vec![1]);
@@ -1119,6 +1165,7 @@ mod tests {
             String::new(),
             vec![],
             CostEstimate::default(),
+            Bottleneck::default(),
             SimTime::ZERO,
             0,
         );

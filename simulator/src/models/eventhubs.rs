@@ -17,7 +17,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Bucket, Cx, KeyOrder, Model, Offered};
+use crate::models::{backoff, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -452,6 +452,45 @@ impl Model for EventHubs {
 
     fn idle(&self) -> bool {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
+    }
+
+    fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
+        let c = &self.cfg;
+        let mean = offered.mean_bytes();
+        let readers = (c.consumer_groups * c.readers_per_partition) as f64;
+        let mut out = vec![
+            Capacity {
+                stage: "quota",
+                per_s: c.tus * (c.ingress_bytes / mean).min(c.ingress_events),
+                how: format!(
+                    "ingress {} TU × min({:.0} MB/s ÷ {mean:.0} B, {}/s)",
+                    c.tus,
+                    c.ingress_bytes / 1e6,
+                    crate::metrics::fmt_rate(c.ingress_events)
+                ),
+                relief: "add throughput units (or turn on auto-inflate)".into(),
+            },
+            Capacity {
+                stage: "quota",
+                per_s: c.tus * (c.egress_bytes / mean).min(c.egress_events) / readers,
+                how: format!(
+                    "egress {} TU × min({:.0} MB/s ÷ {mean:.0} B, {}/s) shared by {readers} \
+                     reads of each event",
+                    c.tus,
+                    c.egress_bytes / 1e6,
+                    crate::metrics::fmt_rate(c.egress_events)
+                ),
+                relief: "add throughput units, or fewer consumer groups and readers".into(),
+            },
+        ];
+        out.extend(Capacity::readers(
+            "processors",
+            c.group.consumers,
+            c.partitions,
+            c.group.processing,
+            "partition",
+        ));
+        out
     }
 
     fn finish(

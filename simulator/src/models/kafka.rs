@@ -24,7 +24,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate, HOURS_PER_MONTH};
 use crate::models::group::{Group, GroupCfg, GroupEv, NoGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{Cx, KeyOrder, Model, Offered};
+use crate::models::{Capacity, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -924,6 +924,41 @@ impl Model for Kafka {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
+    fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
+        let c = &self.cfg;
+        let mean = offered.mean_bytes();
+        // Produce requests land on the partition leaders; the broker leading the most
+        // partitions fills up first (the model charges the leader's append).
+        let mut leading = vec![0usize; c.brokers];
+        for part in &self.parts {
+            if let Some(&l) = part.replicas.first() {
+                leading[l] += 1;
+            }
+        }
+        let most = leading.iter().copied().max().unwrap_or(1).max(1);
+        let per_broker = c.broker_bytes_per_s / mean;
+        let mut out = vec![Capacity {
+            stage: "brokers",
+            per_s: per_broker * c.partitions as f64 / most as f64,
+            how: format!(
+                "{} brokers at {:.0} MB/s ÷ {mean:.0} B, the busiest leading {most} of {} \
+                 partitions",
+                c.brokers,
+                c.broker_bytes_per_s / 1e6,
+                c.partitions
+            ),
+            relief: "add brokers, and partitions to spread the leaders".into(),
+        }];
+        out.extend(Capacity::readers(
+            "consumers",
+            c.group.consumers,
+            c.partitions,
+            c.group.processing,
+            "partition",
+        ));
+        out
+    }
+
     fn finish(
         &mut self,
         cx: &mut Cx<KEv>,
@@ -1172,6 +1207,32 @@ mod tests {
             (months[0] / months[1] - 1.0).abs() < 0.02,
             "a month costs the same after 4 s and 12 s simulated: {months:?}"
         );
+    }
+
+    #[test]
+    fn consumers_too_slow_for_the_offered_rate_are_named_as_the_bottleneck() {
+        // 50,000 messages/s; 3 consumers at 0.1 ms each process 3 × 10,000 = 30,000/s.
+        let r = scenario("", "", 1, 50_000).run().unwrap();
+        let b = &r.services[0].bottleneck;
+        assert_eq!(b.stage, "consumers");
+        assert!(b.binding);
+        assert!(
+            (b.capacity_per_s - 30_000.0).abs() < 1e-6,
+            "{}",
+            b.capacity_per_s
+        );
+        assert!(
+            b.detail
+                .starts_with("consumers: 3 × 10,000/s (0.1 ms each) = 30,000/s < "),
+            "{}",
+            b.detail
+        );
+        assert!(
+            b.detail.contains("/s offered; add consumers"),
+            "{}",
+            b.detail
+        );
+        assert!(r.to_table().contains("bottleneck: consumers"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Bucket, Cx, KeyOrder, Model, Offered};
+use crate::models::{backoff, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -563,6 +563,73 @@ impl Model for Kinesis {
 
     fn idle(&self) -> bool {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
+    }
+
+    fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
+        let c = &self.cfg;
+        let fmt = crate::metrics::fmt_rate;
+        let mean = offered.mean_bytes();
+        let put = mean + 16.0; // data plus a short partition key
+        let shards = c.shards as f64;
+        let mut out = vec![Capacity {
+            stage: "partitions",
+            per_s: shards * (c.write_bytes / put).min(c.write_records),
+            how: format!(
+                "{} shards × min({:.2} MB/s ÷ {put:.0} B, {} records/s)",
+                c.shards,
+                c.write_bytes / 1e6,
+                fmt(c.write_records)
+            ),
+            relief: "add shards (UpdateShardCount) or aggregate records (KPL)".into(),
+        }];
+        if c.on_demand {
+            out.push(Capacity {
+                stage: "quota",
+                per_s: (c.on_demand_bytes / put).min(c.on_demand_records),
+                how: format!(
+                    "a new on-demand stream, {:.1} MB/s or {} records/s",
+                    c.on_demand_bytes / 1e6,
+                    fmt(c.on_demand_records)
+                ),
+                relief: "wait for on-demand scaling (twice the peak of 15 minutes before) or \
+                         provision shards"
+                    .into(),
+            });
+        }
+        let apps = c.consumer_apps as f64;
+        out.push(if c.efo {
+            Capacity {
+                stage: "quota",
+                per_s: shards * c.read_bytes / mean,
+                how: format!(
+                    "enhanced fan-out {} shards × {:.1} MB/s ÷ {mean:.0} B per consumer",
+                    c.shards,
+                    c.read_bytes / 1e6
+                ),
+                relief: "add shards".into(),
+            }
+        } else {
+            Capacity {
+                stage: "quota",
+                per_s: shards * (c.read_bytes / mean).min(c.calls_per_s * c.group.max_batch as f64)
+                    / apps,
+                how: format!(
+                    "reads {} shards × {:.1} MB/s ÷ {mean:.0} B shared by {} polling apps",
+                    c.shards,
+                    c.read_bytes / 1e6,
+                    c.consumer_apps
+                ),
+                relief: "use enhanced fan-out, fewer polling apps, or more shards".into(),
+            }
+        });
+        out.extend(Capacity::readers(
+            "workers",
+            c.group.consumers,
+            c.shards,
+            c.group.processing,
+            "shard",
+        ));
+        out
     }
 
     fn finish(

@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
-use crate::models::{backoff, Bucket, Cx, KeyOrder, Model, Offered};
+use crate::models::{backoff, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{FixedState, LatencyDist};
 use crate::time::SimTime;
@@ -677,6 +677,37 @@ impl Model for PubSub {
             && self.queued == 0
             && self.outstanding.is_empty()
             && self.in_clients == 0
+    }
+
+    fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
+        let c = &self.cfg;
+        let fmt = crate::metrics::fmt_rate;
+        let counted = offered.mean_bytes().max(1000.0);
+        let mut out = vec![Capacity {
+            stage: "quota",
+            per_s: c.quota_bytes / counted,
+            how: format!(
+                "publish quota {:.0} MB/s ÷ {counted:.0} B per message (at least 1 kB)",
+                c.quota_bytes / 1e6
+            ),
+            relief: "ask for a higher regional quota".into(),
+        }];
+        let secs = c.processing.as_secs_f64();
+        if secs > 0.0 {
+            let each = 1.0 / secs;
+            out.push(Capacity {
+                stage: "consumers",
+                per_s: c.subscribers as f64 * each,
+                how: format!(
+                    "{} subscribers × {}/s ({} ms each)",
+                    c.subscribers,
+                    fmt(each),
+                    secs * 1e3
+                ),
+                relief: "add subscriber clients or speed up processing".into(),
+            });
+        }
+        out
     }
 
     fn finish(
