@@ -929,8 +929,13 @@ role = "SystemAdmin"
 
         // The planted name is skipped for the next one.
         let fresh = dir.path().join(".p.toml.tmp-fresh");
-        write_through_temp(&path, dir.path(), b"new\n", [planted.clone(), fresh.clone()])
-            .unwrap();
+        write_through_temp(
+            &path,
+            dir.path(),
+            b"new\n",
+            [planted.clone(), fresh.clone()],
+        )
+        .unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
         assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -938,13 +943,15 @@ role = "SystemAdmin"
         assert!(!fresh.exists());
 
         // With every name taken the write fails, says why, and changes nothing.
-        let err = write_through_temp(&path, dir.path(), b"newer\n", [planted.clone()])
-            .unwrap_err();
+        let err = write_through_temp(&path, dir.path(), b"newer\n", [planted.clone()]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert!(err.to_string().contains("tmp-planted"), "{err}");
         assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
         assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
-        assert!(fs::symlink_metadata(&planted).unwrap().file_type().is_symlink());
+        assert!(fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink());
 
         // Policy::save goes the same way: 0600 whatever the old file's mode.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
