@@ -17,6 +17,7 @@ use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
+use crate::audit;
 use crate::authz::{apply_fixup, authorize, Fixup, Incoming, Outcome, Session};
 use crate::faults::inject::{
     chain, error_fixup, produce as produce_fault, request_topics, throttle_fixup, ProduceFault,
@@ -133,7 +134,7 @@ where
                 }
             };
             let frame = raw.slice(4..);
-            let mut action = handle_request(&shared, &session, frame.clone());
+            let mut action = handle_request(&shared, &session, frame.clone()).await;
             if shared.config.faults.is_active() {
                 action = action.and_then(|a| inject_faults(&shared, &session, &frame, a));
             }
@@ -252,7 +253,17 @@ fn framed(body: &[u8]) -> Result<Bytes, CloseReason> {
     Ok(raw.freeze())
 }
 
-fn handle_request(shared: &Shared, session: &Session, frame: Bytes) -> Result<Action, CloseReason> {
+/// Decides what to do with one request: answer it, forward it (possibly trimmed), or close.
+///
+/// Authorization runs inside [`audit::collect`], and its audit lines are queued before the
+/// request goes on (waiting if the audit queue is full: back-pressure on this connection
+/// only). The admin APIs that lock and fsync files (CreateAcls, DeleteAcls,
+/// AlterUserScramCredentials) run on the blocking pool, off the runtime's worker threads.
+async fn handle_request(
+    shared: &Shared,
+    session: &Session,
+    frame: Bytes,
+) -> Result<Action, CloseReason> {
     let prefix = RequestPrefix::peek(&frame)
         .ok_or_else(|| CloseReason::Refused("frame too short for a request header".into()))?;
     let versions = shared.versions();
@@ -317,14 +328,31 @@ fn handle_request(shared: &Shared, session: &Session, frame: Bytes) -> Result<Ac
                 header,
                 body,
             };
-            let outcome = match route {
-                Route::Local => {
-                    crate::authz::local::answer(session, &incoming).unwrap_or_else(|e| {
-                        Outcome::Close(format!("malformed {api:?} v{version}: {e}"))
+            let local = move |session: &Session, incoming: &Incoming| {
+                crate::authz::local::answer(session, incoming).unwrap_or_else(|e| {
+                    Outcome::Close(format!("malformed {api:?} v{version}: {e}"))
+                })
+            };
+            let writes_files = matches!(
+                api,
+                ApiKey::CreateAcls | ApiKey::DeleteAcls | ApiKey::AlterUserScramCredentials
+            );
+            let (outcome, recorded) = match route {
+                Route::Local if writes_files => {
+                    let session = session.clone();
+                    tokio::task::spawn_blocking(move || {
+                        audit::collect(|| local(&session, &incoming))
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        let close = Outcome::Close(format!("{api:?} v{version} failed: {e}"));
+                        (close, audit::Recorded::default())
                     })
                 }
-                Route::Forward => authorize(session, &incoming),
+                Route::Local => audit::collect(|| local(session, &incoming)),
+                Route::Forward => audit::collect(|| authorize(session, &incoming)),
             };
+            recorded.send().await;
             match outcome {
                 Outcome::Forward { request, fixup } => Ok(Action::Forward {
                     request,
@@ -496,13 +524,19 @@ where
                     ));
                 }
                 let raw = match fixup {
-                    Some(fixup) => match apply_fixup(api, version, raw.slice(4..), fixup) {
-                        Ok(body) => match framed(&body) {
-                            Ok(f) => f,
-                            Err(e) => return e,
-                        },
-                        Err(e) => return CloseReason::Upstream(e),
-                    },
+                    Some(fixup) => {
+                        // Filtering a response checks names too (hidden topics, groups).
+                        let (fixed, recorded) =
+                            audit::collect(|| apply_fixup(api, version, raw.slice(4..), fixup));
+                        recorded.send().await;
+                        match fixed {
+                            Ok(body) => match framed(&body) {
+                                Ok(f) => f,
+                                Err(e) => return e,
+                            },
+                            Err(e) => return CloseReason::Upstream(e),
+                        }
+                    }
                     None => raw,
                 };
                 if let Some(at) = not_before.filter(|t| *t > tokio::time::Instant::now()) {

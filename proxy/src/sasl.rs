@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::frame::{read_frame, write_frame, MAX_PRE_AUTH_FRAME};
 use crate::header::{decode_body, decode_request_header, encode_response, RequestPrefix};
+use crate::log_safe::LogSafe;
 use crate::versions::VersionTable;
 
 /// Kafka's ILLEGAL_SASL_STATE.
@@ -89,7 +90,7 @@ pub enum AuthClose {
     /// The credentials were refused.
     #[error(
         "authentication failed: mechanism {mechanism}, user {}, cause: {}",
-        user.as_deref().unwrap_or("-"),
+        LogSafe(user.as_deref().unwrap_or("-")),
         reason.as_deref().unwrap_or(message)
     )]
     Failed {
@@ -97,7 +98,8 @@ pub enum AuthClose {
         mechanism: String,
         /// The message sent to the client.
         message: String,
-        /// The user name the client claimed, when it could be read.
+        /// The user name the client claimed, when it could be read: as the client sent it,
+        /// so print it through [`LogSafe`] (as `Display` does).
         user: Option<String>,
         /// The real cause, never sent to the client.
         reason: Option<String>,
@@ -218,7 +220,8 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                     // Kafka counts this as a failed authentication: same delay before the close.
                     tokio::time::sleep(settings.failure_delay).await;
                     return Err(AuthClose::Protocol(format!(
-                        "unsupported SASL mechanism {mechanism:?} (enabled: {})",
+                        "unsupported SASL mechanism \"{}\" (enabled: {})",
+                        LogSafe(&mechanism),
                         enabled.join(", ")
                     )));
                 };
