@@ -21,6 +21,18 @@ pub struct RawClient {
 impl RawClient {
     /// Connects to a SASL_PLAINTEXT gateway and logs in with PLAIN.
     pub async fn login(addr: &str, user: &str, password: &str) -> Self {
+        let (c, a) = Self::try_login(addr, user, password).await;
+        assert_eq!(a.error_code, 0, "{:?}", a.error_message);
+        c
+    }
+
+    /// Connects to a SASL_PLAINTEXT gateway and tries PLAIN (handshake v1): the client and
+    /// the gateway's SaslAuthenticate answer, which may be a failure.
+    pub async fn try_login(
+        addr: &str,
+        user: &str,
+        password: &str,
+    ) -> (Self, SaslAuthenticateResponse) {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut c = Self {
             stream,
@@ -57,8 +69,7 @@ impl RawClient {
                 &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
             )
             .await;
-        assert_eq!(a.error_code, 0, "{:?}", a.error_message);
-        c
+        (c, a)
     }
 
     /// The version to use: `want`, or lower if the gateway offers less.
