@@ -1,6 +1,7 @@
-//! What a client can make kgate write (issue 12.4), through a real gateway with raw requests:
-//! a hostile user name leaves one bounded, escaped line in the text log and in the audit
-//! log; a Metadata request naming 100,000 denied topics leaves one audit line with the count.
+//! What a client can make kgate write, or wait for (issue 12.4), through a real gateway with
+//! raw requests: a hostile user name leaves one bounded, escaped line in the text log and in
+//! the audit log; a Metadata request naming 100,000 denied topics leaves one audit line with
+//! the count; a CreateAcls waiting for the policy file's lock holds no runtime thread.
 //!
 //! The text log is captured with a process-wide tracing subscriber, so the tests of this file
 //! tell their lines apart by a marker of their own.
@@ -11,8 +12,11 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, CreateAclsRequest, CreateAclsResponse, MetadataRequest, MetadataResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use common::raw::RawClient;
@@ -196,5 +200,75 @@ async fn a_metadata_request_naming_100000_denied_topics_is_one_audit_line() {
     assert_eq!(line["decision"], "DENY");
     assert_eq!(line["resource"], format!("denied-{id}-0"));
     assert_eq!(line["count"], TOPICS);
+    env.gateway.shutdown().await;
+}
+
+/// The gateway and both clients share this test's one thread (`current_thread`): if the
+/// CreateAcls waiting for the policy file's lock (up to 2 s) held it, nothing else would
+/// move until the wait ends.
+#[tokio::test]
+async fn a_create_acls_waiting_for_the_policy_lock_holds_no_runtime_thread() {
+    let env = env().await;
+    let bootstrap = env.gateway.bootstrap_servers();
+    let alter_cluster = kgate_policies::AclBinding {
+        pattern: kgate_policies::ResourcePattern::literal(
+            kgate_policies::ResourceType::Cluster,
+            "kafka-cluster",
+        )
+        .expect("pattern"),
+        principal: "User:admin".parse().expect("principal"),
+        host: kgate_policies::Host::Any,
+        operation: kgate_policies::Operation::Alter,
+        permission: kgate_policies::Permission::Allow,
+    };
+    env.authz
+        .authorizer
+        .create_acls(vec![alter_cluster])
+        .expect("grant");
+    let mut admin = RawClient::login(&bootstrap, "admin", "admin-secret").await;
+    let mut alice = RawClient::login(&bootstrap, "alice", "alice-secret").await;
+
+    // Another writer (a `kgate acl` in progress) holds the policy file.
+    let lock =
+        kgate_policies::PolicyLock::acquire(&env.dir.path().join("policy.toml")).expect("lock");
+    let creation = AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("t"))
+        .with_resource_pattern_type(3)
+        .with_principal(StrBytes::from_static_str("User:alice"))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(3)
+        .with_permission_type(3);
+    let started = Instant::now();
+    let waiting = tokio::spawn(async move {
+        let r: CreateAclsResponse = admin
+            .call(
+                ApiKey::CreateAcls,
+                3,
+                &CreateAclsRequest::default().with_creations(vec![creation]),
+            )
+            .await;
+        r.results[0].error_code
+    });
+    // Let the CreateAcls reach the gateway and start waiting.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let version = alice.version(ApiKey::Metadata, 12);
+    let _: MetadataResponse = alice
+        .call(ApiKey::Metadata, version, &MetadataRequest::default())
+        .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "Metadata answered after {took:?}"
+    );
+
+    // Past the gateway's lock wait the CreateAcls fails cleanly, with nothing written.
+    assert_eq!(waiting.await.expect("CreateAcls answered"), -1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "it did wait for the lock"
+    );
+    drop(lock);
     env.gateway.shutdown().await;
 }
