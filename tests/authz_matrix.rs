@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -225,8 +225,7 @@ async fn join_group(c: &mut RawClient) -> i16 {
         .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
         )
         .with_name(n("range"))]);
-    let r: Result<JoinGroupResponse, String> = c.try_call(ApiKey::JoinGroup, v, &req).await;
-    r.map_or(MOCK_QUIRK, |r| r.error_code)
+    group_error_code::<JoinGroupResponse, _>(c, ApiKey::JoinGroup, v, &req).await
 }
 
 async fn heartbeat(c: &mut RawClient) -> i16 {
@@ -235,8 +234,7 @@ async fn heartbeat(c: &mut RawClient) -> i16 {
         .with_group_id(GroupId(n(GROUP)))
         .with_generation_id(1)
         .with_member_id(n("m"));
-    let r: Result<HeartbeatResponse, String> = c.try_call(ApiKey::Heartbeat, v, &req).await;
-    r.map_or(MOCK_QUIRK, |r| r.error_code)
+    group_error_code::<HeartbeatResponse, _>(c, ApiKey::Heartbeat, v, &req).await
 }
 
 async fn leave_group(c: &mut RawClient) -> i16 {
@@ -244,8 +242,7 @@ async fn leave_group(c: &mut RawClient) -> i16 {
     let req = LeaveGroupRequest::default()
         .with_group_id(GroupId(n(GROUP)))
         .with_member_id(n("m"));
-    let r: Result<LeaveGroupResponse, String> = c.try_call(ApiKey::LeaveGroup, v, &req).await;
-    r.map_or(MOCK_QUIRK, |r| r.error_code)
+    group_error_code::<LeaveGroupResponse, _>(c, ApiKey::LeaveGroup, v, &req).await
 }
 
 async fn sync_group(c: &mut RawClient) -> i16 {
@@ -254,8 +251,7 @@ async fn sync_group(c: &mut RawClient) -> i16 {
         .with_group_id(GroupId(n(GROUP)))
         .with_generation_id(1)
         .with_member_id(n("m"));
-    let r: Result<SyncGroupResponse, String> = c.try_call(ApiKey::SyncGroup, v, &req).await;
-    r.map_or(MOCK_QUIRK, |r| r.error_code)
+    group_error_code::<SyncGroupResponse, _>(c, ApiKey::SyncGroup, v, &req).await
 }
 
 async fn describe_groups(c: &mut RawClient) -> i16 {
@@ -357,11 +353,39 @@ async fn offset_for_leader_epoch(c: &mut RawClient) -> i16 {
     r.topics[0].partitions[0].error_code
 }
 
-/// librdkafka's mock cluster answers some group requests it refuses with nulls where the
-/// schema has none (JoinGroup v5 protocol_name, SyncGroup v3 assignment). Such an answer came
-/// from the cluster, so authorization let the request through; kgate's own denials always
-/// decode (the "before" half of each case checks that).
-const MOCK_QUIRK: i16 = -999;
+/// The error code of a group response (JoinGroup, Heartbeat, LeaveGroup, SyncGroup). A closed
+/// connection fails the case. librdkafka's mock cluster puts nulls where the schema has none in
+/// some answers (JoinGroup v5 protocol_name, SyncGroup v3 assignment), so such an answer does
+/// not decode; every one of these responses (at the versions used, v1 and later) starts with
+/// throttle_time_ms (int32) then error_code (int16), and the code is read from there. A
+/// denial comes from kgate, so it must decode.
+async fn group_error_code<Resp: Decodable, Req: Encodable>(
+    c: &mut RawClient,
+    api: ApiKey,
+    v: i16,
+    req: &Req,
+) -> i16 {
+    assert!(
+        v >= 1,
+        "{api:?} v{v} has no throttle_time_ms in front of its error code"
+    );
+    let body = c.call_bytes(api, v, req).await.unwrap_or_else(|e| {
+        panic!("{api:?} v{v}: the connection closed instead of answering: {e}")
+    });
+    assert!(
+        body.len() >= 6,
+        "{api:?} v{v}: a response of {} bytes",
+        body.len()
+    );
+    let code = i16::from_be_bytes([body[4], body[5]]);
+    if AUTH_CODES.contains(&code) {
+        // A denial is kgate's own answer: it must decode.
+        if let Err(e) = Resp::decode(&mut body.clone(), v) {
+            panic!("{api:?} v{v}: kgate's denial ({code}) does not decode: {e}");
+        }
+    }
+    code
+}
 
 type Grant = (ResourceType, &'static str, Operation);
 
@@ -379,30 +403,26 @@ macro_rules! run_case {
         let case: Case = $case;
         $env.reset();
         let mut client = $env.alice().await;
-        if !client.versions.contains_key(&(case.api as i16)) {
-            eprintln!(
-                "{:?}: not offered by the embedded cluster, skipped",
-                case.api
-            );
-            false
-        } else {
-            for ((rt, name, op), expected) in &case.steps {
-                let code = $f(&mut client).await;
-                assert_eq!(
-                    code, *expected,
-                    "{:?} before granting {op:?} on {rt:?}:{name}",
-                    case.api
-                );
-                $env.grant(*rt, name, *op);
-            }
+        assert!(
+            client.versions.contains_key(&(case.api as i16)),
+            "{:?}: not offered by kgate in front of the embedded cluster",
+            case.api
+        );
+        for ((rt, name, op), expected) in &case.steps {
             let code = $f(&mut client).await;
-            assert!(
-                !AUTH_CODES.contains(&code),
-                "{:?} with the minimal ACLs still got {code}",
+            assert_eq!(
+                code, *expected,
+                "{:?} before granting {op:?} on {rt:?}:{name}",
                 case.api
             );
-            true
+            $env.grant(*rt, name, *op);
         }
+        let code = $f(&mut client).await;
+        assert!(
+            !AUTH_CODES.contains(&code),
+            "{:?} with the minimal ACLs still got {code}",
+            case.api
+        );
     }};
 }
 
@@ -411,48 +431,47 @@ async fn each_client_api_is_denied_without_its_acl_and_allowed_with_the_minimal_
     use Operation::*;
     use ResourceType::{Cluster, Group, Topic, TransactionalId as Txn};
     let e = env().await;
-    let mut ran = 0;
-    ran += run_case!(
+    run_case!(
         e,
         Case {
             api: ApiKey::Produce,
             steps: vec![((Topic, TOPIC, Write), 29)]
         },
         produce
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::Fetch,
             steps: vec![((Topic, TOPIC, Read), 29)]
         },
         fetch
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::ListOffsets,
             steps: vec![((Topic, TOPIC, Describe), 29)]
         },
         list_offsets
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::Metadata,
             steps: vec![((Topic, TOPIC, Describe), 29)]
         },
         metadata
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::OffsetCommit,
             steps: vec![((Group, GROUP, Read), 30), ((Topic, TOPIC, Read), 29)]
         },
         offset_commit
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::OffsetFetch,
@@ -462,96 +481,96 @@ async fn each_client_api_is_denied_without_its_acl_and_allowed_with_the_minimal_
             ]
         },
         offset_fetch
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::FindCoordinator,
             steps: vec![((Group, GROUP, Describe), 30)]
         },
         find_coordinator
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::JoinGroup,
             steps: vec![((Group, GROUP, Read), 30)]
         },
         join_group
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::Heartbeat,
             steps: vec![((Group, GROUP, Read), 30)]
         },
         heartbeat
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::LeaveGroup,
             steps: vec![((Group, GROUP, Read), 30)]
         },
         leave_group
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::SyncGroup,
             steps: vec![((Group, GROUP, Read), 30)]
         },
         sync_group
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::DescribeGroups,
             steps: vec![((Group, GROUP, Describe), 30)]
         },
         describe_groups
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::InitProducerId,
             steps: vec![((Txn, TXN, Write), 53)]
         },
         init_producer_id_txn
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::InitProducerId,
             steps: vec![((Topic, TOPIC, Write), 31)]
         },
         init_producer_id_idempotent
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::AddPartitionsToTxn,
             steps: vec![((Txn, TXN, Write), 53), ((Topic, TOPIC, Write), 29)]
         },
         add_partitions_to_txn
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::AddOffsetsToTxn,
             steps: vec![((Txn, TXN, Write), 53), ((Group, GROUP, Read), 30)]
         },
         add_offsets_to_txn
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::EndTxn,
             steps: vec![((Txn, TXN, Write), 53)]
         },
         end_txn
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::TxnOffsetCommit,
@@ -562,27 +581,23 @@ async fn each_client_api_is_denied_without_its_acl_and_allowed_with_the_minimal_
             ]
         },
         txn_offset_commit
-    ) as usize;
-    ran += run_case!(
+    );
+    run_case!(
         e,
         Case {
             api: ApiKey::OffsetForLeaderEpoch,
             steps: vec![((Topic, TOPIC, Describe), 29)]
         },
         offset_for_leader_epoch
-    ) as usize;
+    );
     // Idempotent producers may also use IDEMPOTENT_WRITE on the cluster instead of a topic WRITE.
-    ran += run_case!(
+    run_case!(
         e,
         Case {
             api: ApiKey::InitProducerId,
             steps: vec![((Cluster, "kafka-cluster", IdempotentWrite), 31)]
         },
         init_producer_id_idempotent
-    ) as usize;
-    assert!(
-        ran >= 18,
-        "only {ran} cases could run against the embedded cluster"
     );
     e.gateway.shutdown().await;
 }

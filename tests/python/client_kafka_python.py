@@ -1,0 +1,80 @@
+"""One step of the client matrix with kafka-python 3 through kgate (SASL_SSL, SCRAM).
+
+Usage: client_kafka_python.py BOOTSTRAP CAFILE MECHANISM USER PASSWORD STEP TOPIC GROUP N
+STEP is `produce` (N records, key `key-{i % 13}`, value `i`; the default idempotent producer)
+or `consume` (up to N records in consumer group GROUP, from the earliest offset, for at most
+30 s). Prints one JSON line: {"produced": N}, {"partitions": {"0": [values...], ...}}, or,
+when the client raises, {"error": "<exception class>", "errno": <Kafka code>, "message": "..."}.
+"""
+import json
+import sys
+import time
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+
+
+def main():
+    bootstrap, cafile, mechanism, user, password, step, topic, group, n = sys.argv[1:10]
+    n = int(n)
+    common = dict(
+        bootstrap_servers=bootstrap,
+        security_protocol="SASL_SSL",
+        sasl_mechanism=mechanism,
+        sasl_plain_username=user,
+        sasl_plain_password=password,
+        ssl_cafile=cafile,
+        request_timeout_ms=15000,
+    )
+    try:
+        if step == "produce":
+            result = produce(common, topic, n)
+        elif step == "consume":
+            result = consume(common, topic, group, n)
+        else:
+            raise SystemExit(f"unknown step {step}")
+    except KafkaError as e:
+        result = {"error": type(e).__name__, "errno": getattr(e, "errno", None), "message": str(e)}
+    print(json.dumps(result))
+
+
+def produce(common, topic, n):
+    producer = KafkaProducer(acks="all", max_block_ms=10000, **common)
+    try:
+        futures = [
+            producer.send(topic, key=f"key-{i % 13}".encode(), value=str(i).encode())
+            for i in range(n)
+        ]
+        for f in futures:
+            f.get(timeout=30)
+        producer.flush(timeout=30)
+        return {"produced": n}
+    finally:
+        producer.close(timeout=5)
+
+
+def consume(common, topic, group, n):
+    consumer = KafkaConsumer(
+        group_id=group,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10000,
+        **common,
+    )
+    consumer.subscribe([topic])
+    try:
+        partitions = {}
+        consumed = 0
+        deadline = time.time() + 30
+        while consumed < n and time.time() < deadline:
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for r in records:
+                    partitions.setdefault(str(tp.partition), []).append(int(r.value))
+                    consumed += 1
+        consumer.commit()
+        return {"partitions": partitions}
+    finally:
+        consumer.close()
+
+
+if __name__ == "__main__":
+    main()
