@@ -38,8 +38,10 @@ export KGATE_NODE_MODULES="$node_dir/node_modules"
 
 if ! command -v kcat >/dev/null; then
   echo "==> apt-get install kcat"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq kcat
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat
 fi
 
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"

@@ -6,7 +6,8 @@
 // consumer group GROUP, from the beginning, for at most 30 s). Prints one JSON line:
 // {"produced": N}, {"partitions": {"0": [values...], ...}}, or, when the client fails,
 // {"error": "<error name>", "type": "<Kafka error type>", "code": <Kafka code>, "message": "..."}
-// where type and code come from the error or the first error in its cause chain that has them.
+// where type and code come from the error or the first error in its cause chain that has them,
+// and "logged" lists the Kafka error types kafkajs logged (see logCreator).
 'use strict';
 
 const fs = require('fs');
@@ -23,19 +24,30 @@ const [bootstrap, cafile, mechanism, user, password, step, topic, group, nText] 
   process.argv.slice(2);
 const n = Number(nText);
 
+// Kafka error types kafkajs saw but did not throw. kafkajs 2.2.4 swallows a FindCoordinator
+// error (GROUP_AUTHORIZATION_FAILED included: BrokerPool.withBroker catches every error and
+// tries the next broker) and throws KafkaJSGroupCoordinatorNotFound; it logs the error it
+// swallowed at debug level ("Tried to find group coordinator"), and this keeps its type.
+const logged = [];
+const logCreator = () => ({ log }) => {
+  const e = log && log.error;
+  if (e && typeof e === 'object' && e.type && !logged.includes(e.type)) logged.push(e.type);
+};
+
 const kafka = new Kafka({
   clientId: 'kgate-matrix-kafkajs',
   brokers: [bootstrap],
   ssl: { ca: [fs.readFileSync(cafile, 'utf8')] },
   sasl: { mechanism: mechanism.toLowerCase(), username: user, password },
-  logLevel: logLevel.NOTHING,
+  logLevel: logLevel.DEBUG,
+  logCreator,
   connectionTimeout: 10000,
   requestTimeout: 15000,
   retry: { retries: 2, initialRetryTime: 200 },
 });
 
 function describe(e) {
-  const out = { error: e.name, type: null, code: null, message: e.message };
+  const out = { error: e.name, type: null, code: null, message: e.message, logged };
   for (let c = e, depth = 0; c && depth < 10; c = c.cause || c.originalError, depth++) {
     if (c.type && out.type === null) {
       out.type = c.type;
