@@ -183,10 +183,12 @@ impl Env {
     }
 }
 
-/// kgate's warnings and errors in the captured test output (RUST_LOG overrides).
+/// kgate's warnings and each connection close with its reason, in the captured test output
+/// (RUST_LOG overrides).
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("kgate_proxy=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("kgate_proxy=warn,kgate::connection=info")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_test_writer()

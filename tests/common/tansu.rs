@@ -147,6 +147,10 @@ impl Tansu {
             let output = child.wait_with_output().expect("output");
             match status {
                 Some(s) if s.success() => return,
+                // A retry after an attempt that created it (this broker is ours alone).
+                Some(_) if String::from_utf8_lossy(&output.stderr).contains("already exists") => {
+                    return
+                }
                 Some(s) if Instant::now() < deadline => {
                     eprintln!(
                         "tansu topic create {name}: {s}: {}{}; retrying",
