@@ -36,7 +36,13 @@ const EMBEDDED_LACKS: &[(ApiKey, &str)] = &[(
     "librdkafka's mock cluster has no DescribeGroups",
 )];
 /// APIs tansu 0.6.0 does not serve: each is checked against the embedded cluster instead.
-const TANSU_LACKS: &[(ApiKey, &str)] = &[(ApiKey::EndTxn, "tansu 0.6.0 has no EndTxn")];
+const TANSU_LACKS: &[(ApiKey, &str)] = &[
+    (ApiKey::EndTxn, "tansu 0.6.0 has no EndTxn"),
+    (
+        ApiKey::OffsetForLeaderEpoch,
+        "tansu 0.6.0 has no OffsetForLeaderEpoch",
+    ),
+];
 
 struct Env {
     upstream: Upstream,
@@ -448,68 +454,82 @@ struct Case {
 
 const AUTH_CODES: [i16; 4] = [29, 30, 31, 53];
 
+/// Runs one case in its own task, so that a failure (a wrong code, a closed connection) is
+/// recorded in `$failures` and the other cases still run.
 macro_rules! run_case {
-    ($env:expr, $case:expr, $f:ident) => {{
+    ($env:expr, $failures:expr, $case:expr, $f:ident) => {{
         let case: Case = $case;
-        $env.reset();
-        let mut client = $env.alice().await;
-        let offered = client.versions.contains_key(&(case.api as i16));
-        match (
-            $env.lacks().iter().find(|(api, _)| *api == case.api),
-            offered,
-        ) {
-            (None, true) => {
-                for ((rt, name, op), expected) in &case.steps {
+        let api = case.api;
+        let env = Arc::clone(&$env);
+        let outcome = tokio::spawn(async move {
+            env.reset();
+            let mut client = env.alice().await;
+            let offered = client.versions.contains_key(&(case.api as i16));
+            match (
+                env.lacks().iter().find(|(api, _)| *api == case.api),
+                offered,
+            ) {
+                (None, true) => {
+                    for ((rt, name, op), expected) in &case.steps {
+                        let code = $f(&mut client).await;
+                        if code != *expected {
+                            return Err(format!(
+                                "got {code}, expected {expected} before granting {op:?} on \
+                                 {rt:?}:{name}"
+                            ));
+                        }
+                        env.grant(*rt, name, *op);
+                    }
                     let code = $f(&mut client).await;
-                    assert_eq!(
-                        code,
-                        *expected,
-                        "{:?} in front of {}, before granting {op:?} on {rt:?}:{name}",
-                        case.api,
-                        $env.name()
-                    );
-                    $env.grant(*rt, name, *op);
+                    if AUTH_CODES.contains(&code) {
+                        return Err(format!("with the minimal ACLs, still got {code}"));
+                    }
+                    Ok(())
                 }
-                let code = $f(&mut client).await;
-                assert!(
-                    !AUTH_CODES.contains(&code),
-                    "{:?} in front of {}, with the minimal ACLs, still got {code}",
-                    case.api,
-                    $env.name()
-                );
+                (Some((_, why)), false) => {
+                    eprintln!(
+                        "{:?}: not served by {} ({why}); checked against the other upstream",
+                        case.api,
+                        env.name()
+                    );
+                    Ok(())
+                }
+                (None, false) => Err("not offered by kgate".to_owned()),
+                (Some(_), true) => {
+                    Err("offered: take it off the list of what this upstream lacks".to_owned())
+                }
             }
-            (Some((_, why)), false) => eprintln!(
-                "{:?}: not served by {} ({why}); checked against the other upstream",
-                case.api,
-                $env.name()
-            ),
-            (None, false) => panic!(
-                "{:?}: not offered by kgate in front of {}",
-                case.api,
-                $env.name()
-            ),
-            (Some(_), true) => panic!(
-                "{:?} is offered in front of {}: take it off the list of what it lacks",
-                case.api,
-                $env.name()
-            ),
+        })
+        .await;
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(join) => Some(match join.try_into_panic() {
+                Ok(p) => p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panicked".to_owned()),
+                Err(e) => e.to_string(),
+            }),
+        };
+        if let Some(f) = failure {
+            $failures.push(format!("{api:?} in front of {}: {f}", $env.name()));
         }
     }};
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_client_api_is_denied_without_its_acl_and_allowed_with_the_minimal_one() {
-    let e = env().await;
+    let e = Arc::new(env().await);
     every_case(&e).await;
-    e.gateway.shutdown().await;
 }
 
 /// The same cases in front of tansu: what the embedded cluster lacks is checked here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_client_api_is_denied_and_allowed_in_front_of_tansu() {
-    let e = tansu_env().await;
+    let e = Arc::new(tansu_env().await);
     every_case(&e).await;
-    e.gateway.shutdown().await;
 }
 
 #[test]
@@ -522,11 +542,14 @@ fn every_case_runs_against_at_least_one_upstream() {
     }
 }
 
-async fn every_case(e: &Env) {
+/// Every case, then one failure listing each case that failed.
+async fn every_case(e: &Arc<Env>) {
     use Operation::*;
     use ResourceType::{Cluster, Group, Topic, TransactionalId as Txn};
+    let mut failures: Vec<String> = Vec::new();
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::Produce,
             steps: vec![((Topic, TOPIC, Write), 29)]
@@ -535,6 +558,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::Fetch,
             steps: vec![((Topic, TOPIC, Read), 29)]
@@ -543,6 +567,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::ListOffsets,
             steps: vec![((Topic, TOPIC, Describe), 29)]
@@ -551,6 +576,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::Metadata,
             steps: vec![((Topic, TOPIC, Describe), 29)]
@@ -559,6 +585,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::OffsetCommit,
             steps: vec![((Group, GROUP, Read), 30), ((Topic, TOPIC, Read), 29)]
@@ -567,6 +594,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::OffsetFetch,
             steps: vec![
@@ -578,6 +606,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::FindCoordinator,
             steps: vec![((Group, GROUP, Describe), 30)]
@@ -586,6 +615,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::JoinGroup,
             steps: vec![((Group, GROUP, Read), 30)]
@@ -594,6 +624,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::Heartbeat,
             steps: vec![((Group, GROUP, Read), 30)]
@@ -602,6 +633,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::LeaveGroup,
             steps: vec![((Group, GROUP, Read), 30)]
@@ -610,6 +642,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::SyncGroup,
             steps: vec![((Group, GROUP, Read), 30)]
@@ -618,6 +651,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::DescribeGroups,
             steps: vec![((Group, GROUP, Describe), 30)]
@@ -626,6 +660,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::InitProducerId,
             steps: vec![((Txn, TXN, Write), 53)]
@@ -634,6 +669,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::InitProducerId,
             steps: vec![((Topic, TOPIC, Write), 31)]
@@ -642,6 +678,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::AddPartitionsToTxn,
             steps: vec![((Txn, TXN, Write), 53), ((Topic, TOPIC, Write), 29)]
@@ -650,6 +687,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::AddOffsetsToTxn,
             steps: vec![((Txn, TXN, Write), 53), ((Group, GROUP, Read), 30)]
@@ -658,6 +696,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::EndTxn,
             steps: vec![((Txn, TXN, Write), 53)]
@@ -666,6 +705,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::TxnOffsetCommit,
             steps: vec![
@@ -678,6 +718,7 @@ async fn every_case(e: &Env) {
     );
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::OffsetForLeaderEpoch,
             steps: vec![((Topic, TOPIC, Describe), 29)]
@@ -687,11 +728,18 @@ async fn every_case(e: &Env) {
     // Idempotent producers may also use IDEMPOTENT_WRITE on the cluster instead of a topic WRITE.
     run_case!(
         e,
+        failures,
         Case {
             api: ApiKey::InitProducerId,
             steps: vec![((Cluster, "kafka-cluster", IdempotentWrite), 31)]
         },
         init_producer_id_idempotent
+    );
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
 }
 
