@@ -374,7 +374,11 @@ fn inject_faults(
         None
     };
     let (topics, all_topics) = if needs.topics {
-        let (names, all) = request_topics(api, version, &outgoing).map_err(CloseReason::Refused)?;
+        // What goes upstream may be in a newer version than the client's (Metadata v0–3 is
+        // sent as v4): read it in its own.
+        let sent_version = RequestPrefix::peek(&outgoing).map_or(version, |p| p.api_version);
+        let (names, all) =
+            request_topics(api, sent_version, &outgoing).map_err(CloseReason::Refused)?;
         (Some(names), all)
     } else {
         (None, false)

@@ -64,6 +64,8 @@ pub struct Directory {
     ports: PortPolicy,
     brokers: Mutex<BTreeMap<i32, BrokerEntry>>,
     spawner: Mutex<Option<Spawner>>,
+    /// Nodes kgate could not serve, and when that was last logged (one line a minute each).
+    unservable: Mutex<BTreeMap<i32, std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -85,6 +87,7 @@ impl Directory {
             ports,
             brokers: Mutex::new(BTreeMap::new()),
             spawner: Mutex::new(None),
+            unservable: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -156,6 +159,23 @@ impl Directory {
             spawn(node_id, listener);
         }
         Ok(bound)
+    }
+
+    /// Logs, at most once a minute per node, that a broker cannot be served (its port cannot
+    /// be bound): the gateway keeps serving the others.
+    pub fn report_unservable(&self, node_id: i32, error: &DirectoryError) {
+        let mut seen = self
+            .unservable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let due = seen
+            .get(&node_id)
+            .is_none_or(|t| now.duration_since(*t) >= std::time::Duration::from_secs(60));
+        if due {
+            seen.insert(node_id, now);
+            tracing::warn!(node_id, %error, "broker left out of answers: kgate cannot serve it");
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, BrokerEntry>> {

@@ -27,6 +27,7 @@ pub mod connection;
 pub mod counted;
 pub mod credentials;
 pub mod directory;
+pub mod error_response;
 pub mod faults;
 pub mod frame;
 pub mod header;

@@ -32,6 +32,9 @@ pub enum RewriteError {
     Directory(#[from] DirectoryError),
 }
 
+/// Kafka's COORDINATOR_NOT_AVAILABLE: what a client gets for a coordinator kgate cannot serve.
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+
 /// Whether responses of this API carry broker addresses.
 pub fn needs_rewrite(api: ApiKey) -> bool {
     matches!(
@@ -64,11 +67,20 @@ pub fn rewrite_response(
     match api {
         ApiKey::Metadata => {
             let mut m = decode::<MetadataResponse>(body, version).map_err(decode_err)?;
-            for b in &mut m.brokers {
-                let port = dir.register(b.node_id.0, &b.host, b.port)?;
-                b.host = host.clone();
-                b.port = i32::from(port);
-            }
+            // A broker kgate cannot serve is left out (clients see its partitions as
+            // unavailable) rather than failing every Metadata answer.
+            m.brokers
+                .retain_mut(|b| match dir.register(b.node_id.0, &b.host, b.port) {
+                    Ok(port) => {
+                        b.host = host.clone();
+                        b.port = i32::from(port);
+                        true
+                    }
+                    Err(e) => {
+                        dir.report_unservable(b.node_id.0, &e);
+                        false
+                    }
+                });
             // librdkafka's mock cluster reports a controller that does not exist; admin
             // clients then wait forever. Point clients at a real broker instead.
             if !m.brokers.iter().any(|b| b.node_id == m.controller_id) {
@@ -81,26 +93,53 @@ pub fn rewrite_response(
         ApiKey::FindCoordinator => {
             let mut r = decode::<FindCoordinatorResponse>(body, version).map_err(decode_err)?;
             if r.node_id.0 >= 0 && !r.host.is_empty() {
-                let port = dir.register(r.node_id.0, &r.host, r.port)?;
-                r.host = host.clone();
-                r.port = i32::from(port);
+                match dir.register(r.node_id.0, &r.host, r.port) {
+                    Ok(port) => {
+                        r.host = host.clone();
+                        r.port = i32::from(port);
+                    }
+                    Err(e) => {
+                        dir.report_unservable(r.node_id.0, &e);
+                        r.error_code = COORDINATOR_NOT_AVAILABLE;
+                        r.node_id = BrokerId(-1);
+                        r.host = StrBytes::default();
+                        r.port = -1;
+                    }
+                }
             }
             for c in &mut r.coordinators {
                 if c.node_id.0 >= 0 && !c.host.is_empty() {
-                    let port = dir.register(c.node_id.0, &c.host, c.port)?;
-                    c.host = host.clone();
-                    c.port = i32::from(port);
+                    match dir.register(c.node_id.0, &c.host, c.port) {
+                        Ok(port) => {
+                            c.host = host.clone();
+                            c.port = i32::from(port);
+                        }
+                        Err(e) => {
+                            dir.report_unservable(c.node_id.0, &e);
+                            c.error_code = COORDINATOR_NOT_AVAILABLE;
+                            c.node_id = BrokerId(-1);
+                            c.host = StrBytes::default();
+                            c.port = -1;
+                        }
+                    }
                 }
             }
             encode(&r, &mut out, version).map_err(decode_err)?;
         }
         ApiKey::DescribeCluster => {
             let mut r = decode::<DescribeClusterResponse>(body, version).map_err(decode_err)?;
-            for b in &mut r.brokers {
-                let port = dir.register(b.broker_id.0, &b.host, b.port)?;
-                b.host = host.clone();
-                b.port = i32::from(port);
-            }
+            r.brokers
+                .retain_mut(|b| match dir.register(b.broker_id.0, &b.host, b.port) {
+                    Ok(port) => {
+                        b.host = host.clone();
+                        b.port = i32::from(port);
+                        true
+                    }
+                    Err(e) => {
+                        dir.report_unservable(b.broker_id.0, &e);
+                        false
+                    }
+                });
             if !r.brokers.iter().any(|b| b.broker_id == r.controller_id) {
                 if let Some(first) = r.brokers.first() {
                     r.controller_id = first.broker_id;

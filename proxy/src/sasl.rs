@@ -316,6 +316,12 @@ async fn authenticate_requests<S: AsyncRead + AsyncWrite + Unpin>(
             .range(ApiKey::SaslAuthenticate)
             .is_some_and(|(min, max)| (min..=max).contains(&prefix.api_version));
         if prefix.known_key() != Some(ApiKey::SaslAuthenticate) || !accepted {
+            // Kafka's IllegalSaslStateException: the request's own error answer, then close.
+            if let Some(answer) =
+                crate::error_response::error_response(&prefix, &frame, ILLEGAL_SASL_STATE)
+            {
+                write_frame(stream, &answer).await?;
+            }
             return Err(AuthClose::Protocol(format!(
                 "unexpected Kafka request of type {} v{} during SASL authentication",
                 api_name(prefix.api_key, prefix.known_key()),

@@ -127,12 +127,64 @@ pub async fn discover(addrs: &[String]) -> Result<ClusterView, UpstreamError> {
     )
     .await
     .map_err(|e| bad(ApiKey::Metadata, e))?;
-    let brokers = metadata
+    let brokers: BTreeMap<i32, (String, i32)> = metadata
         .brokers
         .iter()
         .map(|b| (b.node_id.0, (b.host.to_string(), b.port)))
         .collect();
+    // A client's requests may go to any broker: offer only what every broker serves, so that
+    // during a rolling upgrade no client is offered a version its broker lacks. A broker
+    // that cannot be asked now (down) is left out until the next refresh.
+    let mut versions = versions;
+    for (node_id, (host, port)) in &brokers {
+        let broker = format!("{host}:{port}");
+        if broker == addr {
+            continue;
+        }
+        match broker_versions(&broker).await {
+            Ok(theirs) => versions = intersect(&versions, &theirs),
+            Err(e) => {
+                tracing::warn!(node_id, %broker, error = %e, "cannot ask a broker for its API versions")
+            }
+        }
+    }
     Ok(ClusterView { versions, brokers })
+}
+
+/// The ApiVersions ranges one broker serves.
+async fn broker_versions(addr: &str) -> Result<BTreeMap<i16, (i16, i16)>, String> {
+    let mut stream = connect(addr).await.map_err(|e| e.to_string())?;
+    let resp: ApiVersionsResponse = round_trip(
+        &mut stream,
+        ApiKey::ApiVersions,
+        0,
+        1,
+        &ApiVersionsRequest::default(),
+    )
+    .await?;
+    if resp.error_code != 0 {
+        return Err(format!("ApiVersions error code {}", resp.error_code));
+    }
+    Ok(resp
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, (k.min_version, k.max_version)))
+        .collect())
+}
+
+/// The API versions both sides serve: keys present in both, each with the overlap of the
+/// two ranges (keys whose ranges do not overlap are left out).
+pub fn intersect(
+    a: &BTreeMap<i16, (i16, i16)>,
+    b: &BTreeMap<i16, (i16, i16)>,
+) -> BTreeMap<i16, (i16, i16)> {
+    a.iter()
+        .filter_map(|(key, (amin, amax))| {
+            let (bmin, bmax) = b.get(key)?;
+            let (min, max) = ((*amin).max(*bmin), (*amax).min(*bmax));
+            (min <= max).then_some((*key, (min, max)))
+        })
+        .collect()
 }
 
 async fn round_trip<Req, Resp>(
@@ -173,4 +225,22 @@ where
         ));
     }
     Resp::decode(&mut body, version).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::intersect;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn versions_are_the_overlap_of_every_broker() {
+        let a = BTreeMap::from([(0, (0, 11)), (1, (4, 16)), (3, (0, 12)), (60, (0, 1))]);
+        let b = BTreeMap::from([(0, (3, 9)), (1, (0, 12)), (3, (0, 12)), (61, (0, 0))]);
+        assert_eq!(
+            intersect(&a, &b),
+            BTreeMap::from([(0, (3, 9)), (1, (4, 12)), (3, (0, 12))])
+        );
+        let disjoint = BTreeMap::from([(0, (12, 13))]);
+        assert!(intersect(&a, &disjoint).is_empty());
+    }
 }

@@ -29,6 +29,9 @@ const LOST: u8 = 8;
 const REORDERED: u8 = 16;
 const DEAD: u8 = 32;
 const PENDING: u8 = 64;
+/// Read by a consumer, then cut from the log (unclean leader election): lost from the log
+/// although the reader that already had it keeps it.
+const CUT_AFTER_READ: u8 = 128;
 
 /// A log-linear latency histogram over microseconds (about 3% precision, fixed 16 KiB).
 #[derive(Clone, Debug)]
@@ -196,25 +199,39 @@ impl IdList {
     }
 }
 
+/// How a cost line scales with time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CostBasis {
+    /// A steady-state monthly charge, such as storing the configured retention's worth of
+    /// data: `amount` is per month and the run is charged its share of a 730-hour month.
+    Month,
+    /// Used by the run (hours, requests, bytes moved): `amount` is the run's and a month is
+    /// extrapolated from the run's length.
+    Run,
+}
+
 /// One line of a cost estimate.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CostLine {
     /// What is billed (`shard-hours`, `PUT payload units`, ...).
     pub item: String,
-    /// How many units the run used.
+    /// How many units: used by the run, or per month for a [`CostBasis::Month`] line.
     pub quantity: f64,
     /// Price per unit, in USD.
     pub unit_price: f64,
     /// `quantity × unit_price`.
     pub amount: f64,
+    /// Whether `amount` is the run's or a month's.
+    pub basis: CostBasis,
 }
 
 /// A cost estimate from the profile's pricing basis.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CostEstimate {
-    /// Total for the simulated run, USD.
+    /// Total for the simulated run, USD (monthly lines prorated to the run's length).
     pub run_usd: f64,
-    /// The run's rate extrapolated to 730 hours, USD.
+    /// A month at the run's rates plus the steady-state monthly lines, USD.
     pub month_usd: f64,
     /// The billed items.
     pub lines: Vec<CostLine>,
@@ -222,29 +239,85 @@ pub struct CostEstimate {
     pub note: String,
 }
 
+/// Hours in the month prices are quoted for.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
 impl CostEstimate {
-    /// Adds a line.
+    /// Adds a line the run used (extrapolated to a month by time).
     pub fn line(&mut self, item: &str, quantity: f64, unit_price: f64) {
-        let amount = quantity * unit_price;
-        self.run_usd += amount;
+        self.push(item, quantity, unit_price, CostBasis::Run);
+    }
+
+    /// Adds a steady-state monthly line: `quantity` units per month.
+    pub fn monthly(&mut self, item: &str, quantity: f64, unit_price: f64) {
+        self.push(item, quantity, unit_price, CostBasis::Month);
+    }
+
+    fn push(&mut self, item: &str, quantity: f64, unit_price: f64, basis: CostBasis) {
         self.lines.push(CostLine {
             item: item.to_string(),
             quantity,
             unit_price,
-            amount,
+            amount: quantity * unit_price,
+            basis,
         });
     }
 
-    /// Sets the monthly extrapolation from the run's duration.
+    /// Totals the lines for a run of length `run`.
     pub fn finish(&mut self, run: SimTime, note: &str) {
         let hours = run.as_secs_f64() / 3600.0;
-        self.month_usd = if hours > 0.0 {
-            self.run_usd * 730.0 / hours
-        } else {
-            0.0
+        let sum = |b: CostBasis| -> f64 {
+            self.lines
+                .iter()
+                .filter(|l| l.basis == b)
+                .map(|l| l.amount)
+                .sum()
         };
+        let (used, monthly) = (sum(CostBasis::Run), sum(CostBasis::Month));
+        self.run_usd = used + monthly * hours / HOURS_PER_MONTH;
+        self.month_usd = monthly
+            + if hours > 0.0 {
+                used * HOURS_PER_MONTH / hours
+            } else {
+                0.0
+            };
         self.note = note.to_string();
     }
+}
+
+/// The stage that limits how many messages per second a service can take and deliver, for
+/// the workload offered: the number that binds and what would relieve it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Bottleneck {
+    /// `producer`, `brokers`, `partitions`, `consumers` or `quota`.
+    pub stage: String,
+    /// What the stage can carry, messages per second.
+    pub capacity_per_s: f64,
+    /// What the producer offered, messages per second.
+    pub offered_per_s: f64,
+    /// Whether the offered rate is above the capacity (the stage is saturated).
+    pub binding: bool,
+    /// One sentence: how the capacity is made up, against the offered rate, and the remedy.
+    pub detail: String,
+}
+
+/// Formats a rate for people: `30,000`, `1,234`, `0.5`.
+pub(crate) fn fmt_rate(x: f64) -> String {
+    if !x.is_finite() {
+        return "unlimited".into();
+    }
+    if x < 10.0 {
+        return format!("{x:.1}");
+    }
+    let digits = format!("{:.0}", x.round());
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 /// Everything one service did in one run.
@@ -276,8 +349,13 @@ pub struct ServiceReport {
     pub duplicate_deliveries: u64,
     /// Messages delivered after a later message of the same key.
     pub reordered: IdList,
-    /// Messages the service accepted (or the producer sent with acks=0) and then lost.
+    /// Messages the service accepted (or the producer sent with acks=0) and then lost: never
+    /// delivered, or cut from the log after a consumer had read them (see
+    /// `lost_after_delivery`).
     pub lost: IdList,
+    /// Of `lost`, how many a consumer had already read before the log lost them (truncation
+    /// after an unclean leader election): that reader has records no replay will find again.
+    pub lost_after_delivery: u64,
     /// Messages whose publish failed for good (the producer was told).
     pub failed: IdList,
     /// Messages moved to a dead-letter destination.
@@ -290,6 +368,8 @@ pub struct ServiceReport {
     pub ack_latency: Percentiles,
     /// Cost estimate.
     pub cost: CostEstimate,
+    /// The stage that limits the service for this workload.
+    pub bottleneck: Bottleneck,
     /// Mechanisms seen outside any fault window (throttling at the normal quota, ...).
     pub baseline_mechanisms: Vec<TrailStep>,
     /// The time series.
@@ -566,6 +646,24 @@ impl Collector {
         }
     }
 
+    /// Message `id` was cut from the log for good (log truncation). Unlike [`Collector::lost`]
+    /// this counts a message a consumer had already read too: the log no longer holds it, so
+    /// no other reader and no replay will see it.
+    pub fn cut_from_log(&mut self, id: u64, at: SimTime, cause: Cause) {
+        if !self.was_delivered(id) {
+            self.lost(id, at, cause);
+            return;
+        }
+        if !self.flag(id, CUT_AFTER_READ) {
+            if let Some(i) = self.slot(cause, at) {
+                self.fault_acc[i].lost.push(id, MAX_TRAIL_IDS);
+                self.fault_acc[i].first[0].get_or_insert(at);
+            } else {
+                self.outside[0] += 1;
+            }
+        }
+    }
+
     /// The publish of `id` failed for good and the producer was told.
     pub fn failed(&mut self, id: u64, at: SimTime, cause: Cause) {
         if !self.flag(id, FAILED) {
@@ -684,11 +782,13 @@ impl Collector {
         profile: String,
         settings: Vec<String>,
         cost: CostEstimate,
+        bottleneck: Bottleneck,
         ended_at: SimTime,
         events: u64,
     ) -> (ServiceReport, Vec<CausalTrail>) {
         let mut lists: [IdList; 5] = Default::default();
         let mut pending = 0;
+        let mut lost_after_delivery = 0;
         for id in 0..self.status.len() {
             let s = self.status[id];
             let id = id as u64;
@@ -697,6 +797,10 @@ impl Collector {
             }
             if s & REORDERED != 0 {
                 lists[1].push(id, MAX_LISTED_IDS);
+            }
+            if s & DELIVERED != 0 && s & CUT_AFTER_READ != 0 {
+                lost_after_delivery += 1;
+                lists[2].push(id, MAX_LISTED_IDS);
             }
             if s & DELIVERED == 0 {
                 if s & FAILED != 0 {
@@ -732,12 +836,14 @@ impl Collector {
             duplicate_deliveries: self.duplicate_deliveries,
             reordered,
             lost,
+            lost_after_delivery,
             failed,
             dead_lettered,
             pending,
             latency: self.latency.percentiles(),
             ack_latency: self.ack_latency.percentiles(),
             cost,
+            bottleneck,
             baseline_mechanisms,
             samples: std::mem::take(&mut self.samples),
             ended_at,
@@ -1032,7 +1138,14 @@ mod tests {
         assert!(c.delivered(2, 7, SimTime::ZERO, t, Cause::Window));
         assert!(c.delivered(1, 7, SimTime::ZERO, t, Cause::Window));
         assert!(!c.delivered(0, 7, SimTime::ZERO, t, Cause::Window));
-        let (r, _) = c.finish(String::new(), vec![], CostEstimate::default(), t, 0);
+        let (r, _) = c.finish(
+            String::new(),
+            vec![],
+            CostEstimate::default(),
+            Bottleneck::default(),
+            t,
+            0,
+        );
         assert_eq!(r.delivered, 3);
         assert_eq!(r.duplicated.ids, vec![0]);
         assert_eq!(r.reordered.ids, vec![1]);
@@ -1052,6 +1165,7 @@ mod tests {
             String::new(),
             vec![],
             CostEstimate::default(),
+            Bottleneck::default(),
             SimTime::ZERO,
             0,
         );

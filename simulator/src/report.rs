@@ -247,6 +247,7 @@ impl Report {
                 s.profile,
                 s.settings.join(" ")
             );
+            let _ = writeln!(out, "  bottleneck: {}", s.bottleneck.detail);
             for m in &s.baseline_mechanisms {
                 let _ = writeln!(
                     out,

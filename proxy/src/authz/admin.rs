@@ -409,8 +409,8 @@ pub fn delete_records(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
                 Operation::Delete,
             )
         },
-        |denied| {
-            denied
+        |items, code| {
+            items
                 .iter()
                 .map(|t| {
                     DeleteRecordsTopicResult::default()
@@ -422,7 +422,7 @@ pub fn delete_records(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
                                     DeleteRecordsPartitionResult::default()
                                         .with_partition_index(p.partition_index)
                                         .with_low_watermark(-1)
-                                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                        .with_error_code(code)
                                 })
                                 .collect(),
                         )
@@ -510,16 +510,36 @@ pub fn describe_topic_partitions(s: &Session, inc: &Incoming) -> Result<Outcome,
                     }
                     // Kafka pages over describable topics only; the broker behind kgate pages
                     // over all of them. A cursor naming a topic the principal may not describe
-                    // would reveal that topic, so the answer is refused instead.
-                    if let Some(c) = &r.next_cursor {
-                        if !session.allow_quietly(
+                    // would reveal that topic: it moves to just past the last partition of
+                    // the last topic shown, so the next page starts after it. A page that
+                    // shows no topic at all ends the listing (logged).
+                    let hidden = r.next_cursor.as_ref().is_some_and(|c| {
+                        !session.allow_quietly(
                             ResourceType::Topic,
                             &c.topic_name,
                             Operation::Describe,
-                        ) {
-                            return Err("DescribeTopicPartitions (all topics): the next page \
-                                        starts at a topic the principal may not describe"
-                                .into());
+                        )
+                    });
+                    if hidden {
+                        r.next_cursor = r.topics.last().and_then(|t| {
+                            let name = t.name.clone()?;
+                            let after = t
+                                .partitions
+                                .iter()
+                                .map(|p| p.partition_index)
+                                .max()
+                                .map_or(0, |m| m.saturating_add(1));
+                            Some(
+                                kafka_protocol::messages::describe_topic_partitions_response::Cursor::default()
+                                    .with_topic_name(name)
+                                    .with_partition_index(after),
+                            )
+                        });
+                        if r.next_cursor.is_none() {
+                            tracing::warn!(
+                                "DescribeTopicPartitions: a page held only topics the principal \
+                                 may not describe; the listing ends there"
+                            );
                         }
                     }
                     Ok(())
@@ -591,6 +611,12 @@ pub fn describe_topic_partitions(s: &Session, inc: &Incoming) -> Result<Outcome,
         changed,
         nothing_left,
         move |r| {
+            // Defence in depth: only the topics asked for and allowed, whatever the broker says.
+            r.topics.retain(|t| {
+                t.name
+                    .as_ref()
+                    .is_some_and(|n| allowed.iter().any(|a| a.as_str() == n.as_str()))
+            });
             for t in &mut r.topics {
                 let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
                 t.topic_authorized_operations = session.operations_mask(ResourceType::Topic, &name);
@@ -2387,11 +2413,35 @@ mod tests {
             ApiKey::DescribeTopicPartitions,
             0,
         );
-        let leaky =
-            upstream.with_next_cursor(Some(NextCursor::default().with_topic_name(tn("secret"))));
-        let mut buf = BytesMut::new();
-        leaky.encode(&mut buf, 0).expect("encode");
-        assert!(fixup.expect("fixup")(buf.freeze()).is_err());
+        // A next page starting at a hidden topic: the cursor moves past the last topic shown
+        // (b has partitions 0 and 1, so the next page starts at b's partition 2).
+        let part = |i: i32| {
+            kafka_protocol::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponsePartition::default()
+                .with_partition_index(i)
+        };
+        let leaky = upstream
+            .clone()
+            .with_topics(vec![
+                topic("a"),
+                topic("b").with_partitions(vec![part(0), part(1)]),
+                topic("c"),
+            ])
+            .with_next_cursor(Some(NextCursor::default().with_topic_name(tn("secret"))));
+        let r = fixed(fixup.expect("fixup"), 0, &leaky);
+        let next = r.next_cursor.expect("a next page");
+        assert_eq!((&*next.topic_name.0, next.partition_index), ("b", 2));
+        // A page showing nothing ends the listing rather than naming the hidden topic.
+        let (_, fixup) = forwarded::<DescribeTopicPartitionsRequest>(
+            run(&s, ApiKey::DescribeTopicPartitions, 0, &all),
+            ApiKey::DescribeTopicPartitions,
+            0,
+        );
+        let hidden_only = upstream
+            .with_topics(vec![topic("c")])
+            .with_next_cursor(Some(NextCursor::default().with_topic_name(tn("secret"))));
+        let r = fixed(fixup.expect("fixup"), 0, &hidden_only);
+        assert!(r.topics.is_empty());
+        assert!(r.next_cursor.is_none());
     }
 
     #[test]

@@ -18,9 +18,12 @@ use kafka_protocol::messages::{
 use kgate_policies::{Operation, ResourceType};
 
 use super::codes::{
-    TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION,
+    TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNKNOWN_SERVER_ERROR,
+    UNKNOWN_TOPIC_OR_PARTITION,
 };
 use super::{check_each_topic, partition_by, typed_fixup, Incoming, Outcome, Session, CLUSTER};
+use crate::header::encode_request;
+use kafka_protocol::messages::fetch_request::FetchTopic;
 
 /// Kafka-shaped produce answers with `code` for every partition of `topics` (none written).
 pub fn produce_errors(
@@ -96,13 +99,17 @@ pub fn produce(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
         )));
     }
     let nothing_left = allowed.is_empty();
-    req.topic_data = allowed;
     let errors = produce_errors(&denied, TOPIC_AUTHORIZATION_FAILED);
-    Ok(
-        inc.forward_with::<_, ProduceResponse, _>(&req, true, nothing_left, move |r| {
-            r.responses.extend(errors)
-        }),
-    )
+    let mut unparsable = produce_errors(&allowed, UNKNOWN_SERVER_ERROR);
+    unparsable.extend(errors.iter().cloned());
+    req.topic_data = allowed;
+    Ok(inc.forward_or::<_, ProduceResponse, _, _>(
+        &req,
+        true,
+        nothing_left,
+        move |r| r.responses.extend(errors),
+        Some(move || ProduceResponse::default().with_responses(unparsable)),
+    ))
 }
 
 /// Fetch: READ per topic; follower fetches are refused. Fetch sessions are turned off
@@ -140,35 +147,64 @@ pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
         if !changed {
             return Ok(Outcome::forward());
         }
-        return Ok(inc.forward_with::<_, FetchResponse, _>(&req, true, false, |_| {}));
+        // Only the request changed: the response passes through as bytes, never decoded.
+        return Ok(
+            match encode_request(inc.api, inc.version, &inc.header, &req) {
+                Ok(request) => Outcome::Forward {
+                    request: Some(request),
+                    fixup: None,
+                },
+                Err(e) => Outcome::Close(e.to_string()),
+            },
+        );
     }
     let nothing_left = allowed.is_empty();
+    let fetch_errors = |topics: &[FetchTopic], code: i16| -> Vec<FetchableTopicResponse> {
+        topics
+            .iter()
+            .map(|t| {
+                FetchableTopicResponse::default()
+                    .with_topic(t.topic.clone())
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                PartitionData::default()
+                                    .with_partition_index(p.partition)
+                                    .with_error_code(code)
+                                    .with_high_watermark(-1)
+                                    .with_last_stable_offset(-1)
+                                    .with_log_start_offset(-1)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect()
+    };
+    let errors = fetch_errors(&denied, TOPIC_AUTHORIZATION_FAILED);
+    let mut unparsable = fetch_errors(&allowed, UNKNOWN_SERVER_ERROR);
+    unparsable.extend(errors.iter().cloned());
+    let version = inc.version;
     req.topics = allowed;
-    let errors: Vec<FetchableTopicResponse> = denied
-        .iter()
-        .map(|t| {
-            FetchableTopicResponse::default()
-                .with_topic(t.topic.clone())
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            PartitionData::default()
-                                .with_partition_index(p.partition)
-                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                                .with_high_watermark(-1)
-                                .with_last_stable_offset(-1)
-                                .with_log_start_offset(-1)
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    Ok(
-        inc.forward_with::<_, FetchResponse, _>(&req, true, nothing_left, move |r| {
-            r.responses.extend(errors)
+    Ok(inc.forward_or::<_, FetchResponse, _, _>(
+        &req,
+        true,
+        nothing_left,
+        move |r| r.responses.extend(errors),
+        Some(move || {
+            // Kafka's FetchRequest.getErrorResponse: the error at the top (v7+) and on every
+            // partition asked for.
+            let top = if version >= 7 {
+                UNKNOWN_SERVER_ERROR
+            } else {
+                0
+            };
+            FetchResponse::default()
+                .with_error_code(top)
+                .with_responses(unparsable)
         }),
-    )
+    ))
 }
 
 /// ListOffsets: DESCRIBE per topic; denied partitions get 29 with offset and timestamp -1.
@@ -187,8 +223,8 @@ pub fn list_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
                 Operation::Describe,
             )
         },
-        |denied| {
-            denied
+        |items, code| {
+            items
                 .iter()
                 .map(|t| {
                     ListOffsetsTopicResponse::default()
@@ -199,7 +235,7 @@ pub fn list_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
                                 .map(|p| {
                                     ListOffsetsPartitionResponse::default()
                                         .with_partition_index(p.partition_index)
-                                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                        .with_error_code(code)
                                         .with_timestamp(-1)
                                         .with_offset(-1)
                                         .with_leader_epoch(-1)
@@ -213,9 +249,21 @@ pub fn list_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
     ))
 }
 
+/// The Metadata version kgate sends upstream for a v0–3 request when the client's version
+/// cannot say what must be asked: v4 (Kafka 1.0) is the first with
+/// `allow_auto_topic_creation`, and its response has the v3 layout.
+pub const METADATA_WITH_CREATE_FLAG: i16 = 4;
+
 /// Metadata: DESCRIBE per topic. An all-topics request silently omits what the principal
 /// may not describe; named topics it may not describe get 29 with no ID and no partitions,
 /// whether or not they exist. Auto-creation needs CREATE on the cluster or on the topic.
+///
+/// Two rules keep the answer from ever showing more than the client may see:
+/// - a request is never widened: when every named topic is denied, what goes upstream asks
+///   for no topic (a v0 request, whose empty list means *all topics*, is sent as v4);
+/// - whatever the broker answers, only the topics the client named and may describe (or,
+///   for an all-topics request, may describe) reach it (a broker that reads an empty list
+///   as "all topics" leaks nothing).
 pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
     let mut req: MetadataRequest = inc.decode()?;
     let version = inc.version;
@@ -263,9 +311,14 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
             Operation::Describe,
         )
     });
-    // Topics the principal may describe but not create must not be auto-created.
-    let cluster_create = s.allow_quietly(ResourceType::Cluster, CLUSTER, Operation::Create);
-    let no_create: Vec<String> = if cluster_create {
+    // Kafka reads the flag from v4 on; older requests always allow auto-creation.
+    let client_auto_create = version < METADATA_WITH_CREATE_FLAG || req.allow_auto_topic_creation;
+    // Topics the principal may describe but not create must not be auto-created; Kafka then
+    // answers 29 for a missing one, but only when the request allowed auto-creation
+    // (`KafkaApis.handleTopicMetadataRequest`); otherwise a missing topic is 3.
+    let no_create: Vec<String> = if !client_auto_create
+        || s.allow_quietly(ResourceType::Cluster, CLUSTER, Operation::Create)
+    {
         Vec::new()
     } else {
         allowed
@@ -275,12 +328,21 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
             .collect()
     };
     let mut changed = !denied.is_empty();
-    if req.allow_auto_topic_creation && !no_create.is_empty() {
+    let mut send_version = version;
+    if !no_create.is_empty() {
         // One flag covers the whole request: without CREATE on every named topic, nothing
-        // is auto-created, and the missing ones get 29 below (as Kafka answers them).
+        // is auto-created, and the missing ones get 29 below (as Kafka answers them). A v0–3
+        // request cannot carry the flag, so it goes upstream as v4.
         req.allow_auto_topic_creation = false;
+        send_version = send_version.max(METADATA_WITH_CREATE_FLAG);
         changed = true;
     }
+    if version == 0 && allowed.is_empty() {
+        // In v0 an empty list means every topic: ask for none, in v4.
+        req.allow_auto_topic_creation = false;
+        send_version = METADATA_WITH_CREATE_FLAG;
+    }
+    let asked: std::collections::HashSet<String> = allowed.iter().map(name_of).collect();
     req.topics = Some(allowed);
     let errors: Vec<MetadataResponseTopic> = denied
         .iter()
@@ -291,9 +353,20 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
         })
         .collect();
     let fixup = move |r: &mut MetadataResponse| {
+        // Defence in depth: whatever the broker answered, only what was asked (and allowed).
+        r.topics
+            .retain(|t| t.name.as_ref().is_some_and(|n| asked.contains(n.as_str())));
         finish_metadata(&session, r, topic_ops, cluster_mask, &no_create);
         r.topics.extend(errors);
     };
+    if send_version != version {
+        return Ok(
+            inc.forward_at::<_, MetadataResponse, _>(&req, send_version, move |r| {
+                fixup(r);
+                Ok(())
+            }),
+        );
+    }
     // Always forwarded, even when every named topic is denied (or none is named): the answer
     // must still carry the brokers, the cluster id and the controller.
     Ok(inc.forward_with::<_, MetadataResponse, _>(&req, changed, false, fixup))
@@ -346,8 +419,8 @@ pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, S
                 Operation::Describe,
             )
         },
-        |denied| {
-            denied
+        |items, code| {
+            items
                 .iter()
                 .map(|t| {
                     OffsetForLeaderTopicResult::default()
@@ -358,7 +431,7 @@ pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, S
                                 .map(|p| {
                                     EpochEndOffset::default()
                                         .with_partition(p.partition)
-                                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                        .with_error_code(code)
                                         .with_leader_epoch(-1)
                                         .with_end_offset(-1)
                                 })

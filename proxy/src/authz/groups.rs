@@ -99,7 +99,7 @@ pub fn offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
                 Operation::Read,
             )
         },
-        |denied| errors_for(denied, TOPIC_AUTHORIZATION_FAILED),
+        errors_for,
         |r: &mut OffsetCommitResponse| &mut r.topics,
     ))
 }

@@ -34,6 +34,8 @@ use crate::header::{decode_body, encode_request, encode_response};
 
 /// Kafka error codes used by authorization.
 pub mod codes {
+    /// UNKNOWN_SERVER_ERROR
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
     /// UNKNOWN_TOPIC_OR_PARTITION
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     /// INVALID_TOPIC_EXCEPTION
@@ -104,6 +106,31 @@ impl Session {
             .authorize(&self.request(resource_type, name, operation));
         if let Some(audit) = &authz.audit {
             audit.decision(self, api, resource_type, name, operation, &decision);
+        }
+        decision.allowed
+    }
+
+    /// Kafka's `authorize` with `logIfDenied = false`: an allow is recorded as usual, a deny
+    /// is not (a check that has a fallback, such as InitProducerId's IDEMPOTENT_WRITE on the
+    /// cluster before WRITE on any topic, must not write a DENY line for every idempotent
+    /// producer).
+    pub fn allow_unlogged_deny(
+        &self,
+        api: ApiKey,
+        resource_type: ResourceType,
+        name: &str,
+        operation: Operation,
+    ) -> bool {
+        let Some(authz) = &self.authz else {
+            return true;
+        };
+        let decision = authz
+            .authorizer
+            .authorize(&self.request(resource_type, name, operation));
+        if decision.allowed {
+            if let Some(audit) = &authz.audit {
+                audit.decision(self, api, resource_type, name, operation, &decision);
+            }
         }
         decision.allowed
     }
@@ -278,6 +305,26 @@ impl Incoming {
         Resp: Decodable + Encodable + Default + 'static,
         F: FnOnce(&mut Resp) + Send + 'static,
     {
+        self.forward_or::<Req, Resp, F, fn() -> Resp>(request, changed, nothing_left, fixup, None)
+    }
+
+    /// As [`Incoming::forward_with`], with the answer the client gets when kgate must change
+    /// the broker's response but cannot parse it: Kafka's error for this one request (built
+    /// by `fallback`), instead of a closed connection.
+    pub fn forward_or<Req, Resp, F, G>(
+        &self,
+        request: &Req,
+        changed: bool,
+        nothing_left: bool,
+        fixup: F,
+        fallback: Option<G>,
+    ) -> Outcome
+    where
+        Req: Encodable,
+        Resp: Decodable + Encodable + Default + 'static,
+        F: FnOnce(&mut Resp) + Send + 'static,
+        G: FnOnce() -> Resp + Send + 'static,
+    {
         let version = self.version;
         if nothing_left {
             let mut resp = Resp::default();
@@ -292,11 +339,75 @@ impl Incoming {
         } else {
             None
         };
+        let api = self.api;
+        let fixup: Fixup = match fallback {
+            None => typed_fixup::<Resp, F>(version, fixup),
+            Some(fallback) => Box::new(move |body: Bytes| {
+                let f = |r: &mut Resp| {
+                    fixup(r);
+                    Ok(())
+                };
+                match convert::<Resp, _>(body, version, version, f) {
+                    Ok(out) => Ok(out),
+                    Err(e) => {
+                        tracing::warn!(
+                            ?api,
+                            version,
+                            error = %e,
+                            "answering one request with an error: the broker's response cannot be merged"
+                        );
+                        let mut out = BytesMut::new();
+                        fallback()
+                            .encode(&mut out, version)
+                            .map_err(|e| format!("cannot encode the error response: {e}"))?;
+                        Ok(out.freeze())
+                    }
+                }
+            }),
+        };
         Outcome::Forward {
             request,
-            fixup: Some(typed_fixup::<Resp, F>(version, fixup)),
+            fixup: Some(fixup),
         }
     }
+
+    /// Forwards `request` encoded at `send_version` (above the client's, when the client's
+    /// version cannot say what kgate must ask), and turns the response back into the client's
+    /// version: decoded at `send_version`, changed by `f`, encoded at the client's version.
+    pub fn forward_at<Req, Resp, F>(&self, request: &Req, send_version: i16, f: F) -> Outcome
+    where
+        Req: Encodable,
+        Resp: Decodable + Encodable + 'static,
+        F: FnOnce(&mut Resp) -> Result<(), String> + Send + 'static,
+    {
+        let header = self.header.clone().with_request_api_version(send_version);
+        let request = match encode_request(self.api, send_version, &header, request) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Close(e.to_string()),
+        };
+        let version = self.version;
+        Outcome::Forward {
+            request: Some(request),
+            fixup: Some(Box::new(move |body: Bytes| {
+                convert::<Resp, _>(body, send_version, version, f)
+            })),
+        }
+    }
+}
+
+/// Decodes a response body at `from`, applies `f`, and encodes it at `to`.
+fn convert<Resp, F>(mut body: Bytes, from: i16, to: i16, f: F) -> Result<Bytes, String>
+where
+    Resp: Decodable + Encodable,
+    F: FnOnce(&mut Resp) -> Result<(), String>,
+{
+    let mut resp = Resp::decode(&mut body, from)
+        .map_err(|e| format!("cannot parse the broker's response: {e}"))?;
+    f(&mut resp)?;
+    let mut buf = BytesMut::new();
+    resp.encode(&mut buf, to)
+        .map_err(|e| format!("cannot encode the merged response: {e}"))?;
+    Ok(buf.freeze())
 }
 
 /// A [`Fixup`] that decodes the response as `Resp`, applies `f` and encodes it again.
@@ -366,19 +477,24 @@ pub fn authorize(session: &Session, incoming: &Incoming) -> Outcome {
 /// Kafka's per-topic check on a request whose items each name one topic: with nothing denied
 /// the original bytes go on; otherwise the allowed items are forwarded (or, when none is left,
 /// kgate answers) and the `errors` built for the denied ones are merged into the response.
+///
+/// `errors` builds the error items for some request items with one error code: 29 for the
+/// denied ones, and, should the broker's answer be unparsable, UNKNOWN_SERVER_ERROR for the
+/// forwarded ones (the client then gets Kafka's error for this request, not a closed
+/// connection).
 pub fn check_each_topic<Req, Resp, T, E>(
     inc: &Incoming,
     mut req: Req,
     items: fn(&mut Req) -> &mut Vec<T>,
     name: impl Fn(&T) -> String,
     allow: impl FnMut(&str) -> bool,
-    errors: impl FnOnce(&[T]) -> Vec<E>,
+    errors: impl Fn(&[T], i16) -> Vec<E>,
     merge: fn(&mut Resp) -> &mut Vec<E>,
 ) -> Outcome
 where
     Req: Encodable,
     Resp: Decodable + Encodable + Default + 'static,
-    E: Send + 'static,
+    E: Clone + Send + 'static,
 {
     let all = std::mem::take(items(&mut req));
     let (allowed, denied) = partition_by(all, name, allow);
@@ -386,9 +502,21 @@ where
         return Outcome::forward();
     }
     let nothing_left = allowed.is_empty();
+    let denied_errors = errors(&denied, codes::TOPIC_AUTHORIZATION_FAILED);
+    let mut unparsable = errors(&allowed, codes::UNKNOWN_SERVER_ERROR);
+    unparsable.extend(denied_errors.iter().cloned());
     *items(&mut req) = allowed;
-    let errors = errors(&denied);
-    inc.forward_with::<_, Resp, _>(&req, true, nothing_left, move |r| merge(r).extend(errors))
+    inc.forward_or::<_, Resp, _, _>(
+        &req,
+        true,
+        nothing_left,
+        move |r| merge(r).extend(denied_errors),
+        Some(move || {
+            let mut r = Resp::default();
+            *merge(&mut r) = unparsable;
+            r
+        }),
+    )
 }
 
 /// Splits the items of a request by a check done once per distinct name (Kafka's

@@ -32,7 +32,7 @@ pub fn init_producer_id(s: &Session, inc: &Incoming) -> Result<Outcome, String> 
         ))
         .then_some(TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
         None => {
-            let ok = s.allow(
+            let ok = s.allow_unlogged_deny(
                 ApiKey::InitProducerId,
                 ResourceType::Cluster,
                 CLUSTER,
@@ -224,7 +224,7 @@ pub fn txn_offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String>
                 Operation::Read,
             )
         },
-        |denied| errors_for(denied, TOPIC_AUTHORIZATION_FAILED),
+        errors_for,
         |r: &mut TxnOffsetCommitResponse| &mut r.topics,
     ))
 }

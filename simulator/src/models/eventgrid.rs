@@ -13,7 +13,7 @@
 
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
-use crate::models::{Cx, Model};
+use crate::models::{Capacity, Cx, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::LatencyDist;
 use crate::time::{parse_duration, SimTime};
@@ -301,7 +301,32 @@ impl Model for EventGrid {
         self.inflight == 0
     }
 
-    fn finish(&mut self, cx: &mut Cx<EgEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+    fn capacities(&self, _offered: &Offered) -> Vec<Capacity> {
+        let c = &self.cfg;
+        let secs = c.processing.as_secs_f64();
+        if secs <= 0.0 {
+            return Vec::new();
+        }
+        let each = 1.0 / secs;
+        vec![Capacity {
+            stage: "consumers",
+            per_s: c.concurrency as f64 * each,
+            how: format!(
+                "endpoint concurrency {} × {}/s ({} ms each)",
+                c.concurrency,
+                crate::metrics::fmt_rate(each),
+                secs * 1e3
+            ),
+            relief: "raise the endpoint's concurrency or turn on batched delivery".into(),
+        }]
+    }
+
+    fn finish(
+        &mut self,
+        cx: &mut Cx<EgEv>,
+        run: SimTime,
+        _offered: &Offered,
+    ) -> (Vec<String>, CostEstimate) {
         while let Some((_, ev)) = cx.q.pop() {
             if let crate::models::Ev::Model(
                 EgEv::Post { m, .. } | EgEv::Failed { m, .. } | EgEv::DeadLetter { m },

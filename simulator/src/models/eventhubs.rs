@@ -17,7 +17,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Bucket, Cx, Model};
+use crate::models::{backoff, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -47,6 +47,8 @@ pub(crate) struct EventHubsCfg {
     pub group: GroupCfg,
     pub tu_usd_per_hour: f64,
     pub ingress_usd_per_million: f64,
+    pub allowance_gb_per_tu: f64,
+    pub storage_usd_per_gb_month: f64,
 }
 
 impl EventHubsCfg {
@@ -121,6 +123,8 @@ impl EventHubsCfg {
             group,
             tu_usd_per_hour: p.f64("tu_usd_per_hour")?,
             ingress_usd_per_million: p.f64("ingress_usd_per_million_events")?,
+            allowance_gb_per_tu: p.f64("storage_allowance_gb_per_tu")?,
+            storage_usd_per_gb_month: p.f64("blob_lrs_usd_per_gb_month")?,
             tier,
         })
     }
@@ -183,7 +187,8 @@ pub(crate) struct EventHubs {
     unavailable_until: Vec<SimTime>,
     clients_cut: bool,
     extra_latency: SimTime,
-    last_arrival: Vec<SimTime>,
+    /// A key's sends arrive in order (a partition's order, as far as anyone can observe it).
+    order: KeyOrder,
     outstanding: u64,
     ingress_events_billed: f64,
 }
@@ -206,7 +211,7 @@ impl EventHubs {
             unavailable_until: vec![SimTime::ZERO; n],
             clients_cut: false,
             extra_latency: SimTime::ZERO,
-            last_arrival: vec![SimTime::ZERO; n],
+            order: KeyOrder::default(),
             outstanding: 0,
             ingress_events_billed: 0.0,
             cfg,
@@ -223,10 +228,7 @@ impl EventHubs {
             return;
         }
         let lat = cx.rng.latency(&self.cfg.publish).plus(self.extra_latency);
-        // One connection per partition delivers a producer's sends in order.
-        let p = (mix64(rec.key) % self.cfg.partitions as u64) as usize;
-        let at = cx.now().plus(lat).max(self.last_arrival[p]);
-        self.last_arrival[p] = at;
+        let at = self.order.arrival(rec.key, cx.now().plus(lat));
         cx.at(at, EhEv::Arrive { rec, attempt });
     }
 
@@ -287,7 +289,7 @@ impl EventHubs {
         self.outstanding = self.outstanding.saturating_sub(1);
         let back = cx.rng.latency(&self.cfg.publish);
         cx.col.acked(now.plus(back).minus(rec.created));
-        self.group.data_available(p, cx);
+        self.group.data_available(p, self.visible[p], cx);
     }
 
     fn trim(&mut self, cx: &mut Cx<EhEv>) {
@@ -452,7 +454,51 @@ impl Model for EventHubs {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
-    fn finish(&mut self, cx: &mut Cx<EhEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+    fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
+        let c = &self.cfg;
+        let mean = offered.mean_bytes();
+        let readers = (c.consumer_groups * c.readers_per_partition) as f64;
+        let mut out = vec![
+            Capacity {
+                stage: "quota",
+                per_s: c.tus * (c.ingress_bytes / mean).min(c.ingress_events),
+                how: format!(
+                    "ingress {} TU × min({:.0} MB/s ÷ {mean:.0} B, {}/s)",
+                    c.tus,
+                    c.ingress_bytes / 1e6,
+                    crate::metrics::fmt_rate(c.ingress_events)
+                ),
+                relief: "add throughput units (or turn on auto-inflate)".into(),
+            },
+            Capacity {
+                stage: "quota",
+                per_s: c.tus * (c.egress_bytes / mean).min(c.egress_events) / readers,
+                how: format!(
+                    "egress {} TU × min({:.0} MB/s ÷ {mean:.0} B, {}/s) shared by {readers} \
+                     reads of each event",
+                    c.tus,
+                    c.egress_bytes / 1e6,
+                    crate::metrics::fmt_rate(c.egress_events)
+                ),
+                relief: "add throughput units, or fewer consumer groups and readers".into(),
+            },
+        ];
+        out.extend(Capacity::readers(
+            "processors",
+            c.group.consumers,
+            c.partitions,
+            c.group.processing,
+            "partition",
+        ));
+        out
+    }
+
+    fn finish(
+        &mut self,
+        cx: &mut Cx<EhEv>,
+        run: SimTime,
+        offered: &Offered,
+    ) -> (Vec<String>, CostEstimate) {
         self.group.mark_pending(&self.logs, cx);
         while let Some((_, ev)) = cx.q.pop() {
             if let crate::models::Ev::Model(EhEv::Arrive { rec, .. } | EhEv::Retry { rec, .. }) = ev
@@ -478,7 +524,20 @@ impl Model for EventHubs {
             self.ingress_events_billed / 1e6,
             c.ingress_usd_per_million,
         );
-        cost.finish(run, "per TU-hour (billed by the hour, at least one) plus ingress events, prorated here; illustrative USD prices, check azure.microsoft.com");
+        // The hub holds the retention window; each TU includes an allowance and the rest is
+        // billed as blob storage. Internal replicas are the provider's and not billed.
+        let stored = offered.gb_in(c.retention);
+        let allowance = c.allowance_gb_per_tu * c.tus;
+        let days = c.retention.as_secs_f64() / 86_400.0;
+        cost.monthly(
+            &format!(
+                "GB stored above the {allowance:.0} GB TU allowance (steady state: {days:.1} days, \
+                 {stored:.0} GB)"
+            ),
+            (stored - allowance).max(0.0),
+            c.storage_usd_per_gb_month,
+        );
+        cost.finish(run, "per TU-hour (billed by the hour, at least one) plus ingress events, prorated here; storage is the steady state of the retention; illustrative USD prices, check azure.microsoft.com");
         (settings, cost)
     }
 }
@@ -523,6 +582,30 @@ mod tests {
             .iter()
             .any(|m| m.code == "server_busy"));
         assert_eq!(eh.failed.count + eh.acked, eh.produced);
+    }
+
+    #[test]
+    fn storage_above_the_tu_allowance_is_priced_on_the_retention_steady_state() {
+        // 5,000 events/s of 1 KiB for 7 days = 3,096.6 GB stored; 6 TUs include 504 GB.
+        let r = run(
+            "throughput_units = 6",
+            "kind = \"telemetry\"\nrate = \"5000/s\"\nmessage_bytes = 1024",
+            4,
+        );
+        let eh = r.service(ServiceKind::EventHubs).unwrap();
+        let line = eh
+            .cost
+            .lines
+            .iter()
+            .find(|l| l.item.starts_with("GB stored above"))
+            .unwrap();
+        let expected = 5_000.0 * 1_024.0 * 604_800.0 / 1e9 - 6.0 * 84.0;
+        assert!(
+            (line.quantity / expected - 1.0).abs() < 0.02,
+            "{} GB above the allowance",
+            line.quantity
+        );
+        assert_eq!(line.basis, crate::metrics::CostBasis::Month);
     }
 
     #[test]

@@ -9,9 +9,11 @@
 //! detection time, eager or cooperative hand-over, long-poll or fixed-interval fetches, and a
 //! [`ReadGate`] for read quotas (Event Hubs egress, Kinesis GetRecords limits).
 
+use std::collections::VecDeque;
+
 use crate::metrics::Cause;
 use crate::models::log::{Log, Rec};
-use crate::models::Cx;
+use crate::models::{Cx, KeyOrder};
 use crate::rng::LatencyDist;
 use crate::time::SimTime;
 
@@ -87,7 +89,14 @@ struct PartRead {
     owner: Option<usize>,
     replay_until: u64,
     replay_cause: Option<Cause>,
+    /// When records became readable: `(end offset, time)` per visibility step, oldest first,
+    /// for records not yet fetched (at most [`MAX_SEEN`] steps; older ones count as long
+    /// readable).
+    seen: VecDeque<(u64, SimTime)>,
 }
+
+/// How many visibility steps a partition remembers.
+const MAX_SEEN: usize = 4096;
 
 #[derive(Clone, Debug)]
 struct Member {
@@ -103,6 +112,13 @@ struct Member {
     rr: usize,
     skip_commit: bool,
     last_poll: SimTime,
+    /// The member's fetch stream is running: it polls straight after a batch, so the records
+    /// it fetches were already on their way (prefetch) and arrive one hop after they became
+    /// readable, not one hop after the poll.
+    streaming: bool,
+    /// Where the member's processing has got to, on the clock of when records became
+    /// readable (the hop to the member comes on top).
+    frontier: SimTime,
 }
 
 /// A consumer group over `n` partitions.
@@ -119,6 +135,8 @@ pub(crate) struct Group {
     pub extra_latency: SimTime,
     /// Partitions that cannot be read right now (offline).
     pub blocked: Vec<bool>,
+    /// A key's records reach their reader in order.
+    order: KeyOrder,
 }
 
 impl Group {
@@ -138,6 +156,8 @@ impl Group {
                 rr: 0,
                 skip_commit: false,
                 last_poll: SimTime::ZERO,
+                streaming: false,
+                frontier: SimTime::ZERO,
             })
             .collect();
         let mut g = Group {
@@ -150,6 +170,7 @@ impl Group {
                     owner: None,
                     replay_until: 0,
                     replay_cause: None,
+                    seen: VecDeque::new(),
                 };
                 partitions
             ],
@@ -160,6 +181,7 @@ impl Group {
             unreachable: false,
             extra_latency: SimTime::ZERO,
             blocked: vec![false; partitions],
+            order: KeyOrder::default(),
         };
         let all: Vec<usize> = (0..n).collect();
         for (p, o) in range_assign(partitions, &all).into_iter().enumerate() {
@@ -210,10 +232,22 @@ impl Group {
         r.position = r.position.min(end);
         r.processed = r.processed.min(end);
         r.committed = r.committed.min(end);
+        while r.seen.back().is_some_and(|&(e, _)| e > end) {
+            r.seen.pop_back();
+        }
     }
 
-    /// Records became readable in `p`: wake its owner if it is waiting.
-    pub fn data_available<E: From<GroupEv>>(&mut self, p: usize, cx: &mut Cx<E>) {
+    /// Records up to `end` became readable in `p`: note when, and wake its owner if it is
+    /// waiting.
+    pub fn data_available<E: From<GroupEv>>(&mut self, p: usize, end: u64, cx: &mut Cx<E>) {
+        let now = cx.now();
+        let r = &mut self.parts[p];
+        if r.seen.back().is_none_or(|&(e, _)| e < end) {
+            r.seen.push_back((end, now));
+            if r.seen.len() > MAX_SEEN {
+                r.seen.pop_front();
+            }
+        }
         if let Some(o) = self.parts[p].owner {
             let m = &mut self.members[o];
             if m.idle && m.alive && m.in_group && !m.busy {
@@ -332,6 +366,10 @@ impl Group {
         let owned: Vec<usize> = (0..self.parts.len())
             .filter(|&p| self.parts[p].owner == Some(c) && !self.blocked[p])
             .collect();
+        // A long-poll reader whose fetch stream runs (it comes straight from a batch) gets
+        // each record one hop after it became readable; any other poll waits one hop.
+        let streaming =
+            std::mem::take(&mut self.members[c].streaming) && self.cfg.poll_interval.is_none();
         let mut batch = Vec::new();
         let mut extra = SimTime::ZERO;
         let mut retry: Option<SimTime> = None;
@@ -362,9 +400,17 @@ impl Group {
             }
             let r = &mut self.parts[p];
             for off in r.position..r.position + n as u64 {
-                batch.push((p as u32, off, SimTime::ZERO));
+                // Records readable since before the oldest step remembered count as readable
+                // long ago (prefetched); the batch's fetch time is filled in below.
+                let i = r.seen.partition_point(|&(e, _)| e <= off);
+                let readable = r.seen.get(i).map_or(SimTime::ZERO, |&(_, t)| t);
+                batch.push((p as u32, off, readable));
             }
             r.position += n as u64;
+            let fetched = r.position;
+            while r.seen.front().is_some_and(|&(e, _)| e <= fetched) {
+                r.seen.pop_front();
+            }
         }
         let m = &mut self.members[c];
         m.rr = m.rr.wrapping_add(1);
@@ -385,10 +431,35 @@ impl Group {
             .plus(self.extra_latency)
             .plus(extra);
         let mut t = now.plus(lat);
-        for item in &mut batch {
-            t = t.plus(proc);
-            item.2 = t;
+        if streaming {
+            // Prefetched records reach the reader in the order they became readable, whatever
+            // their partition (each partition's own order is kept: the sort is stable). The
+            // reader works through them as they become readable, one hop later: its backlog
+            // is kept on the readable clock, so a slow hop delays its own batch and not the
+            // next one (no queue made of latency jitter).
+            batch.sort_by_key(|item| item.2);
+            let mut q = m.frontier;
+            t = now;
+            for item in &mut batch {
+                q = q.max(item.2).plus(proc);
+                item.2 = q.plus(lat);
+            }
+            m.frontier = q;
+        } else {
+            for item in &mut batch {
+                t = t.plus(proc);
+                item.2 = t;
+            }
+            m.frontier = t.minus(lat);
         }
+        // A key's records are delivered in order.
+        for item in &mut batch {
+            if let Some(rec) = logs[item.0 as usize].get(item.1) {
+                item.2 = self.order.arrival(rec.key, item.2);
+            }
+            t = t.max(item.2);
+        }
+        let m = &mut self.members[c];
         m.batch = batch;
         m.batch_end = t;
         m.busy = true;
@@ -405,7 +476,7 @@ impl Group {
         let batch = std::mem::take(&mut self.members[c].batch);
         for &(p, off, t) in &batch {
             if t > until {
-                break;
+                continue;
             }
             let p = p as usize;
             let Some(rec) = logs[p].get(off) else {
@@ -445,7 +516,10 @@ impl Group {
         }
         let next = match self.cfg.poll_interval {
             Some(iv) => m.last_poll.plus(iv).max(cx.now()),
-            None => cx.now(),
+            None => {
+                m.streaming = true;
+                cx.now()
+            }
         };
         cx.at(
             next,

@@ -21,10 +21,10 @@
 use std::collections::VecDeque;
 
 use crate::fault::{Fault, FaultKind};
-use crate::metrics::{Cause, CostEstimate};
+use crate::metrics::{Cause, CostEstimate, HOURS_PER_MONTH};
 use crate::models::group::{Group, GroupCfg, GroupEv, NoGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{Cx, Model};
+use crate::models::{Capacity, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -64,6 +64,8 @@ pub(crate) struct KafkaCfg {
     pub group: GroupCfg,
     pub broker_usd_per_hour: f64,
     pub storage_usd_per_gb_month: f64,
+    pub zones: usize,
+    pub cross_zone_usd_per_gb: f64,
 }
 
 impl KafkaCfg {
@@ -131,6 +133,8 @@ impl KafkaCfg {
             group,
             broker_usd_per_hour: p.f64("broker_usd_per_hour")?,
             storage_usd_per_gb_month: p.f64("storage_usd_per_gb_month")?,
+            zones: p.count("availability_zones", 1, 16)?,
+            cross_zone_usd_per_gb: p.f64("cross_zone_usd_per_gb")?,
         })
     }
 }
@@ -187,9 +191,11 @@ struct Part {
     caught: Vec<bool>,
     hw: u64,
     waiting: VecDeque<Waiting>,
-    last_arrival: SimTime,
     retry_q: Vec<(Rec, SimTime)>,
     blocked: bool,
+    /// The fault that took the partition's last in-sync replica down, while it is offline: an
+    /// unclean election later cuts what only that replica had, and the loss is its doing.
+    down_cause: Option<Cause>,
 }
 
 /// The Kafka model.
@@ -204,6 +210,8 @@ pub(crate) struct Kafka {
     extra_latency: SimTime,
     capacity_factor: f64,
     outstanding: u64,
+    /// One connection per broker keeps a key's produce requests in order.
+    order: KeyOrder,
 }
 
 fn fault_cause(f: Option<usize>) -> Cause {
@@ -227,9 +235,9 @@ impl Kafka {
                     caught: vec![true; cfg.brokers],
                     hw: 0,
                     waiting: VecDeque::new(),
-                    last_arrival: SimTime::ZERO,
                     retry_q: Vec::new(),
                     blocked: false,
+                    down_cause: None,
                 }
             })
             .collect();
@@ -250,6 +258,7 @@ impl Kafka {
             extra_latency: SimTime::ZERO,
             capacity_factor: 1.0,
             outstanding: 0,
+            order: KeyOrder::default(),
             cfg,
         }
     }
@@ -283,8 +292,7 @@ impl Kafka {
             return;
         }
         let one_way = cx.rng.latency(&self.cfg.one_way).plus(self.extra_latency);
-        let arrive = cx.now().plus(one_way).max(part.last_arrival);
-        part.last_arrival = arrive;
+        let arrive = self.order.arrival(rec.key, cx.now().plus(one_way));
         cx.at(
             arrive,
             KEv::Append {
@@ -451,7 +459,7 @@ impl Kafka {
                 cx.col.acked(cx.now().plus(back).minus(w.rec.created));
             }
         }
-        self.group.data_available(p, cx);
+        self.group.data_available(p, hw, cx);
     }
 
     fn elect(&mut self, p: usize, cause: Cause, cx: &mut Cx<KEv>) {
@@ -472,6 +480,12 @@ impl Kafka {
             },
             None => return self.offline(p, cause, cx),
         };
+        // A replica's log ends where it stopped copying: an out-of-sync leader lacks the
+        // records only the old leader had, and the log is cut back to what the new one holds.
+        let cause = match (unclean, self.parts[p].down_cause.take()) {
+            (true, Some(down)) => down,
+            _ => cause,
+        };
         let new_end = self.parts[p].leo[leader];
         let cut = self.logs[p].truncate(new_end);
         let now = cx.now();
@@ -479,10 +493,19 @@ impl Kafka {
             let ids: Vec<u64> = cut.iter().map(|r| r.id).collect();
             let n = ids.len();
             let acks = self.cfg.acks;
-            let detail = format!(
-                "new leader broker {leader} of partition {p} lacks {n} records the old leader \
-                 had appended; they are cut from the log"
-            );
+            let read = cut.iter().filter(|r| cx.col.was_delivered(r.id)).count();
+            let detail = if unclean {
+                format!(
+                    "out-of-sync broker {leader} becomes leader of partition {p} without {n} \
+                     records only the old leader had (offsets {new_end} onwards); they are cut \
+                     from the log for good ({read} of them had already been read)"
+                )
+            } else {
+                format!(
+                    "new leader broker {leader} of partition {p} lacks {n} records the old \
+                     leader had appended; they are cut from the log"
+                )
+            };
             for (i, rec) in cut.into_iter().enumerate() {
                 let d = detail.clone();
                 cx.col
@@ -498,7 +521,7 @@ impl Kafka {
                             self.fail(p, w.rec, w.first, "leader_not_available", cause, cx);
                         }
                     }
-                    _ => cx.col.lost(rec.id, now, cause),
+                    _ => cx.col.cut_from_log(rec.id, now, cause),
                 }
             }
         }
@@ -530,6 +553,7 @@ impl Kafka {
 
     fn offline(&mut self, p: usize, cause: Cause, cx: &mut Cx<KEv>) {
         self.parts[p].leader = None;
+        self.parts[p].down_cause.get_or_insert(cause);
         self.group.blocked[p] = true;
         cx.mech(cause, "partition_offline", || {
             format!(
@@ -621,36 +645,52 @@ impl Kafka {
                     epoch,
                 },
             );
-            if part.leader.is_none() && part.isr.contains(&b) {
+            // An offline partition gets a leader as soon as a replica that may lead is back:
+            // an in-sync one, or with unclean election any one (without catching up first,
+            // since there is no leader to copy from).
+            if part.leader.is_none() && (part.isr.contains(&b) || self.cfg.unclean) {
                 let cause = fault_cause(self.brokers[b].cause);
                 self.elect(p, cause, cx);
             }
         }
     }
 
+    /// A restarted follower has had time to copy the leader's log. With no serving leader
+    /// there is nothing to copy: its log keeps ending where it stopped.
     fn caught_up(&mut self, p: usize, b: usize, cx: &mut Cx<KEv>) {
-        let end = self.logs[p].end();
         let cause = fault_cause(self.brokers[b].cause);
+        let leader = self.parts[p]
+            .leader
+            .filter(|&l| l != b && self.brokers[l].serving());
+        let Some(l) = leader else {
+            if self.parts[p].leader.is_none() {
+                self.elect(p, cause, cx);
+            }
+            return;
+        };
         let part = &mut self.parts[p];
-        part.leo[b] = end;
+        part.leo[b] = part.leo[l];
         part.caught[b] = true;
-        if !part.isr.contains(&b) && part.leader.is_some() {
+        if !part.isr.contains(&b) {
             part.isr.push(b);
             cx.mech(cause, "isr_expand", || {
                 format!("broker {b} caught up and rejoins the ISR of partition {p}")
             });
         }
-        if part.leader.is_none() {
-            self.elect(p, cause, cx);
-        } else {
-            self.update_hw(p, cx);
-        }
+        self.update_hw(p, cx);
     }
 
     fn trim(&mut self, cx: &mut Cx<KEv>) {
         let now = cx.now();
         for p in 0..self.logs.len() {
-            let low = self.group.low_water(p).min(self.parts[p].hw);
+            let part = &self.parts[p];
+            let mut low = self.group.low_water(p).min(part.hw);
+            if self.cfg.unclean {
+                // An out-of-sync replica may still become leader: keep what it lacks, so that a
+                // truncation can name every record it cuts.
+                let lagging = part.replicas.iter().map(|&r| part.leo[r]).min();
+                low = low.min(lagging.unwrap_or(low));
+            }
             self.logs[p].trim_below(low);
             while let Some(front) = self.logs[p].front() {
                 if front.created.plus(self.cfg.retention) > now {
@@ -884,7 +924,47 @@ impl Model for Kafka {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
-    fn finish(&mut self, cx: &mut Cx<KEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+    fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
+        let c = &self.cfg;
+        let mean = offered.mean_bytes();
+        // Produce requests land on the partition leaders; the broker leading the most
+        // partitions fills up first (the model charges the leader's append).
+        let mut leading = vec![0usize; c.brokers];
+        for part in &self.parts {
+            if let Some(&l) = part.replicas.first() {
+                leading[l] += 1;
+            }
+        }
+        let most = leading.iter().copied().max().unwrap_or(1).max(1);
+        let per_broker = c.broker_bytes_per_s / mean;
+        let mut out = vec![Capacity {
+            stage: "brokers",
+            per_s: per_broker * c.partitions as f64 / most as f64,
+            how: format!(
+                "{} brokers at {:.0} MB/s ÷ {mean:.0} B, the busiest leading {most} of {} \
+                 partitions",
+                c.brokers,
+                c.broker_bytes_per_s / 1e6,
+                c.partitions
+            ),
+            relief: "add brokers, and partitions to spread the leaders".into(),
+        }];
+        out.extend(Capacity::readers(
+            "consumers",
+            c.group.consumers,
+            c.partitions,
+            c.group.processing,
+            "partition",
+        ));
+        out
+    }
+
+    fn finish(
+        &mut self,
+        cx: &mut Cx<KEv>,
+        run: SimTime,
+        offered: &Offered,
+    ) -> (Vec<String>, CostEstimate) {
         self.group.mark_pending(&self.logs, cx);
         for part in &self.parts {
             for (rec, _) in &part.retry_q {
@@ -932,13 +1012,44 @@ impl Model for Kafka {
             c.brokers as f64 * hours,
             c.broker_usd_per_hour,
         );
-        let gb = cx.col.produced_bytes() as f64 * c.replication_factor as f64 / 1e9;
-        cost.line(
-            "GB-months stored (replicated)",
-            gb * hours / 730.0,
+        // Disks hold the whole retention window, on every replica: a month of a running
+        // cluster pays for that steady state, not for the minutes simulated.
+        let rf = c.replication_factor as f64;
+        let days = c.retention.as_secs_f64() / 86_400.0;
+        cost.monthly(
+            &format!("GB stored (steady state: {days:.1} days of the offered bytes × RF {rf})"),
+            offered.gb_in(c.retention) * rf,
             c.storage_usd_per_gb_month,
         );
-        cost.finish(run, "infrastructure cost (illustrative instance and disk prices); Kafka has no per-message fee");
+        if c.zones > 1 {
+            // Rack-aware placement puts each replica of a partition in another zone (as far as
+            // there are zones): every follower copy in a zone other than the leader's crosses.
+            // Transfer is priced on a month of the offered byte rate, like the storage.
+            let gb = offered.gb_in(SimTime::from_secs_f64(HOURS_PER_MONTH * 3600.0));
+            let copies = (c.replication_factor.min(c.zones) - 1) as f64;
+            cost.monthly(
+                &format!("GB cross-zone replication ({copies:.0} follower copies in other zones)"),
+                gb * copies,
+                c.cross_zone_usd_per_gb,
+            );
+            // Producers and consumers reach a leader in another zone (zones - 1) / zones of
+            // the time (consumers could fetch from a same-zone follower, KIP-392; not modelled).
+            let share = (c.zones - 1) as f64 / c.zones as f64;
+            cost.monthly(
+                &format!(
+                    "GB cross-zone client traffic (produce and fetch, {:.0}% to another zone)",
+                    share * 100.0
+                ),
+                gb * 2.0 * share,
+                c.cross_zone_usd_per_gb,
+            );
+        }
+        cost.finish(
+            run,
+            "infrastructure cost (illustrative instance, disk and transfer prices); storage is \
+             the steady state of the retention, not the minutes simulated; Kafka has no \
+             per-message fee",
+        );
         (settings, cost)
     }
 }
@@ -1009,6 +1120,119 @@ mod tests {
             k.lost.count,
             k.produced - k.delivered - k.pending - k.failed.count
         );
+    }
+
+    #[test]
+    fn unclean_election_loses_exactly_the_records_only_the_old_leader_had() {
+        // One partition led by broker 0, followers 1 and 2; a message every 100 ms; replication
+        // takes 1 ms and a dead broker is fenced after 100 ms. Followers 1 and 2 stop at 1.05 s
+        // holding ids 0..=10 (created 0.0..=1.0 s). Broker 0, alone in the ISR, takes ids
+        // 11..=30 (1.1..=3.0 s) and dies at 3.05 s: the partition is offline. Broker 1 returns
+        // at 5 s and, with unclean election on, leads with a log that ends at offset 11, so
+        // exactly ids 11..=30 are cut. Consumers had read them (the high watermark followed the
+        // lone leader), which makes them lost from the log, not undelivered.
+        let mut csv = String::from("timestamp,key,size\n");
+        for i in 0..80 {
+            csv.push_str(&format!("{:.1},vehicle-1,100\n", f64::from(i) * 0.1));
+        }
+        let trace = crate::Trace::from_csv(&csv, "t.csv").unwrap();
+        let faults = "[[fault]]\nkind = \"broker_crash\"\nbroker = 1\nat = \"1050ms\"\nduration = \"3950ms\"\n\
+                      [[fault]]\nkind = \"broker_crash\"\nbroker = 2\nat = \"1050ms\"\n\
+                      [[fault]]\nkind = \"broker_crash\"\nbroker = 0\nat = \"3050ms\"\n";
+        let kafka = "partitions = 1\nacks = \"1\"\nenable_idempotence = false\n\
+                     unclean_leader_election = true\nfailover_detection_ms = 100\n\
+                     replication_p50_ms = 1\nreplication_p99_ms = 1\n\
+                     network_rtt_p50_ms = 0.6\nnetwork_rtt_p99_ms = 0.6\n";
+        let mut s = scenario(kafka, faults, 8, 10);
+        s.workload = crate::WorkloadSpec::trace(trace);
+        let r = s.run().unwrap();
+        let k = &r.services[0];
+        let only_on_old_leader: Vec<u64> = (11..=30).collect();
+        assert_eq!(k.lost.ids, only_on_old_leader);
+        assert_eq!(k.lost_after_delivery, 20);
+        let trail = r.trail(2, crate::ServiceKind::Kafka).unwrap();
+        assert!(
+            trail.has(Stage::Mechanism, "unclean_leader_election"),
+            "{}",
+            trail.summary()
+        );
+        let mut cut = trail
+            .step(Stage::Mechanism, "log_truncation")
+            .unwrap()
+            .message_ids
+            .clone();
+        cut.sort_unstable();
+        assert_eq!(cut, only_on_old_leader);
+        let lost = trail.step(Stage::Symptom, "messages_lost").unwrap();
+        assert_eq!(lost.message_ids, only_on_old_leader);
+        // Everything else arrives: the producer retried through the offline window.
+        assert_eq!(k.delivered, k.produced);
+    }
+
+    #[test]
+    fn monthly_cost_prices_the_retention_steady_state_not_the_minutes_simulated() {
+        // 5,000 messages/s of 1 KiB kept 7 days on 3 replicas: 5,000 × 1,024 × 604,800 × 3
+        // = 9,289.7 GB on disk, whatever the run's length; each byte crosses zones twice for
+        // replication (RF 3 over 3 zones) and 2/3 of produce and fetch traffic crosses too.
+        let expected_gb = 5_000.0 * 1_024.0 * 604_800.0 * 3.0 / 1e9;
+        let month_gb = 5_000.0 * 1_024.0 * 730.0 * 3_600.0 / 1e9;
+        let mut months = Vec::new();
+        for secs in [4, 12] {
+            let mut s = scenario("", "", secs, 5_000);
+            s.workload.message_bytes = Some(1_024);
+            let r = s.run().unwrap();
+            let cost = &r.services[0].cost;
+            let line = |start: &str| {
+                cost.lines
+                    .iter()
+                    .find(|l| l.item.starts_with(start))
+                    .unwrap_or_else(|| panic!("no `{start}` line in {:?}", cost.lines))
+            };
+            let stored = line("GB stored");
+            assert!(
+                (stored.quantity / expected_gb - 1.0).abs() < 0.02,
+                "{} GB",
+                stored.quantity
+            );
+            assert_eq!(stored.basis, crate::metrics::CostBasis::Month);
+            let replication = line("GB cross-zone replication");
+            assert!((replication.quantity / (2.0 * month_gb) - 1.0).abs() < 0.02);
+            let clients = line("GB cross-zone client traffic");
+            assert!((clients.quantity / (2.0 * 2.0 / 3.0 * month_gb) - 1.0).abs() < 0.02);
+            let storage_usd = expected_gb * 0.08;
+            assert!(cost.month_usd > storage_usd, "{}", cost.month_usd);
+            months.push(cost.month_usd);
+        }
+        assert!(
+            (months[0] / months[1] - 1.0).abs() < 0.02,
+            "a month costs the same after 4 s and 12 s simulated: {months:?}"
+        );
+    }
+
+    #[test]
+    fn consumers_too_slow_for_the_offered_rate_are_named_as_the_bottleneck() {
+        // 50,000 messages/s; 3 consumers at 0.1 ms each process 3 × 10,000 = 30,000/s.
+        let r = scenario("", "", 1, 50_000).run().unwrap();
+        let b = &r.services[0].bottleneck;
+        assert_eq!(b.stage, "consumers");
+        assert!(b.binding);
+        assert!(
+            (b.capacity_per_s - 30_000.0).abs() < 1e-6,
+            "{}",
+            b.capacity_per_s
+        );
+        assert!(
+            b.detail
+                .starts_with("consumers: 3 × 10,000/s (0.1 ms each) = 30,000/s < "),
+            "{}",
+            b.detail
+        );
+        assert!(
+            b.detail.contains("/s offered; add consumers"),
+            "{}",
+            b.detail
+        );
+        assert!(r.to_table().contains("bottleneck: consumers"));
     }
 
     #[test]

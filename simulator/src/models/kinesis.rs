@@ -21,7 +21,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Bucket, Cx, Model};
+use crate::models::{backoff, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -57,6 +57,10 @@ pub(crate) struct KinesisCfg {
     pub on_demand_stream_usd_per_hour: f64,
     pub on_demand_usd_per_gb_written: f64,
     pub on_demand_usd_per_gb_read: f64,
+    pub included_retention: SimTime,
+    pub extended_usd_per_shard_hour: f64,
+    pub on_demand_extended_usd_per_gb_month: f64,
+    pub long_term_usd_per_gb_month: f64,
 }
 
 impl KinesisCfg {
@@ -133,6 +137,11 @@ impl KinesisCfg {
             on_demand_stream_usd_per_hour: p.f64("on_demand_stream_usd_per_hour")?,
             on_demand_usd_per_gb_written: p.f64("on_demand_usd_per_gb_written")?,
             on_demand_usd_per_gb_read: p.f64("on_demand_usd_per_gb_read")?,
+            included_retention: SimTime::from_secs_f64(p.f64("included_retention_hours")? * 3600.0),
+            extended_usd_per_shard_hour: p.f64("extended_retention_usd_per_shard_hour")?,
+            on_demand_extended_usd_per_gb_month: p
+                .f64("on_demand_extended_retention_usd_per_gb_month")?,
+            long_term_usd_per_gb_month: p.f64("long_term_retention_usd_per_gb_month")?,
         })
     }
 }
@@ -208,7 +217,8 @@ pub(crate) struct Kinesis {
     unavailable_until: SimTime,
     clients_cut: bool,
     extra_latency: SimTime,
-    last_arrival: Vec<SimTime>,
+    /// A key's records arrive in order (a shard's order, as far as anyone can observe it).
+    order: KeyOrder,
     factor: f64,
     outstanding: u64,
     put_units: f64,
@@ -244,7 +254,7 @@ impl Kinesis {
             unavailable_until: SimTime::ZERO,
             clients_cut: false,
             extra_latency: SimTime::ZERO,
-            last_arrival: vec![SimTime::ZERO; n],
+            order: KeyOrder::default(),
             factor: 1.0,
             outstanding: 0,
             put_units: 0.0,
@@ -268,10 +278,7 @@ impl Kinesis {
             return;
         }
         let lat = cx.rng.latency(&self.cfg.put).plus(self.extra_latency);
-        // One connection per partition delivers a producer's sends in order.
-        let p = (mix64(rec.key) % self.cfg.shards as u64) as usize;
-        let at = cx.now().plus(lat).max(self.last_arrival[p]);
-        self.last_arrival[p] = at;
+        let at = self.order.arrival(rec.key, cx.now().plus(lat));
         cx.at(at, KinEv::Arrive { rec, attempt });
     }
 
@@ -343,7 +350,7 @@ impl Kinesis {
         self.outstanding = self.outstanding.saturating_sub(1);
         let back = cx.rng.latency(&self.cfg.put);
         cx.col.acked(now.plus(back).minus(rec.created));
-        self.group.data_available(s, cx);
+        self.group.data_available(s, self.visible[s], cx);
     }
 
     fn rescale(&mut self, cx: &mut Cx<KinEv>) {
@@ -558,7 +565,79 @@ impl Model for Kinesis {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
-    fn finish(&mut self, cx: &mut Cx<KinEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+    fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
+        let c = &self.cfg;
+        let fmt = crate::metrics::fmt_rate;
+        let mean = offered.mean_bytes();
+        let put = mean + 16.0; // data plus a short partition key
+        let shards = c.shards as f64;
+        let mut out = vec![Capacity {
+            stage: "partitions",
+            per_s: shards * (c.write_bytes / put).min(c.write_records),
+            how: format!(
+                "{} shards × min({:.2} MB/s ÷ {put:.0} B, {} records/s)",
+                c.shards,
+                c.write_bytes / 1e6,
+                fmt(c.write_records)
+            ),
+            relief: "add shards (UpdateShardCount) or aggregate records (KPL)".into(),
+        }];
+        if c.on_demand {
+            out.push(Capacity {
+                stage: "quota",
+                per_s: (c.on_demand_bytes / put).min(c.on_demand_records),
+                how: format!(
+                    "a new on-demand stream, {:.1} MB/s or {} records/s",
+                    c.on_demand_bytes / 1e6,
+                    fmt(c.on_demand_records)
+                ),
+                relief: "wait for on-demand scaling (twice the peak of 15 minutes before) or \
+                         provision shards"
+                    .into(),
+            });
+        }
+        let apps = c.consumer_apps as f64;
+        out.push(if c.efo {
+            Capacity {
+                stage: "quota",
+                per_s: shards * c.read_bytes / mean,
+                how: format!(
+                    "enhanced fan-out {} shards × {:.1} MB/s ÷ {mean:.0} B per consumer",
+                    c.shards,
+                    c.read_bytes / 1e6
+                ),
+                relief: "add shards".into(),
+            }
+        } else {
+            Capacity {
+                stage: "quota",
+                per_s: shards * (c.read_bytes / mean).min(c.calls_per_s * c.group.max_batch as f64)
+                    / apps,
+                how: format!(
+                    "reads {} shards × {:.1} MB/s ÷ {mean:.0} B shared by {} polling apps",
+                    c.shards,
+                    c.read_bytes / 1e6,
+                    c.consumer_apps
+                ),
+                relief: "use enhanced fan-out, fewer polling apps, or more shards".into(),
+            }
+        });
+        out.extend(Capacity::readers(
+            "workers",
+            c.group.consumers,
+            c.shards,
+            c.group.processing,
+            "shard",
+        ));
+        out
+    }
+
+    fn finish(
+        &mut self,
+        cx: &mut Cx<KinEv>,
+        run: SimTime,
+        offered: &Offered,
+    ) -> (Vec<String>, CostEstimate) {
         self.group.mark_pending(&self.logs, cx);
         while let Some((_, ev)) = cx.q.pop() {
             if let crate::models::Ev::Model(KinEv::Arrive { rec, .. } | KinEv::Retry { rec, .. }) =
@@ -604,6 +683,42 @@ impl Model for Kinesis {
                 "million PUT payload units (25 KB)",
                 self.put_units / 1e6,
                 c.put_unit_usd_per_million,
+            );
+        }
+        // Retention is priced on the steady state of the configured window: included up to
+        // 24 h, then extended retention (to 7 days), then long-term retention.
+        let week = SimTime::from_secs(7 * 86_400);
+        let included = c.retention.min(c.included_retention);
+        let extended = c.retention.min(week).minus(included);
+        let long_term = c.retention.minus(c.retention.min(week).max(included));
+        cost.monthly(
+            &format!(
+                "GB stored within the included {} h (steady state)",
+                included.as_secs_f64() / 3600.0
+            ),
+            offered.gb_in(included),
+            0.0,
+        );
+        if extended > SimTime::ZERO {
+            if c.on_demand {
+                cost.monthly(
+                    "GB-months of extended retention (24 h to 7 days, steady state)",
+                    offered.gb_in(extended),
+                    c.on_demand_extended_usd_per_gb_month,
+                );
+            } else {
+                cost.monthly(
+                    "shard-hours of extended retention (a month)",
+                    c.shards as f64 * crate::metrics::HOURS_PER_MONTH,
+                    c.extended_usd_per_shard_hour,
+                );
+            }
+        }
+        if long_term > SimTime::ZERO {
+            cost.monthly(
+                "GB-months of long-term retention (beyond 7 days, steady state)",
+                offered.gb_in(long_term),
+                c.long_term_usd_per_gb_month,
             );
         }
         if c.efo {
@@ -652,6 +767,25 @@ mod tests {
             .baseline_mechanisms
             .iter()
             .any(|m| m.code == "provisioned_throughput_exceeded"));
+    }
+
+    #[test]
+    fn retention_beyond_24_hours_adds_a_month_of_extended_retention() {
+        let workload = "kind = \"payments\"\nrate = \"100/s\"";
+        let line = |r: &crate::Report| {
+            r.services[0]
+                .cost
+                .lines
+                .iter()
+                .find(|l| l.item.contains("extended retention"))
+                .map(|l| (l.quantity, l.basis))
+        };
+        assert_eq!(line(&run("shards = 2", workload, 3)), None);
+        let week = run("shards = 2\nretention_hours = 168", workload, 3);
+        assert_eq!(
+            line(&week),
+            Some((2.0 * 730.0, crate::metrics::CostBasis::Month))
+        );
     }
 
     #[test]

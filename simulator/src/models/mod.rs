@@ -13,11 +13,13 @@ pub(crate) mod kinesis;
 pub(crate) mod log;
 pub(crate) mod pubsub;
 
+use std::collections::HashMap;
+
 use crate::engine::EventQueue;
 use crate::fault::Fault;
-use crate::metrics::{Cause, Collector, CostEstimate, ServiceReport};
+use crate::metrics::{fmt_rate, Bottleneck, Cause, Collector, CostEstimate, ServiceReport};
 use crate::profile::Profile;
-use crate::rng::SimRng;
+use crate::rng::{FixedState, SimRng};
 use crate::time::SimTime;
 use crate::trail::CausalTrail;
 use crate::workload::{Msg, Workload};
@@ -89,8 +91,146 @@ pub(crate) trait Model {
     fn gauges(&self, now: SimTime) -> (u64, SimTime, u64);
     /// Whether nothing is in flight any more (the run can stop after the workload ends).
     fn idle(&self) -> bool;
-    /// Marks still-stored messages as pending; returns settings and the cost estimate.
-    fn finish(&mut self, cx: &mut Cx<Self::Ev>, run: SimTime) -> (Vec<String>, CostEstimate);
+    /// What each stage can carry for the offered workload (the bottleneck is the least).
+    fn capacities(&self, offered: &Offered) -> Vec<Capacity>;
+    /// Marks still-stored messages as pending; returns settings and the cost estimate (`run`
+    /// is when the run stopped, `offered` what the producer offered, for steady-state costs).
+    fn finish(
+        &mut self,
+        cx: &mut Cx<Self::Ev>,
+        run: SimTime,
+        offered: &Offered,
+    ) -> (Vec<String>, CostEstimate);
+}
+
+/// What the producer offered, averaged over the time it ran: the load that steady-state
+/// costs and the bottleneck are worked out for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Offered {
+    /// Messages per second.
+    pub msgs_per_s: f64,
+    /// Bytes per second.
+    pub bytes_per_s: f64,
+}
+
+impl Offered {
+    /// The mean message size in bytes (at least 1, to keep divisions finite).
+    pub fn mean_bytes(&self) -> f64 {
+        if self.msgs_per_s > 0.0 {
+            (self.bytes_per_s / self.msgs_per_s).max(1.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// Gigabytes (10^9 bytes) written in `span` at this rate: the steady-state size of a
+    /// retention window of that length.
+    pub fn gb_in(&self, span: SimTime) -> f64 {
+        self.bytes_per_s * span.as_secs_f64() / 1e9
+    }
+}
+
+/// What one stage of a service can carry, in messages per second.
+pub(crate) struct Capacity {
+    /// `producer`, `brokers`, `partitions`, `consumers` or `quota`.
+    pub stage: &'static str,
+    /// Messages per second.
+    pub per_s: f64,
+    /// How the number is made up, e.g. `3 × 10,000/s`.
+    pub how: String,
+    /// What would raise it.
+    pub relief: String,
+}
+
+impl Capacity {
+    /// Readers that each own a share of `partitions` and process one message in `processing`:
+    /// a partition has one reader, so readers beyond the partition count add nothing, and the
+    /// reader with the most partitions sets the pace.
+    pub fn readers(
+        label: &str,
+        readers: usize,
+        partitions: usize,
+        processing: SimTime,
+        partition_word: &str,
+    ) -> Option<Capacity> {
+        let secs = processing.as_secs_f64();
+        if secs <= 0.0 || readers == 0 || partitions == 0 {
+            return None;
+        }
+        let each = 1.0 / secs;
+        let active = readers.min(partitions);
+        let most = partitions.div_ceil(active);
+        let per_s = each * partitions as f64 / most as f64;
+        let ms = secs * 1e3;
+        let how = if partitions.is_multiple_of(active) && readers <= partitions {
+            format!("{active} × {}/s ({ms} ms each)", fmt_rate(each))
+        } else {
+            format!(
+                "{readers} {label} on {partitions} {partition_word}s, the busiest with {most} \
+                 at {}/s ({ms} ms each)",
+                fmt_rate(each)
+            )
+        };
+        let relief = if readers < partitions {
+            format!(
+                "add {label} (up to {partitions}, one per {partition_word}) or speed up processing"
+            )
+        } else {
+            format!("add {partition_word}s and {label}, or speed up processing")
+        };
+        Some(Capacity {
+            stage: "consumers",
+            per_s,
+            how,
+            relief,
+        })
+    }
+}
+
+/// The least of `stages` against the offered rate.
+fn bottleneck(stages: Vec<Capacity>, offered: &Offered) -> Bottleneck {
+    let rate = offered.msgs_per_s;
+    let Some(c) = stages
+        .into_iter()
+        .min_by(|a, b| a.per_s.total_cmp(&b.per_s))
+    else {
+        return Bottleneck {
+            stage: "none".into(),
+            capacity_per_s: f64::INFINITY,
+            offered_per_s: rate,
+            binding: false,
+            detail: "no stage with a known capacity".into(),
+        };
+    };
+    let binding = rate > c.per_s;
+    let detail = if binding {
+        format!(
+            "{}: {} = {}/s < {}/s offered; {}",
+            c.stage,
+            c.how,
+            fmt_rate(c.per_s),
+            fmt_rate(rate),
+            c.relief
+        )
+    } else {
+        format!(
+            "{}: {} = {}/s, {:.0}% used at {}/s offered (nothing saturated; this stage binds \
+             first; {})",
+            c.stage,
+            c.how,
+            fmt_rate(c.per_s),
+            100.0 * rate / c.per_s.max(1e-9),
+            fmt_rate(rate),
+            c.relief
+        )
+    };
+    Bottleneck {
+        stage: c.stage.to_string(),
+        capacity_per_s: c.per_s,
+        offered_per_s: rate,
+        binding,
+        detail,
+    }
 }
 
 /// How a run is bounded and observed.
@@ -172,10 +312,46 @@ pub(crate) fn drive<M: Model>(
     }
     let end = cx.q.now().min(hard_stop);
     progress(end);
-    let (settings, cost) = model.finish(&mut cx, end);
+    let secs = bounds.duration.as_secs_f64().max(1e-9);
+    let offered = Offered {
+        msgs_per_s: cx.col.produced_count() as f64 / secs,
+        bytes_per_s: cx.col.produced_bytes() as f64 / secs,
+    };
+    let bottleneck = bottleneck(model.capacities(&offered), &offered);
+    let (settings, cost) = model.finish(&mut cx, end, &offered);
     let events = cx.q.events_handled();
     let Cx { col, .. } = cx;
-    Ok(col.finish(profile.name.clone(), settings, cost, end, events))
+    Ok(col.finish(
+        profile.name.clone(),
+        settings,
+        cost,
+        bottleneck,
+        end,
+        events,
+    ))
+}
+
+/// Keeps each key's messages in the order they were sent, and nothing more.
+///
+/// Partitioned services keep a partition's order, and a key lives in one partition, so the
+/// order anyone can observe is per key. Holding every message of a partition (or of a
+/// subscriber's stream) behind the slowest recent one instead turns latency jitter into a
+/// queue that grows with the rate: at 5,000 messages/s the median would be the maximum of the
+/// last few dozen latencies, a load effect no real service shows far below its quotas.
+#[derive(Default)]
+pub(crate) struct KeyOrder {
+    last: HashMap<u64, SimTime, FixedState>,
+}
+
+impl KeyOrder {
+    /// When a message of `key` that would arrive at `at` arrives: not before the key's
+    /// previous message.
+    pub fn arrival(&mut self, key: u64, at: SimTime) -> SimTime {
+        let last = self.last.entry(key).or_insert(SimTime::ZERO);
+        let at = at.max(*last);
+        *last = at;
+        at
+    }
 }
 
 /// A token bucket: `rate` tokens per second, holding at most `burst` seconds' worth.
@@ -250,6 +426,91 @@ impl Bucket {
 pub(crate) fn backoff(rng: &mut SimRng, base: SimTime, max: SimTime, attempt: u32) -> SimTime {
     let exp = base.as_micros().saturating_mul(1u64 << attempt.min(30));
     rng.jitter(SimTime::from_micros(exp).min(max), 0.2)
+}
+
+#[cfg(test)]
+mod order_tests {
+    use crate::{Scenario, ServiceKind, SimTime, WorkloadSpec};
+
+    #[test]
+    fn p50_does_not_depend_on_the_rate_below_quotas() {
+        // 50, 500 and 5,000 telemetry messages/s are all far below the default quotas (6 TUs,
+        // 200 MB/s of Pub/Sub publish, 200 MB/s per Kafka broker). Latency is one draw per hop
+        // from the profile's distributions, so the median must stay put: keeping a key's order
+        // must not hold messages behind the slowest recent one.
+        let services = [
+            ServiceKind::Kafka,
+            ServiceKind::EventHubs,
+            ServiceKind::PubSub,
+        ];
+        let mut p50 = vec![Vec::new(); services.len()];
+        for (rate, secs) in [(50.0, 40), (500.0, 8), (5_000.0, 2)] {
+            let w = WorkloadSpec::named("telemetry", rate).unwrap();
+            let r = Scenario::compare(w, SimTime::from_secs(secs), &services)
+                .unwrap()
+                .run()
+                .unwrap();
+            for (i, s) in r.services.iter().enumerate() {
+                assert_eq!(s.throttled, 0, "{} throttled at {rate}/s", s.service);
+                p50[i].push(s.latency.p50_ms);
+            }
+        }
+        for (kind, p) in services.iter().zip(&p50) {
+            let (lo, hi) = p
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            assert!(hi / lo < 1.06, "{kind} p50 at 50, 500, 5,000/s: {p:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod capacity_tests {
+    use super::*;
+
+    #[test]
+    fn readers_beyond_the_partition_count_add_no_capacity() {
+        let ms = SimTime::from_micros(100);
+        let cap = |readers| {
+            Capacity::readers("consumers", readers, 6, ms, "partition")
+                .map(|c| c.per_s)
+                .unwrap_or(0.0)
+        };
+        assert_eq!(cap(3), 30_000.0);
+        // Four readers on six partitions: two still own two each.
+        assert_eq!(cap(4), 30_000.0);
+        assert_eq!(cap(6), 60_000.0);
+        assert_eq!(cap(8), 60_000.0);
+    }
+
+    #[test]
+    fn an_unsaturated_run_still_names_the_stage_that_binds_first() {
+        let offered = Offered {
+            msgs_per_s: 5_000.0,
+            bytes_per_s: 2e6,
+        };
+        let stages = vec![
+            Capacity {
+                stage: "quota",
+                per_s: 6_000.0,
+                how: "6 TU".into(),
+                relief: "add TUs".into(),
+            },
+            Capacity {
+                stage: "consumers",
+                per_s: 30_000.0,
+                how: "3 × 10,000/s".into(),
+                relief: "add consumers".into(),
+            },
+        ];
+        let b = bottleneck(stages, &offered);
+        assert_eq!((b.stage.as_str(), b.binding), ("quota", false));
+        assert!(
+            b.detail.starts_with("quota: 6 TU = 6,000/s, 83% used"),
+            "{}",
+            b.detail
+        );
+    }
 }
 
 #[cfg(test)]

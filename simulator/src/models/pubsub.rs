@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
-use crate::models::{backoff, Bucket, Cx, Model};
+use crate::models::{backoff, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{FixedState, LatencyDist};
 use crate::time::SimTime;
@@ -51,6 +51,8 @@ pub(crate) struct PubSubCfg {
     pub request_timeout: SimTime,
     pub batch: f64,
     pub usd_per_tib: f64,
+    pub retain_acked: bool,
+    pub storage_usd_per_gib_month: f64,
 }
 
 impl PubSubCfg {
@@ -92,6 +94,8 @@ impl PubSubCfg {
             request_timeout: p.millis("client_request_timeout_ms")?,
             batch: p.f64("publish_batch_messages")?.max(1.0),
             usd_per_tib: p.f64("usd_per_tib")?,
+            retain_acked: p.bool("retain_acked_messages")?,
+            storage_usd_per_gib_month: p.f64("storage_usd_per_gib_month")?,
         })
     }
 }
@@ -118,8 +122,6 @@ struct Sub {
     epoch: u32,
     held: u32,
     busy_until: SimTime,
-    /// A StreamingPull stream delivers in order: the last arrival on it.
-    last_arrival: SimTime,
     slow: Option<SimTime>,
 }
 
@@ -170,6 +172,8 @@ pub(crate) struct PubSub {
     key_sub: HashMap<u64, (usize, u32), FixedState>,
     /// Ordering keys: the publisher sends one key's messages in order.
     key_last_publish: HashMap<u64, SimTime, FixedState>,
+    /// Ordering keys: a key's messages reach the subscriber in order.
+    key_delivery: KeyOrder,
     outstanding: HashMap<u64, Out, FixedState>,
     subs: Vec<Sub>,
     rr: usize,
@@ -190,6 +194,7 @@ impl PubSub {
             backlog: VecDeque::new(),
             key_sub: HashMap::default(),
             key_last_publish: HashMap::default(),
+            key_delivery: KeyOrder::default(),
             outstanding: HashMap::default(),
             subs: vec![
                 Sub {
@@ -373,8 +378,13 @@ impl PubSub {
             );
             let lat = cx.rng.latency(&self.cfg.deliver).plus(self.extra_latency);
             let epoch = self.subs[s].epoch;
-            let arrive = now.plus(lat).max(self.subs[s].last_arrival);
-            self.subs[s].last_arrival = arrive;
+            // Without ordering keys Pub/Sub promises no order at all; with them, a key's
+            // messages reach its subscriber in order.
+            let arrive = if self.cfg.ordering {
+                self.key_delivery.arrival(m.key, now.plus(lat))
+            } else {
+                now.plus(lat)
+            };
             self.in_clients += 1;
             cx.at(
                 arrive,
@@ -669,7 +679,43 @@ impl Model for PubSub {
             && self.in_clients == 0
     }
 
-    fn finish(&mut self, cx: &mut Cx<PsEv>, run: SimTime) -> (Vec<String>, CostEstimate) {
+    fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
+        let c = &self.cfg;
+        let fmt = crate::metrics::fmt_rate;
+        let counted = offered.mean_bytes().max(1000.0);
+        let mut out = vec![Capacity {
+            stage: "quota",
+            per_s: c.quota_bytes / counted,
+            how: format!(
+                "publish quota {:.0} MB/s ÷ {counted:.0} B per message (at least 1 kB)",
+                c.quota_bytes / 1e6
+            ),
+            relief: "ask for a higher regional quota".into(),
+        }];
+        let secs = c.processing.as_secs_f64();
+        if secs > 0.0 {
+            let each = 1.0 / secs;
+            out.push(Capacity {
+                stage: "consumers",
+                per_s: c.subscribers as f64 * each,
+                how: format!(
+                    "{} subscribers × {}/s ({} ms each)",
+                    c.subscribers,
+                    fmt(each),
+                    secs * 1e3
+                ),
+                relief: "add subscriber clients or speed up processing".into(),
+            });
+        }
+        out
+    }
+
+    fn finish(
+        &mut self,
+        cx: &mut Cx<PsEv>,
+        run: SimTime,
+        offered: &Offered,
+    ) -> (Vec<String>, CostEstimate) {
         for m in &self.backlog {
             cx.col.pending(m.id);
         }
@@ -692,6 +738,7 @@ impl Model for PubSub {
             format!("exactly_once={}", c.exactly_once),
             format!("message_ordering={}", c.ordering),
             format!("dead_letter_topic={}", c.dead_letter),
+            format!("retain_acked_messages={}", c.retain_acked),
         ];
         let mut cost = CostEstimate::default();
         let tib = self.billed_bytes / 1_099_511_627_776.0;
@@ -700,6 +747,15 @@ impl Model for PubSub {
             tib,
             c.usd_per_tib,
         );
+        if c.retain_acked {
+            // Retained acknowledged messages fill the whole retention window: a steady state.
+            let days = c.retention.as_secs_f64() / 86_400.0;
+            cost.monthly(
+                &format!("GiB stored (retain_acked_messages: {days:.1} days, steady state)"),
+                offered.gb_in(c.retention) * 1e9 / 1_073_741_824.0,
+                c.storage_usd_per_gib_month,
+            );
+        }
         cost.finish(
             run,
             "throughput-based pricing; the free 10 GiB per month is not deducted",
