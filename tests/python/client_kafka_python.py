@@ -1,15 +1,27 @@
 """One step of the client matrix with kafka-python 3 through kgate (SASL_SSL, SCRAM).
 
 Usage: client_kafka_python.py BOOTSTRAP CAFILE MECHANISM USER PASSWORD STEP TOPIC GROUP N
-STEP is `produce` (N records, key `key-{i % 13}`, value `i`; the default idempotent producer)
-or `consume` (up to N records in consumer group GROUP, from the earliest offset, for at most
-30 s). Prints one JSON line: {"produced": N}, {"partitions": {"0": [values...], ...}}, or,
-when the client raises, {"error": "<exception class>", "errno": <Kafka code>, "message": "..."};
-a consumer that got fewer than N records and logged a Kafka error it did not raise (see
-LoggedErrors) reports that error.
+STEP is `produce` (N records, key `key-{i % 13}`, value `i`; the default idempotent producer),
+`consume` (up to N records in consumer group GROUP, from the earliest offset, for at most 30 s)
+or `consume-metadata-first`, which learns the topic's partitions before joining the group.
+
+Without that, kafka-python joins with its bootstrap metadata, which names no topic (kgate, as
+Kafka, answers an empty topic list with no topics), assigns nothing, and rejoins once the
+topic's metadata arrives: Kafka then starts a new generation with the new assignment. tansu
+0.6.0 keeps generation 0 and answers the leader's second SyncGroup with the first, empty
+assignment, so the consumer never gets a partition (seen directly against tansu, without kgate,
+with a topic created after the consumer joined). Whether kafka-python joins before the topic's
+metadata arrives depends on timing. The test uses `consume` against the embedded cluster and
+`consume-metadata-first` against tansu.
+
+Prints one JSON line: {"produced": N}, {"partitions": {"0": [values...], ...}}, or, when the
+client raises, {"error": "<exception class>", "errno": <Kafka code>, "message": "..."}; a
+consumer that got fewer than N records and logged a Kafka error it did not raise (see
+LoggedErrors) reports that error. KGATE_CLIENT_DEBUG=1 logs kafka-python's debug lines.
 """
 import json
 import logging
+import os
 import sys
 import time
 
@@ -42,6 +54,8 @@ def main():
     kafka_log = logging.getLogger("kafka")
     kafka_log.addHandler(LOGGED)
     kafka_log.addHandler(logging.StreamHandler(sys.stderr))
+    if os.environ.get("KGATE_CLIENT_DEBUG"):
+        kafka_log.setLevel(logging.DEBUG)
     bootstrap, cafile, mechanism, user, password, step, topic, group, n = sys.argv[1:10]
     n = int(n)
     common = dict(
@@ -56,15 +70,15 @@ def main():
     try:
         if step == "produce":
             result = produce(common, topic, n)
-        elif step == "consume":
-            result = consume(common, topic, group, n)
+        elif step in ("consume", "consume-metadata-first"):
+            result = consume(common, topic, group, n, step == "consume-metadata-first")
         else:
             raise SystemExit(f"unknown step {step}")
     except KafkaError as e:
         result = {"error": type(e).__name__, "errno": getattr(e, "errno", None), "message": str(e)}
     if (
         "error" not in result
-        and step == "consume"
+        and step.startswith("consume")
         and sum(len(v) for v in result["partitions"].values()) < n
         and LOGGED.errors
     ):
@@ -93,13 +107,16 @@ def produce(common, topic, n):
         producer.close(timeout=5)
 
 
-def consume(common, topic, group, n):
+def consume(common, topic, group, n, metadata_first):
     consumer = KafkaConsumer(
         group_id=group,
         auto_offset_reset="earliest",
         session_timeout_ms=10000,
         **common,
     )
+    if metadata_first:
+        # Learn the topic's partitions before joining the group (see the module doc).
+        consumer.partitions_for_topic(topic)
     consumer.subscribe([topic])
     try:
         partitions = {}
