@@ -266,8 +266,9 @@ impl Client {
             Client::Librdkafka => librdkafka_produce(env, topic, n).await,
             Client::KafkaPython | Client::Aiokafka | Client::Kafkajs => {
                 let step = if self == Client::Aiokafka && env.upstream == Upstream::Embedded {
-                    // aiokafka's idempotent producer fails against tansu itself (UnknownError,
-                    // with no gateway in between), so against tansu aiokafka produces without
+                    // aiokafka's idempotent producer fails against tansu itself: with no
+                    // gateway in between, tansu 0.6.0 answers its InitProducerId with
+                    // UNKNOWN_SERVER_ERROR (-1). So against tansu aiokafka produces without
                     // idempotence; the idempotent path (InitProducerId, sequence numbers) is
                     // checked against the embedded cluster.
                     "produce-idempotent"
