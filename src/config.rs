@@ -23,7 +23,8 @@ client_ca = "certs/ca.pem"               # optional: accept client certificates 
 principal_mapping_rules = "RULE:^CN=(.*?),.*$/$1/,DEFAULT"
 users = "users.toml"
 mechanisms = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
-policy = "policy.toml"                   # ACLs and roles; authorization is on when set
+policy = "policy.toml"                   # ACLs and roles (required, unless the next line)
+# allow_all_authenticated = true         # no authorization: any authenticated client may do anything
 super_users = ["User:admin"]
 audit_log = "audit.jsonl"
 admin_listen = "127.0.0.1:9644"          # health, metrics, reload, fault rules
@@ -65,6 +66,8 @@ pub struct FileConfig {
     pub shutdown_grace_ms: Option<Spanned<u64>>,
     /// The policy file (ACLs, roles, groups); turns authorization on.
     pub policy: Option<Spanned<PathBuf>>,
+    /// No authorization at all, chosen explicitly (`--allow-all-authenticated`).
+    pub allow_all_authenticated: Option<Spanned<bool>>,
     /// Principals that bypass every ACL (`User:admin`).
     pub super_users: Option<Spanned<Vec<String>>>,
     /// Where the audit log (JSON lines) is appended; default: standard output.
@@ -285,6 +288,17 @@ pub fn check(config: &FileConfig, text: &str, path: &Path) -> Vec<Problem> {
             if let Err(e) = kgate_policies::Policy::load(&full) {
                 push(Some(policy.span()), "policy", e.to_string());
             }
+        }
+    }
+    if let (Some(_), Some(all)) = (&config.policy, &config.allow_all_authenticated) {
+        if *all.get_ref() {
+            push(
+                Some(all.span()),
+                "allow_all_authenticated",
+                "set together with policy: remove one (a policy authorizes every request; \
+                 allow_all_authenticated turns authorization off)"
+                    .into(),
+            );
         }
     }
     if let Some(faults) = &config.faults {

@@ -255,6 +255,89 @@ fn proxy_without_a_users_file_says_how_to_make_one() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("c.pem"));
 }
 
+#[test]
+fn proxy_does_not_start_without_an_authorization_choice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert!(run(&["certs", "init", "--dir", "certs"], d)
+        .status
+        .success());
+    assert!(run(&["certs", "server", "--dir", "certs"], d)
+        .status
+        .success());
+    let mut add = kgate()
+        .args([
+            "users",
+            "add",
+            "alice",
+            "--users",
+            "users.toml",
+            "--password-stdin",
+        ])
+        .current_dir(d)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("users add");
+    {
+        use std::io::Write;
+        let mut stdin = add.stdin.take().expect("stdin");
+        stdin.write_all(b"alice-secret").expect("password");
+    }
+    assert!(add.wait().expect("users add").success());
+    let base = [
+        "proxy",
+        "--upstream",
+        "127.0.0.1:1",
+        "--listen",
+        "127.0.0.1:0",
+        "--cert",
+        "certs/server.pem",
+        "--key",
+        "certs/server-key.pem",
+        "--users",
+        "users.toml",
+    ];
+    // Neither --policy nor --allow-all-authenticated: refused before anything listens.
+    let out = run(&base, d);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--policy FILE") && err.contains("--allow-all-authenticated"),
+        "{err}"
+    );
+    // Both at once: clap refuses the combination.
+    let mut both = base.to_vec();
+    both.extend(["--policy", "p.toml", "--allow-all-authenticated"]);
+    let out = run(&both, d);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both in a config file: named with its line.
+    std::fs::write(
+        d.join("kgate.toml"),
+        "policy = \"p.toml\"\nallow_all_authenticated = true\n",
+    )
+    .expect("config");
+    let out = run(&["config", "check", "kgate.toml"], d);
+    assert_eq!(out.status.code(), Some(64));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("kgate.toml:2: allow_all_authenticated"),
+        "{text}"
+    );
+    // The explicit choice gets past the check (and then fails on the unreachable upstream).
+    let mut explicit = base.to_vec();
+    explicit.push("--allow-all-authenticated");
+    let out = run(&explicit, d);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("authorization is OFF"), "{err}");
+    assert!(err.contains("cannot start the gateway"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() {
     let cluster = common::cluster_with_topic("system_logs", 3);
@@ -363,6 +446,10 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
     let (status, metrics) = http(admin, "GET", "/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains("kgate_auth_success_total"), "{metrics}");
+    assert!(
+        metrics.contains("kgate_authorization_enforced 1\n"),
+        "{metrics}"
+    );
     assert!(
         !metrics.contains("kgate_auth_success_total 0\n"),
         "{metrics}"

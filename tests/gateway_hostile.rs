@@ -549,6 +549,26 @@ async fn requests_before_authentication_close_the_connection_without_a_response(
     lab.finish().await;
 }
 
+/// After a v1 handshake only SaslAuthenticate may come: another request gets Kafka's
+/// ILLEGAL_SASL_STATE in its own shape (IllegalSaslStateException), then the connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_other_than_authenticate_after_a_v1_handshake_gets_error_34_then_close() {
+    let lab = Lab::sasl_plaintext().await;
+    let mut conn = lab.connect().await;
+    conn.handshake(1, "PLAIN").await;
+    let named = MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_static_str("orders"))))]));
+    let resp = conn.call(9, &named).await;
+    assert_eq!(resp.topics.len(), 1);
+    assert_eq!(resp.topics[0].error_code, ILLEGAL_SASL_STATE);
+    assert!(
+        resp.brokers.is_empty(),
+        "nothing about the cluster before login"
+    );
+    conn.assert_closed_without_response().await;
+    lab.finish().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. SaslHandshake v0: the tokens travel as bare frames.
 

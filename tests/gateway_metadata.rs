@@ -174,3 +174,125 @@ async fn metadata_never_leaks_and_answers_missing_topics_as_kafka_embedded() {
         .collect();
     metadata_as_kafka_answers(upstream).await;
 }
+
+/// Every broker address a client is told (Metadata, FindCoordinator old and new style,
+/// DescribeCluster) is one of kgate's own listeners, never an upstream broker's.
+///
+/// `describe_cluster`: whether the upstream serves DescribeCluster (tansu does; librdkafka's
+/// mock cluster does not, so kgate does not offer it there).
+async fn only_kgate_addresses_reach_clients(
+    upstream: Vec<String>,
+    group: &str,
+    describe_cluster: bool,
+) {
+    use kafka_protocol::messages::{
+        DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest,
+        FindCoordinatorResponse,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = "127.0.0.1:0".parse().expect("addr");
+    let mut config = kgate_proxy::GatewayConfig::new(listen, upstream.clone());
+    config.refresh_interval = std::time::Duration::from_secs(3600);
+    config.advertised_host = Some("localhost".into());
+    config.sasl.authenticator = Some(common::authenticator(dir.path()));
+    config.authz = Some(common::authz(
+        dir.path(),
+        "version = 1\nsuper_users = [\"User:alice\"]\n",
+    ));
+    let (gateway, _) = common::start_gateway(config).await;
+    let addr = gateway.bootstrap_addr().to_string();
+    let mut c = RawClient::login(&addr, "alice", "alice-secret").await;
+    let directory = gateway.shared().directory.brokers();
+    let kgate_ports: Vec<i32> = directory.values().map(|b| i32::from(b.port)).collect();
+    let upstream_addrs: Vec<String> = directory.values().map(|b| b.upstream.clone()).collect();
+    assert!(!kgate_ports.is_empty());
+    let check = |what: &str, host: &str, port: i32| {
+        let seen = format!("{host}:{port}");
+        assert_eq!(
+            host, "localhost",
+            "{what}: {seen} is not kgate's advertised host"
+        );
+        assert!(
+            kgate_ports.contains(&port),
+            "{what}: port {port} is not one of kgate's {kgate_ports:?}"
+        );
+        assert!(
+            !upstream_addrs.contains(&seen),
+            "{what}: {seen} is an upstream broker's own address"
+        );
+    };
+    let v = c.version(ApiKey::Metadata, 12);
+    let r: MetadataResponse = c
+        .call(ApiKey::Metadata, v, &named(&["public"], false))
+        .await;
+    assert!(!r.brokers.is_empty());
+    for b in &r.brokers {
+        check("Metadata", &b.host, b.port);
+    }
+    let v = c.version(ApiKey::FindCoordinator, 6);
+    for version in [v.min(3), v] {
+        let req = if version >= 4 {
+            FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![StrBytes::from_string(group.to_string())])
+        } else {
+            FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()))
+        };
+        let mut answered = false;
+        for _ in 0..50 {
+            let r: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, version, &req).await;
+            let found: Vec<(String, i32)> = if version >= 4 {
+                r.coordinators
+                    .iter()
+                    .filter(|k| k.error_code == 0)
+                    .map(|k| (k.host.to_string(), k.port))
+                    .collect()
+            } else if r.error_code == 0 {
+                vec![(r.host.to_string(), r.port)]
+            } else {
+                Vec::new()
+            };
+            if let Some((host, port)) = found.first() {
+                check(&format!("FindCoordinator v{version}"), host, *port);
+                answered = true;
+                break;
+            }
+            // The coordinator may not be ready yet (COORDINATOR_NOT_AVAILABLE): ask again.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            answered,
+            "FindCoordinator v{version} never named a coordinator"
+        );
+    }
+    let offered = c.versions.get(&(ApiKey::DescribeCluster as i16)).copied();
+    assert_eq!(
+        offered.is_some(),
+        describe_cluster,
+        "DescribeCluster offered"
+    );
+    if let Some(max) = offered {
+        let r: DescribeClusterResponse = c
+            .call(
+                ApiKey::DescribeCluster,
+                max,
+                &DescribeClusterRequest::default(),
+            )
+            .await;
+        assert!(!r.brokers.is_empty());
+        for b in &r.brokers {
+            check("DescribeCluster", &b.host, b.port);
+        }
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_kgate_addresses_reach_clients_embedded() {
+    let cluster = common::cluster_with_topic("public", 2);
+    let upstream = cluster
+        .bootstrap_servers()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    only_kgate_addresses_reach_clients(upstream, "g1", false).await;
+}

@@ -44,6 +44,11 @@ pub struct GatewayFile {
     pub mechanisms: Vec<String>,
     /// Policy file: authorization is on when set.
     pub policy: Option<PathBuf>,
+    /// `kgate proxy`'s explicit "no authorization" choice. The lab gateway starts without a
+    /// policy (the insecure starting point the labs secure), so here it only documents the
+    /// choice; set together with `policy` it is refused, as by `kgate proxy`.
+    #[serde(default)]
+    pub allow_all_authenticated: bool,
     /// Super users.
     #[serde(default)]
     pub super_users: Vec<String>,
@@ -335,6 +340,12 @@ impl LabEnv {
             self.credentials = Some(creds);
         }
         self.authz = None;
+        if config.policy.is_some() && config.allow_all_authenticated {
+            bail!(
+                "{GATEWAY_FILE}: policy and allow_all_authenticated are both set: remove \
+                 allow_all_authenticated now that a policy authorizes every request"
+            );
+        }
         if let Some(policy) = &config.policy {
             let path = self.path(policy);
             let super_users = config

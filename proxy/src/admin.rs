@@ -174,7 +174,11 @@ async fn serve(
         ("GET", "/metrics") => {
             let mut body = shared
                 .metrics
-                .render(shared.open_connections(), shared.directory.brokers().len());
+                .render(
+                    shared.open_connections(),
+                    shared.directory.brokers().len(),
+                    shared.config.authz.is_some(),
+                );
             body.push_str(&shared.config.faults.render_metrics());
             respond(&mut stream, 200, &body).await
         }

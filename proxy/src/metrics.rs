@@ -50,7 +50,10 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition; `open` is the number of open connections.
-    pub fn render(&self, open: usize, brokers: usize) -> String {
+    ///
+    /// `enforced` says whether requests are authorized (a policy) or every authenticated
+    /// client may do anything (`--allow-all-authenticated`): an alert can watch for 0.
+    pub fn render(&self, open: usize, brokers: usize, enforced: bool) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -99,6 +102,7 @@ impl Metrics {
             self.bytes_to_clients.load(Ordering::Relaxed),
         );
         let _ = writeln!(out, "# HELP kgate_connections_open Client connections open now.\n# TYPE kgate_connections_open gauge\nkgate_connections_open {open}");
+        let _ = writeln!(out, "# HELP kgate_authorization_enforced 1 when a policy authorizes every request, 0 with --allow-all-authenticated.\n# TYPE kgate_authorization_enforced gauge\nkgate_authorization_enforced {}", u8::from(enforced));
         let _ = writeln!(out, "# HELP kgate_upstream_brokers Upstream brokers kgate serves a port for.\n# TYPE kgate_upstream_brokers gauge\nkgate_upstream_brokers {brokers}");
         out
     }

@@ -20,7 +20,8 @@ use crate::config::{self, FileConfig};
 Examples:
   kgate proxy --upstream 10.0.0.1:9092,10.0.0.2:9092 --listen 0.0.0.0:9093 \\
               --advertised-host kafka-gw.example.com \\
-              --cert certs/server.pem --key certs/server-key.pem --users users.toml
+              --cert certs/server.pem --key certs/server-key.pem --users users.toml \\
+              --policy policy.toml --super-user User:admin
   kgate proxy --config kgate.toml
 
 Clients connect to --listen with SASL_SSL (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN), or with a
@@ -64,10 +65,16 @@ pub struct ProxyArgs {
     /// Serve clients without TLS. For labs on loopback only; never the default.
     #[arg(long)]
     pub plaintext: bool,
-    /// The policy file (ACLs, roles, groups) made with `kgate acl` / `kgate role`; turns
-    /// Kafka-exact authorization on. Without it every authenticated client may do anything.
-    #[arg(long, value_name = "FILE")]
+    /// The policy file (ACLs, roles, groups) made with `kgate acl` / `kgate role`: Kafka-exact
+    /// authorization of every request. kgate does not start without either this or
+    /// --allow-all-authenticated.
+    #[arg(long, value_name = "FILE", conflicts_with = "allow_all_authenticated")]
     pub policy: Option<PathBuf>,
+    /// No authorization: every authenticated client may do anything kgate forwards
+    /// (DeleteTopics, AlterConfigs, ...), as a Kafka broker without an authorizer. An explicit
+    /// choice, named in the start-up banner and in /metrics; never the default.
+    #[arg(long)]
+    pub allow_all_authenticated: bool,
     /// A principal that bypasses every ACL (repeatable), e.g. User:admin.
     #[arg(long = "super-user", value_name = "PRINCIPAL")]
     pub super_users: Vec<String>,
@@ -232,6 +239,17 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
             Some(Arc::new(CredentialAuthenticator::new(creds.clone(), mechs)));
     }
     let policy = pick_path(args.policy, file.policy.as_ref(), cfg_path);
+    let allow_all = args.allow_all_authenticated
+        || file
+            .allow_all_authenticated
+            .as_ref()
+            .is_some_and(|a| *a.get_ref());
+    if allow_all && policy.is_some() {
+        bail!(
+            "both a policy and allow_all_authenticated are set: keep the policy and remove \
+             allow_all_authenticated (or the reverse)"
+        );
+    }
     let mut super_users = args.super_users;
     if super_users.is_empty() {
         super_users = file
@@ -261,10 +279,19 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
         None if !super_users.is_empty() => {
             bail!("--super-user needs --policy FILE (authorization is off without a policy)")
         }
-        None => {
-            warn!("no --policy: authorization is OFF; every authenticated client may do anything");
+        None if allow_all => {
+            warn!(
+                "--allow-all-authenticated: authorization is OFF; every authenticated client may \
+                 do anything kgate forwards"
+            );
             None
         }
+        None => bail!(
+            "choose how kgate authorizes: --policy FILE (Kafka ACLs and roles; start one with \
+             `kgate acl add --allow-principal User:alice --operation Read --topic orders --policy \
+             policy.toml`) or --allow-all-authenticated (no authorization: every authenticated \
+             client may do anything, e.g. delete topics)"
+        ),
     };
     if let Some(authorizer) = &authorizer {
         let audit = match &audit_log {
@@ -360,7 +387,11 @@ pub async fn serve(
         None => None,
     };
     let watcher = tokio::spawn(watch_files(reloader.clone()));
-    info!(bootstrap = %gateway.bootstrap_servers(), "kgate is ready");
+    let authorization = match &reloader.authorizer {
+        Some(_) => "policy (Kafka ACLs and roles)",
+        None => "OFF (--allow-all-authenticated)",
+    };
+    info!(bootstrap = %gateway.bootstrap_servers(), authorization, "kgate is ready");
     wait_for_stop(stop, &reloader).await;
     watcher.abort();
     if let Some(admin) = admin {
