@@ -28,6 +28,7 @@ policy = "policy.toml"                   # ACLs and roles (required, unless the 
 super_users = ["User:admin"]
 audit_log = "audit.jsonl"
 admin_listen = "127.0.0.1:9644"          # health, metrics, reload, fault rules
+# admin_token_file = "admin.token"       # bearer token for changes (default: per-port file kgate fault finds)
 # allow_faults = true                    # let the admin endpoint add fault rules (rehearsals)
 # faults = ["latency=200ms principal=User:batch"]   # fault rules in force from the start
 "#;
@@ -76,6 +77,8 @@ pub struct FileConfig {
     pub audit_allows: Option<Spanned<bool>>,
     /// The admin endpoint (health, metrics, reload); loopback unless set otherwise.
     pub admin_listen: Option<Spanned<String>>,
+    /// The admin endpoint's bearer token file (0600; written when missing).
+    pub admin_token_file: Option<Spanned<PathBuf>>,
     /// Let the admin endpoint add and remove fault rules (off: a production gateway must not
     /// be slowed down by whoever reaches its loopback port).
     pub allow_faults: Option<Spanned<bool>>,

@@ -89,6 +89,11 @@ pub struct ProxyArgs {
     /// by default.
     #[arg(long, value_name = "IP:PORT")]
     pub admin_listen: Option<SocketAddr>,
+    /// The admin endpoint's bearer token, needed by every change (POST /reload, /faults):
+    /// read from FILE, or written there (mode 0600) when missing. Default: a per-port file
+    /// under $XDG_RUNTIME_DIR/kgate or ~/.cache/kgate, where `kgate fault` looks.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Let the admin endpoint add and remove fault rules (`kgate fault add`). Off by default.
     #[arg(long)]
     pub allow_faults: bool,
@@ -100,6 +105,7 @@ pub struct ProxyArgs {
 
 /// Everything `kgate proxy` needs, resolved from flags and file.
 pub struct Resolved {
+    pub admin_token_file: Option<PathBuf>,
     pub gateway: GatewayConfig,
     pub tls: Option<Arc<TlsSettings>>,
     pub credentials: Option<SharedCredentials>,
@@ -333,7 +339,13 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
     if allow_faults && admin_listen.is_none() {
         warn!("--allow-faults without --admin-listen: no endpoint to add fault rules through");
     }
+    let admin_token_file = pick_path(
+        args.admin_token_file,
+        file.admin_token_file.as_ref(),
+        cfg_path,
+    );
     Ok(Resolved {
+        admin_token_file,
         gateway,
         tls,
         credentials,
@@ -357,6 +369,7 @@ pub async fn serve(
     stop: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> anyhow::Result<()> {
     let Resolved {
+        admin_token_file,
         gateway,
         tls,
         credentials,
@@ -374,16 +387,33 @@ pub async fn serve(
         authorizer,
     });
     let admin = match admin_listen {
-        Some(addr) => Some(
-            kgate_proxy::admin::AdminServer::start(
+        Some(addr) => {
+            let token = match &admin_token_file {
+                Some(path) => super::admin_token::load_or_create(path)?,
+                None => super::admin_token::generate(),
+            };
+            let admin = kgate_proxy::admin::AdminServer::start(
                 addr,
                 gateway.shared().clone(),
                 reloader.clone(),
-                kgate_proxy::admin::AdminOptions { allow_faults },
+                kgate_proxy::admin::AdminOptions {
+                    allow_faults,
+                    token: Some(token.as_str().into()),
+                },
             )
             .await
-            .with_context(|| format!("cannot start the admin endpoint on {addr}"))?,
-        ),
+            .with_context(|| format!("cannot start the admin endpoint on {addr}"))?;
+            let path = match admin_token_file {
+                Some(path) => path,
+                None => {
+                    let path = super::admin_token::default_path(admin.addr().port());
+                    super::admin_token::store(&path, &token)?;
+                    path
+                }
+            };
+            info!(token_file = %path.display(), "admin changes need the token in this file");
+            Some(admin)
+        }
         None => None,
     };
     let watcher = tokio::spawn(watch_files(reloader.clone()));

@@ -91,13 +91,26 @@ impl RawClient {
             .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"))
     }
 
-    /// Sends a request; `Err` if the connection closed instead of answering.
+    /// Sends a request; `Err` if the connection closed instead of answering, or the answer
+    /// does not decode.
     pub async fn try_call<Req: Encodable, Resp: Decodable>(
         &mut self,
         api: ApiKey,
         version: i16,
         req: &Req,
     ) -> Result<Resp, String> {
+        let mut body = self.call_bytes(api, version, req).await?;
+        Resp::decode(&mut body, version).map_err(|e| format!("undecodable response: {e}"))
+    }
+
+    /// Sends a request and returns the response body (after its header) undecoded; `Err` only
+    /// if the connection closed instead of answering.
+    pub async fn call_bytes<Req: Encodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        req: &Req,
+    ) -> Result<Bytes, String> {
         self.correlation += 1;
         let header = RequestHeader::default()
             .with_request_api_key(api as i16)
@@ -107,8 +120,8 @@ impl RawClient {
         let mut body = BytesMut::new();
         header
             .encode(&mut body, api.request_header_version(version))
-            .map_err(|e| e.to_string())?;
-        req.encode(&mut body, version).map_err(|e| e.to_string())?;
+            .expect("encode header");
+        req.encode(&mut body, version).expect("encode request");
         let mut frame = Vec::with_capacity(body.len() + 4);
         frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
         frame.extend_from_slice(&body);
@@ -132,8 +145,8 @@ impl RawClient {
         } else {
             api.response_header_version(version)
         };
-        let rh = ResponseHeader::decode(&mut buf, hv).map_err(|e| e.to_string())?;
+        let rh = ResponseHeader::decode(&mut buf, hv).expect("response header");
         assert_eq!(rh.correlation_id, self.correlation, "correlation id echoed");
-        Resp::decode(&mut buf, version).map_err(|e| e.to_string())
+        Ok(buf)
     }
 }
