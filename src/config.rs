@@ -23,6 +23,7 @@ client_ca = "certs/ca.pem"               # optional: accept client certificates 
 principal_mapping_rules = "RULE:^CN=(.*?),.*$/$1/,DEFAULT"
 users = "users.toml"
 mechanisms = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+# max_session_lifetime_ms = 3600000      # clients re-authenticate hourly (KIP-368); 0 = never
 policy = "policy.toml"                   # ACLs and roles (required, unless the next line)
 # allow_all_authenticated = true         # no authorization: any authenticated client may do anything
 super_users = ["User:admin"]
@@ -63,6 +64,8 @@ pub struct FileConfig {
     pub max_frame_bytes: Option<Spanned<usize>>,
     /// Delay before closing after a failed authentication, in milliseconds.
     pub failed_auth_delay_ms: Option<Spanned<u64>>,
+    /// SASL session lifetime before re-authentication (KIP-368), in milliseconds; 0: never.
+    pub max_session_lifetime_ms: Option<Spanned<u64>>,
     /// Grace period for in-flight requests at shutdown, in milliseconds.
     pub shutdown_grace_ms: Option<Spanned<u64>>,
     /// The policy file (ACLs, roles, groups); turns authorization on.

@@ -25,6 +25,7 @@ use crate::faults::inject::{
 use crate::faults::RequestFacts;
 use crate::frame::{put_frame, read_frame_raw, FrameError};
 use crate::header::{decode_request_header, RequestPrefix};
+use crate::reauth::{Intercept, Reauth, SaslLogin};
 use crate::rewrite::{needs_rewrite, rewrite_response};
 use crate::sasl::{after_authentication, api_name};
 use crate::server::Shared;
@@ -74,6 +75,9 @@ pub enum CloseReason {
     /// Writing to the client failed.
     #[error("client i/o: {0}")]
     ClientIo(std::io::Error),
+    /// The SASL session ended: it expired, or a re-authentication was refused (KIP-368).
+    #[error("session: {0}")]
+    Session(String),
     /// A fault rule closed the connection on purpose.
     #[error("fault injected: {0}")]
     Fault(String),
@@ -96,12 +100,14 @@ pub async fn forward<C, U>(
     client: C,
     upstream: U,
     first_request: Option<Bytes>,
+    login: Option<SaslLogin>,
     mut shutdown: watch::Receiver<bool>,
 ) -> CloseReason
 where
     C: AsyncRead + AsyncWrite + Send + 'static,
     U: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let mut reauth = Reauth::new(login, shared.config.sasl.session_lifetime);
     let (mut client_rd, client_wr) = tokio::io::split(client);
     let (up_rd, mut up_wr) = tokio::io::split(upstream);
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
@@ -134,6 +140,28 @@ where
                 }
             };
             let frame = raw.slice(4..);
+            match reauth.intercept(&shared, &frame).await {
+                Intercept::Pass => {}
+                Intercept::Answer(resp) => {
+                    shared.metrics.answered();
+                    let Ok(resp) = framed(&resp) else {
+                        return Some(CloseReason::Refused("cannot frame an answer".into()));
+                    };
+                    if tx.send(Pending::Ready(resp)).await.is_err() {
+                        return None;
+                    }
+                    continue;
+                }
+                Intercept::AnswerAndClose(resp, why) => {
+                    if let Ok(resp) = framed(&resp) {
+                        let _ = tx.send(Pending::Ready(resp)).await;
+                    }
+                    // Dropping the queue lets the response half write what is queued first.
+                    drop(tx);
+                    return Some(CloseReason::Session(why));
+                }
+                Intercept::Close(why) => return Some(CloseReason::Session(why)),
+            }
             let mut action = handle_request(&shared, &session, frame.clone()).await;
             if shared.config.faults.is_active() {
                 action = action.and_then(|a| inject_faults(&shared, &session, &frame, a));
@@ -175,6 +203,12 @@ where
     };
     tokio::select! {
         reason = requests => match reason {
+            Some(reason @ CloseReason::Session(_)) => {
+                // The last answer (a refused re-authentication) goes out before the close.
+                let _ = tokio::time::timeout(grace, &mut responses).await;
+                responses.abort();
+                reason
+            }
             Some(CloseReason::Shutdown) => {
                 // Let in-flight responses drain, within the grace period.
                 let _ = tokio::time::timeout(grace, &mut responses).await;

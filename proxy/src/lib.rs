@@ -35,6 +35,7 @@ pub mod frame;
 pub mod header;
 pub mod log_safe;
 pub mod metrics;
+pub mod reauth;
 pub mod rewrite;
 pub mod sasl;
 pub mod server;

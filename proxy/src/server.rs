@@ -24,6 +24,10 @@ use crate::versions::VersionTable;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Default interval between two metadata refreshes of the upstream.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
+/// Default SASL session lifetime (KIP-368): a removed user or a changed password stops
+/// working on open connections within an hour, at the client's next re-authentication.
+/// Kafka's own default, 0, keeps a session for as long as its connection lives.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(3600);
 /// Default cap on concurrent client connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long a client may take from TLS to the end of authentication.
@@ -95,6 +99,7 @@ impl GatewayConfig {
             sasl: SaslSettings {
                 authenticator: None,
                 failure_delay: Duration::from_millis(100),
+                session_lifetime: DEFAULT_SESSION_LIFETIME,
             },
             max_frame: crate::frame::DEFAULT_MAX_FRAME,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -617,12 +622,21 @@ where
             )
         }
     };
+    // Connections that logged in with SASL re-authenticate (KIP-368); certificate and
+    // anonymous ones have no session to renew.
+    let login = (!matches!(outcome.who.mechanism.as_str(), "SSL" | "NONE")).then(|| {
+        crate::reauth::SaslLogin {
+            mechanism: outcome.who.mechanism.clone(),
+            principal: outcome.who.principal.clone(),
+        }
+    });
     let reason = forward(
         shared,
         session,
         stream,
         upstream,
         outcome.first_request,
+        login,
         shutdown,
     )
     .await;

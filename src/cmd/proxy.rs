@@ -62,6 +62,11 @@ pub struct ProxyArgs {
     /// SASL mechanisms to offer (default: SCRAM-SHA-512,SCRAM-SHA-256,PLAIN).
     #[arg(long, value_name = "MECHANISM", value_delimiter = ',')]
     pub mechanisms: Vec<String>,
+    /// How long a SASL session lasts before the client must re-authenticate on its
+    /// connection (KIP-368; Kafka's connections.max.reauth.ms). A removed user or a changed
+    /// password stops working on open connections within this time. 0 = never. Default: 1 h.
+    #[arg(long, value_name = "MS")]
+    pub max_session_lifetime_ms: Option<u64>,
     /// Serve clients without TLS. For labs on loopback only; never the default.
     #[arg(long)]
     pub plaintext: bool,
@@ -219,6 +224,12 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
     gateway.tls = tls.clone();
     if let Some(max) = &file.max_frame_bytes {
         gateway.max_frame = *max.get_ref();
+    }
+    if let Some(ms) = args
+        .max_session_lifetime_ms
+        .or_else(|| file.max_session_lifetime_ms.as_ref().map(|m| *m.get_ref()))
+    {
+        gateway.sasl.session_lifetime = Duration::from_millis(ms);
     }
     if let Some(ms) = &file.failed_auth_delay_ms {
         gateway.sasl.failure_delay = Duration::from_millis(*ms.get_ref());

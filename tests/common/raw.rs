@@ -149,4 +149,48 @@ impl RawClient {
         assert_eq!(rh.correlation_id, self.correlation, "correlation id echoed");
         Ok(buf)
     }
+
+    /// Sends a request without waiting for its answer (pipelining); returns its correlation id.
+    pub async fn send<Req: Encodable>(&mut self, api: ApiKey, version: i16, req: &Req) -> i32 {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("raw")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, api.request_header_version(version))
+            .expect("encode header");
+        req.encode(&mut body, version).expect("encode request");
+        let mut frame = Vec::with_capacity(body.len() + 4);
+        frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame).await.expect("send");
+        self.correlation
+    }
+
+    /// Reads the next response as `api` v`version`: its correlation id and decoded body; `Err`
+    /// if the connection closed instead.
+    pub async fn receive<Resp: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+    ) -> Result<(i32, Resp), String> {
+        let mut size = [0u8; 4];
+        self.stream
+            .read_exact(&mut size)
+            .await
+            .map_err(|e| format!("no response: {e}"))?;
+        let mut resp = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream
+            .read_exact(&mut resp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = Bytes::from(resp);
+        let rh = ResponseHeader::decode(&mut buf, api.response_header_version(version))
+            .map_err(|e| e.to_string())?;
+        let body = Resp::decode(&mut buf, version).map_err(|e| e.to_string())?;
+        Ok((rh.correlation_id, body))
+    }
 }
