@@ -29,6 +29,9 @@ policy = "policy.toml"                   # ACLs and roles (required, unless the 
 super_users = ["User:admin"]
 audit_log = "audit.jsonl"
 admin_listen = "127.0.0.1:9644"          # health, metrics, reload, fault rules
+# max_connections = 10000                # and per address: max_connections_per_ip = 1000
+# idle_timeout_ms = 600000               # Kafka's connections.max.idle.ms
+# tls_handshake_timeout_ms = 10000       # authentication_timeout_ms = 30000
 # admin_token_file = "admin.token"       # bearer token for changes (default: per-port file kgate fault finds)
 # allow_faults = true                    # let the admin endpoint add fault rules (rehearsals)
 # faults = ["latency=200ms principal=User:batch"]   # fault rules in force from the start
@@ -68,6 +71,16 @@ pub struct FileConfig {
     pub max_session_lifetime_ms: Option<Spanned<u64>>,
     /// Grace period for in-flight requests at shutdown, in milliseconds.
     pub shutdown_grace_ms: Option<Spanned<u64>>,
+    /// Most client connections at once.
+    pub max_connections: Option<Spanned<usize>>,
+    /// Most connections from one client address at once.
+    pub max_connections_per_ip: Option<Spanned<usize>>,
+    /// Time allowed for the TLS handshake, in milliseconds.
+    pub tls_handshake_timeout_ms: Option<Spanned<u64>>,
+    /// Time allowed from TLS to the end of authentication, in milliseconds.
+    pub authentication_timeout_ms: Option<Spanned<u64>>,
+    /// An authenticated connection idle this long is closed, in milliseconds; 0 = never.
+    pub idle_timeout_ms: Option<Spanned<u64>>,
     /// The policy file (ACLs, roles, groups); turns authorization on.
     pub policy: Option<Spanned<PathBuf>>,
     /// No authorization at all, chosen explicitly (`--allow-all-authenticated`).

@@ -87,6 +87,21 @@ pub struct GatewayFile {
     pub max_session_lifetime_ms: Option<toml::Value>,
     /// Ignored (see `listen`).
     #[serde(default)]
+    pub max_connections: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub max_connections_per_ip: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub tls_handshake_timeout_ms: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub authentication_timeout_ms: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
+    pub idle_timeout_ms: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
     pub shutdown_grace_ms: Option<toml::Value>,
     /// Ignored (see `listen`).
     #[serde(default)]

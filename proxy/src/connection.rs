@@ -75,6 +75,9 @@ pub enum CloseReason {
     /// Writing to the client failed.
     #[error("client i/o: {0}")]
     ClientIo(std::io::Error),
+    /// No request for the idle timeout (Kafka's `connections.max.idle.ms`).
+    #[error("idle for {} ms", .0.as_millis())]
+    Idle(std::time::Duration),
     /// The SASL session ended: it expired, or a re-authentication was refused (KIP-368).
     #[error("session: {0}")]
     Session(String),
@@ -124,8 +127,14 @@ where
             let raw = match next.take() {
                 Some(raw) => raw,
                 None => {
+                    let idle = shared.config.idle_timeout;
+                    let next_frame = read_frame_raw(&mut client_rd, shared.config.max_frame);
                     let read = tokio::select! {
-                        r = read_frame_raw(&mut client_rd, shared.config.max_frame) => r,
+                        r = next_frame => r,
+                        _ = tokio::time::sleep(idle), if !idle.is_zero() => {
+                            drop(tx);
+                            return Some(CloseReason::Idle(idle));
+                        }
                         _ = shutdown.changed() => {
                             // Closing the queue lets the response half finish what is in flight.
                             drop(tx);
@@ -203,7 +212,7 @@ where
     };
     tokio::select! {
         reason = requests => match reason {
-            Some(reason @ CloseReason::Session(_)) => {
+            Some(reason @ (CloseReason::Session(_) | CloseReason::Idle(_))) => {
                 // The last answer (a refused re-authentication) goes out before the close.
                 let _ = tokio::time::timeout(grace, &mut responses).await;
                 responses.abort();

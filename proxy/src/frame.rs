@@ -16,6 +16,9 @@ pub const MAX_PRE_AUTH_FRAME: usize = 512 * 1024;
 /// size in memory. Raise it with `max_frame_bytes` for clients that send bigger requests.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
+/// What a frame's buffer starts with before its bytes arrive.
+const INITIAL_READ: usize = 64 * 1024;
+
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -87,12 +90,18 @@ pub async fn read_frame_raw<R: AsyncRead + Unpin>(
                 max,
             })?;
     let total = len + 4;
-    let mut raw = BytesMut::with_capacity(total);
+    // Memory follows the bytes that arrive, not the size the peer announced: a client that
+    // announces 16 MiB and sends nothing holds 64 KiB, not 16 MiB.
+    let mut raw = BytesMut::with_capacity(total.min(INITIAL_READ));
     raw.extend_from_slice(&size_buf);
     while raw.len() < total {
         // `read_buf` fills the spare capacity without zeroing it first; the limit keeps the
         // next frame's bytes in the socket.
         let want = total - raw.len();
+        if raw.capacity() == raw.len() {
+            // Double what has arrived, never beyond the frame.
+            raw.reserve(want.min(raw.len().max(INITIAL_READ)));
+        }
         let n = reader.read_buf(&mut (&mut raw).limit(want)).await?;
         if n == 0 {
             return Err(FrameError::Truncated {

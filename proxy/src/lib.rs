@@ -33,6 +33,7 @@ pub mod error_response;
 pub mod faults;
 pub mod frame;
 pub mod header;
+pub mod limits;
 pub mod log_safe;
 pub mod metrics;
 pub mod reauth;

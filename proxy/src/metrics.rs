@@ -10,6 +10,7 @@ pub struct Metrics {
     auth_success: AtomicU64,
     auth_failure: AtomicU64,
     reauth_success: AtomicU64,
+    refused_connections: AtomicU64,
     reauth_failure: AtomicU64,
     sessions_expired: AtomicU64,
     requests_forwarded: AtomicU64,
@@ -31,6 +32,10 @@ impl Metrics {
     /// A client failed to authenticate.
     pub fn auth_failure(&self) {
         self.auth_failure.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A connection was refused at accept (a connection limit).
+    pub fn refused_connection(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
     }
     /// A client re-authenticated on its connection (KIP-368).
     pub fn reauth_success(&self) {
@@ -90,6 +95,11 @@ impl Metrics {
             "auth_failure_total",
             "Failed authentications.",
             self.auth_failure.load(Ordering::Relaxed),
+        );
+        counter(
+            "connections_refused_total",
+            "Connections refused at accept (max_connections, max_connections_per_ip).",
+            self.refused_connections.load(Ordering::Relaxed),
         );
         counter(
             "reauth_success_total",

@@ -69,7 +69,9 @@ impl Reauth {
             login,
             lifetime,
             expires_at,
-            last_start: None,
+            // The login itself counts as the previous authentication: a handshake within
+            // the next second is an ordinary request (ILLEGAL_SASL_STATE), as in Kafka.
+            last_start: Some(Instant::now()),
             exchange: None,
         }
     }

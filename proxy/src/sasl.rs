@@ -407,12 +407,27 @@ pub(crate) async fn run_step(
     mut session: Box<dyn SaslSession>,
     token: Bytes,
 ) -> Result<(Box<dyn SaslSession>, SaslStep), AuthClose> {
+    // Password hashing takes at most one thread per core at a time, so a login storm waits
+    // its turn instead of starving the data path of blocking threads.
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .map_err(|e| AuthClose::Protocol(format!("authentication step failed: {e}")))?;
     tokio::task::spawn_blocking(move || {
         let step = session.step(&token);
         (session, step)
     })
     .await
     .map_err(|e| AuthClose::Protocol(format!("authentication step failed: {e}")))
+}
+
+/// The bounded pool password hashing runs on: one slot per core.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores)
+    })
 }
 
 /// A readable API name for logs, also for keys kgate does not know.

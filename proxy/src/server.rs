@@ -30,6 +30,11 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(3600);
 /// Default cap on concurrent client connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default cap on connections from one address: a single misbehaving host cannot take
+/// every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1000;
+/// Default idle timeout after login: Kafka's `connections.max.idle.ms`, 10 minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a client may take from TLS to the end of authentication.
 pub const AUTHENTICATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to finish the TLS handshake.
@@ -80,6 +85,16 @@ pub struct GatewayConfig {
     pub refresh_interval: Duration,
     /// Cap on concurrent client connections.
     pub max_connections: usize,
+    /// Cap on concurrent connections from one client address (Kafka's
+    /// `max.connections.per.ip`).
+    pub max_connections_per_ip: usize,
+    /// How long a client may take to finish the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// How long a client may take from TLS to the end of authentication.
+    pub authentication_timeout: Duration,
+    /// An authenticated connection that sends no request for this long is closed (Kafka's
+    /// `connections.max.idle.ms`); zero keeps idle connections open.
+    pub idle_timeout: Duration,
     /// Authorization and audit; `None` forwards every allowed-table request (Kafka without an
     /// authorizer).
     pub authz: Option<Arc<crate::authz::Authz>>,
@@ -105,6 +120,10 @@ impl GatewayConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             refresh_interval: DEFAULT_REFRESH,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
+            authentication_timeout: AUTHENTICATION_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             authz: None,
             faults: Arc::default(),
         }
@@ -139,6 +158,10 @@ pub struct Shared {
     pub directory: Arc<Directory>,
     versions: RwLock<Arc<VersionTable>>,
     connections: Arc<Semaphore>,
+    /// Connections and failed logins per client address.
+    pub addresses: Arc<crate::limits::AddressLimits>,
+    /// When a refused connection was last logged (one line per second at most).
+    refused_log: std::sync::Mutex<Option<std::time::Instant>>,
     /// Counters for the admin endpoint.
     pub metrics: crate::metrics::Metrics,
 }
@@ -155,6 +178,21 @@ impl Shared {
     /// Client connections open right now.
     pub fn open_connections(&self) -> usize {
         self.config.max_connections - self.connections.available_permits()
+    }
+
+    /// Counts a connection refused at accept and logs it, one line a second at most, so a
+    /// flood of connections cannot flood the log.
+    fn refused_connection(&self, peer: &SocketAddr, limit: &str) {
+        self.metrics.refused_connection();
+        let mut last = self
+            .refused_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            *last = Some(now);
+            warn!(%peer, limit, "connection refused (further refusals this second not logged)");
+        }
     }
 
     /// The enabled SASL mechanisms.
@@ -227,11 +265,14 @@ impl Gateway {
             .unwrap_or_else(|| advertised_default(bootstrap));
         let directory = Arc::new(Directory::new(bootstrap.ip(), advertised, ports));
         let connections = Arc::new(Semaphore::new(config.max_connections));
+        let config_per_ip = config.max_connections_per_ip.max(1);
         let shared = Arc::new(Shared {
             config,
             directory: directory.clone(),
             versions: RwLock::new(Arc::new(versions)),
             connections,
+            addresses: crate::limits::AddressLimits::new(config_per_ip),
+            refused_log: std::sync::Mutex::new(None),
             metrics: crate::metrics::Metrics::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -388,13 +429,21 @@ async fn accept_loop(
             }
         };
         let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
-            warn!(%peer, "connection limit reached; closing new connection");
+            shared.refused_connection(&peer, "the connection limit (max_connections)");
+            continue;
+        };
+        let Some(address) = shared.addresses.try_open(peer.ip().to_canonical()) else {
+            shared.refused_connection(
+                &peer,
+                "the limit of connections from one address (max_connections_per_ip)",
+            );
             continue;
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             serve_connection(shared, stream, peer, target, shutdown).await;
+            drop(address);
             drop(permit);
         });
     }
@@ -419,7 +468,9 @@ async fn serve_connection(
     let (who, reason, failed_authentication) = match shared.config.tls.clone() {
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            match tokio::time::timeout(shared.config.tls_handshake_timeout, acceptor.accept(stream))
+                .await
+            {
                 Ok(Ok(tls_stream)) => {
                     let cert_principal = match (
                         &tls.principal_mapper,
@@ -528,14 +579,19 @@ where
 {
     let versions = shared.versions();
     let mut stop = shutdown.clone();
+    let limit = shared.config.authentication_timeout;
     let auth = tokio::time::timeout(
-        AUTHENTICATION_TIMEOUT,
+        limit,
         authenticate(&mut stream, &versions, &shared.config.sasl, cert_principal),
     );
     let outcome = tokio::select! {
         r = auth => match r {
             Ok(r) => r,
-            Err(_) => return (None, "authentication not finished within 30 s".to_string(), false),
+            Err(_) => return (
+                None,
+                format!("authentication not finished within {} ms", limit.as_millis()),
+                false,
+            ),
         },
         _ = stop.changed() => return (None, "gateway shutting down".to_string(), false),
     };
@@ -552,6 +608,15 @@ where
             } = &e
             {
                 shared.metrics.auth_failure();
+                // An address that keeps failing waits longer and longer before its close
+                // (authentication already waited the base delay).
+                let base = shared.config.sasl.failure_delay;
+                let delay = shared
+                    .addresses
+                    .failed_login(peer.ip().to_canonical(), base);
+                if delay > base {
+                    tokio::time::sleep(delay - base).await;
+                }
                 // The connection's close line, a warning, says it once (with the user name
                 // capped and escaped): no line of its own here.
                 if let Some(audit) = &audit {
@@ -571,6 +636,7 @@ where
         "authenticated"
     );
     shared.metrics.auth_success();
+    shared.addresses.logged_in(peer.ip().to_canonical());
     if let Some(audit) = &audit {
         let who = &outcome.who;
         audit

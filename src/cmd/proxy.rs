@@ -67,6 +67,13 @@ pub struct ProxyArgs {
     /// password stops working on open connections within this time. 0 = never. Default: 1 h.
     #[arg(long, value_name = "MS")]
     pub max_session_lifetime_ms: Option<u64>,
+    /// Most client connections at once (default 10000); kgate raises its open-files limit to
+    /// fit them, and says so when it cannot.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Most connections from one client address at once (default 1000).
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
     /// Serve clients without TLS. For labs on loopback only; never the default.
     #[arg(long)]
     pub plaintext: bool,
@@ -237,6 +244,27 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
     if let Some(ms) = &file.shutdown_grace_ms {
         gateway.shutdown_grace = Duration::from_millis(*ms.get_ref());
     }
+    if let Some(n) = args
+        .max_connections
+        .or_else(|| file.max_connections.as_ref().map(|m| *m.get_ref()))
+    {
+        gateway.max_connections = n.max(1);
+    }
+    if let Some(n) = args
+        .max_connections_per_ip
+        .or_else(|| file.max_connections_per_ip.as_ref().map(|m| *m.get_ref()))
+    {
+        gateway.max_connections_per_ip = n.max(1);
+    }
+    if let Some(ms) = &file.tls_handshake_timeout_ms {
+        gateway.tls_handshake_timeout = Duration::from_millis(*ms.get_ref());
+    }
+    if let Some(ms) = &file.authentication_timeout_ms {
+        gateway.authentication_timeout = Duration::from_millis(*ms.get_ref());
+    }
+    if let Some(ms) = &file.idle_timeout_ms {
+        gateway.idle_timeout = Duration::from_millis(*ms.get_ref());
+    }
     if let Some(creds) = &credentials {
         let mechs = if mechanisms.is_empty() {
             SaslMechanism::all()
@@ -369,8 +397,47 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
 /// Runs `kgate proxy` until SIGTERM or Ctrl-C.
 pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let resolved = resolve(args)?;
+    raise_open_files(resolved.gateway.max_connections);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(resolved, None))
+}
+
+/// Raises the soft open-files limit so that `max_connections` client connections (each with
+/// one upstream connection) fit, or warns with the numbers when the hard limit is lower.
+fn raise_open_files(max_connections: usize) {
+    // Two descriptors per client connection, plus listeners, files and the runtime.
+    let needed = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(2)
+        .saturating_add(256);
+    let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
+        warn!("cannot read the open-files limit (RLIMIT_NOFILE)");
+        return;
+    };
+    if soft >= needed {
+        return;
+    }
+    let target = needed.min(hard);
+    if rlimit::Resource::NOFILE.set(target, hard).is_err() {
+        warn!(soft, hard, needed, "cannot raise the open-files limit");
+        return;
+    }
+    if target < needed {
+        let fit = target.saturating_sub(256) / 2;
+        warn!(
+            soft = target,
+            hard,
+            needed,
+            "open-files limit below what max_connections needs: about {fit} connections fit; \
+             raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower max_connections"
+        );
+    } else {
+        info!(
+            from = soft,
+            to = target,
+            "raised the open-files limit for max_connections"
+        );
+    }
 }
 
 /// Starts the gateway, prints where it listens, handles SIGHUP reloads, and waits for a stop
