@@ -112,6 +112,10 @@ pub struct Fault {
     /// Where the scenario file declared it.
     #[serde(skip)]
     pub origin: Option<Location>,
+    /// Where each of its fields (`at`, `broker`, `partition`, `consumer`) was written, so a
+    /// value that does not fit the run is reported where it stands.
+    #[serde(skip)]
+    pub field_origins: Vec<(&'static str, Location)>,
 }
 
 impl Fault {
@@ -124,6 +128,34 @@ impl Fault {
             duration,
             services: None,
             origin: None,
+            field_origins: Vec::new(),
+        }
+    }
+
+    /// Where `field` of this fault was written: the field itself if known, else the fault's
+    /// `kind` line, else nowhere.
+    pub fn field_origin(&self, field: &str) -> Option<Location> {
+        self.field_origins
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, l)| l.clone())
+            .or_else(|| {
+                self.origin
+                    .clone()
+                    .map(|l| l.with_field(&format!("fault.{field}")))
+            })
+    }
+
+    /// The index this fault names in `field` (`broker`, `partition` or `consumer`), if any.
+    pub fn index(&self, field: &str) -> Option<usize> {
+        match (&self.kind, field) {
+            (FaultKind::BrokerCrash { broker }, "broker")
+            | (FaultKind::DiskFull { broker }, "broker") => Some(*broker),
+            (FaultKind::NetworkPartition { broker }, "broker") => *broker,
+            (FaultKind::LeaderFailover { partition }, "partition") => *partition,
+            (FaultKind::ConsumerCrash { consumer }, "consumer") => Some(*consumer),
+            (FaultKind::SlowConsumer { consumer, .. }, "consumer") => *consumer,
+            _ => None,
         }
     }
 
