@@ -903,6 +903,21 @@ at = "1s"
     }
 
     #[test]
+    fn the_throttling_spike_promises_no_resource_exhausted_and_pubsub_shows_none() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/throttling-spike.toml");
+        let mut s = Scenario::from_file(&path).unwrap();
+        assert!(s.description.contains("RESOURCE_EXHAUSTED never comes"));
+        // A quarter of the 200 MB/s regional quota against a 4,000/s clickstream of about
+        // 1 kB: the quota stays ten times above the offered bytes, so nothing is throttled.
+        s.services = vec![ServiceKind::PubSub];
+        s.duration = SimTime::from_secs(100);
+        let r = s.run().unwrap();
+        let ps = &r.services[0];
+        assert_eq!(ps.throttled, 0);
+        assert_eq!(ps.delivered, ps.produced);
+    }
+
+    #[test]
     fn every_shipped_scenario_parses_and_validates() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let mut n = 0;

@@ -48,6 +48,8 @@ pub(crate) struct KafkaCfg {
     pub acks: Acks,
     pub min_isr: usize,
     pub idempotence: bool,
+    /// Idempotence was left unset and `acks` conflicts, so the client turned it off.
+    pub idempotence_disabled_by_acks: bool,
     pub unclean: bool,
     pub replica_lag_max: SimTime,
     pub retry_backoff: SimTime,
@@ -66,6 +68,27 @@ pub(crate) struct KafkaCfg {
     pub storage_usd_per_gb_month: f64,
     pub zones: usize,
     pub cross_zone_usd_per_gb: f64,
+}
+
+/// Whether the producer is idempotent, as Kafka 3.2+ decides it (KIP-679, KAFKA-13673):
+/// left unset (`"default"`), idempotence is on unless `acks` conflicts, and then it is
+/// silently off; set explicitly to `true` with `acks` 0 or 1, the producer refuses to start
+/// with a `ConfigException`. Returns whether it is on, and whether Kafka turned it off.
+fn idempotence(p: &Profile, acks: Acks) -> Result<(bool, bool), SimError> {
+    let explicit = match p.params.get("enable_idempotence").map(|x| &x.value) {
+        Some(crate::profile::ParamValue::Str(s)) if s.eq_ignore_ascii_case("default") => None,
+        _ => Some(p.bool("enable_idempotence")?),
+    };
+    match explicit {
+        None => Ok((acks == Acks::All, acks != Acks::All)),
+        Some(true) if acks != Acks::All => Err(SimError::at(
+            p.origin("enable_idempotence"),
+            "ConfigException: must set acks to all in order to use the idempotent producer \
+             (Kafka refuses enable.idempotence=true with acks 0 or 1; leave it unset and \
+             Kafka turns idempotence off instead)",
+        )),
+        Some(on) => Ok((on, false)),
+    }
 }
 
 impl KafkaCfg {
@@ -110,13 +133,15 @@ impl KafkaCfg {
             label: "consumer",
             copies: 1,
         };
+        let (idempotence, idempotence_disabled_by_acks) = idempotence(p, acks)?;
         Ok(KafkaCfg {
             brokers,
             partitions: p.count("partitions", 1, 10_000)?,
             replication_factor,
             acks,
             min_isr,
-            idempotence: p.bool("enable_idempotence")?,
+            idempotence,
+            idempotence_disabled_by_acks,
             unclean: p.bool("unclean_leader_election")?,
             replica_lag_max: p.millis("replica_lag_time_max_ms")?,
             retry_backoff: p.millis("retry_backoff_ms")?,
@@ -993,7 +1018,11 @@ impl Model for Kafka {
                 }
             ),
             format!("min.insync.replicas={}", c.min_isr),
-            format!("enable.idempotence={}", c.idempotence),
+            if c.idempotence_disabled_by_acks {
+                "enable.idempotence=false (unset; off because acks is not all)".to_string()
+            } else {
+                format!("enable.idempotence={}", c.idempotence)
+            },
             format!("unclean.leader.election.enable={}", c.unclean),
             format!("consumers={}", c.group.consumers),
             format!(
@@ -1059,6 +1088,7 @@ mod tests {
     use super::*;
     use crate::scenario::Scenario;
     use crate::trail::Stage;
+    use crate::ServiceKind;
 
     fn scenario(extra_kafka: &str, faults: &str, secs: u32, rate: u32) -> Scenario {
         let text = format!(
@@ -1067,6 +1097,40 @@ mod tests {
              [kafka]\n{extra_kafka}\n{faults}"
         );
         Scenario::from_toml_str(&text, "test.toml").unwrap()
+    }
+
+    #[test]
+    fn explicit_idempotence_with_acks_1_is_a_config_exception() {
+        // Kafka 3.0+ (KIP-679, KAFKA-13598): enable.idempotence=true set by the user with
+        // acks other than all makes the producer constructor throw ConfigException.
+        let text = "services = [\"kafka\"]\n[kafka]\nacks = \"1\"\nenable_idempotence = true\n";
+        let err = Scenario::from_toml_str(text, "k.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("k.toml:4:22: field `kafka.enable_idempotence`"),
+            "{err}"
+        );
+        assert!(err.contains("ConfigException"), "{err}");
+    }
+
+    #[test]
+    fn unset_idempotence_with_acks_1_is_silently_off() {
+        // Left at its default, idempotence is switched off by a conflicting acks (KAFKA-13673).
+        let s = scenario("acks = \"1\"", "", 1, 100);
+        let cfg = KafkaCfg::from_profile(s.profiles.get(ServiceKind::Kafka).unwrap()).unwrap();
+        assert!(!cfg.idempotence);
+        let all = scenario("", "", 1, 100);
+        let cfg = KafkaCfg::from_profile(all.profiles.get(ServiceKind::Kafka).unwrap()).unwrap();
+        assert!(cfg.idempotence, "on by default with acks=all");
+        let r = s.run().unwrap();
+        let settings = &r.services[0].settings;
+        assert!(
+            settings
+                .iter()
+                .any(|x| x.starts_with("enable.idempotence=false (unset")),
+            "{settings:?}"
+        );
     }
 
     #[test]

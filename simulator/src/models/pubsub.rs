@@ -11,8 +11,11 @@
 //!   message deliverable again with the same id: a duplicate for the application.
 //! - **Ordering keys:** with ordering on, a key's next message is delivered only after the
 //!   previous one is acknowledged; without it, messages of one key overtake each other.
-//! - **Exactly-once:** an acknowledgement with an expired lease fails and the client sees it, so
-//!   the application counts each message once.
+//! - **Exactly-once delivery** (not processing): Pub/Sub does not redeliver a message once it
+//!   is acknowledged, or while its lease holds. A lease that runs out still brings the message
+//!   back, so the application processes it twice; the first acknowledgement then fails and the
+//!   client is told. The report counts the message delivered once (one successful ack), and the
+//!   trail names every `ack_failed`: work the application must make idempotent itself.
 //! - **Dead-letter topic:** after `max_delivery_attempts` deliveries a message is moved there.
 
 use std::collections::{HashMap, VecDeque};
@@ -31,6 +34,7 @@ use crate::SimError;
 pub(crate) struct PubSubCfg {
     pub quota_bytes: f64,
     pub min_request_bytes: f64,
+    pub max_message_bytes: u32,
     pub subscribers: usize,
     pub flow_control: u32,
     pub processing: SimTime,
@@ -68,6 +72,7 @@ impl PubSubCfg {
         Ok(PubSubCfg {
             quota_bytes: p.f64("publish_quota_bytes_per_s")?,
             min_request_bytes: p.f64("min_billed_request_bytes")?,
+            max_message_bytes: p.int("max_message_bytes", 1, u32::MAX as i64)? as u32,
             subscribers: p.count("subscribers", 1, 1000)?,
             flow_control: p.int("flow_control_max_messages", 1, 1_000_000)? as u32,
             processing: p.millis("processing_ms")?,
@@ -458,6 +463,17 @@ impl Model for PubSub {
     fn start(&mut self, _cx: &mut Cx<PsEv>) {}
 
     fn on_message(&mut self, msg: Msg, cx: &mut Cx<PsEv>) {
+        if msg.size > self.cfg.max_message_bytes {
+            cx.col.failed(msg.id, cx.now(), Cause::Window);
+            let max = self.cfg.max_message_bytes;
+            cx.mech_id(Cause::Window, "message_too_large", msg.id, || {
+                format!(
+                    "messages above {max} bytes are refused with INVALID_ARGUMENT (not retried): \
+                     store the payload elsewhere (Cloud Storage) and publish a reference"
+                )
+            });
+            return;
+        }
         self.publishing += 1;
         let m = PMsgEv {
             id: msg.id,
@@ -534,7 +550,7 @@ impl Model for PubSub {
                     }
                     _ if self.cfg.exactly_once => {
                         cx.mech_id(Cause::Window, "ack_failed", id, || {
-                            "exactly-once: the ack of an expired lease fails and the client is told; the message counts once".into()
+                            "exactly-once delivery, not processing: the lease ran out, the message was delivered again and processed twice; this first ack fails and the client is told, so only an idempotent handler keeps the effect single".into()
                         });
                     }
                     other => {
@@ -779,6 +795,32 @@ mod tests {
             .unwrap()
     }
 
+    #[test]
+    fn a_message_over_10_mb_is_refused_and_one_under_is_delivered() {
+        let big = run(
+            "",
+            "kind = \"payments\"\nrate = \"2/s\"\nmessage_bytes = 12000000",
+            "",
+            3,
+        );
+        let ps = big.service(ServiceKind::PubSub).unwrap();
+        assert!(ps.produced > 0);
+        assert_eq!(ps.failed.count, ps.produced);
+        assert_eq!(ps.delivered, 0);
+        assert!(ps
+            .baseline_mechanisms
+            .iter()
+            .any(|m| m.code == "message_too_large"));
+        let fits = run(
+            "",
+            "kind = \"payments\"\nrate = \"2/s\"\nmessage_bytes = 9000000",
+            "",
+            3,
+        );
+        let ps = fits.service(ServiceKind::PubSub).unwrap();
+        assert_eq!((ps.failed.count, ps.delivered), (0, ps.produced));
+    }
+
     const SLOW: &str = "[[fault]]\nkind = \"slow_consumer\"\nprocessing = \"15s\"\nat = \"0s\"\nduration = \"30s\"\n";
 
     #[test]
@@ -814,7 +856,7 @@ mod tests {
     }
 
     #[test]
-    fn exactly_once_counts_each_message_once_despite_expired_leases() {
+    fn exactly_once_delivery_still_processes_an_expired_lease_twice_and_says_so() {
         let r = run(
             "lease_extension = false\nexactly_once = true\nsubscribers = 2",
             "kind = \"payments\"\nrate = \"1/s\"",
@@ -822,8 +864,17 @@ mod tests {
             10,
         );
         let ps = r.service(ServiceKind::PubSub).unwrap();
+        // Delivered again after the lease ran out: processing happened twice ...
         assert!(ps.redeliveries > 0);
+        // ... but only one ack succeeded, and the failed one is named, not hidden.
         assert_eq!(ps.duplicated.count, 0);
+        let failed_ack = ps
+            .baseline_mechanisms
+            .iter()
+            .find(|m| m.code == "ack_failed")
+            .map(|m| m.detail.clone())
+            .unwrap_or_default();
+        assert!(failed_ack.contains("not processing"), "{failed_ack}");
     }
 
     #[test]
