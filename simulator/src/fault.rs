@@ -63,6 +63,13 @@ pub enum FaultKind {
         /// Time between rebalances.
         interval: SimTime,
     },
+    /// Not a fault but an operator's action on a provisioned Kinesis stream: `UpdateShardCount`
+    /// with uniform scaling splits (or merges) shards until the stream has `shards` open ones.
+    /// Applied to Kinesis only.
+    UpdateShardCount {
+        /// The target number of open shards (at most double, at least half the current).
+        shards: usize,
+    },
 }
 
 impl FaultKind {
@@ -78,11 +85,12 @@ impl FaultKind {
             FaultKind::DiskFull { .. } => "disk_full",
             FaultKind::ThrottlingSpike { .. } => "throttling_spike",
             FaultKind::RebalanceStorm { .. } => "rebalance_storm",
+            FaultKind::UpdateShardCount { .. } => "update_shard_count",
         }
     }
 
     /// Every fault name, for error messages.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "broker_crash",
         "leader_failover",
         "network_partition",
@@ -92,6 +100,7 @@ impl FaultKind {
         "disk_full",
         "throttling_spike",
         "rebalance_storm",
+        "update_shard_count",
     ];
 }
 
@@ -166,6 +175,11 @@ impl Fault {
 
     /// Whether the scenario applies this fault to `service`.
     pub fn targets(&self, service: ServiceKind) -> bool {
+        if matches!(self.kind, FaultKind::UpdateShardCount { .. })
+            && service != ServiceKind::Kinesis
+        {
+            return false;
+        }
         self.services.as_ref().is_none_or(|s| s.contains(&service))
     }
 }

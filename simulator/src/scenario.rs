@@ -138,6 +138,7 @@ struct FaultFile {
     processing: Option<Spanned<String>>,
     capacity_factor: Option<Spanned<f64>>,
     interval: Option<Spanned<String>>,
+    shards: Option<Spanned<i64>>,
 }
 
 /// Parsing context: the file name and text, to turn spans into locations.
@@ -680,6 +681,23 @@ fn parse_fault(src: &Src<'_>, id: usize, f: &FaultFile) -> Result<Fault, SimErro
             interval: match &f.interval {
                 Some(i) => src.duration(i)?,
                 None => SimTime::from_secs(10),
+            },
+        },
+        "update_shard_count" => FaultKind::UpdateShardCount {
+            shards: match &f.shards {
+                Some(v) if *v.get_ref() >= 1 && *v.get_ref() <= 20_000 => *v.get_ref() as usize,
+                Some(v) => {
+                    return Err(SimError::at(
+                        src.loc(v),
+                        format!("expected 1 to 20,000 shards, got {}", v.get_ref()),
+                    ))
+                }
+                None => {
+                    return Err(SimError::at(
+                        src.loc(k).with_field("fault.shards"),
+                        "an update_shard_count action needs `shards`",
+                    ))
+                }
             },
         },
         other => {

@@ -931,7 +931,8 @@ impl Model for Kafka {
                 );
             }
             (FaultKind::RebalanceStorm { .. }, false)
-            | (FaultKind::LeaderFailover { .. }, false) => {}
+            | (FaultKind::LeaderFailover { .. }, false)
+            | (FaultKind::UpdateShardCount { .. }, _) => {}
         }
     }
 
