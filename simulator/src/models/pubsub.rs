@@ -150,16 +150,16 @@ pub(crate) enum PsEv {
     Flush {
         seq: u64,
     },
+    /// A StreamingPull response reaches a subscriber: messages as `(id, attempt)`.
     Deliver {
         sub: u32,
-        id: u64,
-        attempt: u32,
+        msgs: Vec<(u64, u32)>,
         epoch: u32,
     },
+    /// A subscriber finished a response's messages: `(id, attempt, when it finished)`.
     Processed {
         sub: u32,
-        id: u64,
-        attempt: u32,
+        msgs: Vec<(u64, u32, SimTime)>,
         epoch: u32,
     },
     Expire {
@@ -361,14 +361,17 @@ impl PubSub {
         }
     }
 
+    /// Hands backlog messages to subscribers with room under flow control, one response per
+    /// subscriber per call (a StreamingPull response carries many messages).
     fn pump(&mut self, cx: &mut Cx<PsEv>) {
         if self.clients_cut {
             return;
         }
         let n = self.subs.len();
+        let mut out: Vec<Vec<(u64, u32, u64)>> = vec![Vec::new(); n];
         loop {
             let pinned = match self.backlog.front() {
-                None => return,
+                None => break,
                 Some(m) if self.cfg.ordering => self.key_sub.get(&m.key).map(|&(s, _)| s),
                 Some(_) => None,
             };
@@ -377,9 +380,9 @@ impl PubSub {
                     .map(|k| (self.rr + k) % n)
                     .find(|&s| self.subs[s].alive && self.subs[s].held < self.cfg.flow_control)
             });
-            let Some(s) = pick else { return };
+            let Some(s) = pick else { break };
             let Some(mut m) = self.backlog.pop_front() else {
-                return;
+                break;
             };
             self.queued = self.queued.saturating_sub(1);
             if pinned.is_none() {
@@ -409,25 +412,66 @@ impl PubSub {
                     sent: now,
                 },
             );
+            self.in_clients += 1;
+            out[s].push((m.id, m.attempts, m.key));
+        }
+        let now = cx.now();
+        for (s, batch) in out.into_iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
             let lat = cx.rng.latency(&self.cfg.deliver).plus(self.extra_latency);
-            let epoch = self.subs[s].epoch;
+            let mut arrive = now.plus(lat);
             // Without ordering keys Pub/Sub promises no order at all; with them, a key's
             // messages reach its subscriber in order.
-            let arrive = if self.cfg.ordering {
-                self.key_delivery.arrival(m.key, now.plus(lat))
-            } else {
-                now.plus(lat)
-            };
-            self.in_clients += 1;
+            if self.cfg.ordering {
+                for &(_, _, key) in &batch {
+                    arrive = self.key_delivery.arrival(key, arrive);
+                }
+                for &(_, _, key) in &batch {
+                    self.key_delivery.arrival(key, arrive);
+                }
+            }
+            let epoch = self.subs[s].epoch;
             cx.at(
                 arrive,
                 PsEv::Deliver {
                     sub: s as u32,
-                    id: m.id,
-                    attempt: m.attempts,
+                    msgs: batch.into_iter().map(|(id, a, _)| (id, a)).collect(),
                     epoch,
                 },
             );
+        }
+    }
+
+    /// Subscriber `s` finished message `id` (delivery `attempt`) at `done` and acknowledges it.
+    fn processed(&mut self, s: usize, id: u64, attempt: u32, done: SimTime, cx: &mut Cx<PsEv>) {
+        self.subs[s].held = self.subs[s].held.saturating_sub(1);
+        let current = self.outstanding.get(&id).copied();
+        match current {
+            Some(o) if o.msg.attempts == attempt => {
+                self.outstanding.remove(&id);
+                cx.col
+                    .delivered(id, o.msg.key, o.msg.created, done, Cause::Window);
+                self.release_key(o.msg.key);
+            }
+            _ if self.cfg.exactly_once => {
+                cx.mech_id(Cause::Window, "ack_failed", id, || {
+                    "exactly-once delivery, not processing: the lease ran out, the message was delivered again and processed twice; this first ack fails and the client is told, so only an idempotent handler keeps the effect single".into()
+                });
+            }
+            other => {
+                // At-least-once: the work was done; the late ack is accepted or ignored.
+                let (key, created) =
+                    other.map_or_else(|| (0, SimTime::ZERO), |o| (o.msg.key, o.msg.created));
+                if let Some(o) = other {
+                    // Processed after its lease ran out but before the redelivery was
+                    // acknowledged: the ack still lands.
+                    self.outstanding.remove(&id);
+                    self.release_key(o.msg.key);
+                }
+                cx.col.delivered(id, key, created, done, Cause::Window);
+            }
         }
     }
 
@@ -521,20 +565,13 @@ impl Model for PubSub {
                     self.send(batch, 0, cx);
                 }
             }
-            PsEv::Deliver {
-                sub,
-                id,
-                attempt,
-                epoch,
-            } => {
+            PsEv::Deliver { sub, msgs, epoch } => {
                 let s = sub as usize;
                 if self.subs[s].epoch != epoch || !self.subs[s].alive || self.clients_cut {
-                    self.in_clients = self.in_clients.saturating_sub(1);
+                    self.in_clients = self.in_clients.saturating_sub(msgs.len() as u64);
                     return;
                 }
                 let proc = self.subs[s].slow.unwrap_or(self.cfg.processing);
-                let start = cx.now().max(self.subs[s].busy_until);
-                let done = start.plus(proc);
                 // The lease runs out only if the acknowledgement will come too late: scheduling
                 // that one case (instead of a timer per message) keeps an hour of leases out of
                 // the event queue.
@@ -543,61 +580,36 @@ impl Model for PubSub {
                 } else {
                     self.cfg.ack_deadline
                 };
-                if let Some(o) = self.outstanding.get(&id) {
-                    let expiry = o.sent.plus(lease);
-                    if o.msg.attempts == attempt && done > expiry {
-                        cx.at(expiry, PsEv::Expire { id, attempt });
+                let mut t = cx.now().max(self.subs[s].busy_until);
+                let mut done_list = Vec::with_capacity(msgs.len());
+                for (id, attempt) in msgs {
+                    t = t.plus(proc);
+                    if let Some(o) = self.outstanding.get(&id) {
+                        let expiry = o.sent.plus(lease);
+                        if o.msg.attempts == attempt && t > expiry {
+                            cx.at(expiry, PsEv::Expire { id, attempt });
+                        }
                     }
+                    done_list.push((id, attempt, t));
                 }
-                self.subs[s].busy_until = done;
+                self.subs[s].busy_until = t;
                 cx.at(
-                    done,
+                    t,
                     PsEv::Processed {
                         sub,
-                        id,
-                        attempt,
+                        msgs: done_list,
                         epoch,
                     },
                 );
             }
-            PsEv::Processed {
-                sub,
-                id,
-                attempt,
-                epoch,
-            } => {
+            PsEv::Processed { sub, msgs, epoch } => {
                 let s = sub as usize;
-                self.in_clients = self.in_clients.saturating_sub(1);
+                self.in_clients = self.in_clients.saturating_sub(msgs.len() as u64);
                 if self.subs[s].epoch != epoch {
                     return;
                 }
-                self.subs[s].held = self.subs[s].held.saturating_sub(1);
-                let now = cx.now();
-                let current = self.outstanding.get(&id).copied();
-                match current {
-                    Some(o) if o.msg.attempts == attempt => {
-                        self.outstanding.remove(&id);
-                        cx.col
-                            .delivered(id, o.msg.key, o.msg.created, now, Cause::Window);
-                        self.release_key(o.msg.key);
-                    }
-                    _ if self.cfg.exactly_once => {
-                        cx.mech_id(Cause::Window, "ack_failed", id, || {
-                            "exactly-once delivery, not processing: the lease ran out, the message was delivered again and processed twice; this first ack fails and the client is told, so only an idempotent handler keeps the effect single".into()
-                        });
-                    }
-                    other => {
-                        // At-least-once: the work was done; the late ack is accepted or ignored.
-                        let (key, created) = other
-                            .map_or_else(|| (0, SimTime::ZERO), |o| (o.msg.key, o.msg.created));
-                        if let Some(o) = other {
-                            // Processed after its lease ran out but before the redelivery was
-                            // acknowledged: the ack still lands.
-                            self.outstanding.remove(&id);
-                            self.release_key(o.msg.key);
-                        }
-                        cx.col.delivered(id, key, created, now, Cause::Window);
-                    }
+                for (id, attempt, done) in msgs {
+                    self.processed(s, id, attempt, done, cx);
                 }
                 self.pump(cx);
             }
