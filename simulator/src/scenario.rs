@@ -27,6 +27,11 @@
 //! at = "60s"
 //! duration = "90s"               # for crashes: restart after this long
 //! services = ["kafka"]           # optional: default every service of the run
+//!
+//! [[fault]]
+//! kind = "update_shard_count"    # an operator's action, Kinesis only (provisioned)
+//! shards = 4                     # at most double, at least half the open shards
+//! at = "2m"
 //! ```
 
 use std::collections::BTreeMap;

@@ -587,6 +587,35 @@ mod order_tests {
 }
 
 #[cfg(test)]
+mod cost_of_simulating_tests {
+    use crate::{Scenario, ServiceKind, SimTime, WorkloadSpec};
+
+    #[test]
+    fn five_times_the_quotas_costs_about_one_event_per_message_not_one_per_retry() {
+        // 30,000/s is five times the 6,000/s of 6 TUs and of 6 shards. Throttled requests are
+        // simulated per batch: before batching, each record's every retry was an event (7.6
+        // events per message for Event Hubs at 50,000/s), which made a 10-minute run take
+        // minutes.
+        let w = WorkloadSpec::named("telemetry", 30_000.0).unwrap();
+        let services = ServiceKind::COMPARE;
+        let r = Scenario::compare(w, SimTime::from_secs(5), &services)
+            .unwrap()
+            .run()
+            .unwrap();
+        for s in &r.services {
+            let per_msg = s.events as f64 / s.produced as f64;
+            assert!(
+                per_msg < 1.6,
+                "{}: {per_msg:.2} events per message",
+                s.service
+            );
+        }
+        let eh = r.service(ServiceKind::EventHubs).unwrap();
+        assert!(eh.throttled > 0 && eh.throttled < eh.produced / 10);
+    }
+}
+
+#[cfg(test)]
 mod capacity_tests {
     use super::*;
 
