@@ -87,6 +87,9 @@ pub struct GatewayFile {
     pub max_session_lifetime_ms: Option<toml::Value>,
     /// Ignored (see `listen`).
     #[serde(default)]
+    pub revoke_sessions_on_change: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
     pub max_connections: Option<toml::Value>,
     /// Ignored (see `listen`).
     #[serde(default)]

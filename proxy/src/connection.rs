@@ -110,7 +110,7 @@ where
     C: AsyncRead + AsyncWrite + Send + 'static,
     U: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let mut reauth = Reauth::new(login, shared.config.sasl.session_lifetime);
+    let mut reauth = Reauth::new(&shared, login);
     let (mut client_rd, client_wr) = tokio::io::split(client);
     let (up_rd, mut up_wr) = tokio::io::split(upstream);
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);

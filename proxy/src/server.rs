@@ -115,6 +115,7 @@ impl GatewayConfig {
                 authenticator: None,
                 failure_delay: Duration::from_millis(100),
                 session_lifetime: DEFAULT_SESSION_LIFETIME,
+                revoke_sessions_on_change: false,
             },
             max_frame: crate::frame::DEFAULT_MAX_FRAME,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
