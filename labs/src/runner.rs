@@ -42,6 +42,9 @@ pub struct Options {
     pub listen: SocketAddr,
     /// The seed that picks a hidden fault (kept in the progress file once chosen).
     pub seed: Option<u64>,
+    /// Publish the gateway's address in the lab directory (`gateway.addr`) for
+    /// `kgate client-config`: the guided run and `--auto` do, a one-off check does not.
+    pub publish: bool,
 }
 
 /// What the student has done so far.
@@ -57,6 +60,9 @@ pub struct Progress {
     pub done: BTreeSet<usize>,
     /// Answers, by `step.question` (1-based step).
     pub answers: BTreeMap<String, String>,
+    /// The baseline probe's p99 produce latency, ms (checks after a fix compare with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_p99_ms: Option<f64>,
 }
 
 impl Progress {
@@ -122,9 +128,10 @@ pub fn reset(lab: &Lab, dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     // Only a lab directory is wiped: one with our progress file, or empty.
+    // (The lab command may have opened its log there already.)
     let is_lab_dir = dir.join(PROGRESS_FILE).exists()
         || std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_none())
+            .map(|mut d| d.all(|e| e.is_ok_and(|e| e.file_name() == crate::env::LOG_FILE)))
             .unwrap_or(false);
     if !is_lab_dir {
         bail!(
@@ -166,6 +173,10 @@ impl<'a, W: Write> Session<'a, W> {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
+        let evidence = Evidence {
+            baseline_p99_ms: progress.baseline_p99_ms,
+            ..Evidence::default()
+        };
         Ok(Session {
             lab,
             opts,
@@ -174,7 +185,7 @@ impl<'a, W: Write> Session<'a, W> {
             rt,
             out,
             applied_through: None,
-            evidence: Evidence::default(),
+            evidence,
             hints_shown: 0,
         })
     }
@@ -207,6 +218,7 @@ impl<'a, W: Write> Session<'a, W> {
                 &self.lab.environment,
                 &self.opts.dir,
                 self.opts.listen,
+                self.opts.publish,
             ))?;
             self.env = Some(env);
             self.applied_through = None;
@@ -325,6 +337,10 @@ impl<'a, W: Write> Session<'a, W> {
             self.print_result(&r);
             results.push(r);
         }
+        if self.evidence.baseline_p99_ms != self.progress.baseline_p99_ms {
+            self.progress.baseline_p99_ms = self.evidence.baseline_p99_ms;
+            self.progress.save(&self.opts.dir)?;
+        }
         let trail = self.trail(i);
         for q in &step.questions {
             let answer = self
@@ -426,7 +442,15 @@ impl<'a, W: Write> Session<'a, W> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             self.say(&format!("  wrote {}", f.path));
         }
-        for c in &step.commands {
+        let fix: Vec<crate::lab::CommandSpec> = if step.variant_fix {
+            self.lab
+                .variant(self.progress.seed)
+                .map(|v| v.fix.clone())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for c in step.commands.iter().chain(&fix) {
             self.say(&format!("  $ {}", c.display()));
             let (ok, output) = run_kgate(&self.opts.dir, c.line(), c.stdin())?;
             for line in output.lines() {
@@ -510,10 +534,15 @@ impl<'a, W: Write> Session<'a, W> {
     /// # Errors
     /// The first failed check, naming the file, step and check.
     pub fn auto(&mut self) -> anyhow::Result<()> {
-        let title = format!(
-            "{} — {} (automatic run, seed {})",
-            self.lab.id, self.lab.title, self.progress.seed
-        );
+        // Only a lab with hidden faults has a seed of its own; the simulator runs of a lab
+        // print their scenario's seed, a different thing, so this names which is which.
+        let title = match self.lab.variant(self.progress.seed) {
+            Some(_) => format!(
+                "{} — {} (automatic run; lab seed {} picks the hidden fault)",
+                self.lab.id, self.lab.title, self.progress.seed
+            ),
+            None => format!("{} — {} (automatic run)", self.lab.id, self.lab.title),
+        };
         self.say(&title);
         for i in 0..self.lab.steps.len() {
             self.progress.step = i;
@@ -545,7 +574,8 @@ impl<'a, W: Write> Session<'a, W> {
         }
         if let Some(v) = self.lab.variant(self.progress.seed) {
             let line = format!(
-                "\nhidden fault of this seed: {} — {}",
+                "\nhidden fault of lab seed {}: {} — {}",
+                self.progress.seed,
                 v.name,
                 v.summary.trim()
             );
@@ -639,12 +669,13 @@ impl<'a, W: Write> Session<'a, W> {
     /// The environment cannot start.
     pub fn interactive(&mut self, input: &mut dyn BufRead) -> anyhow::Result<()> {
         let intro = format!(
-            "{} ({} min)\n\n{}\n\nYour lab directory: {}\nRun the step's commands there in another terminal (`cd {}`).",
+            "{} ({} min)\n\n{}\n\nYour lab directory: {}\nRun the step's commands there in another terminal (`cd {}`).\nThe lab gateway's log is {} there.",
             self.lab.title,
             self.lab.minutes,
             self.lab.intro.trim(),
             self.opts.dir.display(),
-            self.opts.dir.display()
+            self.opts.dir.display(),
+            crate::env::LOG_FILE
         );
         self.say(&intro);
         self.say("\nStarting the lab environment (a 3-broker cluster and the gateway)…");
@@ -706,27 +737,7 @@ impl<'a, W: Write> Session<'a, W> {
                     }
                 }
                 ["solution" | "s"] => {
-                    let step = self.step(i)?;
-                    let mut text = String::from("solution:");
-                    for f in &step.files {
-                        text.push_str(&format!(
-                            "\n  write {}:\n{}",
-                            f.path,
-                            indent(&f.content, "    ")
-                        ));
-                    }
-                    for c in &step.commands {
-                        text.push_str(&format!("\n  $ {}", c.display()));
-                    }
-                    for q in &step.questions {
-                        if let Some(a) = &q.answer {
-                            text.push_str(&format!("\n  {}: {}", q.id, a.trim()));
-                        }
-                    }
-                    if !step.explain.trim().is_empty() {
-                        text.push_str(&format!("\n\n{}", step.explain.trim()));
-                    }
-                    text.push_str("\n(type `do` to run it for you)");
+                    let text = solution_text(self.lab, i, self.progress.seed);
                     self.say(&text);
                 }
                 ["do"] => {
@@ -736,15 +747,54 @@ impl<'a, W: Write> Session<'a, W> {
                 }
                 ["answer" | "a", rest @ ..] => {
                     let step = self.step(i)?;
+                    let answers = self.progress.answers.clone();
+                    let saved = |q: &crate::lab::Question| {
+                        answers
+                            .get(&Progress::key(i, &q.id))
+                            .filter(|a| !a.trim().is_empty())
+                            .cloned()
+                    };
+                    if step.questions.is_empty() {
+                        self.say("this step has no questions");
+                        continue;
+                    }
+                    let unknown: Vec<&str> = rest
+                        .iter()
+                        .copied()
+                        .filter(|id| !step.questions.iter().any(|q| q.id == *id))
+                        .collect();
+                    if !unknown.is_empty() {
+                        let ids: Vec<&str> = step.questions.iter().map(|q| q.id.as_str()).collect();
+                        self.say(&format!(
+                            "no question {} in this step (its questions: {})",
+                            unknown.join(", "),
+                            ids.join(", ")
+                        ));
+                        continue;
+                    }
+                    // `answer` asks what is not answered yet; `answer ID` asks that one again.
                     let wanted: Vec<_> = step
                         .questions
                         .iter()
-                        .filter(|q| rest.is_empty() || rest.contains(&q.id.as_str()))
+                        .filter(|q| {
+                            if rest.is_empty() {
+                                saved(q).is_none()
+                            } else {
+                                rest.contains(&q.id.as_str())
+                            }
+                        })
                         .collect();
                     if wanted.is_empty() {
-                        self.say("this step has no questions");
+                        let ids: Vec<&str> = step.questions.iter().map(|q| q.id.as_str()).collect();
+                        self.say(&format!(
+                            "every question of this step has an answer; `answer ID` changes one ({}), `check` grades them",
+                            ids.join(", ")
+                        ));
+                        continue;
                     }
+                    let mut recorded = 0;
                     for q in wanted {
+                        let previous = saved(q);
                         let how = match q.kind {
                             QuestionKind::Choice => "type a letter",
                             QuestionKind::Text => "one line",
@@ -753,6 +803,12 @@ impl<'a, W: Write> Session<'a, W> {
                             QuestionKind::FaultTree => "`top event = event AND|OR event ...`; an empty line ends",
                         };
                         self.say(&format!("{} ({how})", q.prompt.trim()));
+                        if let Some(p) = &previous {
+                            self.say(&format!(
+                                "  your answer so far: {}\n  (an empty line keeps it)",
+                                p.replace('\n', " / ")
+                            ));
+                        }
                         let mut text = String::new();
                         loop {
                             let _ = write!(self.out, "  > ");
@@ -773,9 +829,20 @@ impl<'a, W: Write> Session<'a, W> {
                                 break;
                             }
                         }
+                        if text.trim().is_empty() {
+                            if previous.is_some() {
+                                self.say(&format!("  {}: your answer is kept", q.id));
+                            } else {
+                                self.say(&format!("  {}: not answered", q.id));
+                            }
+                            continue;
+                        }
                         self.answer(i, &q.id, &text)?;
+                        recorded += 1;
                     }
-                    self.say("recorded; type `check` to grade");
+                    if recorded > 0 {
+                        self.say("recorded; type `check` to grade");
+                    }
                 }
                 ["next" | "n"] => {
                     if i + 1 >= self.lab.steps.len() {
@@ -869,6 +936,63 @@ impl<'a, W: Write> Session<'a, W> {
     }
 }
 
+/// What `solution` prints for step `i`: files, commands (with the hidden fault's fix in a fix
+/// step), model answers (for root-cause questions, those of the hidden fault, which they name)
+/// and why it works.
+pub fn solution_text(lab: &Lab, i: usize, seed: u64) -> String {
+    let Some(step) = lab.steps.get(i) else {
+        return String::new();
+    };
+    let variant = if lab.steps.iter().take(i + 1).any(|s| s.variant_faults) {
+        lab.variant(seed)
+    } else {
+        None
+    };
+    let mut text = String::from("solution:");
+    for f in &step.files {
+        text.push_str(&format!(
+            "\n  write {}:\n{}",
+            f.path,
+            indent(&f.content, "    ")
+        ));
+    }
+    let fix = variant
+        .filter(|_| step.variant_fix)
+        .map(|v| v.fix.as_slice())
+        .unwrap_or_default();
+    for c in step.commands.iter().chain(fix) {
+        text.push_str(&format!("\n  $ {}", c.display()));
+    }
+    let mut gives_away = false;
+    for q in &step.questions {
+        let answer = match variant.and_then(|v| v.answers.get(&q.id)) {
+            Some(a) => {
+                gives_away = true;
+                Some(a.clone())
+            }
+            None => q.answer.clone(),
+        };
+        if let Some(a) = answer {
+            let a = a.trim();
+            if a.contains('\n') {
+                text.push_str(&format!("\n  {}:\n{}", q.id, indent(a, "    ")));
+            } else {
+                text.push_str(&format!("\n  {}: {a}", q.id));
+            }
+        }
+    }
+    if gives_away {
+        text.push_str(
+            "\n  (these model answers are for the hidden fault of your seed: they give it away)",
+        );
+    }
+    if !step.explain.trim().is_empty() {
+        text.push_str(&format!("\n\n{}", step.explain.trim()));
+    }
+    text.push_str("\n(type `do` to run it for you)");
+    text
+}
+
 const HELP: &str = "commands:
   check      is this step done? (runs its checks and grades its answers)
   hint       the next hint
@@ -931,6 +1055,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("belongs to lab"), "{err}");
+    }
+
+    #[test]
+    fn every_step_of_every_lab_has_a_solution_for_every_seed() {
+        for lab in Lab::embedded().unwrap() {
+            for seed in 1..=12 {
+                for i in 0..lab.steps.len() {
+                    let text = solution_text(&lab, i, seed);
+                    let body = text
+                        .trim_start_matches("solution:")
+                        .trim_end_matches("(type `do` to run it for you)")
+                        .trim();
+                    assert!(
+                        !body.is_empty(),
+                        "{} step {} has an empty solution (seed {seed})",
+                        lab.id,
+                        i + 1
+                    );
+                }
+            }
+        }
     }
 
     #[test]

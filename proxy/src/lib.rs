@@ -19,6 +19,7 @@
 //! - [`audit`]: one JSON line per authentication and authorization decision.
 //! - [`metrics`] and [`admin`]: counters and the loopback admin endpoint (health, metrics, reload).
 //! - [`server`]: listeners, TLS, the gateway's start and shutdown.
+//! - [`timings`]: per-broker request timings (broker time vs the rest), for the labs.
 
 pub mod admin;
 pub mod audit;
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod rewrite;
 pub mod sasl;
 pub mod server;
+pub mod timings;
 pub mod upstream;
 pub mod versions;
 

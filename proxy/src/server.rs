@@ -78,6 +78,8 @@ pub struct GatewayConfig {
     pub authz: Option<Arc<crate::authz::Authz>>,
     /// Faults injected on purpose (labs, rehearsals); empty unless someone adds a rule.
     pub faults: Arc<crate::faults::FaultTable>,
+    /// Per-broker request timings (the labs' evidence); `None` records nothing.
+    pub timings: Option<Arc<crate::timings::Timings>>,
 }
 
 impl GatewayConfig {
@@ -99,6 +101,7 @@ impl GatewayConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             authz: None,
             faults: Arc::default(),
+            timings: None,
         }
     }
 }
@@ -570,6 +573,10 @@ where
         Ok(u) => u,
         Err(e) => return (Some(outcome.who), CloseReason::Upstream(e).to_string()),
     };
+    let node = match target {
+        Target::Broker(node) => Some(node),
+        Target::Bootstrap => None,
+    };
     let reason = forward(
         shared,
         session,
@@ -577,6 +584,7 @@ where
         upstream,
         outcome.first_request,
         shutdown,
+        node,
     )
     .await;
     (Some(outcome.who), reason.to_string())

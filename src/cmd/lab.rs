@@ -74,6 +74,26 @@ pub enum LabCommand {
         #[command(flatten)]
         lab: LabRef,
     },
+    /// Operate the lab's cluster, from the lab directory: the fixes of a troubleshooting lab.
+    #[command(after_help = "\
+Operations:
+  move-leader TOPIC PARTITION BROKER   move a partition's leadership (a preferred-leader change)
+  restart-broker N                     start a broker that is down (same hardware)
+  replace-broker N                     broker N on new hardware (a new disk), replicas caught up
+  consumers N                          the consumer group runs N consumers sharing the partitions
+  raise-quota                          lift the client quotas that throttle producers
+  repair-network                       fix the congested network path
+
+The running lab applies the operation before its next `check` (and a separate
+`kgate lab check` replays them all): it is recorded in cluster-ops.txt.")]
+    Cluster {
+        /// The operation and its arguments.
+        #[arg(value_name = "OPERATION", num_args = 1.., required = true)]
+        operation: Vec<String>,
+        /// The lab directory (default: the current directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Write a commented lab file to start from (it validates and passes --auto).
     New {
         /// Where to write it (refused if it exists).
@@ -105,6 +125,17 @@ impl LabRef {
         let dir = self.dir.clone().unwrap_or_else(|| default_dir(&lab.id));
         Ok((lab, dir))
     }
+}
+
+/// The log file of a lab command that runs the lab gateway (`run`, `check`): `gateway.log`
+/// in the lab directory.
+pub fn log_path(args: &LabArgs) -> Option<PathBuf> {
+    let lab = match &args.command {
+        LabCommand::Run { lab, .. } | LabCommand::Check { lab, .. } => lab,
+        _ => return None,
+    };
+    let (_, dir) = lab.resolve().ok()?;
+    Some(dir.join(kgate_labs::env::LOG_FILE))
 }
 
 /// A step whose checks did not all pass: the exit status is non-zero.
@@ -153,6 +184,25 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        LabCommand::Cluster { operation, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            if !dir.join(kgate_labs::runner::PROGRESS_FILE).exists() {
+                bail!(
+                    "{} is not a lab directory (no {}): run this where the lab keeps its files, or pass --dir",
+                    dir.display(),
+                    kgate_labs::runner::PROGRESS_FILE
+                );
+            }
+            let op: kgate_labs::ops::ClusterOp = operation.join(" ").parse()?;
+            kgate_labs::ops::record(&dir, &op).with_context(|| {
+                format!(
+                    "cannot write {}",
+                    dir.join(kgate_labs::ops::OPS_FILE).display()
+                )
+            })?;
+            println!("recorded `{op}`: the running lab applies it before its next check");
+            Ok(())
+        }
         LabCommand::Validate { file } => {
             let lab = Lab::load(&file)?;
             println!(
@@ -186,7 +236,12 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                     SocketAddr::from(([127, 0, 0, 1], 19092))
                 }
             });
-            let opts = Options { dir, listen, seed };
+            let opts = Options {
+                dir,
+                listen,
+                seed,
+                publish: true,
+            };
             let stdout = std::io::stdout();
             let mut session = Session::open(&lab, opts, stdout.lock())?;
             let result = if auto {
@@ -213,6 +268,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                 dir,
                 listen: free_port(),
                 seed: None,
+                publish: false,
             };
             let stdout = std::io::stdout();
             let mut session = Session::open(&lab, opts, stdout.lock())?;
@@ -240,6 +296,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                 dir,
                 listen: free_port(),
                 seed: None,
+                publish: false,
             };
             let mut session = Session::open(&lab, opts, std::io::sink())?;
             session.answer(step - 1, &question, &text)?;
