@@ -396,6 +396,15 @@ impl ClientContext for Recorder {
 impl ConsumerContext for Recorder {}
 
 impl Recorder {
+    /// A topic authorization error, if librdkafka reported one.
+    fn topic_denial(&self) -> Option<Seen> {
+        let errors = self.errors.lock().ok()?;
+        errors
+            .iter()
+            .filter(|(code, _)| *code == Some(RDKafkaErrorCode::TopicAuthorizationFailed))
+            .find_map(|(code, reason)| classify_code(*code, reason))
+    }
+
     fn classify(&self) -> Option<Seen> {
         let errors = self.errors.lock().ok()?;
         for (code, reason) in errors.iter() {
@@ -538,9 +547,13 @@ async fn consume_outcome(
 /// all that is asked, so a denial is the topic's own (never the group's).
 async fn consume_assigned(config: ClientConfig, topic: &str) -> Seen {
     let recorder = Recorder::default();
+    // librdkafka needs a group id to assign partitions; no group request is ever answered
+    // for it here (no subscription, no commits), and a group denial is only a fallback.
     let consumer: StreamConsumer<Recorder> = match config
         .clone()
+        .set("group.id", "kgate-lab-check-assigned")
         .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
         .create_with_context(recorder.clone())
     {
         Ok(c) => c,
@@ -587,8 +600,9 @@ async fn consume_assigned(config: ClientConfig, topic: &str) -> Seen {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut got = 0;
+    let mut other: Option<Seen> = None;
     loop {
-        if let Some(seen) = recorder.classify() {
+        if let Some(seen) = recorder.topic_denial() {
             return seen;
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -598,9 +612,14 @@ async fn consume_assigned(config: ClientConfig, topic: &str) -> Seen {
         match tokio::time::timeout(left.min(Duration::from_millis(300)), consumer.recv()).await {
             Ok(Ok(_)) => got += 1,
             Ok(Err(e)) => {
-                if let Some(seen) = classify_code(e.rdkafka_error_code(), &e.to_string()) {
-                    return seen;
+                let code = e.rdkafka_error_code();
+                let seen = classify_code(code, &e.to_string());
+                if code == Some(RDKafkaErrorCode::TopicAuthorizationFailed) {
+                    if let Some(seen) = seen {
+                        return seen;
+                    }
                 }
+                other = other.or(seen);
             }
             Err(_) => {
                 if got > 0 {
@@ -610,10 +629,11 @@ async fn consume_assigned(config: ClientConfig, topic: &str) -> Seen {
         }
     }
     if got > 0 {
-        Seen::Worked(got)
-    } else {
-        Seen::Nothing("no message and no error within 10 s".into())
+        return Seen::Worked(got);
     }
+    other
+        .or_else(|| recorder.classify())
+        .unwrap_or_else(|| Seen::Nothing("no message and no error within 10 s".into()))
 }
 
 async fn produce_outcome(config: ClientConfig, topic: &str, count: usize) -> Seen {
@@ -963,12 +983,6 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
             .set("enable.idempotence", "true")
             .set("transactional.id", format!("kgate-lab-probe-{run}"));
     }
-    // Where each partition ends now: the probe's consumer starts there, caught up.
-    let start = if p.consume_for_ms > 0 {
-        end_offsets(&base, &p.topic)
-    } else {
-        BTreeMap::new()
-    };
     let recorder = Recorder::default();
     let producer: FutureProducer<Recorder> = producer_config
         .create_with_context(recorder.clone())
@@ -989,6 +1003,12 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
             .map_err(|(e, _)| anyhow::anyhow!("warm-up send failed: {e}"))?;
         let _ = tokio::time::timeout(Duration::from_secs(10), ack).await;
     }
+    // Where each partition ends now: the probe's consumer starts there, caught up.
+    let start = if p.consume_for_ms > 0 {
+        end_offsets(&base, &p.topic)
+    } else {
+        BTreeMap::new()
+    };
     env.timings().reset();
     for f in &p.faults {
         env.apply(f)?;

@@ -459,7 +459,8 @@ mod tests {
     #[test]
     fn five_whys_ending_in_the_root_cause_pass() {
         let a = "1. messages are missing downstream\n2. the leader crashed and a follower was elected\n\
-                 3. the follower had not copied them\n4. the producer used acks=1";
+                 3. the follower had not copied them\n4. the leader acknowledged before copying\n\
+                 5. the producer used acks=1";
         let g = grade(
             &q(QuestionKind::FiveWhys),
             a,
@@ -470,8 +471,22 @@ mod tests {
     }
 
     #[test]
+    fn a_three_why_chain_is_not_five_whys() {
+        let a = "messages are missing\nthe leader crashed\nthe producer used acks=1";
+        let g = grade(
+            &q(QuestionKind::FiveWhys),
+            a,
+            Some(&trail()),
+            &Evidence::default(),
+        );
+        assert!(!g.passed);
+        assert!(g.feedback[0].contains("five"), "{:?}", g.feedback);
+    }
+
+    #[test]
     fn five_whys_stopping_early_fail() {
-        let a = "messages are missing\nthe leader crashed\na new leader was elected";
+        let a = "messages are missing\nthey were never read\nthe consumer group lost them\n\
+                 the records were gone\nsomething happened";
         let g = grade(
             &q(QuestionKind::FiveWhys),
             a,
@@ -480,6 +495,22 @@ mod tests {
         );
         assert!(!g.passed);
         assert!(g.feedback.iter().any(|f| f.contains("ask why once more")));
+    }
+
+    #[test]
+    fn a_wrong_cause_gets_a_hint_about_evidence_not_the_answer() {
+        let a = "messages are missing\nthe leader crashed\na new leader was elected\n\
+                 the new leader lacked them\nthe network between the brokers is congested";
+        let g = grade(
+            &q(QuestionKind::FiveWhys),
+            a,
+            Some(&trail()),
+            &Evidence::default(),
+        );
+        assert!(!g.passed);
+        let f = g.feedback.join(" ");
+        assert!(f.contains("evidence") && f.contains("network"), "{f}");
+        assert!(!f.contains("acks"), "gives the answer away: {f}");
     }
 
     #[test]
@@ -503,7 +534,62 @@ mod tests {
             &Evidence::default(),
         );
         assert!(!g.passed);
-        assert!(g.feedback[0].contains("configuration"), "{:?}", g.feedback);
+        let f = g.feedback.join(" ");
+        assert!(f.contains("evidence"), "{f}");
+        assert!(
+            !f.contains("configuration"),
+            "names the right bone, giving the answer away: {f}"
+        );
+    }
+
+    #[test]
+    fn fault_trees_are_graded_on_meaning_not_wording() {
+        let t = trail();
+        for good in [
+            "messages lost = acks=1 AND leader crash before replication",
+            "lost messages = producer acks=1 AND the broker crashed (leader)",
+            "records missing = a crash of the leader AND acks 1 on the producer",
+        ] {
+            let g = grade(
+                &q(QuestionKind::FaultTree),
+                good,
+                Some(&t),
+                &Evidence::default(),
+            );
+            assert!(g.passed, "{good}: {:?}", g.feedback);
+        }
+        let wrong = "messages lost = acks=all AND a slow consumer";
+        assert!(
+            !grade(
+                &q(QuestionKind::FaultTree),
+                wrong,
+                Some(&t),
+                &Evidence::default()
+            )
+            .passed
+        );
+    }
+
+    #[test]
+    fn every_variant_of_delayed_sensor_data_accepts_reworded_fault_trees() {
+        let lab = crate::lab::Lab::find("delayed-sensor-data").unwrap();
+        let trees = [
+            ("consumer-lag", "sensor data delayed = processing is too slow AND only one consumer reads all partitions"),
+            ("slow-broker", "telemetry late = broker 2 is slow (its disk) AND broker 2 is the leader of partition 1"),
+            ("broker-outage", "alerts late = broker 3 crashed AND its partition failed over to a new leader"),
+            ("throttling", "alerts late = the producer quota is too low AND the producers send more than it allows"),
+            ("network-latency", "data arrives late = network congestion AND all requests cross that network"),
+        ];
+        for (name, tree) in trees {
+            let v = lab.variants.iter().find(|v| v.name == name).unwrap();
+            let g = grade(
+                &q(QuestionKind::FaultTree),
+                tree,
+                Some(&v.trail),
+                &Evidence::default(),
+            );
+            assert!(g.passed, "{name}: {tree}: {:?}", g.feedback);
+        }
     }
 
     #[test]

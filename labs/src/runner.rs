@@ -972,6 +972,11 @@ pub fn solution_text(lab: &Lab, i: usize, seed: u64) -> String {
             }
             None => q.answer.clone(),
         };
+        let answer = answer.or_else(|| {
+            q.answer_from_sim.as_ref().map(|from| {
+                format!("the option that is {from} in this step's simulator run (`check` shows it)")
+            })
+        });
         if let Some(a) = answer {
             let a = a.trim();
             if a.contains('\n') {
