@@ -36,6 +36,8 @@ pub struct CheckResult {
 pub struct Evidence {
     /// The p99 produce latency of the baseline probe, ms.
     pub baseline_p99_ms: Option<f64>,
+    /// Consumer lag per `topic-partition` of the last probe that consumed (the live view).
+    pub last_lag: BTreeMap<String, i64>,
     /// The last `sim` check's report.
     pub sim: Option<kgate_sim::Report>,
     /// Reports by scenario text: the simulator is deterministic, so a scenario runs once.
@@ -804,6 +806,11 @@ async fn probe(
     evidence: &mut Evidence,
 ) -> anyhow::Result<(bool, String)> {
     let mut report = run_probe(env, p).await?;
+    for (part, lag) in &report.lag {
+        evidence
+            .last_lag
+            .insert(format!("{}-{part}", p.topic), *lag);
+    }
     // A check against the baseline measures twice before it says the symptom is still there:
     // one slow run on a busy laptop is not a symptom.
     if let (Some(factor), Some(base)) = (p.within_baseline, evidence.baseline_p99_ms) {

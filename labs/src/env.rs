@@ -178,6 +178,8 @@ pub struct LabEnv {
     pub consumers: usize,
     /// Lines of the lab directory's operations file applied so far.
     ops_applied: usize,
+    /// Gateway rules of the hidden fault.
+    hidden_rules: Vec<u64>,
     /// Partitions per topic, for leaders and replica counts.
     topics: Vec<(String, i32)>,
 }
@@ -255,6 +257,7 @@ impl LabEnv {
             health: ClusterHealth::default(),
             consumers: 1,
             ops_applied: 0,
+            hidden_rules: Vec::new(),
             topics: env
                 .topics
                 .iter()
@@ -781,7 +784,37 @@ impl LabEnv {
         let before = self.faults.len();
         self.apply(fault)?;
         self.faults.truncate(before);
+        if let FaultSpec::Gateway { rule } = fault {
+            if let Some(id) = self.lab_rules.get(rule).and_then(|ids| ids.last()) {
+                self.hidden_rules.push(*id);
+            }
+        }
         Ok(())
+    }
+
+    /// Ids of the gateway rules the hidden fault added (the live view masks them).
+    pub fn hidden_rules(&self) -> Vec<u64> {
+        self.hidden_rules.clone()
+    }
+
+    /// Ids of every gateway rule the lab itself added (not the student's).
+    pub fn lab_rule_ids(&self) -> Vec<u64> {
+        self.lab_rules.values().flatten().copied().collect()
+    }
+
+    /// The gateway's fault table (shared with the live view, which takes `kgate fault add`).
+    pub fn fault_table(&self) -> Arc<FaultTable> {
+        self.gateway_faults.clone()
+    }
+
+    /// The gateway's timings (shared with the live view).
+    pub fn timings_handle(&self) -> Arc<kgate_proxy::timings::Timings> {
+        self.timings.clone()
+    }
+
+    /// The audit log the gateway writes, as a path, if one is configured.
+    pub fn audit_path(&self) -> Option<PathBuf> {
+        self.config.audit_log.as_ref().map(|p| self.path(p))
     }
 
     /// The leader of each partition of `topic`, asked of the cluster directly.

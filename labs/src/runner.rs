@@ -45,6 +45,27 @@ pub struct Options {
     /// Publish the gateway's address in the lab directory (`gateway.addr`) for
     /// `kgate client-config`: the guided run and `--auto` do, a one-off check does not.
     pub publish: bool,
+    /// Serve the live view for the instructor here (loopback only).
+    pub view: Option<SocketAddr>,
+    /// Post progress to this class view (`http://HOST:PORT`).
+    pub class: Option<String>,
+    /// The name the class view shows.
+    pub student: String,
+}
+
+impl Options {
+    /// Options for `dir` with the defaults of a one-off run: no view, no class.
+    pub fn new(dir: PathBuf, listen: SocketAddr) -> Self {
+        Options {
+            dir,
+            listen,
+            seed: None,
+            publish: false,
+            view: None,
+            class: None,
+            student: String::new(),
+        }
+    }
 }
 
 /// What the student has done so far.
@@ -156,6 +177,12 @@ pub struct Session<'a, W: Write> {
     applied_through: Option<usize>,
     evidence: Evidence,
     hints_shown: usize,
+    /// The live view's state, when it is served.
+    live: Option<std::sync::Arc<crate::live::Live>>,
+    /// The last check results of each step (for the views).
+    last_results: BTreeMap<usize, Vec<crate::live::CheckView>>,
+    /// The class view did not answer once (reported once).
+    class_failed: bool,
 }
 
 impl<'a, W: Write> Session<'a, W> {
@@ -187,6 +214,9 @@ impl<'a, W: Write> Session<'a, W> {
             applied_through: None,
             evidence,
             hints_shown: 0,
+            live: None,
+            last_results: BTreeMap::new(),
+            class_failed: false,
         })
     }
 
@@ -220,6 +250,24 @@ impl<'a, W: Write> Session<'a, W> {
                 self.opts.listen,
                 self.opts.publish,
             ))?;
+            if let Some(addr) = self.opts.view {
+                let live = std::sync::Arc::new(crate::live::Live::new(
+                    env.cluster_bootstrap().to_owned(),
+                    env.topics().iter().map(|(t, _)| t.clone()).collect(),
+                    env.fault_table(),
+                    env.timings_handle(),
+                ));
+                match self
+                    .rt
+                    .block_on(crate::live::serve_live(addr, live.clone()))
+                {
+                    Ok(server) => {
+                        self.say(&format!("live view: http://{}/", server.addr));
+                        self.live = Some(live);
+                    }
+                    Err(e) => self.say(&format!("(no live view: {e})")),
+                }
+            }
             self.env = Some(env);
             self.applied_through = None;
         }
@@ -276,7 +324,75 @@ impl<'a, W: Write> Session<'a, W> {
         if self.applied_through.is_none_or(|a| a < i) {
             self.applied_through = Some(i);
         }
+        self.publish_views(i);
         Ok(())
+    }
+
+    /// Each step's state for the views: done, failed (its last check), current, todo.
+    fn step_views(&self, current: usize, with_checks: bool) -> Vec<crate::live::StepView> {
+        self.lab
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let results = self.last_results.get(&k);
+                let state = if self.progress.done.contains(&k) {
+                    "done"
+                } else if results.is_some_and(|r| r.iter().any(|c| !c.passed)) {
+                    "failed"
+                } else if k == current {
+                    "current"
+                } else {
+                    "todo"
+                };
+                crate::live::StepView {
+                    title: s.title.clone(),
+                    state: state.into(),
+                    checks: if with_checks {
+                        results.cloned().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Brings the live view and the class view up to date with step `current`.
+    fn publish_views(&mut self, current: usize) {
+        if let (Some(live), Some(env)) = (&self.live, &self.env) {
+            let hidden = self
+                .lab
+                .variant(self.progress.seed)
+                .filter(|_| env.faults.iter().any(|f| f == HIDDEN_FAULT))
+                .map(|v| vec![format!("{} — {}", v.name, v.summary.trim())])
+                .unwrap_or_default();
+            let steps = self.step_views(current, true);
+            if let Ok(mut s) = live.status.lock() {
+                s.lab = self.lab.id.clone();
+                s.steps = steps;
+                s.faults = env.faults.clone();
+                s.hidden = hidden;
+                s.hidden_rules = env.hidden_rules();
+                s.lab_rules = env.lab_rule_ids();
+                s.health = env.health.clone();
+                s.lag = self.evidence.last_lag.clone();
+                s.audit_log = env.audit_path();
+            }
+        }
+        if let Some(url) = self.opts.class.clone() {
+            let progress = crate::live::Progress {
+                student: self.opts.student.clone(),
+                lab: self.lab.id.clone(),
+                steps: self.step_views(current, false),
+            };
+            if let Err(e) = crate::live::post_progress(&url, &progress) {
+                if !self.class_failed {
+                    self.class_failed = true;
+                    self.say(&format!("(the class view does not answer: {e})"));
+                }
+            }
+        }
     }
 
     /// What the hidden variant changes in step `i`'s checks.
@@ -375,6 +491,17 @@ impl<'a, W: Write> Session<'a, W> {
             self.progress.done.insert(i);
             self.progress.save(&self.opts.dir)?;
         }
+        self.last_results.insert(
+            i,
+            results
+                .iter()
+                .map(|r| crate::live::CheckView {
+                    name: r.name.clone(),
+                    passed: r.passed,
+                })
+                .collect(),
+        );
+        self.publish_views(i);
         Ok(results)
     }
 
@@ -926,6 +1053,18 @@ impl<'a, W: Write> Session<'a, W> {
                     };
                     self.say(&msg);
                 }
+                ["reveal"] => {
+                    let msg = match &self.live {
+                        Some(live) => {
+                            if let Ok(mut s) = live.status.lock() {
+                                s.revealed = true;
+                            }
+                            "the live view now shows the hidden fault"
+                        }
+                        None => "no live view is served (start the lab with --view 127.0.0.1:PORT)",
+                    };
+                    self.say(msg);
+                }
                 ["quit" | "q" | "exit"] => break,
                 ["help" | "?"] => self.say(HELP),
                 _ => self.say("unknown command; type `help`"),
@@ -1008,6 +1147,7 @@ const HELP: &str = "commands:
   status     gateway, faults in force, steps done
   fault RULE the gateway injects a fault, e.g. `fault latency=300ms topic=telemetry`
              (`kgate fault --help` lists the rules); `fault clear` removes them
+  reveal     the live view (--view) shows the hidden fault to the class
   quit       leave (progress is kept)";
 
 fn kind_name(k: QuestionKind) -> &'static str {

@@ -49,6 +49,22 @@ pub enum LabCommand {
         /// Picks the hidden fault of labs that have one (kept for the lab's later checks).
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
+        /// Serve the live view for the instructor (a web page: cluster, rates, lag, faults,
+        /// denials, checks) on this loopback address; it also takes `kgate fault --admin`.
+        #[arg(long, value_name = "IP:PORT")]
+        view: Option<SocketAddr>,
+        /// Show your progress per step in the instructor's class view (`kgate lab serve`).
+        #[arg(long, value_name = "URL")]
+        class: Option<String>,
+        /// Your name in the class view (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        student: Option<String>,
+    },
+    /// Serve the class view: each student's progress per step, for the projector.
+    Serve {
+        /// Where to listen (loopback only).
+        #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
     },
     /// Check one step of a lab (non-zero exit status if it is not done).
     Check {
@@ -219,11 +235,32 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             println!("lab {} reset ({} removed)", lab.id, dir.display());
             Ok(())
         }
+        LabCommand::Serve { listen } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(async {
+                let server = kgate_labs::live::serve_class(listen).await?;
+                println!(
+                    "class view: http://{}/ (students: kgate lab run LAB --class http://{})",
+                    server.addr, server.addr
+                );
+                tokio::signal::ctrl_c()
+                    .await
+                    .context("cannot wait for Ctrl-C")?;
+                anyhow::Ok(())
+            })
+        }
         LabCommand::Run {
             lab,
             auto,
             listen,
             seed,
+            view,
+            class,
+            student,
         } => {
             let (lab, dir) = lab.resolve()?;
             if auto {
@@ -236,11 +273,17 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                     SocketAddr::from(([127, 0, 0, 1], 19092))
                 }
             });
+            let student = student
+                .or_else(|| std::env::var("USER").ok())
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "student".into());
             let opts = Options {
-                dir,
-                listen,
                 seed,
                 publish: true,
+                view,
+                class,
+                student,
+                ..Options::new(dir, listen)
             };
             let stdout = std::io::stdout();
             let mut session = Session::open(&lab, opts, stdout.lock())?;
@@ -264,12 +307,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                     lab.id
                 );
             }
-            let opts = Options {
-                dir,
-                listen: free_port(),
-                seed: None,
-                publish: false,
-            };
+            let opts = Options::new(dir, free_port());
             let stdout = std::io::stdout();
             let mut session = Session::open(&lab, opts, stdout.lock())?;
             let done = session.check_step(step);
@@ -292,12 +330,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             if step == 0 {
                 bail!("steps count from 1");
             }
-            let opts = Options {
-                dir,
-                listen: free_port(),
-                seed: None,
-                publish: false,
-            };
+            let opts = Options::new(dir, free_port());
             let mut session = Session::open(&lab, opts, std::io::sink())?;
             session.answer(step - 1, &question, &text)?;
             println!("answer to {question} of step {step} recorded; `kgate lab check {} --step {step}` grades it", lab.id);
