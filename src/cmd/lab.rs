@@ -151,6 +151,10 @@ pub fn log_path(args: &LabArgs) -> Option<PathBuf> {
         _ => return None,
     };
     let (_, dir) = lab.resolve().ok()?;
+    // A check of a lab never started must not create its directory.
+    if matches!(args.command, LabCommand::Check { .. }) && !dir.exists() {
+        return None;
+    }
     Some(dir.join(kgate_labs::env::LOG_FILE))
 }
 
