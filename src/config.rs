@@ -23,11 +23,13 @@ client_ca = "certs/ca.pem"               # optional: accept client certificates 
 principal_mapping_rules = "RULE:^CN=(.*?),.*$/$1/,DEFAULT"
 users = "users.toml"
 mechanisms = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+# max_session_lifetime_ms = 3600000      # clients re-authenticate hourly (KIP-368); 0 = never
 policy = "policy.toml"                   # ACLs and roles (required, unless the next line)
 # allow_all_authenticated = true         # no authorization: any authenticated client may do anything
 super_users = ["User:admin"]
 audit_log = "audit.jsonl"
 admin_listen = "127.0.0.1:9644"          # health, metrics, reload, fault rules
+# admin_token_file = "admin.token"       # bearer token for changes (default: per-port file kgate fault finds)
 # allow_faults = true                    # let the admin endpoint add fault rules (rehearsals)
 # faults = ["latency=200ms principal=User:batch"]   # fault rules in force from the start
 "#;
@@ -62,6 +64,8 @@ pub struct FileConfig {
     pub max_frame_bytes: Option<Spanned<usize>>,
     /// Delay before closing after a failed authentication, in milliseconds.
     pub failed_auth_delay_ms: Option<Spanned<u64>>,
+    /// SASL session lifetime before re-authentication (KIP-368), in milliseconds; 0: never.
+    pub max_session_lifetime_ms: Option<Spanned<u64>>,
     /// Grace period for in-flight requests at shutdown, in milliseconds.
     pub shutdown_grace_ms: Option<Spanned<u64>>,
     /// The policy file (ACLs, roles, groups); turns authorization on.
@@ -76,6 +80,8 @@ pub struct FileConfig {
     pub audit_allows: Option<Spanned<bool>>,
     /// The admin endpoint (health, metrics, reload); loopback unless set otherwise.
     pub admin_listen: Option<Spanned<String>>,
+    /// The admin endpoint's bearer token file (0600; written when missing).
+    pub admin_token_file: Option<Spanned<PathBuf>>,
     /// Let the admin endpoint add and remove fault rules (off: a production gateway must not
     /// be slowed down by whoever reaches its loopback port).
     pub allow_faults: Option<Spanned<bool>>,

@@ -31,8 +31,17 @@ fn free_port() -> u16 {
 }
 
 fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    http_with(port, method, path, None)
+}
+
+fn http_with(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint");
-    write!(s, "{method} {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").expect("write");
+    let auth = token.map_or_else(String::new, |t| format!("authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: localhost:{port}\r\n{auth}\r\n"
+    )
+    .expect("write");
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read");
     let status = text
@@ -183,6 +192,7 @@ fn client_config_prints_working_settings_and_explains_missing_ones() {
 
 #[test]
 fn demo_self_test_round_trips_through_the_gateway() {
+    let runtime = tempfile::tempdir().expect("tempdir");
     let out = kgate()
         .args([
             "demo",
@@ -192,6 +202,7 @@ fn demo_self_test_round_trips_through_the_gateway() {
             "127.0.0.1:0",
             "--self-test",
         ])
+        .env("XDG_RUNTIME_DIR", runtime.path())
         .output()
         .expect("run demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -202,6 +213,16 @@ fn demo_self_test_round_trips_through_the_gateway() {
     );
     assert!(stdout.contains("security.protocol=SASL_SSL"), "{stdout}");
     assert!(stdout.contains("kgate fault add latency=300ms"), "{stdout}");
+    // The admin token `kgate fault` reads, private to the user who started the demo.
+    let tokens: Vec<_> = std::fs::read_dir(runtime.path().join("kgate"))
+        .expect("token dir")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(tokens.len(), 1, "one token file");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &tokens[0].metadata().expect("token").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
     assert!(
         stdout.contains("self-test: produced 1000 and consumed 1000 messages"),
         "{stdout}"
@@ -421,6 +442,8 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
             "audit.jsonl",
             "--admin-listen",
             &admin_listen,
+            "--admin-token-file",
+            "admin.token",
             "--fault",
             "latency=1ms api=list-offsets count=1000",
         ])
@@ -462,14 +485,26 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
         body.contains("#1 latency=1ms api=list-offsets count=1000"),
         "{body}"
     );
-    let (status, body) = http(admin, "DELETE", "/faults");
+    // Changes need the admin token kgate wrote (0600) to --admin-token-file.
+    let token_path = d.join("admin.token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_path)
+            .expect("token file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let token = std::fs::read_to_string(&token_path).expect("token");
+    let token = Some(token.trim());
+    let (status, body) = http(admin, "POST", "/reload");
+    assert_eq!(status, 401, "no token: {body}");
+    let (status, body) = http_with(admin, "DELETE", "/faults", token);
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("--allow-faults"), "{body}");
 
-    let (status, body) = http(admin, "POST", "/reload");
+    let (status, body) = http_with(admin, "POST", "/reload", token);
     assert_eq!(status, 200, "{body}");
     std::fs::write(d.join("policy.toml"), "[[acl]]\nprincipal = \"nobody\"\n").expect("write");
-    let (status, body) = http(admin, "POST", "/reload");
+    let (status, body) = http_with(admin, "POST", "/reload", token);
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("policy"), "{body}");
     // The old policy is still in force.

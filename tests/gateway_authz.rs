@@ -142,7 +142,10 @@ async fn the_seeds_scenario_holds_for_librdkafka_clients() {
         "{err}"
     );
 
-    // The audit log names the denial and the rule that decided.
+    // The audit log names the denial and the rule that decided (written by its own thread:
+    // wait for what is queued).
+    let log = s.authz.audit.as_ref().expect("audit");
+    assert!(log.flush(Duration::from_secs(5)), "audit written");
     let audit = std::fs::read_to_string(s.pki.dir.path().join("audit.jsonl")).expect("audit log");
     let denial = audit
         .lines()

@@ -309,12 +309,43 @@ fn http(addr: SocketAddr, raw: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The admin token the tests' endpoints use, and the 0600 file `kgate fault` reads it from.
+const TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+fn token_file() -> &'static std::path::Path {
+    static FILE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = FILE.get_or_init(|| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.path().join("admin.token"))
+            .expect("token file");
+        writeln!(f, "{TOKEN}").expect("token");
+        dir
+    });
+    // Leaked on purpose: it lives as long as the test process.
+    Box::leak(dir.path().join("admin.token").into_boxed_path())
+}
+
+fn options(allow_faults: bool) -> AdminOptions {
+    AdminOptions {
+        allow_faults,
+        token: Some(TOKEN.into()),
+    }
+}
+
 fn kgate_fault(admin: SocketAddr, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kgate"))
         .arg("fault")
         .args(args)
         .args(["--admin", &admin.to_string()])
+        .arg("--token-file")
+        .arg(token_file())
         .env_remove("KGATE_ADMIN")
+        .env_remove("KGATE_ADMIN_TOKEN_FILE")
         .output()
         .expect("run kgate");
     let text = format!(
@@ -330,14 +361,9 @@ async fn kgate_fault_manages_the_rules_of_a_running_gateway() {
     let s = Setup::new().await;
     let shared = s.gateway.shared().clone();
     let local: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let admin = AdminServer::start(
-        local,
-        shared.clone(),
-        Arc::new(NoReload),
-        AdminOptions { allow_faults: true },
-    )
-    .await
-    .expect("admin endpoint");
+    let admin = AdminServer::start(local, shared.clone(), Arc::new(NoReload), options(true))
+        .await
+        .expect("admin endpoint");
     let addr = admin.addr();
     let cli = move |args: Vec<String>| {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -418,12 +444,61 @@ async fn kgate_fault_manages_the_rules_of_a_running_gateway() {
     let (status, body) = tokio::task::spawn_blocking(move || {
         http(
             addr,
-            "POST /faults HTTP/1.1\r\ncontent-length: 9\r\n\r\nlatency=x",
+            &format!(
+                "POST /faults HTTP/1.1\r\nauthorization: Bearer {TOKEN}\r\ncontent-length: 9\r\n\r\nlatency=x"
+            ),
         )
     })
     .await
     .expect("http");
     assert_eq!(status, 400, "{body}");
+    // Changes without the token, with a wrong one, from a web page or for another Host are
+    // refused, and nothing changes; reads stay open.
+    for (what, raw, code) in [
+        (
+            "no token",
+            "POST /faults HTTP/1.1\r\ncontent-length: 10\r\n\r\ndisconnect".to_string(),
+            401,
+        ),
+        (
+            "wrong token",
+            "DELETE /faults HTTP/1.1\r\nauthorization: Bearer test-admin-token-0123456789abcdeX\r\n\r\n".to_string(),
+            401,
+        ),
+        (
+            "a web page",
+            format!("POST /faults HTTP/1.1\r\norigin: http://evil.example\r\nauthorization: Bearer {TOKEN}\r\ncontent-length: 10\r\n\r\ndisconnect"),
+            403,
+        ),
+        (
+            "DNS rebinding",
+            format!("POST /faults HTTP/1.1\r\nhost: evil.example:{}\r\nauthorization: Bearer {TOKEN}\r\ncontent-length: 10\r\n\r\ndisconnect", addr.port()),
+            403,
+        ),
+        (
+            "a page reading metrics",
+            "GET /metrics HTTP/1.1\r\norigin: http://evil.example\r\n\r\n".to_string(),
+            403,
+        ),
+    ] {
+        let (status, body) = tokio::task::spawn_blocking(move || http(addr, &raw))
+            .await
+            .expect("http");
+        assert_eq!(status, code, "{what}: {body}");
+    }
+    assert!(!shared.config.faults.is_active());
+    let (status, _) = tokio::task::spawn_blocking(move || {
+        http(
+            addr,
+            &format!(
+                "GET /healthz HTTP/1.1\r\nhost: localhost:{}\r\n\r\n",
+                addr.port()
+            ),
+        )
+    })
+    .await
+    .expect("http");
+    assert_eq!(status, 200, "reads are open on the admin address");
     let (status, _) = tokio::task::spawn_blocking(move || {
         http(
             addr,
@@ -452,14 +527,9 @@ async fn kgate_fault_manages_the_rules_of_a_running_gateway() {
     admin.stop();
 
     // Without --allow-faults the endpoint lists but refuses changes, and the CLI says how.
-    let locked = AdminServer::start(
-        local,
-        shared.clone(),
-        Arc::new(NoReload),
-        AdminOptions::default(),
-    )
-    .await
-    .expect("admin endpoint");
+    let locked = AdminServer::start(local, shared.clone(), Arc::new(NoReload), options(false))
+        .await
+        .expect("admin endpoint");
     let addr = locked.addr();
     let (ok, out) = tokio::task::spawn_blocking(move || kgate_fault(addr, &["add", "disconnect"]))
         .await

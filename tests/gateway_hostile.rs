@@ -683,11 +683,16 @@ async fn wrong_password_gets_error_58_with_kafkas_message_then_a_delayed_close()
         .await;
     assert_failure_then_delayed_close(&mut conn, 2, id, generic).await;
 
-    // An unknown user fails at client-first, with the same text.
+    // An unknown user gets a decoy salt and fails at client-final too, with the same text
+    // (issue 12.6; Kafka fails it at client-first, which tells who exists).
     let mut conn = lab.connect().await;
     conn.handshake(1, "SCRAM-SHA-256").await;
-    let scram = ScramClient::new("mallory", "x");
-    let id = conn.send(1, &authenticate(scram.client_first())).await;
+    let mut scram = ScramClient::new("mallory", "x");
+    let first = conn.call(1, &authenticate(scram.client_first())).await;
+    assert_eq!(first.error_code, 0, "{:?}", first.error_message);
+    let id = conn
+        .send(1, &authenticate(scram.client_final(&first.auth_bytes)))
+        .await;
     assert_failure_then_delayed_close(&mut conn, 1, id, generic).await;
 
     lab.finish().await;

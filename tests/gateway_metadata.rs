@@ -296,3 +296,17 @@ async fn only_kgate_addresses_reach_clients_embedded() {
         .collect();
     only_kgate_addresses_reach_clients(upstream, "g1", false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_never_leaks_and_answers_missing_topics_as_kafka_tansu() {
+    // tansu reads an empty topic list as "all topics" at every version, and does not
+    // auto-create: the checks hold all the same.
+    let tansu = common::tansu::Tansu::start(&[("public", 2), ("secret", 2), ("payroll", 1)]);
+    metadata_as_kafka_answers(vec![tansu.bootstrap()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_kgate_addresses_reach_clients_tansu() {
+    let tansu = common::tansu::Tansu::start(&[("public", 2)]);
+    only_kgate_addresses_reach_clients(vec![tansu.bootstrap()], "g1", true).await;
+}

@@ -1,6 +1,6 @@
 //! The instructor's live view and the class view in a real browser: headless Chromium driven by
 //! playwright-core (`tests/browser/live_view.cjs`). `./test.sh` installs playwright-core under
-//! `${XDG_CACHE_HOME:-~/.cache}/kgate/node` and sets `KGATE_BROWSER_TESTS=1`; without that
+//! `${XDG_CACHE_HOME:-~/.cache}/kgate/browser` and sets `KGATE_BROWSER_TESTS=1`; without that
 //! variable and without Chromium the test says why it is skipped.
 
 use std::io::{BufRead, BufReader, Write};
@@ -72,13 +72,19 @@ fn start(args: &[&str], stdin: &[u8], marker: &str) -> (Killed, String) {
     (Killed(child), url)
 }
 
+/// playwright-core: where `./test.sh` says (`KGATE_PLAYWRIGHT_CORE`), or where it installs it.
 fn playwright() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("KGATE_PLAYWRIGHT_CORE").map(PathBuf::from) {
+        return dir.join("package.json").exists().then_some(dir);
+    }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    let dir = base.join("kgate/node/node_modules/playwright-core");
-    dir.join("package.json").exists().then_some(dir)
+    ["kgate/browser", "kgate/node"]
+        .iter()
+        .map(|d| base.join(d).join("node_modules/playwright-core"))
+        .find(|dir| dir.join("package.json").exists())
 }
 
 #[test]
@@ -177,6 +183,7 @@ fn the_live_view_and_the_class_view_work_in_a_browser() {
     let v: serde_json::Value = serde_json::from_str(report.trim()).expect("one JSON line");
     assert_eq!(v["brokers"], serde_json::json!(["1", "2", "3"]), "{v}");
     assert!(v["faultMs"].as_u64().is_some_and(|ms| ms <= 2000), "{v}");
+    assert_eq!(v["forged"], 401, "a page cannot add faults: {v}");
     assert!(
         v["fontPx"].as_f64().is_some_and(|px| px >= 20.0),
         "projector size: {v}"

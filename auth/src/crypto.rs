@@ -80,6 +80,61 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), getrandom::Error> {
     getrandom::fill(buf)
 }
 
+/// 32 random bytes drawn once per process: the key of [`decoy`] values.
+///
+/// Kept in memory only, so a restart changes every decoy (see [`decoy`]).
+fn process_secret() -> Result<&'static [u8; 32], getrandom::Error> {
+    static SECRET: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    if let Some(secret) = SECRET.get() {
+        return Ok(secret);
+    }
+    let mut fresh = [0u8; 32];
+    fill_random(&mut fresh)?;
+    // Two threads may race here; `get_or_init` keeps the first value for everyone.
+    Ok(SECRET.get_or_init(|| fresh))
+}
+
+/// A value that looks random but is fixed for one `purpose` and `name` within this process:
+/// HMAC(process secret, purpose ‖ 0 ‖ name) with the mechanism's hash, `key_len` bytes.
+///
+/// The SCRAM server answers a user it does not know with a salt and keys made from this
+/// (RFC 5802 §5.1: "the server SHOULD ... fake a salt"), so an unknown user fails at the same
+/// step, with the same message, as a wrong password, and asking twice gives the same salt.
+/// The secret is drawn at start and never stored: after a restart the decoy salt of an
+/// unknown name changes while a real user's stays, which only someone watching across the
+/// restart can notice.
+///
+/// # Errors
+/// The operating system's random source failed the first time it was needed.
+pub(crate) fn decoy(
+    mechanism: Mechanism,
+    purpose: &str,
+    name: &str,
+) -> Result<Zeroizing<Vec<u8>>, getrandom::Error> {
+    let secret = process_secret()?;
+    let mut data = Vec::with_capacity(purpose.len() + 1 + name.len());
+    data.extend_from_slice(purpose.as_bytes());
+    data.push(0);
+    data.extend_from_slice(name.as_bytes());
+    Ok(Zeroizing::new(hmac(mechanism, secret, &data)))
+}
+
+/// The decoy salt of `name` for `mechanism`: shaped like the salts kgate makes (the UTF-8 of
+/// a base-36 number of 130 bits, as Kafka makes them), so it cannot be told apart by form.
+///
+/// # Errors
+/// As [`decoy`].
+pub(crate) fn decoy_salt(mechanism: Mechanism, name: &str) -> Result<Vec<u8>, getrandom::Error> {
+    let bits = decoy(mechanism, &format!("salt {}", mechanism.name()), name)?;
+    // Both hashes give at least 32 bytes; take 17 and keep 130 bits, as random_base36_130.
+    let mut bytes = Zeroizing::new([0u8; 17]);
+    for (out, b) in bytes.iter_mut().zip(bits.iter()) {
+        *out = *b;
+    }
+    bytes[0] &= 0b11;
+    Ok(base36(bytes.as_ref()).into_bytes())
+}
+
 /// A random base-36 string (digits and lower-case letters) made from 130 random bits, exactly
 /// like Java's `new BigInteger(130, random).toString(36)` that Kafka uses for server nonces and
 /// salts: 25 or 26 characters, rarely fewer.

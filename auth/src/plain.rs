@@ -21,10 +21,11 @@
 //!     .await?;                                 // Result<String, AuthError>
 //! ```
 //!
-//! For an unknown user the same PBKDF2 work is done against a dummy credential, so the
+//! For an unknown user the same PBKDF2 work is done with the mechanism and iteration count a
+//! stored user has ([`CredentialStore::plain_decoy`]: the most common in the store), so the
 //! answer takes about as long as for a wrong password.
 
-use crate::{AuthError, CredentialStore, FailureReason, Mechanism, MIN_ITERATIONS};
+use crate::{AuthError, CredentialStore, FailureReason};
 
 /// The token's three fields.
 struct PlainToken<'a> {
@@ -48,7 +49,7 @@ pub fn authenticate(store: &CredentialStore, token: &[u8]) -> Result<String, Aut
     let username = match std::str::from_utf8(fields.username) {
         Ok(name) => name,
         Err(_) => {
-            burn_dummy_pbkdf2(fields.password);
+            burn_dummy_pbkdf2(store, fields.password);
             return Err(invalid(FailureReason::UnknownUser));
         }
     };
@@ -56,7 +57,7 @@ pub fn authenticate(store: &CredentialStore, token: &[u8]) -> Result<String, Aut
         Some(true) => {}
         Some(false) => return Err(invalid(FailureReason::WrongPassword)),
         None => {
-            burn_dummy_pbkdf2(fields.password);
+            burn_dummy_pbkdf2(store, fields.password);
             return Err(invalid(FailureReason::UnknownUser));
         }
     }
@@ -86,20 +87,20 @@ fn parse(token: &[u8]) -> Result<PlainToken<'_>, AuthError> {
     })
 }
 
-/// Spends about the CPU of a real check, so response time does not reveal whether a user
-/// exists.
-fn burn_dummy_pbkdf2(password: &[u8]) {
-    let _ = crate::crypto::salted_password(
-        Mechanism::ScramSha256,
-        password,
-        b"kgate-unknown-user",
-        MIN_ITERATIONS,
-    );
+/// Spends the CPU of a real check (the PBKDF2 of a typical stored user, then the same key
+/// derivations), so response time does not reveal whether a user exists.
+fn burn_dummy_pbkdf2(store: &CredentialStore, password: &[u8]) {
+    let (mechanism, iterations) = store.plain_decoy();
+    let salted =
+        crate::crypto::salted_password(mechanism, password, b"kgate-unknown-user", iterations);
+    let client_key = crate::crypto::client_key(mechanism, &salted);
+    let _ = std::hint::black_box(crate::crypto::stored_key(mechanism, &client_key));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Mechanism, DEFAULT_ITERATIONS};
 
     fn store() -> CredentialStore {
         let mut store = CredentialStore::new();
@@ -157,6 +158,40 @@ mod tests {
         assert_eq!(unknown.reason(), Some(FailureReason::UnknownUser));
         assert_eq!(wrong.reason(), Some(FailureReason::WrongPassword));
         assert_eq!(wrong.kafka_error_code(), 58);
+    }
+
+    #[test]
+    fn the_decoy_work_follows_what_stored_users_have() {
+        assert_eq!(
+            CredentialStore::new().plain_decoy(),
+            (Mechanism::ScramSha256, DEFAULT_ITERATIONS)
+        );
+        let mut s = CredentialStore::new();
+        let cred = |m, i| crate::ScramCredential::from_password(m, b"pw", i).unwrap();
+        let strong = cred(Mechanism::ScramSha512, 16384);
+        s.insert("a", Mechanism::ScramSha512, strong.clone())
+            .unwrap();
+        s.insert("b", Mechanism::ScramSha512, strong).unwrap();
+        s.insert(
+            "c",
+            Mechanism::ScramSha256,
+            cred(Mechanism::ScramSha256, 4096),
+        )
+        .unwrap();
+        assert_eq!(s.plain_decoy(), (Mechanism::ScramSha512, 16384));
+        // A change of users recomputes it; a tie keeps the first shape.
+        s.remove("a").unwrap();
+        assert_eq!(s.plain_decoy(), (Mechanism::ScramSha256, 4096));
+        // A user with both mechanisms is checked (and counted) with SCRAM-SHA-256.
+        s.insert(
+            "b",
+            Mechanism::ScramSha256,
+            cred(Mechanism::ScramSha256, 8192),
+        )
+        .unwrap();
+        assert_eq!(s.plain_decoy(), (Mechanism::ScramSha256, 4096));
+        s.remove("c").unwrap();
+        assert_eq!(s.plain_decoy(), (Mechanism::ScramSha256, 8192));
     }
 
     #[test]

@@ -20,8 +20,13 @@
 //! * Names use RFC 5802 escaping: `=2C` is `,` and `=3D` is `=`; any other `=` is malformed.
 //! * Extensions after the nonce are ignored, except `tokenauth=true` (a delegation token
 //!   login), which fails cleanly: kgate has no delegation tokens.
-//! * An unknown user, or a user without a credential for this mechanism, fails at
-//!   client-first (no fake salt, as in Kafka); a wrong password fails at client-final.
+//! * An unknown user, or a user without a credential for this mechanism, is answered with a
+//!   decoy credential (RFC 5802 §5.1): a salt and keys derived from a per-process secret and
+//!   the name, with the default iteration count ([`DEFAULT_ITERATIONS`]). The exchange then
+//!   fails at client-final with the same message as a wrong password, and the same name
+//!   always gets the same salt, so neither the step nor the salt tells whether a user exists.
+//!   Kafka, unlike kgate, fails an unknown user at client-first. A restart draws a new
+//!   secret, so decoy salts change across restarts while real ones do not.
 //! * Credentials with iterations outside 4096..=16384 are refused.
 //! * client-final's nonce must *end with* the combined nonce (Kafka's check), and the
 //!   channel binding `c=` must be the Base64 of the client's own gs2 header.
@@ -40,7 +45,10 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::credential::check_iterations;
-use crate::{crypto, AuthError, CredentialStore, FailureReason, Mechanism, ScramCredential};
+use crate::{
+    crypto, AuthError, CredentialStore, FailureReason, Mechanism, ScramCredential,
+    DEFAULT_ITERATIONS,
+};
 
 /// What the server says after one client message.
 #[derive(Clone, PartialEq, Eq)]
@@ -114,6 +122,9 @@ enum State {
 /// What the server remembers between server-first and client-final.
 struct Pending {
     credential: ScramCredential,
+    /// Set when `credential` is a decoy: why the exchange fails at client-final, whatever
+    /// the proof.
+    decoy: Option<FailureReason>,
     /// The authenticated name if the proof checks out.
     username: String,
     /// `n,,` or `n,a=…,`: client-final's `c=` must be its Base64.
@@ -224,13 +235,19 @@ impl ScramServer {
         if first.token_auth {
             return Err(Failure::Generic(FailureReason::DelegationTokenNotSupported));
         }
-        let user = store
-            .user(&first.username)
-            .ok_or(Failure::Generic(FailureReason::UnknownUser))?;
-        let credential = user
-            .credential(self.mechanism)
-            .ok_or(Failure::Generic(FailureReason::NoCredentialForMechanism))?
-            .clone();
+        let (credential, decoy) = match store.user(&first.username) {
+            Some(user) => match user.credential(self.mechanism) {
+                Some(credential) => (credential.clone(), None),
+                None => (
+                    self.decoy_credential(&first.username)?,
+                    Some(FailureReason::NoCredentialForMechanism),
+                ),
+            },
+            None => (
+                self.decoy_credential(&first.username)?,
+                Some(FailureReason::UnknownUser),
+            ),
+        };
         if let Some(authzid) = &first.authzid {
             if *authzid != first.username {
                 return Err(Failure::AuthorizationId);
@@ -250,6 +267,7 @@ impl ScramServer {
         let step = Step::Continue(server_first.clone().into_bytes());
         let pending = Pending {
             credential,
+            decoy,
             username: first.username,
             gs2_header: first.gs2_header.to_owned(),
             client_first_bare: first.bare.to_owned(),
@@ -298,7 +316,12 @@ impl ScramServer {
                 .collect(),
         );
         let stored_key = crypto::stored_key(mechanism, &client_key);
-        if !bool::from(stored_key.ct_eq(credential.stored_key())) {
+        let proof_ok = bool::from(stored_key.ct_eq(credential.stored_key()));
+        // A decoy fails here, after the same work as a real credential, whatever the proof.
+        if let Some(reason) = pending.decoy {
+            return Err(Failure::Generic(reason));
+        }
+        if !proof_ok {
             return Err(Failure::Generic(FailureReason::WrongPassword));
         }
 
@@ -312,6 +335,23 @@ impl ScramServer {
             },
             State::Authenticated,
         ))
+    }
+
+    /// The credential `username` would have if it existed: see [`crypto::decoy`].
+    fn decoy_credential(&self, username: &str) -> Result<ScramCredential, Failure> {
+        let mechanism = self.mechanism;
+        let unavailable = |_| Failure::Generic(FailureReason::RandomUnavailable);
+        let salt = crypto::decoy_salt(mechanism, username).map_err(unavailable)?;
+        let stored_key = crypto::decoy(mechanism, "stored key", username).map_err(unavailable)?;
+        let server_key = crypto::decoy(mechanism, "server key", username).map_err(unavailable)?;
+        ScramCredential::from_parts(
+            mechanism,
+            salt,
+            stored_key.to_vec(),
+            server_key.to_vec(),
+            DEFAULT_ITERATIONS,
+        )
+        .map_err(|_| malformed("decoy credential"))
     }
 
     fn server_nonce(&self) -> Result<String, Failure> {

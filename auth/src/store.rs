@@ -207,10 +207,22 @@ pub struct Deletion {
 ///
 /// Change it with the methods below, then [`CredentialStore::save`]; or, inside the proxy,
 /// through [`SharedCredentials::update`], which saves and swaps atomically.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct CredentialStore {
     users: BTreeMap<String, UserCredentials>,
+    /// The mechanism and iterations PLAIN's decoy work uses for an unknown user
+    /// ([`CredentialStore::plain_decoy`]), computed once; every change of `users` clears it.
+    plain_decoy: std::sync::OnceLock<(Mechanism, u32)>,
 }
+
+impl PartialEq for CredentialStore {
+    fn eq(&self, other: &Self) -> bool {
+        // The cache is derived from the users.
+        self.users == other.users
+    }
+}
+
+impl Eq for CredentialStore {}
 
 impl CredentialStore {
     /// An empty store.
@@ -328,7 +340,7 @@ impl CredentialStore {
                     "add one with `kgate users add`, or delete the empty table",
                 ));
             }
-            store.users.insert(name, user);
+            store.users_mut().insert(name, user);
         }
         Ok(store)
     }
@@ -455,7 +467,7 @@ impl CredentialStore {
         credential: ScramCredential,
     ) -> Result<(), CredentialError> {
         validate_username(name)?;
-        self.users
+        self.users_mut()
             .entry(name.to_owned())
             .or_default()
             .by_mechanism
@@ -468,7 +480,7 @@ impl CredentialStore {
     /// # Errors
     /// [`StoreError::UnknownUser`].
     pub fn remove(&mut self, name: &str) -> Result<(), StoreError> {
-        self.users
+        self.users_mut()
             .remove(name)
             .map(drop)
             .ok_or_else(|| StoreError::UnknownUser(name.to_owned()))
@@ -484,12 +496,15 @@ impl CredentialStore {
         if name.is_empty() {
             return Err(CredentialError::EmptyUsername);
         }
-        let user = self.users.get_mut(name).ok_or(CredentialError::NotFound)?;
+        let user = self
+            .users_mut()
+            .get_mut(name)
+            .ok_or(CredentialError::NotFound)?;
         user.by_mechanism
             .remove(&mechanism)
             .ok_or(CredentialError::NotFound)?;
         if user.by_mechanism.is_empty() {
-            self.users.remove(name);
+            self.users_mut().remove(name);
         }
         Ok(())
     }
@@ -589,8 +604,8 @@ impl CredentialStore {
         }
         // Only this user's entry changed in `next`.
         match next.users.remove(name) {
-            Some(user) => self.users.insert(name.to_owned(), user),
-            None => self.users.remove(name),
+            Some(user) => self.users_mut().insert(name.to_owned(), user),
+            None => self.users_mut().remove(name),
         };
         Ok(())
     }
@@ -624,6 +639,38 @@ impl CredentialStore {
         let user = self.users.get(name)?;
         let (mechanism, credential) = user.iter().next()?;
         Some(credential.verify_password(mechanism, password))
+    }
+
+    /// The mechanism and iteration count of the credential [`verify_password`] would check
+    /// for a typical user: the most common among the users' PLAIN credentials (on a tie the
+    /// first in mechanism then iteration order), or SCRAM-SHA-256 with [`DEFAULT_ITERATIONS`] for an empty store. PLAIN runs
+    /// PBKDF2 with these for an unknown user, so that the time of the answer does not tell
+    /// whether the user exists. Computed once per store value (reloads make a new one).
+    ///
+    /// [`verify_password`]: CredentialStore::verify_password
+    /// [`DEFAULT_ITERATIONS`]: crate::DEFAULT_ITERATIONS
+    pub fn plain_decoy(&self) -> (Mechanism, u32) {
+        *self.plain_decoy.get_or_init(|| {
+            let mut counts: BTreeMap<(Mechanism, u32), usize> = BTreeMap::new();
+            for user in self.users.values() {
+                if let Some((mechanism, credential)) = user.iter().next() {
+                    *counts
+                        .entry((mechanism, credential.iterations()))
+                        .or_default() += 1;
+                }
+            }
+            // `max_by_key` keeps the last maximum: iterate in reverse to keep the first.
+            counts.into_iter().rev().max_by_key(|(_, n)| *n).map_or(
+                (Mechanism::ScramSha256, crate::DEFAULT_ITERATIONS),
+                |(k, _)| k,
+            )
+        })
+    }
+
+    /// The users, for a change: clears what is derived from them.
+    fn users_mut(&mut self) -> &mut BTreeMap<String, UserCredentials> {
+        self.plain_decoy = std::sync::OnceLock::new();
+        &mut self.users
     }
 }
 

@@ -172,7 +172,7 @@ pub async fn run_check(
             let seen = produce_outcome(client, topic, *count).await;
             Ok(judge(*expect, seen, "messages written"))
         }
-        CheckSpec::Audit { fields, .. } => audit_check(env, fields),
+        CheckSpec::Audit { fields, .. } => audit_check(env, fields).await,
         CheckSpec::Probe(p) => {
             let mut p = p.clone();
             if let Some(ms) = variant.processing_ms {
@@ -679,7 +679,23 @@ async fn produce_outcome(config: ClientConfig, topic: &str, count: usize) -> See
     }
 }
 
-fn audit_check(env: &LabEnv, fields: &BTreeMap<String, String>) -> anyhow::Result<(bool, String)> {
+/// Looks for an audit line with `fields`. The gateway writes audit lines from a thread of its
+/// own, a moment after the decision: a missing line is looked for again for up to a second.
+async fn audit_check(
+    env: &LabEnv,
+    fields: &BTreeMap<String, String>,
+) -> anyhow::Result<(bool, String)> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let (found, detail) = audit_lines(env, fields)?;
+        if found || tokio::time::Instant::now() >= deadline {
+            return Ok((found, detail));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn audit_lines(env: &LabEnv, fields: &BTreeMap<String, String>) -> anyhow::Result<(bool, String)> {
     let Some(log) = &env.config().audit_log else {
         return Ok((
             false,

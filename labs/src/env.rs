@@ -84,6 +84,9 @@ pub struct GatewayFile {
     pub failed_auth_delay_ms: Option<toml::Value>,
     /// Ignored (see `listen`).
     #[serde(default)]
+    pub max_session_lifetime_ms: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
     pub shutdown_grace_ms: Option<toml::Value>,
     /// Ignored (see `listen`).
     #[serde(default)]

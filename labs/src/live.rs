@@ -19,7 +19,7 @@
 //! | `GET /events` | server-sent events: one JSON snapshot per update |
 //! | `GET /state` | the current snapshot |
 //! | `POST /reveal` | (live) shows the hidden fault |
-//! | `GET`, `POST`, `DELETE /faults[/<id>]` | (live) the gateway's fault rules, as the admin endpoint |
+//! | `GET`, `POST`, `DELETE /faults[/<id>]` | (live) the gateway's fault rules, as the admin endpoint; changes need its bearer token, in a 0600 file where `kgate fault --admin` looks |
 //! | `POST /progress` | (class) a student's progress, JSON |
 
 use std::collections::{BTreeMap, VecDeque};
@@ -154,14 +154,15 @@ pub struct ViewServer {
 }
 
 enum Mode {
-    Live(Arc<Live>, Arc<Mutex<Sampler>>),
+    /// The lab, its sampler, and the token fault changes need.
+    Live(Arc<Live>, Arc<Mutex<Sampler>>, Arc<Mutex<String>>),
     Class(Arc<Mutex<BTreeMap<String, Progress>>>),
 }
 
 impl Clone for Mode {
     fn clone(&self) -> Self {
         match self {
-            Mode::Live(l, s) => Mode::Live(l.clone(), s.clone()),
+            Mode::Live(l, s, t) => Mode::Live(l.clone(), s.clone(), t.clone()),
             Mode::Class(c) => Mode::Class(c.clone()),
         }
     }
@@ -172,7 +173,17 @@ impl Clone for Mode {
 /// # Errors
 /// The address is not loopback or cannot be bound.
 pub async fn serve_live(addr: SocketAddr, live: Arc<Live>) -> Result<ViewServer, LiveError> {
-    serve(addr, Mode::Live(live, Arc::default())).await
+    let token = Arc::new(Mutex::new(String::new()));
+    let server = serve(addr, Mode::Live(live, Arc::default(), token.clone())).await?;
+    // `kgate fault --admin` finds the token where it finds the gateway's.
+    let written = write_token(server.addr.port()).map_err(|source| LiveError::Bind {
+        addr: server.addr,
+        source,
+    })?;
+    if let Ok(mut t) = token.lock() {
+        *t = written;
+    }
+    Ok(server)
 }
 
 /// Starts the class view.
@@ -213,7 +224,60 @@ async fn serve(addr: SocketAddr, mode: Mode) -> Result<ViewServer, LiveError> {
 struct Request {
     method: String,
     path: String,
+    head: String,
     body: Vec<u8>,
+}
+
+/// Where `kgate fault --admin 127.0.0.1:PORT` looks for the token of the endpoint on `port`
+/// (the same place as for the gateway's admin endpoint).
+pub fn token_path(port: u16) -> PathBuf {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("kgate").join(format!("admin-{port}.token"))
+}
+
+/// A new token in a 0600 file (directory 0700), never written through a link: what separates
+/// the instructor's `kgate fault` from a web page that can send requests to loopback.
+fn write_token(port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let path = token_path(port);
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    writeln!(f, "{token}")?;
+    Ok(token)
+}
+
+fn authorized(head: &str, token: &str) -> bool {
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
+        .filter_map(|(_, v)| v.trim().strip_prefix("Bearer "))
+        .any(|given| {
+            let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+            // Compared in full, whatever the first difference.
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        })
 }
 
 async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
@@ -258,7 +322,12 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>
         body.extend_from_slice(chunk.get(..n).unwrap_or_default());
     }
     body.truncate(length);
-    Ok(Some(Request { method, path, body }))
+    Ok(Some(Request {
+        method,
+        path,
+        head,
+        body,
+    }))
 }
 
 async fn respond(
@@ -270,6 +339,7 @@ async fn respond(
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         409 => "Conflict",
         _ => "Error",
@@ -284,6 +354,10 @@ async fn respond(
     stream.shutdown().await
 }
 
+fn text_plain() -> &'static str {
+    "text/plain; charset=utf-8"
+}
+
 async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
     let Some(req) = read_request(&mut stream).await? else {
         return respond(&mut stream, 400, "text/plain", "bad request\n").await;
@@ -291,6 +365,19 @@ async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
     let html = "text/html; charset=utf-8";
     let json = "application/json";
     let text = "text/plain; charset=utf-8";
+    if let Mode::Live(_, _, token) = &mode {
+        let changes_faults = req.path.starts_with("/faults") && req.method != "GET";
+        let token = token.lock().map(|t| t.clone()).unwrap_or_default();
+        if changes_faults && (token.is_empty() || !authorized(&req.head, &token)) {
+            return respond(
+                &mut stream,
+                401,
+                text_plain(),
+                "changes need Authorization: Bearer <token> (kgate fault reads it from the token file)\n",
+            )
+            .await;
+        }
+    }
     match (&mode, req.method.as_str(), req.path.as_str()) {
         (Mode::Live(..), "GET", "/") => respond(&mut stream, 200, html, LIVE_PAGE).await,
         (Mode::Class(_), "GET", "/") => respond(&mut stream, 200, html, CLASS_PAGE).await,
@@ -311,13 +398,13 @@ async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
                 tokio::time::sleep(PUSH_EVERY).await;
             }
         }
-        (Mode::Live(live, _), "POST", "/reveal") => {
+        (Mode::Live(live, _, _), "POST", "/reveal") => {
             if let Ok(mut s) = live.status.lock() {
                 s.revealed = true;
             }
             respond(&mut stream, 200, text, "the hidden fault is shown\n").await
         }
-        (Mode::Live(live, _), "GET", "/faults") => {
+        (Mode::Live(live, _, _), "GET", "/faults") => {
             let rules = visible_rules(live).join("\n");
             let body = if rules.is_empty() {
                 "no fault rules in force\n".to_owned()
@@ -326,7 +413,7 @@ async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
             };
             respond(&mut stream, 200, text, &body).await
         }
-        (Mode::Live(live, _), "POST", "/faults") => {
+        (Mode::Live(live, _, _), "POST", "/faults") => {
             let rule = String::from_utf8_lossy(&req.body).into_owned();
             match rule.parse::<FaultRule>() {
                 Ok(rule) => {
@@ -339,7 +426,7 @@ async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
                 Err(e) => respond(&mut stream, 400, text, &format!("{e}\n")).await,
             }
         }
-        (Mode::Live(live, _), "DELETE", "/faults") => {
+        (Mode::Live(live, _, _), "DELETE", "/faults") => {
             // Only the rules anyone added here: the lab's own (and hidden) faults stay.
             let keep = hidden_and_lab_rules(live);
             let mut n = 0;
@@ -356,7 +443,7 @@ async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
             )
             .await
         }
-        (Mode::Live(live, _), "DELETE", p) if p.starts_with("/faults/") => {
+        (Mode::Live(live, _, _), "DELETE", p) if p.starts_with("/faults/") => {
             let id = p.trim_start_matches("/faults/").trim_start_matches('#');
             match id.parse::<u64>() {
                 Ok(id) if !hidden_and_lab_rules(live).contains(&id) && live.faults.remove(id) => {
@@ -446,7 +533,7 @@ async fn snapshot(mode: &Mode) -> String {
                 .unwrap_or_default();
             serde_json::json!({ "students": students }).to_string()
         }
-        Mode::Live(live, sampler) => {
+        Mode::Live(live, sampler, _) => {
             // Several open pages share one sample per push interval.
             if let Ok(s) = sampler.lock() {
                 if let Some((at, snap)) = &s.cache {

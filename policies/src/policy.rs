@@ -613,6 +613,17 @@ impl Comments {
     }
 }
 
+/// How many temporary names [`write_atomically`] tries before it gives up: each is new, so
+/// only files planted at every one of them (a local attacker guessing the names) can make it
+/// fail, and even then nothing is followed or overwritten.
+const TEMP_NAME_ATTEMPTS: u32 = 8;
+
+/// Replaces `path` with `bytes` so that readers see the old file or the new one, never a mix:
+/// write a temporary file beside it, fsync, rename it over `path`, fsync the directory.
+///
+/// The temporary file is created with `create_new` (a file or symlink planted at its name is
+/// never opened, so never followed) and mode 0600, like the credential file: the policy says
+/// who may do what and is nobody else's to read. A name that is taken is skipped for another.
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = match path.parent() {
@@ -621,20 +632,66 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     };
     let name = path
         .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file path"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file path"))?
+        .to_string_lossy()
+        .into_owned();
+    // The clock makes the names harder to guess ahead; uniqueness comes from pid + counter.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let candidates = (0..TEMP_NAME_ATTEMPTS).map(|_| {
+        dir.join(format!(
+            ".{name}.tmp-{}-{}-{nanos:08x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ))
+    });
+    write_through_temp(path, &dir, bytes, candidates)
+}
+
+/// [`write_atomically`] with the temporary names to try, in order.
+fn write_through_temp(
+    path: &Path,
+    dir: &Path,
+    bytes: &[u8],
+    candidates: impl IntoIterator<Item = PathBuf>,
+) -> io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut taken = Vec::new();
+    let (tmp, mut f) = 'found: {
+        for tmp in candidates {
+            match options.open(&tmp) {
+                Ok(f) => break 'found (tmp, f),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => taken.push(tmp),
+                Err(e) => return Err(e),
+            }
+        }
+        let names: Vec<String> = taken.iter().map(|t| t.display().to_string()).collect();
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "every temporary file name for the rewrite already exists ({}): something \
+                 else created them, perhaps as symlinks; remove them and retry",
+                names.join(", ")
+            ),
+        ));
+    };
     let result = (|| {
-        let mut f = File::create(&tmp)?;
-        if let Ok(meta) = fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
+        // The umask cannot widen 0600, but it can narrow it; set it exactly.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            f.set_permissions(fs::Permissions::from_mode(0o600))?;
         }
         f.write_all(bytes)?;
         f.sync_all()?;
+        drop(f);
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -642,7 +699,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     result?;
     // Make the rename itself durable; not every platform lets a directory be opened.
-    if let Ok(d) = File::open(&dir) {
+    if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())
@@ -855,6 +912,52 @@ role = "SystemAdmin"
             .unwrap_err()
             .to_string();
         assert!(missing.contains("none.toml"), "{missing}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_rewrite_never_follows_a_planted_symlink_and_writes_0600() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        fs::write(&path, "# old\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "untouched").unwrap();
+        let planted = dir.path().join(".p.toml.tmp-planted");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+        // The planted name is skipped for the next one.
+        let fresh = dir.path().join(".p.toml.tmp-fresh");
+        write_through_temp(
+            &path,
+            dir.path(),
+            b"new\n",
+            [planted.clone(), fresh.clone()],
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        assert!(!fresh.exists());
+
+        // With every name taken the write fails, says why, and changes nothing.
+        let err = write_through_temp(&path, dir.path(), b"newer\n", [planted.clone()]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert!(err.to_string().contains("tmp-planted"), "{err}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
+        assert!(fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+
+        // Policy::save goes the same way: 0600 whatever the old file's mode.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        Policy::new().save(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //! | `GET /faults` | the fault rules in force, one per line |
 //! | `POST /faults` with a rule as body | adds it (`latency=300ms principal=User:alice`); answers `#id rule` |
 //! | `DELETE /faults/<id>`, `DELETE /faults` | removes one rule, or all |
+//!
+//! Reads are open to whoever reaches the address (Prometheus, health checks). Every change
+//! (`POST`, `DELETE`) needs `Authorization: Bearer <token>`, the token kgate keeps in a 0600
+//! file, so that a web page open in a browser on the same machine, or another local user,
+//! cannot reload files or inject faults. A request that carries an `Origin` header (a browser)
+//! or names another `Host` than the endpoint's own address (DNS rebinding) is refused.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,10 +38,71 @@ pub trait Reload: Send + Sync + 'static {
 }
 
 /// What the admin endpoint may do beyond health, metrics and reload.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct AdminOptions {
     /// `POST /faults` and `DELETE /faults` change the fault rules; off, they answer 403.
     pub allow_faults: bool,
+    /// The bearer token every `POST` and `DELETE` must carry; `None` refuses them all.
+    pub token: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for AdminOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminOptions")
+            .field("allow_faults", &self.allow_faults)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Why a request is refused before its path is looked at, if it is.
+fn refuse_origin_or_host(head: &str, addr: SocketAddr) -> Option<&'static str> {
+    let header = |name: &str| {
+        head.lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    if header("origin").is_some() {
+        return Some("requests from web pages (with an Origin header) are refused\n");
+    }
+    if let Some(host) = header("host") {
+        let port = addr.port();
+        let mut ok = vec![addr.to_string()];
+        if addr.ip().is_loopback() {
+            ok.extend([
+                format!("localhost:{port}"),
+                format!("127.0.0.1:{port}"),
+                format!("[::1]:{port}"),
+            ]);
+        }
+        if !ok.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+            return Some("the Host header is not this endpoint's address (DNS rebinding?)\n");
+        }
+    }
+    None
+}
+
+/// Whether the request carries the endpoint's bearer token.
+fn authorized(head: &str, token: Option<&str>) -> bool {
+    let Some(token) = token else {
+        return false;
+    };
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
+        .filter_map(|(_, v)| v.trim().strip_prefix("Bearer "))
+        .any(|given| same_secret(given.trim().as_bytes(), token.as_bytes()))
 }
 
 /// A running admin endpoint.
@@ -73,10 +140,11 @@ impl AdminServer {
                 };
                 let shared = shared.clone();
                 let reload = reload.clone();
+                let options = options.clone();
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(
                         Duration::from_secs(5),
-                        serve(stream, &shared, &*reload, options),
+                        serve(stream, addr, &shared, &*reload, &options),
                     )
                     .await;
                 });
@@ -101,9 +169,10 @@ const MAX_BODY: usize = 4096;
 
 async fn serve(
     mut stream: TcpStream,
+    addr: SocketAddr,
     shared: &Shared,
     reload: &dyn Reload,
-    options: AdminOptions,
+    options: &AdminOptions,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
@@ -121,6 +190,9 @@ async fn serve(
         len += n;
     };
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    if let Some(why) = refuse_origin_or_host(&head, addr) {
+        return respond(&mut stream, 403, why).await;
+    }
     let content_length = head
         .lines()
         .filter_map(|l| l.split_once(':'))
@@ -162,6 +234,15 @@ async fn serve(
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
+    if matches!(method, "POST" | "DELETE") && !authorized(&head, options.token.as_deref()) {
+        let why = if options.token.is_some() {
+            "changes need Authorization: Bearer <token> (kgate fault reads the gateway's \
+             admin token file)\n"
+        } else {
+            "changes are off: this endpoint has no admin token file\n"
+        };
+        return respond(&mut stream, 401, why).await;
+    }
     match (method, path) {
         ("GET", "/healthz") => respond(&mut stream, 200, "ok\n").await,
         ("GET", "/readyz") => {
@@ -248,6 +329,7 @@ async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> std::io::Re
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        401 => "Unauthorized",
         403 => "Forbidden",
         411 => "Length Required",
         413 => "Payload Too Large",

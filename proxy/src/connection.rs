@@ -17,6 +17,7 @@ use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
+use crate::audit;
 use crate::authz::{apply_fixup, authorize, Fixup, Incoming, Outcome, Session};
 use crate::faults::inject::{
     chain, error_fixup, produce as produce_fault, request_topics, throttle_fixup, ProduceFault,
@@ -24,6 +25,7 @@ use crate::faults::inject::{
 use crate::faults::RequestFacts;
 use crate::frame::{put_frame, read_frame_raw, FrameError};
 use crate::header::{decode_request_header, RequestPrefix};
+use crate::reauth::{Intercept, Reauth, SaslLogin};
 use crate::rewrite::{needs_rewrite, rewrite_response};
 use crate::sasl::{after_authentication, api_name};
 use crate::server::Shared;
@@ -75,6 +77,9 @@ pub enum CloseReason {
     /// Writing to the client failed.
     #[error("client i/o: {0}")]
     ClientIo(std::io::Error),
+    /// The SASL session ended: it expired, or a re-authentication was refused (KIP-368).
+    #[error("session: {0}")]
+    Session(String),
     /// A fault rule closed the connection on purpose.
     #[error("fault injected: {0}")]
     Fault(String),
@@ -89,21 +94,36 @@ pub struct Traffic {
     pub to_client: AtomicU64,
 }
 
+/// A connection's upstream broker.
+#[derive(Debug)]
+pub struct Upstream<U> {
+    /// The connection to the broker.
+    pub stream: U,
+    /// The broker's node id, on a broker listener (`None` on the bootstrap listener): what
+    /// per-broker timings are counted under.
+    pub node: Option<i32>,
+}
+
 /// Forwards requests between an authenticated client and its upstream broker until one side
 /// closes, the gateway shuts down, or a request must be refused.
 pub async fn forward<C, U>(
     shared: Arc<Shared>,
     session: Session,
     client: C,
-    upstream: U,
+    upstream: Upstream<U>,
     first_request: Option<Bytes>,
+    login: Option<SaslLogin>,
     mut shutdown: watch::Receiver<bool>,
-    node: Option<i32>,
 ) -> CloseReason
 where
     C: AsyncRead + AsyncWrite + Send + 'static,
     U: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let Upstream {
+        stream: upstream,
+        node,
+    } = upstream;
+    let mut reauth = Reauth::new(login, shared.config.sasl.session_lifetime);
     let (mut client_rd, client_wr) = tokio::io::split(client);
     let (up_rd, mut up_wr) = tokio::io::split(upstream);
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
@@ -139,7 +159,29 @@ where
             };
             let received = tokio::time::Instant::now();
             let frame = raw.slice(4..);
-            let mut action = handle_request(&shared, &session, frame.clone());
+            match reauth.intercept(&shared, &frame).await {
+                Intercept::Pass => {}
+                Intercept::Answer(resp) => {
+                    shared.metrics.answered();
+                    let Ok(resp) = framed(&resp) else {
+                        return Some(CloseReason::Refused("cannot frame an answer".into()));
+                    };
+                    if tx.send(Pending::Ready(resp)).await.is_err() {
+                        return None;
+                    }
+                    continue;
+                }
+                Intercept::AnswerAndClose(resp, why) => {
+                    if let Ok(resp) = framed(&resp) {
+                        let _ = tx.send(Pending::Ready(resp)).await;
+                    }
+                    // Dropping the queue lets the response half write what is queued first.
+                    drop(tx);
+                    return Some(CloseReason::Session(why));
+                }
+                Intercept::Close(why) => return Some(CloseReason::Session(why)),
+            }
+            let mut action = handle_request(&shared, &session, frame.clone()).await;
             if shared.config.faults.is_active() {
                 action = action.and_then(|a| inject_faults(&shared, &session, &frame, a));
             }
@@ -185,6 +227,12 @@ where
     };
     tokio::select! {
         reason = requests => match reason {
+            Some(reason @ CloseReason::Session(_)) => {
+                // The last answer (a refused re-authentication) goes out before the close.
+                let _ = tokio::time::timeout(grace, &mut responses).await;
+                responses.abort();
+                reason
+            }
             Some(CloseReason::Shutdown) => {
                 // Let in-flight responses drain, within the grace period.
                 let _ = tokio::time::timeout(grace, &mut responses).await;
@@ -263,7 +311,17 @@ fn framed(body: &[u8]) -> Result<Bytes, CloseReason> {
     Ok(raw.freeze())
 }
 
-fn handle_request(shared: &Shared, session: &Session, frame: Bytes) -> Result<Action, CloseReason> {
+/// Decides what to do with one request: answer it, forward it (possibly trimmed), or close.
+///
+/// Authorization runs inside [`audit::collect`], and its audit lines are queued before the
+/// request goes on (waiting if the audit queue is full: back-pressure on this connection
+/// only). The admin APIs that lock and fsync files (CreateAcls, DeleteAcls,
+/// AlterUserScramCredentials) run on the blocking pool, off the runtime's worker threads.
+async fn handle_request(
+    shared: &Shared,
+    session: &Session,
+    frame: Bytes,
+) -> Result<Action, CloseReason> {
     let prefix = RequestPrefix::peek(&frame)
         .ok_or_else(|| CloseReason::Refused("frame too short for a request header".into()))?;
     let versions = shared.versions();
@@ -329,14 +387,31 @@ fn handle_request(shared: &Shared, session: &Session, frame: Bytes) -> Result<Ac
                 header,
                 body,
             };
-            let outcome = match route {
-                Route::Local => {
-                    crate::authz::local::answer(session, &incoming).unwrap_or_else(|e| {
-                        Outcome::Close(format!("malformed {api:?} v{version}: {e}"))
+            let local = move |session: &Session, incoming: &Incoming| {
+                crate::authz::local::answer(session, incoming).unwrap_or_else(|e| {
+                    Outcome::Close(format!("malformed {api:?} v{version}: {e}"))
+                })
+            };
+            let writes_files = matches!(
+                api,
+                ApiKey::CreateAcls | ApiKey::DeleteAcls | ApiKey::AlterUserScramCredentials
+            );
+            let (outcome, recorded) = match route {
+                Route::Local if writes_files => {
+                    let session = session.clone();
+                    tokio::task::spawn_blocking(move || {
+                        audit::collect(|| local(&session, &incoming))
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        let close = Outcome::Close(format!("{api:?} v{version} failed: {e}"));
+                        (close, audit::Recorded::default())
                     })
                 }
-                Route::Forward => authorize(session, &incoming),
+                Route::Local => audit::collect(|| local(session, &incoming)),
+                Route::Forward => audit::collect(|| authorize(session, &incoming)),
             };
+            recorded.send().await;
             match outcome {
                 Outcome::Forward { request, fixup } => Ok(Action::Forward {
                     request,
@@ -516,13 +591,19 @@ where
                     ));
                 }
                 let raw = match fixup {
-                    Some(fixup) => match apply_fixup(api, version, raw.slice(4..), fixup) {
-                        Ok(body) => match framed(&body) {
-                            Ok(f) => f,
-                            Err(e) => return e,
-                        },
-                        Err(e) => return CloseReason::Upstream(e),
-                    },
+                    Some(fixup) => {
+                        // Filtering a response checks names too (hidden topics, groups).
+                        let (fixed, recorded) =
+                            audit::collect(|| apply_fixup(api, version, raw.slice(4..), fixup));
+                        recorded.send().await;
+                        match fixed {
+                            Ok(body) => match framed(&body) {
+                                Ok(f) => f,
+                                Err(e) => return e,
+                            },
+                            Err(e) => return CloseReason::Upstream(e),
+                        }
+                    }
                     None => raw,
                 };
                 if let Some(at) = not_before.filter(|t| *t > tokio::time::Instant::now()) {

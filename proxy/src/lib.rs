@@ -16,7 +16,9 @@
 //! - [`connection`]: pipelined forwarding for one authenticated client.
 //! - [`authz`]: Kafka's authorization checks per API, with Kafka-shaped denials.
 //! - [`faults`]: latency, errors and disconnects injected on purpose, per principal or topic.
-//! - [`audit`]: one JSON line per authentication and authorization decision.
+//! - [`audit`]: one JSON line per authentication and per kind of authorization decision in a
+//!   request, written by a thread of its own.
+//! - [`log_safe`]: client-chosen names capped and escaped for log lines.
 //! - [`metrics`] and [`admin`]: counters and the loopback admin endpoint (health, metrics, reload).
 //! - [`server`]: listeners, TLS, the gateway's start and shutdown.
 //! - [`timings`]: per-broker request timings (broker time vs the rest), for the labs.
@@ -32,7 +34,9 @@ pub mod error_response;
 pub mod faults;
 pub mod frame;
 pub mod header;
+pub mod log_safe;
 pub mod metrics;
+pub mod reauth;
 pub mod rewrite;
 pub mod sasl;
 pub mod server;

@@ -9,6 +9,9 @@ pub struct Metrics {
     connections: AtomicU64,
     auth_success: AtomicU64,
     auth_failure: AtomicU64,
+    reauth_success: AtomicU64,
+    reauth_failure: AtomicU64,
+    sessions_expired: AtomicU64,
     requests_forwarded: AtomicU64,
     requests_answered: AtomicU64,
     requests_refused: AtomicU64,
@@ -28,6 +31,18 @@ impl Metrics {
     /// A client failed to authenticate.
     pub fn auth_failure(&self) {
         self.auth_failure.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A client re-authenticated on its connection (KIP-368).
+    pub fn reauth_success(&self) {
+        self.reauth_success.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A re-authentication was refused (wrong password, other principal or mechanism).
+    pub fn reauth_failure(&self) {
+        self.reauth_failure.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A connection was closed because its session expired without re-authentication.
+    pub fn session_expired(&self) {
+        self.sessions_expired.fetch_add(1, Ordering::Relaxed);
     }
     /// A request went to the upstream broker.
     pub fn forwarded(&self) {
@@ -75,6 +90,21 @@ impl Metrics {
             "auth_failure_total",
             "Failed authentications.",
             self.auth_failure.load(Ordering::Relaxed),
+        );
+        counter(
+            "reauth_success_total",
+            "Re-authentications on open connections (KIP-368).",
+            self.reauth_success.load(Ordering::Relaxed),
+        );
+        counter(
+            "reauth_failure_total",
+            "Re-authentications refused (the connection closed).",
+            self.reauth_failure.load(Ordering::Relaxed),
+        );
+        counter(
+            "sessions_expired_total",
+            "Connections closed because their session expired without re-authentication.",
+            self.sessions_expired.load(Ordering::Relaxed),
         );
         counter(
             "requests_forwarded_total",

@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::frame::{read_frame, write_frame, MAX_PRE_AUTH_FRAME};
 use crate::header::{decode_body, decode_request_header, encode_response, RequestPrefix};
+use crate::log_safe::LogSafe;
 use crate::versions::VersionTable;
 
 /// Kafka's ILLEGAL_SASL_STATE.
@@ -89,7 +90,7 @@ pub enum AuthClose {
     /// The credentials were refused.
     #[error(
         "authentication failed: mechanism {mechanism}, user {}, cause: {}",
-        user.as_deref().unwrap_or("-"),
+        LogSafe(user.as_deref().unwrap_or("-")),
         reason.as_deref().unwrap_or(message)
     )]
     Failed {
@@ -97,7 +98,8 @@ pub enum AuthClose {
         mechanism: String,
         /// The message sent to the client.
         message: String,
-        /// The user name the client claimed, when it could be read.
+        /// The user name the client claimed, when it could be read: as the client sent it,
+        /// so print it through [`LogSafe`] (as `Display` does).
         user: Option<String>,
         /// The real cause, never sent to the client.
         reason: Option<String>,
@@ -125,6 +127,17 @@ pub struct SaslSettings {
     /// Delay before closing after a failed authentication (Kafka's
     /// `connection.failed.authentication.delay.ms`, 100 ms by default).
     pub failure_delay: Duration,
+    /// How long a SASL session lasts before the client must re-authenticate on the same
+    /// connection (KIP-368, Kafka's `connections.max.reauth.ms`); zero: forever. Sent to the
+    /// client in SaslAuthenticate v1+; a request after expiry closes the connection.
+    pub session_lifetime: Duration,
+}
+
+impl SaslSettings {
+    /// The lifetime as SaslAuthenticate carries it (0: no expiry).
+    pub fn session_lifetime_ms(&self) -> i64 {
+        i64::try_from(self.session_lifetime.as_millis()).unwrap_or(i64::MAX)
+    }
 }
 
 impl std::fmt::Debug for SaslSettings {
@@ -132,6 +145,7 @@ impl std::fmt::Debug for SaslSettings {
         f.debug_struct("SaslSettings")
             .field("sasl", &self.authenticator.is_some())
             .field("failure_delay", &self.failure_delay)
+            .field("session_lifetime", &self.session_lifetime)
             .finish()
     }
 }
@@ -218,14 +232,22 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                     // Kafka counts this as a failed authentication: same delay before the close.
                     tokio::time::sleep(settings.failure_delay).await;
                     return Err(AuthClose::Protocol(format!(
-                        "unsupported SASL mechanism {mechanism:?} (enabled: {})",
+                        "unsupported SASL mechanism \"{}\" (enabled: {})",
+                        LogSafe(&mechanism),
                         enabled.join(", ")
                     )));
                 };
                 let exchange = if prefix.api_version == 0 {
                     raw_tokens(stream, session, &mechanism).await
                 } else {
-                    authenticate_requests(stream, versions, session, &mechanism).await
+                    authenticate_requests(
+                        stream,
+                        versions,
+                        session,
+                        &mechanism,
+                        settings.session_lifetime_ms(),
+                    )
+                    .await
                 };
                 return match exchange {
                     Ok(principal) => Ok(AuthOutcome {
@@ -305,6 +327,7 @@ async fn authenticate_requests<S: AsyncRead + AsyncWrite + Unpin>(
     versions: &VersionTable,
     mut session: Box<dyn SaslSession>,
     mechanism: &str,
+    lifetime_ms: i64,
 ) -> Result<String, AuthClose> {
     loop {
         let frame = read_frame(stream, MAX_PRE_AUTH_FRAME)
@@ -344,7 +367,9 @@ async fn authenticate_requests<S: AsyncRead + AsyncWrite + Unpin>(
                 response,
                 principal,
             } => (
-                SaslAuthenticateResponse::default().with_auth_bytes(response.into()),
+                SaslAuthenticateResponse::default()
+                    .with_auth_bytes(response.into())
+                    .with_session_lifetime_ms(if version >= 1 { lifetime_ms } else { 0 }),
                 Some(Ok(principal)),
             ),
             SaslStep::Failed {
@@ -377,7 +402,8 @@ async fn authenticate_requests<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn run_step(
+/// Runs one mechanism step on the blocking pool (PLAIN's PBKDF2 is CPU-heavy).
+pub(crate) async fn run_step(
     mut session: Box<dyn SaslSession>,
     token: Bytes,
 ) -> Result<(Box<dyn SaslSession>, SaslStep), AuthClose> {

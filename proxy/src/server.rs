@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 use crate::connection::{forward, CloseReason, Traffic};
 use crate::counted::Counted;
 use crate::directory::{Directory, PortPolicy};
+use crate::log_safe::LogSafe;
 use crate::sasl::{authenticate, AuthClose, Authenticated, SaslSettings};
 use crate::upstream::{connect, connect_any, discover, UpstreamError};
 use crate::versions::VersionTable;
@@ -23,12 +24,18 @@ use crate::versions::VersionTable;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Default interval between two metadata refreshes of the upstream.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
+/// Default SASL session lifetime (KIP-368): a removed user or a changed password stops
+/// working on open connections within an hour, at the client's next re-authentication.
+/// Kafka's own default, 0, keeps a session for as long as its connection lives.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(3600);
 /// Default cap on concurrent client connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long a client may take from TLS to the end of authentication.
 pub const AUTHENTICATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to finish the TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait at shutdown for the audit writer to write what the connections queued.
+const AUDIT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// The TLS side of the client listeners.
 ///
@@ -94,6 +101,7 @@ impl GatewayConfig {
             sasl: SaslSettings {
                 authenticator: None,
                 failure_delay: Duration::from_millis(100),
+                session_lifetime: DEFAULT_SESSION_LIFETIME,
             },
             max_frame: crate::frame::DEFAULT_MAX_FRAME,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -298,6 +306,21 @@ impl Gateway {
         if tokio::time::timeout(grace, all_closed).await.is_err() {
             warn!("connections still open after the grace period; closing them");
         }
+        // Every line of the closed connections is queued: see it written before returning.
+        if let Some(audit) = self
+            .shared
+            .config
+            .authz
+            .as_ref()
+            .and_then(|a| a.audit.clone())
+        {
+            let flushed = tokio::task::spawn_blocking(move || audit.flush(AUDIT_FLUSH_LIMIT))
+                .await
+                .unwrap_or(false);
+            if !flushed {
+                warn!("the audit log was not fully written within {AUDIT_FLUSH_LIMIT:?}");
+            }
+        }
         info!("gateway stopped");
     }
 
@@ -396,7 +419,7 @@ async fn serve_connection(
         Target::Bootstrap => "bootstrap".to_string(),
         Target::Broker(n) => format!("broker-{n}"),
     };
-    let (who, reason) = match shared.config.tls.clone() {
+    let (who, reason, failed_authentication) = match shared.config.tls.clone() {
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -414,6 +437,7 @@ async fn serve_connection(
                                     None,
                                     &traffic,
                                     &format!("client certificate refused: {e}"),
+                                    false,
                                 );
                                 return;
                             }
@@ -431,8 +455,8 @@ async fn serve_connection(
                     )
                     .await
                 }
-                Ok(Err(e)) => (None, format!("TLS handshake failed: {e}")),
-                Err(_) => (None, "TLS handshake timed out".to_string()),
+                Ok(Err(e)) => (None, format!("TLS handshake failed: {e}"), false),
+                Err(_) => (None, "TLS handshake timed out".to_string(), false),
             }
         }
         None => {
@@ -452,27 +476,44 @@ async fn serve_connection(
         traffic.from_client.load(Ordering::Relaxed),
         traffic.to_client.load(Ordering::Relaxed),
     );
-    log_close(&peer, &listener, who.as_ref(), &traffic, &reason);
+    log_close(
+        &peer,
+        &listener,
+        who.as_ref(),
+        &traffic,
+        &reason,
+        failed_authentication,
+    );
 }
 
+/// The one line a connection leaves in the text log; a warning when the client failed to
+/// authenticate (the reason then names the mechanism, the user name, capped and escaped,
+/// and the cause).
 fn log_close(
     peer: &SocketAddr,
     listener: &str,
     who: Option<&Authenticated>,
     traffic: &Traffic,
     reason: &str,
+    failed_authentication: bool,
 ) {
-    info!(
-        target: "kgate::connection",
-        %peer,
-        listener,
-        principal = who.map_or("-", |w| w.principal.as_str()),
-        mechanism = who.map_or("-", |w| w.mechanism.as_str()),
-        bytes_in = traffic.from_client.load(Ordering::Relaxed),
-        bytes_out = traffic.to_client.load(Ordering::Relaxed),
-        reason,
-        "connection closed"
-    );
+    let principal = LogSafe(who.map_or("-", |w| w.principal.as_str()));
+    let mechanism = who.map_or("-", |w| w.mechanism.as_str());
+    let bytes_in = traffic.from_client.load(Ordering::Relaxed);
+    let bytes_out = traffic.to_client.load(Ordering::Relaxed);
+    if failed_authentication {
+        warn!(
+            target: "kgate::connection",
+            %peer, listener, %principal, mechanism, bytes_in, bytes_out, reason,
+            "connection closed"
+        );
+    } else {
+        info!(
+            target: "kgate::connection",
+            %peer, listener, %principal, mechanism, bytes_in, bytes_out, reason,
+            "connection closed"
+        );
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -484,7 +525,7 @@ async fn run<S>(
     target: Target,
     cert_principal: Option<String>,
     shutdown: watch::Receiver<bool>,
-) -> (Option<Authenticated>, String)
+) -> (Option<Authenticated>, String, bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -497,14 +538,15 @@ where
     let outcome = tokio::select! {
         r = auth => match r {
             Ok(r) => r,
-            Err(_) => return (None, "authentication not finished within 30 s".to_string()),
+            Err(_) => return (None, "authentication not finished within 30 s".to_string(), false),
         },
-        _ = stop.changed() => return (None, "gateway shutting down".to_string()),
+        _ = stop.changed() => return (None, "gateway shutting down".to_string(), false),
     };
     let audit = shared.config.authz.as_ref().and_then(|a| a.audit.clone());
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
+            let failed = matches!(e, AuthClose::Failed { .. });
             if let AuthClose::Failed {
                 mechanism,
                 user,
@@ -513,34 +555,37 @@ where
             } = &e
             {
                 shared.metrics.auth_failure();
-                warn!(target: "kgate::auth", error = %e, "authentication failed");
+                // The connection's close line, a warning, says it once (with the user name
+                // capped and escaped): no line of its own here.
                 if let Some(audit) = &audit {
                     let why = reason.as_deref().unwrap_or(message);
-                    audit.authentication(
-                        peer,
-                        listener,
-                        mechanism,
-                        None,
-                        user.as_deref(),
-                        Some(why),
-                    );
+                    audit
+                        .authentication(peer, listener, mechanism, None, user.as_deref(), Some(why))
+                        .await;
                 }
             }
-            return (None, e.to_string());
+            return (None, e.to_string(), failed);
         }
     };
-    info!(target: "kgate::auth", principal = %outcome.who.principal, mechanism = %outcome.who.mechanism, "authenticated");
+    info!(
+        target: "kgate::auth",
+        principal = %LogSafe(&outcome.who.principal),
+        mechanism = %outcome.who.mechanism,
+        "authenticated"
+    );
     shared.metrics.auth_success();
     if let Some(audit) = &audit {
         let who = &outcome.who;
-        audit.authentication(
-            peer,
-            listener,
-            &who.mechanism,
-            Some(&who.principal),
-            None,
-            None,
-        );
+        audit
+            .authentication(
+                peer,
+                listener,
+                &who.mechanism,
+                Some(&who.principal),
+                None,
+                None,
+            )
+            .await;
     }
     let principal = match outcome.who.principal.parse::<kgate_policies::Principal>() {
         Ok(p) => p,
@@ -548,6 +593,7 @@ where
             return (
                 Some(outcome.who),
                 format!("principal cannot be used in ACLs: {e}"),
+                false,
             )
         }
     };
@@ -571,21 +617,38 @@ where
     };
     let upstream = match upstream {
         Ok(u) => u,
-        Err(e) => return (Some(outcome.who), CloseReason::Upstream(e).to_string()),
+        Err(e) => {
+            return (
+                Some(outcome.who),
+                CloseReason::Upstream(e).to_string(),
+                false,
+            )
+        }
     };
     let node = match target {
         Target::Broker(node) => Some(node),
         Target::Bootstrap => None,
     };
+    // Connections that logged in with SASL re-authenticate (KIP-368); certificate and
+    // anonymous ones have no session to renew.
+    let login = (!matches!(outcome.who.mechanism.as_str(), "SSL" | "NONE")).then(|| {
+        crate::reauth::SaslLogin {
+            mechanism: outcome.who.mechanism.clone(),
+            principal: outcome.who.principal.clone(),
+        }
+    });
     let reason = forward(
         shared,
         session,
         stream,
-        upstream,
+        crate::connection::Upstream {
+            stream: upstream,
+            node,
+        },
         outcome.first_request,
+        login,
         shutdown,
-        node,
     )
     .await;
-    (Some(outcome.who), reason.to_string())
+    (Some(outcome.who), reason.to_string(), false)
 }

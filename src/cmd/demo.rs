@@ -149,17 +149,24 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         ca.display()
     );
     println!();
-    // The demo is a playground on loopback: fault rules are allowed.
+    // The demo is a playground on loopback: fault rules are allowed, for whoever can read
+    // the token file (`kgate fault` finds it by the port).
+    let token = super::admin_token::generate();
     let admin = match kgate_proxy::admin::AdminServer::start(
         args.admin_listen,
         gateway.shared().clone(),
         Arc::new(DemoReload(credentials)),
-        kgate_proxy::admin::AdminOptions { allow_faults: true },
+        kgate_proxy::admin::AdminOptions {
+            allow_faults: true,
+            token: Some(token.as_str().into()),
+        },
     )
     .await
     {
         Ok(admin) => {
             let at = admin.addr();
+            let token_file = super::admin_token::default_path(at.port());
+            super::admin_token::store(&token_file, &token)?;
             println!("Admin endpoint: http://{at}/metrics  — inject faults from another terminal:");
             println!("  kgate fault add latency=300ms topic=telemetry api=produce --admin {at}");
             println!("  kgate fault list --admin {at}     kgate fault clear --admin {at}");

@@ -47,6 +47,15 @@ pub struct FaultArgs {
         default_value = "127.0.0.1:9644"
     )]
     admin: SocketAddr,
+    /// The gateway's admin token file (its admin_token_file); default: the per-port file
+    /// kgate writes under $XDG_RUNTIME_DIR/kgate or ~/.cache/kgate.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "KGATE_ADMIN_TOKEN_FILE"
+    )]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: FaultCommand,
 }
@@ -107,7 +116,22 @@ pub fn run(args: FaultArgs) -> anyhow::Result<()> {
             ("DELETE", format!("/faults/{n}"), String::new())
         }
     };
-    let (status, reply) = http(args.admin, method, &path, &body)?;
+    let token = if method == "GET" {
+        None
+    } else {
+        let file = args
+            .token_file
+            .clone()
+            .unwrap_or_else(|| super::admin_token::default_path(args.admin.port()));
+        Some(super::admin_token::read(&file).with_context(|| {
+            format!(
+                "changes need the gateway's admin token: pass --token-file (the gateway's \
+                 admin_token_file), or run as the user who started the gateway at {}",
+                args.admin
+            )
+        })?)
+    };
+    let (status, reply) = http(args.admin, method, &path, &body, token.as_deref())?;
     if status == 200 {
         print!("{reply}");
         return Ok(());
@@ -120,7 +144,13 @@ pub fn run(args: FaultArgs) -> anyhow::Result<()> {
 }
 
 /// One HTTP/1.1 request to the admin endpoint; returns the status and the body.
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
     let timeout = Duration::from_secs(5);
     let mut stream = TcpStream::connect_timeout(&addr, timeout).with_context(|| {
         format!(
@@ -129,9 +159,10 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Resul
     })?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    let auth = token.map_or_else(String::new, |t| format!("authorization: Bearer {t}\r\n"));
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .with_context(|| format!("cannot send to {addr}"))?;

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod acl;
+pub mod admin_token;
 pub mod bench;
 pub mod bench_sim;
 pub mod certs;

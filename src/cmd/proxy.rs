@@ -62,6 +62,11 @@ pub struct ProxyArgs {
     /// SASL mechanisms to offer (default: SCRAM-SHA-512,SCRAM-SHA-256,PLAIN).
     #[arg(long, value_name = "MECHANISM", value_delimiter = ',')]
     pub mechanisms: Vec<String>,
+    /// How long a SASL session lasts before the client must re-authenticate on its
+    /// connection (KIP-368; Kafka's connections.max.reauth.ms). A removed user or a changed
+    /// password stops working on open connections within this time. 0 = never. Default: 1 h.
+    #[arg(long, value_name = "MS")]
+    pub max_session_lifetime_ms: Option<u64>,
     /// Serve clients without TLS. For labs on loopback only; never the default.
     #[arg(long)]
     pub plaintext: bool,
@@ -89,6 +94,11 @@ pub struct ProxyArgs {
     /// by default.
     #[arg(long, value_name = "IP:PORT")]
     pub admin_listen: Option<SocketAddr>,
+    /// The admin endpoint's bearer token, needed by every change (POST /reload, /faults):
+    /// read from FILE, or written there (mode 0600) when missing. Default: a per-port file
+    /// under $XDG_RUNTIME_DIR/kgate or ~/.cache/kgate, where `kgate fault` looks.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Let the admin endpoint add and remove fault rules (`kgate fault add`). Off by default.
     #[arg(long)]
     pub allow_faults: bool,
@@ -100,6 +110,7 @@ pub struct ProxyArgs {
 
 /// Everything `kgate proxy` needs, resolved from flags and file.
 pub struct Resolved {
+    pub admin_token_file: Option<PathBuf>,
     pub gateway: GatewayConfig,
     pub tls: Option<Arc<TlsSettings>>,
     pub credentials: Option<SharedCredentials>,
@@ -213,6 +224,12 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
     gateway.tls = tls.clone();
     if let Some(max) = &file.max_frame_bytes {
         gateway.max_frame = *max.get_ref();
+    }
+    if let Some(ms) = args
+        .max_session_lifetime_ms
+        .or_else(|| file.max_session_lifetime_ms.as_ref().map(|m| *m.get_ref()))
+    {
+        gateway.sasl.session_lifetime = Duration::from_millis(ms);
     }
     if let Some(ms) = &file.failed_auth_delay_ms {
         gateway.sasl.failure_delay = Duration::from_millis(*ms.get_ref());
@@ -333,7 +350,13 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
     if allow_faults && admin_listen.is_none() {
         warn!("--allow-faults without --admin-listen: no endpoint to add fault rules through");
     }
+    let admin_token_file = pick_path(
+        args.admin_token_file,
+        file.admin_token_file.as_ref(),
+        cfg_path,
+    );
     Ok(Resolved {
+        admin_token_file,
         gateway,
         tls,
         credentials,
@@ -357,6 +380,7 @@ pub async fn serve(
     stop: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> anyhow::Result<()> {
     let Resolved {
+        admin_token_file,
         gateway,
         tls,
         credentials,
@@ -374,16 +398,33 @@ pub async fn serve(
         authorizer,
     });
     let admin = match admin_listen {
-        Some(addr) => Some(
-            kgate_proxy::admin::AdminServer::start(
+        Some(addr) => {
+            let token = match &admin_token_file {
+                Some(path) => super::admin_token::load_or_create(path)?,
+                None => super::admin_token::generate(),
+            };
+            let admin = kgate_proxy::admin::AdminServer::start(
                 addr,
                 gateway.shared().clone(),
                 reloader.clone(),
-                kgate_proxy::admin::AdminOptions { allow_faults },
+                kgate_proxy::admin::AdminOptions {
+                    allow_faults,
+                    token: Some(token.as_str().into()),
+                },
             )
             .await
-            .with_context(|| format!("cannot start the admin endpoint on {addr}"))?,
-        ),
+            .with_context(|| format!("cannot start the admin endpoint on {addr}"))?;
+            let path = match admin_token_file {
+                Some(path) => path,
+                None => {
+                    let path = super::admin_token::default_path(admin.addr().port());
+                    super::admin_token::store(&path, &token)?;
+                    path
+                }
+            };
+            info!(token_file = %path.display(), "admin changes need the token in this file");
+            Some(admin)
+        }
         None => None,
     };
     let watcher = tokio::spawn(watch_files(reloader.clone()));

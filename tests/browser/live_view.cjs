@@ -29,6 +29,9 @@ async function main() {
     const faultsBefore = await page.textContent("#faults");
     if (!faultsBefore.includes("hidden fault")) throw new Error("no hidden fault line: " + faultsBefore);
     if (/round.trip|slow-broker|400/.test(faultsBefore)) throw new Error("the hidden fault shows: " + faultsBefore);
+    // A web page can send requests to loopback, but not read the token file: refused.
+    const forged = await page.evaluate(() => fetch("/faults", { method: "POST", body: "disconnect" }).then(r => r.status));
+    if (forged !== 401) throw new Error("a page added a fault without the token: " + forged);
     const t0 = Date.now();
     execFileSync(KGATE, ["fault", "add", "--admin", ADMIN, "latency=300ms", "topic=vehicle-telemetry"]);
     await page.waitForFunction(() => document.getElementById("faults").textContent.includes("latency=300ms"),
@@ -44,7 +47,7 @@ async function main() {
                               null, { timeout: 10000 });
     const states = await cls.$$eval("[data-student]", rows => Object.fromEntries(rows.map(r =>
       [r.dataset.student, [...r.querySelectorAll("[data-state]")].map(c => c.dataset.state)])));
-    console.log(JSON.stringify({ ok: true, brokers, faultMs, fontPx, states }));
+    console.log(JSON.stringify({ ok: true, brokers, faultMs, fontPx, states, forged }));
   } finally {
     await browser.close();
   }

@@ -251,3 +251,4 @@ pub fn authz(dir: &std::path::Path, text: &str) -> std::sync::Arc<kgate_proxy::a
     })
 }
 pub mod raw;
+pub mod tansu;

@@ -21,6 +21,18 @@ pub struct RawClient {
 impl RawClient {
     /// Connects to a SASL_PLAINTEXT gateway and logs in with PLAIN.
     pub async fn login(addr: &str, user: &str, password: &str) -> Self {
+        let (c, a) = Self::try_login(addr, user, password).await;
+        assert_eq!(a.error_code, 0, "{:?}", a.error_message);
+        c
+    }
+
+    /// Connects to a SASL_PLAINTEXT gateway and tries PLAIN (handshake v1): the client and
+    /// the gateway's SaslAuthenticate answer, which may be a failure.
+    pub async fn try_login(
+        addr: &str,
+        user: &str,
+        password: &str,
+    ) -> (Self, SaslAuthenticateResponse) {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut c = Self {
             stream,
@@ -57,8 +69,7 @@ impl RawClient {
                 &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
             )
             .await;
-        assert_eq!(a.error_code, 0, "{:?}", a.error_message);
-        c
+        (c, a)
     }
 
     /// The version to use: `want`, or lower if the gateway offers less.
@@ -80,13 +91,26 @@ impl RawClient {
             .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"))
     }
 
-    /// Sends a request; `Err` if the connection closed instead of answering.
+    /// Sends a request; `Err` if the connection closed instead of answering, or the answer
+    /// does not decode.
     pub async fn try_call<Req: Encodable, Resp: Decodable>(
         &mut self,
         api: ApiKey,
         version: i16,
         req: &Req,
     ) -> Result<Resp, String> {
+        let mut body = self.call_bytes(api, version, req).await?;
+        Resp::decode(&mut body, version).map_err(|e| format!("undecodable response: {e}"))
+    }
+
+    /// Sends a request and returns the response body (after its header) undecoded; `Err` only
+    /// if the connection closed instead of answering.
+    pub async fn call_bytes<Req: Encodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        req: &Req,
+    ) -> Result<Bytes, String> {
         self.correlation += 1;
         let header = RequestHeader::default()
             .with_request_api_key(api as i16)
@@ -96,8 +120,8 @@ impl RawClient {
         let mut body = BytesMut::new();
         header
             .encode(&mut body, api.request_header_version(version))
-            .map_err(|e| e.to_string())?;
-        req.encode(&mut body, version).map_err(|e| e.to_string())?;
+            .expect("encode header");
+        req.encode(&mut body, version).expect("encode request");
         let mut frame = Vec::with_capacity(body.len() + 4);
         frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
         frame.extend_from_slice(&body);
@@ -121,8 +145,52 @@ impl RawClient {
         } else {
             api.response_header_version(version)
         };
-        let rh = ResponseHeader::decode(&mut buf, hv).map_err(|e| e.to_string())?;
+        let rh = ResponseHeader::decode(&mut buf, hv).expect("response header");
         assert_eq!(rh.correlation_id, self.correlation, "correlation id echoed");
-        Resp::decode(&mut buf, version).map_err(|e| e.to_string())
+        Ok(buf)
+    }
+
+    /// Sends a request without waiting for its answer (pipelining); returns its correlation id.
+    pub async fn send<Req: Encodable>(&mut self, api: ApiKey, version: i16, req: &Req) -> i32 {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("raw")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, api.request_header_version(version))
+            .expect("encode header");
+        req.encode(&mut body, version).expect("encode request");
+        let mut frame = Vec::with_capacity(body.len() + 4);
+        frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame).await.expect("send");
+        self.correlation
+    }
+
+    /// Reads the next response as `api` v`version`: its correlation id and decoded body; `Err`
+    /// if the connection closed instead.
+    pub async fn receive<Resp: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+    ) -> Result<(i32, Resp), String> {
+        let mut size = [0u8; 4];
+        self.stream
+            .read_exact(&mut size)
+            .await
+            .map_err(|e| format!("no response: {e}"))?;
+        let mut resp = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream
+            .read_exact(&mut resp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = Bytes::from(resp);
+        let rh = ResponseHeader::decode(&mut buf, api.response_header_version(version))
+            .map_err(|e| e.to_string())?;
+        let body = Resp::decode(&mut buf, version).map_err(|e| e.to_string())?;
+        Ok((rh.correlation_id, body))
     }
 }

@@ -238,36 +238,100 @@ fn wrong_password_fails_at_client_final_with_generic_message() {
     assert!(server.is_finished());
 }
 
-#[test]
-fn unknown_user_fails_at_client_first_with_the_same_message() {
-    let client = Client::new(Mechanism::ScramSha256, "mallory", None, "x");
-    let mut server = ScramServer::new(Mechanism::ScramSha256, both_mechanisms());
-    let err = server.step(&client.first()).unwrap_err();
-    assert_eq!(err.to_string(), GENERIC_256);
-    assert_eq!(err.reason(), Some(FailureReason::UnknownUser));
-    assert_eq!(server.attempted_username(), Some("mallory"));
-    assert_eq!(err.kafka_error_code(), 58);
-    assert_eq!(
-        err.client_message(true),
-        "Authentication failed during re-authentication due to invalid credentials with SASL \
-         mechanism SCRAM-SHA-256"
-    );
+/// Runs client-first then client-final and returns server-first and the final error.
+fn fail_at_client_final(
+    mechanism: Mechanism,
+    user: &str,
+    password: &str,
+) -> (String, AuthError, ScramServer) {
+    let mut client = Client::new(mechanism, user, None, password);
+    let mut server = ScramServer::new(mechanism, both_mechanisms());
+    let Step::Continue(server_first) = server.step(&client.first()).unwrap() else {
+        panic!("client-first must not finish the exchange");
+    };
+    let err = server.step(&client.last(&server_first)).unwrap_err();
+    assert!(server.is_finished());
+    (String::from_utf8(server_first).unwrap(), err, server)
+}
+
+/// The salt and iterations of a server-first message.
+fn salt_and_iterations(server_first: &str) -> (String, String) {
+    let field = |k: &str| {
+        server_first
+            .split(',')
+            .find_map(|f| f.strip_prefix(k))
+            .unwrap()
+            .to_owned()
+    };
+    (field("s="), field("i="))
 }
 
 #[test]
-fn user_without_credential_for_mechanism_fails_at_client_first() {
-    let client = Client::new(Mechanism::ScramSha512, "only256", None, "pw");
-    let mut server = ScramServer::new(Mechanism::ScramSha512, both_mechanisms());
-    let err = server.step(&client.first()).unwrap_err();
+fn unknown_user_and_wrong_password_fail_at_client_final_alike() {
+    let (_, wrong, _) = fail_at_client_final(Mechanism::ScramSha256, "alice", "not-it");
+    let (first, unknown, server) = fail_at_client_final(Mechanism::ScramSha256, "mallory", "x");
+    assert_eq!(unknown.to_string(), wrong.to_string());
+    assert_eq!(unknown.to_string(), GENERIC_256);
+    assert_eq!(wrong.reason(), Some(FailureReason::WrongPassword));
+    assert_eq!(unknown.reason(), Some(FailureReason::UnknownUser));
+    assert_eq!(server.attempted_username(), Some("mallory"));
+    assert_eq!(unknown.kafka_error_code(), 58);
+    assert_eq!(
+        unknown.client_message(true),
+        "Authentication failed during re-authentication due to invalid credentials with SASL \
+         mechanism SCRAM-SHA-256"
+    );
+    // The decoy has the default iteration count and a salt shaped like a real one.
+    let (salt, iterations) = salt_and_iterations(&first);
+    assert_eq!(iterations, DEFAULT_ITERATIONS.to_string());
+    let salt = BASE64.decode(salt).unwrap();
+    assert!((20..=26).contains(&salt.len()), "{salt:?}");
+    assert!(salt
+        .iter()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
+}
+
+#[test]
+fn a_decoy_salt_is_stable_for_a_name_and_differs_between_names() {
+    let salt_of = |m, user: &str| {
+        let (first, _, _) = fail_at_client_final(m, user, "x");
+        salt_and_iterations(&first).0
+    };
+    let mallory = salt_of(Mechanism::ScramSha256, "mallory");
+    assert_eq!(salt_of(Mechanism::ScramSha256, "mallory"), mallory);
+    assert_ne!(salt_of(Mechanism::ScramSha256, "mallory2"), mallory);
+    assert_ne!(salt_of(Mechanism::ScramSha512, "mallory"), mallory);
+    // A real user's salt is not the decoy of that name.
+    let client = Client::new(Mechanism::ScramSha256, "alice", None, "x");
+    let mut server = ScramServer::new(Mechanism::ScramSha256, both_mechanisms());
+    let Step::Continue(real) = server.step(&client.first()).unwrap() else {
+        panic!("client-first must not finish the exchange")
+    };
+    let real = salt_and_iterations(std::str::from_utf8(&real).unwrap()).0;
+    let stored = both_mechanisms()
+        .credential("alice", Mechanism::ScramSha256)
+        .unwrap()
+        .salt()
+        .to_vec();
+    assert_eq!(real, BASE64.encode(stored));
+}
+
+#[test]
+fn user_without_credential_for_mechanism_fails_at_client_final_alike() {
+    let (_, err, _) = fail_at_client_final(Mechanism::ScramSha512, "only256", "pw");
     assert_eq!(err.to_string(), GENERIC_512);
     assert_eq!(err.reason(), Some(FailureReason::NoCredentialForMechanism));
 }
 
 #[test]
-fn unknown_user_with_authzid_mismatch_still_reads_generic() {
-    let mut server = ScramServer::new(Mechanism::ScramSha256, both_mechanisms());
-    let err = server.step(b"n,a=bob,n=mallory,r=abc").unwrap_err();
-    assert_eq!(err.to_string(), GENERIC_256);
+fn authzid_mismatch_reads_the_same_for_unknown_and_known_users() {
+    for user in ["mallory", "alice"] {
+        let mut server = ScramServer::new(Mechanism::ScramSha256, both_mechanisms());
+        let err = server
+            .step(format!("n,a=bob,n={user},r=abc").as_bytes())
+            .unwrap_err();
+        assert_eq!(err, AuthError::AuthorizationIdMismatch, "{user}");
+    }
 }
 
 #[test]
