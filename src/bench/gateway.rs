@@ -51,18 +51,18 @@ use super::wire::{KafkaConn, ScramClient, TlsDialer};
 /// Size of each record's value.
 pub const RECORD_BYTES: usize = 1024;
 /// Brokers of the embedded cluster.
-const BROKERS: i32 = 3;
+pub(super) const BROKERS: i32 = 3;
 /// Partitions of each benchmark topic (two led by each broker).
-const PARTITIONS: i32 = 6;
+pub(super) const PARTITIONS: i32 = 6;
 /// Distinct record keys (records spread over every partition).
 const KEYS: usize = 1024;
 /// librdkafka's default linger, set explicitly so that every path runs the same client.
-const LINGER_MS: u32 = 5;
+pub(super) const LINGER_MS: u32 = 5;
 /// Messages librdkafka may hold unacknowledged (20 MB): enough to saturate every path,
 /// small enough that latency at peak stays a figure of the pipeline rather than of the queue.
-const QUEUE_MESSAGES: usize = 20_000;
+pub(super) const QUEUE_MESSAGES: usize = 20_000;
 /// The SCRAM user the benchmark creates.
-const USER: &str = "bench";
+pub(super) const USER: &str = "bench";
 /// Connections opened before the memory baseline, kept open (warms thread pools and
 /// allocator arenas so the baseline is the gateway's steady state).
 const WARM_CONNECTIONS: usize = 16;
@@ -76,7 +76,7 @@ const ROUNDS: usize = 2;
 /// producer.
 const CONSUME_FACTOR: usize = 3;
 /// Upper bound of any single produce, consume or connection phase.
-const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
+pub(super) const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Issue 2's targets.
 const TARGET_THROUGHPUT_RATIO: f64 = 0.90;
@@ -111,7 +111,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 
 /// The three ways clients reach the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub(super) enum Route {
     Direct,
     Plaintext,
     TlsScram,
@@ -268,14 +268,14 @@ pub struct IdleConnections {
 }
 
 /// Temporary files, the cluster and the user, shared by every phase.
-struct Setup {
+pub(super) struct Setup {
     dir: tempfile::TempDir,
-    cluster: EmbeddedCluster,
-    password: String,
+    pub(super) cluster: EmbeddedCluster,
+    pub(super) password: String,
 }
 
 impl Setup {
-    fn new() -> anyhow::Result<Self> {
+    pub(super) fn new() -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("kgate-bench-")
             .tempdir()
@@ -301,17 +301,28 @@ impl Setup {
         })
     }
 
-    fn path(&self, file: &str) -> PathBuf {
+    pub(super) fn path(&self, file: &str) -> PathBuf {
         self.dir.path().join(file)
     }
 
-    fn topic(&self, name: &str) -> anyhow::Result<String> {
+    pub(super) fn topic(&self, name: &str) -> anyhow::Result<String> {
         self.cluster.create_topic(name, PARTITIONS)?;
         Ok(name.to_owned())
     }
 
     /// Starts a gateway child in front of the cluster on free loopback ports.
     fn gateway(&self, route: Route, name: &str) -> anyhow::Result<Gateway> {
+        self.gateway_with(route, name, &[], "warn")
+    }
+
+    /// [`Setup::gateway`] with more `kgate proxy` arguments and the child's `KGATE_LOG`.
+    pub(super) fn gateway_with(
+        &self,
+        route: Route,
+        name: &str,
+        extra: &[OsString],
+        log_level: &str,
+    ) -> anyhow::Result<Gateway> {
         let port = process::free_port_block(BROKERS as u16 + 2)?;
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let mut args: Vec<OsString> = vec![
@@ -349,7 +360,8 @@ impl Setup {
             }
             Route::Direct => bail!("the direct path has no gateway"),
         }
-        let child = Child::spawn(name, &args, &self.path(&format!("{name}.log")))?;
+        args.extend(extra.iter().cloned());
+        let child = Child::spawn(name, &args, &self.path(&format!("{name}.log")), log_level)?;
         let mut addrs = vec![listen];
         addrs.extend(
             (1..=BROKERS).map(|n| SocketAddr::from((Ipv4Addr::LOCALHOST, port + 1 + n as u16))),
@@ -362,7 +374,11 @@ impl Setup {
     }
 
     /// librdkafka settings for a path.
-    fn client(&self, route: Route, gateway: Option<&Gateway>) -> anyhow::Result<ClientConfig> {
+    pub(super) fn client(
+        &self,
+        route: Route,
+        gateway: Option<&Gateway>,
+    ) -> anyhow::Result<ClientConfig> {
         let mut config = ClientConfig::new();
         match (route, gateway) {
             (Route::Direct, _) => {
@@ -388,9 +404,9 @@ impl Setup {
 }
 
 /// A gateway child and where it listens.
-struct Gateway {
-    child: Child,
-    bootstrap: SocketAddr,
+pub(super) struct Gateway {
+    pub(super) child: Child,
+    pub(super) bootstrap: SocketAddr,
 }
 
 fn progress(message: &str) {
@@ -652,20 +668,6 @@ impl ProducerContext for Deliveries {
 }
 
 impl Deliveries {
-    fn check(&self) -> anyhow::Result<()> {
-        let failed = self.failed.load(Ordering::Relaxed);
-        if failed > 0 {
-            let first = self
-                .first_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-                .unwrap_or_default();
-            bail!("{failed} records were not delivered; first error: {first}");
-        }
-        Ok(())
-    }
-
     fn take(&self) -> Vec<Duration> {
         std::mem::take(
             &mut *self
@@ -683,21 +685,24 @@ struct Peak {
 }
 
 /// One measured produce run.
-struct Produced {
-    messages: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-    gateway_cpu: Duration,
+pub(super) struct Produced {
+    pub(super) messages: usize,
+    pub(super) elapsed: Duration,
+    pub(super) latencies: Vec<Duration>,
+    pub(super) gateway_cpu: Duration,
     /// CPU of this process (clients and the embedded cluster) meanwhile.
-    own_cpu: Duration,
+    pub(super) own_cpu: Duration,
+    /// Records whose delivery failed (warm-up included), and the first error.
+    pub(super) failed: usize,
+    pub(super) first_error: Option<String>,
 }
 
 impl Produced {
-    fn rate(&self) -> f64 {
+    pub(super) fn rate(&self) -> f64 {
         self.messages as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn mb_s(&self) -> f64 {
+    pub(super) fn mb_s(&self) -> f64 {
         self.rate() * RECORD_BYTES as f64 / 1e6
     }
 }
@@ -705,6 +710,32 @@ impl Produced {
 /// Produces `warmup` records (not measured), then `n` records, at full speed or paced at
 /// `rate` records/s, and waits for every acknowledgement.
 fn produce(
+    config: &ClientConfig,
+    topic: &str,
+    warmup: usize,
+    n: usize,
+    rate: Option<f64>,
+    gateway: Option<&Gateway>,
+) -> anyhow::Result<Produced> {
+    let produced = produce_counting(config, topic, warmup, n, rate, gateway)?;
+    if produced.failed > 0 {
+        bail!(
+            "{} records were not delivered; first error: {}",
+            produced.failed,
+            produced.first_error.as_deref().unwrap_or_default()
+        );
+    }
+    ensure!(
+        produced.latencies.len() == n,
+        "{} of {n} records acknowledged",
+        produced.latencies.len()
+    );
+    Ok(produced)
+}
+
+/// [`produce`] without its checks: records whose delivery failed are counted in
+/// [`Produced::failed`] (the run goes on), for benchmarks that report losses.
+pub(super) fn produce_counting(
     config: &ClientConfig,
     topic: &str,
     warmup: usize,
@@ -728,7 +759,6 @@ fn produce(
     producer
         .flush(PHASE_TIMEOUT)
         .context("warm-up records not acknowledged in time")?;
-    producer.context().check()?;
     producer.context().take();
 
     let cpu_before = gateway.map(|g| g.child.cpu()).transpose()?;
@@ -750,19 +780,22 @@ fn produce(
         (Some(g), Some(before)) => g.child.cpu()?.saturating_sub(before),
         _ => Duration::ZERO,
     };
-    producer.context().check()?;
     let latencies = producer.context().take();
-    ensure!(
-        latencies.len() == n,
-        "{} of {n} records acknowledged",
-        latencies.len()
-    );
+    let failed = producer.context().failed.load(Ordering::Relaxed);
+    let first_error = producer
+        .context()
+        .first_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     Ok(Produced {
         messages: n,
         elapsed,
         latencies,
         gateway_cpu,
         own_cpu,
+        failed,
+        first_error,
     })
 }
 

@@ -2,6 +2,8 @@
 //! against the embedded cluster and prints its figures as a table or as one JSON document.
 //!
 //! - [`gateway`]: throughput, latency, CPU and memory of the gateway (issue 2's targets).
+//! - [`hostile`]: a producer's throughput, kgate's memory and log under a pre-authentication
+//!   attack (issue 12's targets).
 //! - [`authz`]: decision cost and throughput with authorization on vs off (issue 3's targets).
 //! - `kgate bench sim` runs `kgate_sim::bench` (issue 4's targets).
 //!
@@ -11,6 +13,7 @@
 
 pub mod authz;
 pub mod gateway;
+pub mod hostile;
 pub mod process;
 pub mod stats;
 pub mod wire;

@@ -25,18 +25,18 @@ pub struct Child {
 }
 
 impl Child {
-    /// Starts `current_exe() args...` with `KGATE_LOG=warn`, stdin and stdout closed, and
-    /// stderr written to `log`.
+    /// Starts `current_exe() args...` with `KGATE_LOG=level` (`info` is `kgate proxy`'s
+    /// default), stdin and stdout closed, and stderr written to `log`.
     ///
     /// # Errors
     /// When the binary cannot be found or started.
-    pub fn spawn(name: &str, args: &[OsString], log: &Path) -> anyhow::Result<Self> {
+    pub fn spawn(name: &str, args: &[OsString], log: &Path, level: &str) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the kgate binary")?;
         let stderr =
             File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
         let child = Command::new(&exe)
             .args(args)
-            .env("KGATE_LOG", "warn")
+            .env("KGATE_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -131,6 +131,16 @@ impl Child {
         Ok(std::fs::read_dir(&dir)
             .with_context(|| format!("cannot read {dir}"))?
             .count())
+    }
+
+    /// Size of the child's log (its stderr) in bytes so far.
+    pub fn log_bytes(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+
+    /// The child's whole log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The last lines the child wrote to stderr.

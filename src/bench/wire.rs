@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -44,6 +44,13 @@ pub struct KafkaConn<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> KafkaConn<S> {
+    /// Waits until the server closes the connection (or sends anything, which a server
+    /// waiting for the client's first request never does).
+    pub async fn closed_by_server(&mut self) {
+        let mut byte = [0u8; 1];
+        let _ = self.stream.read(&mut byte).await;
+    }
+
     /// Wraps an open stream.
     pub fn new(stream: S) -> Self {
         Self {
@@ -229,15 +236,37 @@ impl ScramClient {
             .request(ApiKey::SaslAuthenticate, SASL_AUTHENTICATE_V, &req)
             .await?;
         if resp.error_code != 0 {
-            bail!(
-                "SaslAuthenticate failed with error {}: {}",
-                resp.error_code,
-                resp.error_message.as_deref().unwrap_or("-")
-            );
+            return Err(SaslRefused {
+                error_code: resp.error_code,
+                message: resp.error_message.as_deref().unwrap_or("-").to_owned(),
+            }
+            .into());
         }
         Ok(resp.auth_bytes.to_vec())
     }
 }
+
+/// A SaslAuthenticate answered with an error (58, SASL_AUTHENTICATION_FAILED, for a wrong
+/// password); found with `anyhow::Error::downcast_ref` by callers that expect it.
+#[derive(Debug, Clone)]
+pub struct SaslRefused {
+    /// Kafka's error code.
+    pub error_code: i16,
+    /// The server's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for SaslRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SaslAuthenticate failed with error {}: {}",
+            self.error_code, self.message
+        )
+    }
+}
+
+impl std::error::Error for SaslRefused {}
 
 /// Splits server-first into (combined nonce, salt, iterations), checking the nonce.
 fn parse_server_first(msg: &str, client_nonce: &str) -> anyhow::Result<(String, Vec<u8>, u32)> {
@@ -265,6 +294,7 @@ fn parse_server_first(msg: &str, client_nonce: &str) -> anyhow::Result<(String, 
 /// Opens TLS connections to a gateway and authenticates them.
 #[derive(Clone)]
 pub struct TlsDialer {
+    config: Arc<ClientConfig>,
     connector: TlsConnector,
     addr: SocketAddr,
     scram: Arc<ScramClient>,
@@ -295,18 +325,49 @@ impl TlsDialer {
             .context("TLS client configuration")?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        let config = Arc::new(config);
         Ok(Self {
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: TlsConnector::from(config.clone()),
+            config,
             addr,
             scram: Arc::new(scram),
         })
     }
 
-    /// TCP (with `TCP_NODELAY`), TLS, ApiVersions, SASL: an authenticated, idle connection.
+    /// The same dialer authenticating with `scram` instead (another user or password).
+    pub fn with_scram(&self, scram: ScramClient) -> Self {
+        Self {
+            scram: Arc::new(scram),
+            ..self.clone()
+        }
+    }
+
+    /// The gateway's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The first bytes this dialer's TLS client sends: its ClientHello record.
     ///
     /// # Errors
-    /// Any step's failure, naming the step.
-    pub async fn connect_authenticated(&self) -> anyhow::Result<KafkaConn<TlsStream<TcpStream>>> {
+    /// When rustls cannot start a connection with this configuration.
+    pub fn client_hello(&self) -> anyhow::Result<Vec<u8>> {
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        let mut conn = tokio_rustls::rustls::ClientConnection::new(self.config.clone(), name)
+            .context("TLS client")?;
+        let mut hello = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut hello).context("ClientHello")?;
+        }
+        Ok(hello)
+    }
+
+    /// TCP (with `TCP_NODELAY`) and TLS, nothing more: a connection that has not
+    /// authenticated.
+    ///
+    /// # Errors
+    /// The connect or the handshake's failure.
+    pub async fn connect_tls(&self) -> anyhow::Result<KafkaConn<TlsStream<TcpStream>>> {
         let tcp = TcpStream::connect(self.addr)
             .await
             .with_context(|| format!("connect to {}", self.addr))?;
@@ -317,7 +378,15 @@ impl TlsDialer {
             .connect(name, tcp)
             .await
             .context("TLS handshake")?;
-        let mut conn = KafkaConn::new(tls);
+        Ok(KafkaConn::new(tls))
+    }
+
+    /// TCP (with `TCP_NODELAY`), TLS, ApiVersions, SASL: an authenticated, idle connection.
+    ///
+    /// # Errors
+    /// Any step's failure, naming the step.
+    pub async fn connect_authenticated(&self) -> anyhow::Result<KafkaConn<TlsStream<TcpStream>>> {
+        let mut conn = self.connect_tls().await?;
         conn.api_versions().await.context("ApiVersions")?;
         self.scram
             .authenticate(&mut conn)

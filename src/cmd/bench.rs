@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 #[command(after_help = "\
 Examples:
   cargo run --release -- bench gateway
+  cargo run --release -- bench hostile --rounds 3
   kgate bench authz
   kgate bench sim --json
 
@@ -23,6 +24,9 @@ pub enum BenchCommand {
     /// The gateway's throughput, added latency, CPU and memory per connection, against the
     /// embedded cluster: direct, through kgate in plaintext, through kgate with TLS + SCRAM.
     Gateway(GatewayArgs),
+    /// A producer's throughput, and kgate's memory and log, while clients that never log in
+    /// attack it: idle TLS connections, trickling handshakes, wrong-password logins.
+    Hostile(HostileArgs),
     /// Authorization: decision cost at 100, 10,000 and 100,000 bindings (cached and not), and
     /// produce throughput through kgate with authorization on vs off.
     #[command(after_help = "\
@@ -91,6 +95,48 @@ pub struct GatewayArgs {
     pub json: bool,
 }
 
+/// Arguments of `kgate bench hostile`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  kgate bench hostile
+  cargo run --release -- bench hostile --records 1000000 --rounds 3 --json
+
+Against the embedded 3-broker cluster, a kgate child process with TLS, SCRAM-SHA-512,
+--allow-all-authenticated and its default log level (info). Each round, a librdkafka producer
+sends --records 1 KiB records (acks=all) alone, then again while the attack runs: --idle TLS
+connections that never authenticate, --trickle TLS handshakes sending their ClientHello one
+byte a second (both reopened whenever kgate closes them), and --wrong-logins-per-s complete
+SCRAM exchanges with a wrong password; a real user logs in twice a second meanwhile. The attack
+stops on its own when the producer is done. Every client is on 127.0.0.1, so kgate's
+max_connections_per_ip is raised to fit the attack (its default, 1000, would refuse most of it
+at accept). Printed: records lost (from the cluster's high watermarks), the producer's
+throughput under attack / alone, kgate's peak RSS (sampled from /proc every 100 ms) and how
+much its log grew, per round and as median (min-max). Issue 12's targets: nothing lost,
+ratio >= 0.8, log growth < 1 MiB. The attack's clients share the machine with the producer
+and the cluster, so on few cores the ratio includes their cost too. The open-files limit is
+raised as needed (soft up to hard).")]
+pub struct HostileArgs {
+    /// Records (1 KiB) produced per phase (alone, attacked) and round.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub records: usize,
+    /// Rounds; figures are given per round and as median and range.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub rounds: usize,
+    /// Idle TLS connections that never authenticate.
+    #[arg(long, default_value_t = 2_000, value_name = "N")]
+    pub idle: usize,
+    /// TLS handshakes trickling one byte a second.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub trickle: usize,
+    /// Wrong-password SCRAM-SHA-512 logins started per second.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub wrong_logins_per_s: u32,
+    /// Print one JSON document with every figure instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Runs `kgate bench ...`.
 ///
 /// # Errors
@@ -100,6 +146,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Gateway(a) => crate::bench::gateway::run(crate::bench::gateway::Options {
             messages: a.messages,
             connections: a.connections,
+            json: a.json,
+        }),
+        BenchCommand::Hostile(a) => crate::bench::hostile::run(crate::bench::hostile::Options {
+            records: a.records,
+            rounds: a.rounds,
+            idle: a.idle,
+            trickle: a.trickle,
+            wrong_logins_per_s: a.wrong_logins_per_s,
             json: a.json,
         }),
         BenchCommand::Authz(a) => crate::bench::authz::run(crate::bench::authz::Options {
