@@ -15,8 +15,9 @@
 //!    ClientHello one byte a second (reopened when kgate closes them at its TLS handshake
 //!    timeout), and `--wrong-logins-per-s` complete SCRAM-SHA-512 exchanges with a wrong
 //!    password (the attacker's PBKDF2 is cached, so it costs kgate more than the attacker).
-//!    A real user also logs in twice a second, timed. Then the same producer run as the
-//!    baseline; then the attack stops on its own.
+//!    A real user also logs in twice a second, timed. After `--hold-s` at full strength (by
+//!    default past kgate's 10 s TLS handshake timeout, so trickling handshakes are being cut
+//!    and reopened), the same producer run as the baseline; then the attack stops on its own.
 //!
 //! Figures: records lost (sent − what the cluster's high watermarks say was appended, and
 //! failed deliveries), the producer's throughput under attack / baseline, kgate's RSS
@@ -56,8 +57,6 @@ const SASL_AUTHENTICATION_FAILED: i16 = 58;
 const DIAL_PARALLEL: usize = 32;
 /// Longest wait for the attack to be in full swing.
 const RAMP_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long the attack runs at full strength before the producer starts.
-const HOLD: Duration = Duration::from_secs(1);
 /// Bound of one attacker connection attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound of stopping every attacker task.
@@ -82,8 +81,10 @@ pub struct Options {
     pub idle: usize,
     /// TLS handshakes trickling one byte a second.
     pub trickle: usize,
-    /// Wrong-password SCRAM logins per second.
+    /// Wrong-password logins per second.
     pub wrong_logins_per_s: u32,
+    /// Seconds the attack runs at full strength before the producer starts.
+    pub hold_s: f64,
     /// Print one JSON document instead of the table.
     pub json: bool,
 }
@@ -143,6 +144,8 @@ pub struct Config {
     pub trickle: usize,
     /// Wrong-password SCRAM-SHA-512 logins started per second.
     pub wrong_logins_per_s: u32,
+    /// Seconds at full strength before the producer started.
+    pub hold_s: f64,
     /// kgate's `max_connections_per_ip` (every client is on 127.0.0.1).
     pub max_connections_per_ip: usize,
     /// kgate's `KGATE_LOG` (its default).
@@ -306,6 +309,10 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
     );
     ensure!(options.rounds >= 1, "--rounds must be at least 1");
     ensure!(
+        (0.0..=600.0).contains(&options.hold_s),
+        "--hold-s must be between 0 and 600"
+    );
+    ensure!(
         options.wrong_logins_per_s <= 10_000,
         "--wrong-logins-per-s must be at most 10000"
     );
@@ -428,6 +435,7 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
             idle: options.idle,
             trickle: options.trickle,
             wrong_logins_per_s: options.wrong_logins_per_s,
+            hold_s: options.hold_s,
             max_connections_per_ip: cap,
             log_level: "info",
         },
@@ -794,7 +802,7 @@ fn attacked_run(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let ramp_s = started.elapsed().as_secs_f64();
-            tokio::time::sleep(HOLD).await;
+            tokio::time::sleep(Duration::from_secs_f64(options.hold_s)).await;
             let idle_open_at_produce = counters.idle_open.load(Ordering::Relaxed);
 
             // The producer is blocking (librdkafka's own threads do the work).
@@ -902,9 +910,9 @@ fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "attack: {} idle TLS connections, {} TLS handshakes trickling 1 byte/s, {} wrong-password SCRAM logins/s; \
-         all on 127.0.0.1, so kgate's max_connections_per_ip is {}\n",
-        c.idle, c.trickle, c.wrong_logins_per_s, c.max_connections_per_ip
+        "attack: {} idle TLS connections, {} TLS handshakes trickling 1 byte/s, {} wrong-password SCRAM logins/s, \
+         {} s at full strength before the producer starts; all on 127.0.0.1, so kgate's max_connections_per_ip is {}\n",
+        c.idle, c.trickle, c.wrong_logins_per_s, c.hold_s, c.max_connections_per_ip
     );
     let _ = writeln!(
         out,
@@ -1034,6 +1042,7 @@ mod tests {
             idle: 2000,
             trickle: 200,
             wrong_logins_per_s: 50,
+            hold_s: 0.0,
             json: false,
         };
         assert!(connection_cap(&options) >= 2000 + 200 + 50 * 5 + 4);

@@ -107,8 +107,8 @@ Against the embedded 3-broker cluster, a kgate child process with TLS, SCRAM-SHA
 sends --records 1 KiB records (acks=all) alone, then again while the attack runs: --idle TLS
 connections that never authenticate, --trickle TLS handshakes sending their ClientHello one
 byte a second (both reopened whenever kgate closes them), and --wrong-logins-per-s complete
-SCRAM exchanges with a wrong password; a real user logs in twice a second meanwhile. The attack
-stops on its own when the producer is done. Every client is on 127.0.0.1, so kgate's
+SCRAM exchanges with a wrong password; a real user logs in twice a second meanwhile. After
+--hold-s at full strength the producer runs; the attack stops on its own when it is done. Every client is on 127.0.0.1, so kgate's
 max_connections_per_ip is raised to fit the attack (its default, 1000, would refuse most of it
 at accept). Printed: records lost (from the cluster's high watermarks), the producer's
 throughput under attack / alone, kgate's peak RSS (sampled from /proc every 100 ms) and how
@@ -132,6 +132,11 @@ pub struct HostileArgs {
     /// Wrong-password SCRAM-SHA-512 logins started per second.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub wrong_logins_per_s: u32,
+    /// Seconds the attack runs at full strength before the producer starts (the default
+    /// outlasts kgate's 10 s TLS handshake timeout: trickling handshakes are being cut and
+    /// reopened while the producer runs).
+    #[arg(long, default_value_t = 11.0, value_name = "S")]
+    pub hold_s: f64,
     /// Print one JSON document with every figure instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -154,6 +159,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             idle: a.idle,
             trickle: a.trickle,
             wrong_logins_per_s: a.wrong_logins_per_s,
+            hold_s: a.hold_s,
             json: a.json,
         }),
         BenchCommand::Authz(a) => crate::bench::authz::run(crate::bench::authz::Options {
