@@ -208,6 +208,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_broker_whose_port_cannot_be_bound_is_left_out_and_the_rest_is_served() {
+        // Node 5's port (base + 5) is taken by someone else.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let Some(base) = port.checked_sub(5) else {
+            return;
+        };
+        let dir = Directory::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "gw".into(),
+            PortPolicy::Offset(base),
+        );
+        let broker = |id: i32| {
+            MetadataResponseBroker::default()
+                .with_node_id(broker_id(id))
+                .with_host(StrBytes::from_static_str("10.0.0.1"))
+                .with_port(9092 + id)
+        };
+        let body = MetadataResponse::default()
+            .with_controller_id(broker_id(5))
+            .with_brokers(vec![broker(5), broker(6)]);
+        let frame = encode_response(ApiKey::Metadata, 9, 7, &body).unwrap();
+        let out = rewrite_response(ApiKey::Metadata, 9, frame, &dir).expect("still answered");
+        let (_, rest) = decode_response_header(ApiKey::Metadata, 9, &out).unwrap();
+        let m: MetadataResponse = decode(rest, 9).unwrap();
+        let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+        assert_eq!(ids, [6], "node 5 is left out, node 6 served");
+        assert_eq!(m.controller_id, broker_id(6));
+        // Its coordinator is answered COORDINATOR_NOT_AVAILABLE, not a closed connection.
+        let coordinator = FindCoordinatorResponse::default()
+            .with_node_id(broker_id(5))
+            .with_host(StrBytes::from_static_str("10.0.0.1"))
+            .with_port(9097);
+        let frame = encode_response(ApiKey::FindCoordinator, 3, 8, &coordinator).unwrap();
+        let out = rewrite_response(ApiKey::FindCoordinator, 3, frame, &dir).expect("answered");
+        let (_, rest) = decode_response_header(ApiKey::FindCoordinator, 3, &out).unwrap();
+        let r: FindCoordinatorResponse = decode(rest, 3).unwrap();
+        assert_eq!(r.error_code, COORDINATOR_NOT_AVAILABLE);
+        assert_eq!(r.node_id, broker_id(-1));
+        drop(taken);
+    }
+
+    #[tokio::test]
     async fn garbage_upstream_response_is_an_error_not_a_panic() {
         let dir = Directory::new(
             IpAddr::V4(Ipv4Addr::LOCALHOST),
