@@ -364,8 +364,12 @@ fn a_broker_port_already_taken_refuses_the_start_and_names_it() {
     let cluster = common::cluster_with_topic("t", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    assert!(run(&["certs", "init", "--dir", "certs"], d).status.success());
-    assert!(run(&["certs", "server", "--dir", "certs"], d).status.success());
+    assert!(run(&["certs", "init", "--dir", "certs"], d)
+        .status
+        .success());
+    assert!(run(&["certs", "server", "--dir", "certs"], d)
+        .status
+        .success());
     std::fs::write(d.join("users.toml"), "").expect("users");
     // Broker 1 would be served on base + 1: someone else holds that port.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
