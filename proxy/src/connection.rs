@@ -371,11 +371,8 @@ async fn handle_request(
                 header,
                 body,
             };
-            let local = move |session: &Session, incoming: &Incoming| {
-                crate::authz::local::answer(session, incoming).unwrap_or_else(|e| {
-                    Outcome::Close(format!("malformed {api:?} v{version}: {e}"))
-                })
-            };
+            // kgate's own answers go through the registry's rule too.
+            let local = |session: &Session, incoming: &Incoming| authorize(session, incoming);
             let writes_files = matches!(
                 api,
                 ApiKey::CreateAcls | ApiKey::DeleteAcls | ApiKey::AlterUserScramCredentials

@@ -35,12 +35,9 @@ pub enum RewriteError {
 /// Kafka's COORDINATOR_NOT_AVAILABLE: what a client gets for a coordinator kgate cannot serve.
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 
-/// Whether responses of this API carry broker addresses.
+/// Whether responses of this API carry broker addresses (declared in [`crate::registry`]).
 pub fn needs_rewrite(api: ApiKey) -> bool {
-    matches!(
-        api,
-        ApiKey::Metadata | ApiKey::FindCoordinator | ApiKey::DescribeCluster
-    )
+    crate::registry::names_brokers(api)
 }
 
 /// Rewrites the broker addresses of one response frame (header and body, no size prefix).

@@ -21,7 +21,9 @@ use super::codes::{
     TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNKNOWN_SERVER_ERROR,
     UNKNOWN_TOPIC_OR_PARTITION,
 };
-use super::{check_each_topic, partition_by, typed_fixup, Incoming, Outcome, Session, CLUSTER};
+use super::{
+    check_each_topic, partition_by, typed_fixup, AuthzError, Incoming, Outcome, Session, CLUSTER,
+};
 use crate::header::encode_request;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 
@@ -54,7 +56,7 @@ pub fn produce_errors(
 
 /// Produce: WRITE on the transactional id (if any), then WRITE per topic; denied partitions
 /// get 29 while the allowed ones are written. With `acks=0` any error closes the connection.
-pub fn produce(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn produce(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: ProduceRequest = inc.decode()?;
     let acks = req.acks;
     if let Some(tid) = &req.transactional_id {
@@ -115,7 +117,7 @@ pub fn produce(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 /// Fetch: READ per topic; follower fetches are refused. Fetch sessions are turned off
 /// (every fetch is a full fetch) so that a revoked ACL stops data at the next fetch instead
 /// of flowing on through partitions cached in a session (KIP-227, reference §5 item 3).
-pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: FetchRequest = inc.decode()?;
     let replica = if inc.version >= 15 {
         req.replica_state.replica_id.0
@@ -208,7 +210,7 @@ pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 }
 
 /// ListOffsets: DESCRIBE per topic; denied partitions get 29 with offset and timestamp -1.
-pub fn list_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn list_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: ListOffsetsRequest = inc.decode()?;
     Ok(check_each_topic(
         inc,
@@ -264,7 +266,7 @@ pub const METADATA_WITH_CREATE_FLAG: i16 = 4;
 /// - whatever the broker answers, only the topics the client named and may describe (or,
 ///   for an all-topics request, may describe) reach it (a broker that reads an empty list
 ///   as "all topics" leaks nothing).
-pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: MetadataRequest = inc.decode()?;
     let version = inc.version;
     let all_topics = match &req.topics {
@@ -396,7 +398,7 @@ fn finish_metadata(
 
 /// OffsetForLeaderEpoch: CLUSTER_ACTION on the cluster allows every topic; otherwise
 /// DESCRIBE per topic (KIP-320).
-pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: OffsetForLeaderEpochRequest = inc.decode()?;
     if inc.version >= 3 && req.replica_id.0 >= 0 {
         return Ok(Outcome::Close(
@@ -446,7 +448,7 @@ pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, S
 
 /// DescribeCluster: no check on a broker; DESCRIBE on the cluster decides whether the
 /// authorized-operations mask is computed (otherwise 0).
-pub fn describe_cluster(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn describe_cluster(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: DescribeClusterRequest = inc.decode()?;
     if !req.include_cluster_authorized_operations {
         return Ok(Outcome::forward());
