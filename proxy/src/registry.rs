@@ -23,8 +23,8 @@ use std::fmt::Write as _;
 use kafka_protocol::messages::ApiKey;
 
 use crate::authz::{
-    cluster, configs, data, group_admin, groups, producers, security_admin, topics, txn,
-    AuthzError, Incoming, Outcome, Session,
+    cluster, configs, consumer_groups, data, group_admin, groups, producers, security_admin,
+    topics, txn, AuthzError, Incoming, Outcome, Session,
 };
 
 /// Who answers a request once it is allowed.
@@ -242,509 +242,215 @@ const MOCK_GROUPS: &str = "librdkafka's mock cluster advertises it but cannot pa
                            (kafka-python 3 groups break)";
 
 /// Every API kgate serves, in API-key order.
+#[rustfmt::skip]
 pub const SERVED: &[Api] = &[
-    Api::broker(
-        ApiKey::Produce,
-        3,
-        9,
-        data::produce,
-        "Write on each topic (29 per partition); \
-         a transactional produce also needs Write on its transactional id (53)",
-    )
-    .cap("v10+ responses carry leader endpoints (KIP-951) that kgate does not rewrite yet")
-    .names(&[Topic, TransactionalId])
-    .faults(Faults::ErrorByTopic),
-    Api::broker(
-        ApiKey::Fetch,
-        4,
-        12,
-        data::fetch,
-        "consumer: Read on each topic (29 per \
-         partition); a follower fetch (replica id >= 0) is broker-internal and refused",
-    )
-    .cap("v13+ names topics by id, which kgate does not map in Fetch yet")
-    .names(&[Topic])
-    .faults(Faults::ErrorByTopic),
-    Api::broker(
-        ApiKey::ListOffsets,
-        1,
-        10,
-        data::list_offsets,
-        "Describe on each topic \
-         (29 per partition)",
-    )
-    .names(&[Topic])
-    .faults(Faults::ErrorByTopic),
-    Api::broker(
-        ApiKey::Metadata,
-        0,
-        12,
-        data::metadata,
-        "Describe on each topic asked for \
-         (29; unknown or denied ids: 100 / 29 with no name); all-topics requests filtered; \
-         auto-create needs Create",
-    )
-    .names(&[Topic, TopicId])
-    .rewritten()
-    .faults(Faults::ErrorByTopic),
-    Api::broker(
-        ApiKey::OffsetCommit,
-        2,
-        9,
-        groups::offset_commit,
-        "Read on the group \
-         (30), then Read on each topic (29 per partition)",
-    )
-    .cap("v10 names topics by id")
-    .names(&[Group, Topic])
-    .faults(Faults::ErrorByTopic),
-    Api::broker(
-        ApiKey::OffsetFetch,
-        1,
-        9,
-        groups::offset_fetch,
-        "Describe on each group \
-         (30), then Describe on each topic (29; all-partitions answers filtered)",
-    )
-    .cap("v10 names topics by id")
-    .names(&[Group, Topic])
-    .faults(Faults::ErrorByTopic),
-    Api::broker(
-        ApiKey::FindCoordinator,
-        0,
-        5,
-        groups::find_coordinator,
-        "Describe on the \
-         group (30) or the transactional id (53)",
-    )
-    .cap("v6 adds the share-coordinator key type, which is broker-internal")
-    .names(&[Group, TransactionalId])
-    .rewritten()
-    .faults(Faults::Error),
-    Api::broker(
-        ApiKey::JoinGroup,
-        0,
-        9,
-        groups::membership,
-        "Read on the group (30)",
-    )
-    .names(&[Group])
-    .faults(Faults::Error)
-    .quirk(Upstream::LibrdkafkaMock, 5, MOCK_GROUPS),
-    Api::broker(
-        ApiKey::Heartbeat,
-        0,
-        4,
-        groups::membership,
-        "Read on the group (30)",
-    )
-    .names(&[Group])
-    .faults(Faults::Error),
-    Api::broker(
-        ApiKey::LeaveGroup,
-        0,
-        5,
-        groups::membership,
-        "Read on the group (30)",
-    )
-    .names(&[Group])
-    .faults(Faults::Error)
-    .quirk(Upstream::LibrdkafkaMock, 2, MOCK_GROUPS),
-    Api::broker(
-        ApiKey::SyncGroup,
-        0,
-        5,
-        groups::membership,
-        "Read on the group (30)",
-    )
-    .names(&[Group])
-    .faults(Faults::Error)
-    .quirk(Upstream::LibrdkafkaMock, 3, MOCK_GROUPS),
-    Api::broker(
-        ApiKey::DescribeGroups,
-        0,
-        5,
-        groups::describe_groups,
-        "Describe on each \
-         group (30 per group)",
-    )
-    .names(&[Group]),
-    Api::broker(
-        ApiKey::ListGroups,
-        0,
-        5,
-        groups::list_groups,
-        "Describe on the cluster \
-         (quietly), else each group filtered by Describe; never an error",
-    )
-    .names(&[Group]),
+    Api::broker(ApiKey::Produce, 3, 9, data::produce,
+        "Write on each topic (29 per partition); a transactional produce also needs Write on \
+         its transactional id (53)")
+        .cap("v10+ responses carry leader endpoints (KIP-951) that kgate does not rewrite yet")
+        .names(&[Topic, TransactionalId])
+        .faults(Faults::ErrorByTopic),
+    Api::broker(ApiKey::Fetch, 4, 15, data::fetch,
+        "Read on each topic (29 per partition; by id from v13, an id kgate has not seen gets \
+         100); a follower fetch (replica id >= 0) is broker-internal and refused")
+        .cap("v16+ responses carry leader endpoints (KIP-951) that kgate does not rewrite yet")
+        .names(&[Topic, TopicId])
+        .faults(Faults::ErrorByTopic),
+    Api::broker(ApiKey::ListOffsets, 1, 10, data::list_offsets,
+        "Describe on each topic (29 per partition)")
+        .names(&[Topic])
+        .faults(Faults::ErrorByTopic),
+    Api::broker(ApiKey::Metadata, 0, 12, data::metadata,
+        "Describe on each topic asked for (29; by id from v12: 100 unknown, 29 with no name \
+         denied); all-topics answers filtered; auto-creation needs Create")
+        .names(&[Topic, TopicId])
+        .rewritten()
+        .faults(Faults::ErrorByTopic),
+    Api::broker(ApiKey::OffsetCommit, 2, 9, groups::offset_commit,
+        "Read on the group (30), then Read on each topic (29 per partition)")
+        .cap("v10 names topics by id")
+        .names(&[Group, Topic])
+        .faults(Faults::ErrorByTopic),
+    Api::broker(ApiKey::OffsetFetch, 1, 9, groups::offset_fetch,
+        "Describe on each group (30), then Describe on each topic (29; all-partitions answers \
+         filtered)")
+        .cap("v10 names topics by id")
+        .names(&[Group, Topic])
+        .faults(Faults::ErrorByTopic),
+    Api::broker(ApiKey::FindCoordinator, 0, 5, groups::find_coordinator,
+        "Describe on the group (30) or the transactional id (53)")
+        .cap("v6 adds the share-coordinator key type, which is broker-internal")
+        .names(&[Group, TransactionalId])
+        .rewritten()
+        .faults(Faults::Error),
+    Api::broker(ApiKey::JoinGroup, 0, 9, groups::membership, "Read on the group (30)")
+        .names(&[Group])
+        .faults(Faults::Error)
+        .quirk(Upstream::LibrdkafkaMock, 5, MOCK_GROUPS),
+    Api::broker(ApiKey::Heartbeat, 0, 4, groups::membership, "Read on the group (30)")
+        .names(&[Group])
+        .faults(Faults::Error),
+    Api::broker(ApiKey::LeaveGroup, 0, 5, groups::membership, "Read on the group (30)")
+        .names(&[Group])
+        .faults(Faults::Error)
+        .quirk(Upstream::LibrdkafkaMock, 2, MOCK_GROUPS),
+    Api::broker(ApiKey::SyncGroup, 0, 5, groups::membership, "Read on the group (30)")
+        .names(&[Group])
+        .faults(Faults::Error)
+        .quirk(Upstream::LibrdkafkaMock, 3, MOCK_GROUPS),
+    Api::broker(ApiKey::DescribeGroups, 0, 5, groups::describe_groups,
+        "Describe on each group (30 per group)")
+        .names(&[Group]),
+    Api::broker(ApiKey::ListGroups, 0, 5, groups::list_groups,
+        "Describe on the cluster (quietly), else each group filtered by Describe; never an \
+         error")
+        .names(&[Group]),
     Api::kgate(ApiKey::SaslHandshake, 0, 1, Answer::Kgate, Rule::NoneNeeded)
         .checks("none (authentication); after it, Kafka's answer to a second handshake"),
     Api::kgate(ApiKey::ApiVersions, 0, 4, Answer::Kgate, Rule::NoneNeeded)
         .checks("none; answered before authentication too"),
-    Api::broker(
-        ApiKey::CreateTopics,
-        2,
-        7,
-        topics::create_topics,
-        "Create on the cluster \
-         (quietly) or Create on each topic (29); DescribeConfigs on each topic for its configs",
-    )
-    .names(&[Topic]),
-    Api::broker(
-        ApiKey::DeleteTopics,
-        1,
-        5,
-        topics::delete_topics,
-        "Describe and Delete on \
-         each topic (29; 3 only when describable and deletable)",
-    )
-    .cap("v6 names topics by id")
-    .names(&[Topic]),
-    Api::broker(
-        ApiKey::DeleteRecords,
-        0,
-        2,
-        topics::delete_records,
-        "Delete on each topic \
-         (29 per partition)",
-    )
-    .names(&[Topic]),
-    Api::broker(
-        ApiKey::InitProducerId,
-        0,
-        5,
-        txn::init_producer_id,
-        "Write on the \
-         transactional id (53); idempotent: IdempotentWrite on the cluster or Write on any \
-         topic (31)",
-    )
-    .cap("v6 adds two-phase commit (KIP-939), which needs TWO_PHASE_COMMIT")
-    .names(&[TransactionalId])
-    .faults(Faults::Error),
-    Api::broker(
-        ApiKey::OffsetForLeaderEpoch,
-        2,
-        4,
-        data::offset_for_leader_epoch,
-        "ClusterAction on the cluster (quietly) or Describe on each topic (29)",
-    )
-    .names(&[Topic]),
-    Api::broker(
-        ApiKey::AddPartitionsToTxn,
-        0,
-        3,
-        txn::add_partitions_to_txn,
-        "Write on the \
-         transactional id (53), then Write on each topic (29, the rest 55); internal topics \
-         never",
-    )
-    .cap("v4+ is broker-to-broker (KIP-890)")
-    .names(&[TransactionalId, Topic]),
-    Api::broker(
-        ApiKey::AddOffsetsToTxn,
-        0,
-        4,
-        txn::add_offsets_to_txn,
-        "Write on the \
-         transactional id (53), then Read on the group (30)",
-    )
-    .names(&[TransactionalId, Group]),
-    Api::broker(
-        ApiKey::EndTxn,
-        0,
-        4,
-        txn::end_txn,
-        "Write on the transactional id (53)",
-    )
-    .cap("v5 (transactions v2) returns a new producer id; not modelled yet")
-    .names(&[TransactionalId]),
-    Api::broker(
-        ApiKey::TxnOffsetCommit,
-        0,
-        4,
-        txn::txn_offset_commit,
-        "Write on the \
-         transactional id (53), Read on the group (30), Read on each topic (29)",
-    )
-    .cap("v5 (transactions v2) adds offsets to the transaction implicitly; not modelled yet")
-    .names(&[TransactionalId, Group, Topic]),
-    Api::kgate(
-        ApiKey::DescribeAcls,
-        1,
-        3,
-        Answer::KgatePolicy,
-        Rule::Checks(security_admin::describe_acls),
-    )
-    .checks("Describe on the cluster (31); answered from kgate's policy"),
-    Api::kgate(
-        ApiKey::CreateAcls,
-        1,
-        3,
-        Answer::KgatePolicy,
-        Rule::Checks(security_admin::create_acls),
-    )
-    .checks("Alter on the cluster (31); written to kgate's policy"),
-    Api::kgate(
-        ApiKey::DeleteAcls,
-        1,
-        3,
-        Answer::KgatePolicy,
-        Rule::Checks(security_admin::delete_acls),
-    )
-    .checks("Alter on the cluster (31); written to kgate's policy"),
-    Api::broker(
-        ApiKey::DescribeConfigs,
-        1,
-        4,
-        configs::describe_configs,
-        "DescribeConfigs \
-         on the cluster (broker, logger, client metrics: 31), topic (29) or group (30)",
-    )
-    .names(&[Topic, Group]),
-    Api::broker(
-        ApiKey::AlterConfigs,
-        0,
-        2,
-        configs::alter_configs,
-        "AlterConfigs on the \
-         cluster (31), topic (29) or group (30)",
-    )
-    .names(&[Topic, Group]),
-    Api::broker(
-        ApiKey::DescribeLogDirs,
-        1,
-        4,
-        cluster::describe_log_dirs,
-        "Describe on the \
-         cluster (31 from v3, else an empty answer)",
-    ),
-    Api::kgate(
-        ApiKey::SaslAuthenticate,
-        0,
-        2,
-        Answer::Kgate,
-        Rule::NoneNeeded,
-    )
-    .checks("none (authentication); re-authentication as KIP-368"),
-    Api::broker(
-        ApiKey::CreatePartitions,
-        0,
-        3,
-        topics::create_partitions,
-        "Alter on each \
-         topic (29)",
-    )
-    .names(&[Topic]),
-    Api::broker(
-        ApiKey::DeleteGroups,
-        0,
-        2,
-        group_admin::delete_groups,
-        "Delete on each \
-         group (30)",
-    )
-    .names(&[Group]),
-    Api::broker(
-        ApiKey::ElectLeaders,
-        0,
-        2,
-        cluster::elect_leaders,
-        "Alter on the cluster \
-         (31)",
-    ),
-    Api::broker(
-        ApiKey::IncrementalAlterConfigs,
-        0,
-        1,
-        configs::incremental_alter_configs,
-        "AlterConfigs on the cluster (31), topic (29) or group (30)",
-    )
-    .names(&[Topic, Group]),
-    Api::broker(
-        ApiKey::AlterPartitionReassignments,
-        0,
-        0,
-        cluster::alter_partition_reassignments,
-        "Alter on the cluster (31)",
-    )
-    .names(&[Topic]),
-    Api::broker(
-        ApiKey::ListPartitionReassignments,
-        0,
-        0,
-        cluster::list_partition_reassignments,
-        "Describe on the cluster (31)",
-    )
-    .names(&[Topic]),
-    Api::broker(
-        ApiKey::OffsetDelete,
-        0,
-        0,
-        group_admin::offset_delete,
-        "Delete on the \
-         group (30), then Read on each topic (29)",
-    )
-    .names(&[Group, Topic]),
-    Api::broker(
-        ApiKey::DescribeClientQuotas,
-        0,
-        1,
-        cluster::describe_client_quotas,
-        "DescribeConfigs on the cluster (31)",
-    ),
-    Api::broker(
-        ApiKey::AlterClientQuotas,
-        0,
-        1,
-        cluster::alter_client_quotas,
-        "AlterConfigs on the cluster (31)",
-    ),
-    Api::kgate(
-        ApiKey::DescribeUserScramCredentials,
-        0,
-        0,
-        Answer::KgatePolicy,
-        Rule::Checks(security_admin::describe_user_scram_credentials),
-    )
-    .checks("Describe on the cluster (31); answered from kgate's credential store"),
-    Api::kgate(
-        ApiKey::AlterUserScramCredentials,
-        0,
-        0,
-        Answer::KgatePolicy,
-        Rule::Checks(security_admin::alter_user_scram_credentials),
-    )
-    .checks("Alter on the cluster (31); written to kgate's credential store"),
-    Api::broker(
-        ApiKey::DescribeCluster,
-        0,
-        1,
-        data::describe_cluster,
-        "none; Describe on \
-         the cluster decides the authorized-operations mask",
-    )
-    .cap("v2 adds controller endpoints")
-    .rewritten(),
-    Api::broker(
-        ApiKey::DescribeProducers,
-        0,
-        0,
-        producers::describe_producers,
-        "Read on each \
-         topic (29 per partition)",
-    )
-    .names(&[Topic]),
-    Api::broker(
-        ApiKey::DescribeTransactions,
-        0,
-        0,
-        producers::describe_transactions,
-        "Describe on each transactional id (53); topics filtered by Describe",
-    )
-    .names(&[TransactionalId, Topic]),
-    Api::broker(
-        ApiKey::ListTransactions,
-        0,
-        1,
-        producers::list_transactions,
-        "each id \
-         filtered by Describe on it; never an error",
-    )
-    .cap("v2 adds a transactional-id regex (KIP-1152)")
-    .names(&[TransactionalId]),
-    Api::broker(
-        ApiKey::DescribeTopicPartitions,
-        0,
-        0,
-        topics::describe_topic_partitions,
-        "Describe on each topic (29, zero id); all-topics answers filtered",
-    )
-    .names(&[Topic]),
+    Api::broker(ApiKey::CreateTopics, 2, 7, topics::create_topics,
+        "Create on the cluster (quietly) or on each topic (29); DescribeConfigs on each topic \
+         for its configs")
+        .names(&[Topic]),
+    Api::broker(ApiKey::DeleteTopics, 1, 5, topics::delete_topics,
+        "Describe and Delete on each topic (29; 3 only when describable and deletable)")
+        .cap("v6 names topics by id")
+        .names(&[Topic]),
+    Api::broker(ApiKey::DeleteRecords, 0, 2, topics::delete_records,
+        "Delete on each topic (29 per partition)")
+        .names(&[Topic]),
+    Api::broker(ApiKey::InitProducerId, 0, 5, txn::init_producer_id,
+        "Write on the transactional id (53); idempotent: IdempotentWrite on the cluster or \
+         Write on any topic (31)")
+        .cap("v6 adds two-phase commit (KIP-939), which needs TWO_PHASE_COMMIT")
+        .names(&[TransactionalId])
+        .faults(Faults::Error),
+    Api::broker(ApiKey::OffsetForLeaderEpoch, 2, 4, data::offset_for_leader_epoch,
+        "ClusterAction on the cluster (quietly) or Describe on each topic (29)")
+        .names(&[Topic]),
+    Api::broker(ApiKey::AddPartitionsToTxn, 0, 3, txn::add_partitions_to_txn,
+        "Write on the transactional id (53), then Write on each topic (29, the rest 55); \
+         internal topics never")
+        .cap("v4+ is broker-to-broker (KIP-890)")
+        .names(&[TransactionalId, Topic]),
+    Api::broker(ApiKey::AddOffsetsToTxn, 0, 4, txn::add_offsets_to_txn,
+        "Write on the transactional id (53), then Read on the group (30)")
+        .names(&[TransactionalId, Group]),
+    Api::broker(ApiKey::EndTxn, 0, 4, txn::end_txn, "Write on the transactional id (53)")
+        .cap("v5 (transactions v2) returns a new producer id; not modelled yet")
+        .names(&[TransactionalId]),
+    Api::broker(ApiKey::TxnOffsetCommit, 0, 4, txn::txn_offset_commit,
+        "Write on the transactional id (53), Read on the group (30), Read on each topic (29)")
+        .cap("v5 (transactions v2) adds offsets to the transaction implicitly; not modelled yet")
+        .names(&[TransactionalId, Group, Topic]),
+    Api::kgate(ApiKey::DescribeAcls, 1, 3, Answer::KgatePolicy,
+        Rule::Checks(security_admin::describe_acls))
+        .checks("Describe on the cluster (31); answered from kgate's policy"),
+    Api::kgate(ApiKey::CreateAcls, 1, 3, Answer::KgatePolicy,
+        Rule::Checks(security_admin::create_acls))
+        .checks("Alter on the cluster (31); written to kgate's policy"),
+    Api::kgate(ApiKey::DeleteAcls, 1, 3, Answer::KgatePolicy,
+        Rule::Checks(security_admin::delete_acls))
+        .checks("Alter on the cluster (31); written to kgate's policy"),
+    Api::broker(ApiKey::DescribeConfigs, 1, 4, configs::describe_configs,
+        "DescribeConfigs on the cluster (broker, logger, client metrics: 31), topic (29) or \
+         group (30)")
+        .names(&[Topic, Group]),
+    Api::broker(ApiKey::AlterConfigs, 0, 2, configs::alter_configs,
+        "AlterConfigs on the cluster (31), topic (29) or group (30)")
+        .names(&[Topic, Group]),
+    Api::broker(ApiKey::DescribeLogDirs, 1, 4, cluster::describe_log_dirs,
+        "Describe on the cluster (31 from v3, else an empty answer)"),
+    Api::kgate(ApiKey::SaslAuthenticate, 0, 2, Answer::Kgate, Rule::NoneNeeded)
+        .checks("none (authentication); re-authentication as KIP-368"),
+    Api::broker(ApiKey::CreatePartitions, 0, 3, topics::create_partitions,
+        "Alter on each topic (29)")
+        .names(&[Topic]),
+    Api::broker(ApiKey::DeleteGroups, 0, 2, group_admin::delete_groups,
+        "Delete on each group (30)")
+        .names(&[Group]),
+    Api::broker(ApiKey::ElectLeaders, 0, 2, cluster::elect_leaders,
+        "Alter on the cluster (31)")
+        .names(&[Topic]),
+    Api::broker(ApiKey::IncrementalAlterConfigs, 0, 1, configs::incremental_alter_configs,
+        "AlterConfigs on the cluster (31), topic (29) or group (30)")
+        .names(&[Topic, Group]),
+    Api::broker(ApiKey::AlterPartitionReassignments, 0, 0,
+        cluster::alter_partition_reassignments, "Alter on the cluster (31)")
+        .names(&[Topic]),
+    Api::broker(ApiKey::ListPartitionReassignments, 0, 0,
+        cluster::list_partition_reassignments, "Describe on the cluster (31)")
+        .names(&[Topic]),
+    Api::broker(ApiKey::OffsetDelete, 0, 0, group_admin::offset_delete,
+        "Delete on the group (30), then Read on each topic (29)")
+        .names(&[Group, Topic]),
+    Api::broker(ApiKey::DescribeClientQuotas, 0, 1, cluster::describe_client_quotas,
+        "DescribeConfigs on the cluster (31)"),
+    Api::broker(ApiKey::AlterClientQuotas, 0, 1, cluster::alter_client_quotas,
+        "AlterConfigs on the cluster (31)"),
+    Api::kgate(ApiKey::DescribeUserScramCredentials, 0, 0, Answer::KgatePolicy,
+        Rule::Checks(security_admin::describe_user_scram_credentials))
+        .checks("Describe on the cluster (31); answered from kgate's credential store"),
+    Api::kgate(ApiKey::AlterUserScramCredentials, 0, 0, Answer::KgatePolicy,
+        Rule::Checks(security_admin::alter_user_scram_credentials))
+        .checks("Alter on the cluster (31); written to kgate's credential store"),
+    Api::broker(ApiKey::DescribeCluster, 0, 1, data::describe_cluster,
+        "none; Describe on the cluster decides the authorized-operations mask")
+        .cap("v2 adds controller endpoints")
+        .rewritten(),
+    Api::broker(ApiKey::DescribeProducers, 0, 0, producers::describe_producers,
+        "Read on each topic (29 per partition)")
+        .names(&[Topic]),
+    Api::broker(ApiKey::DescribeTransactions, 0, 0, producers::describe_transactions,
+        "Describe on each transactional id (53); topics filtered by Describe")
+        .names(&[TransactionalId, Topic]),
+    Api::broker(ApiKey::ListTransactions, 0, 1, producers::list_transactions,
+        "each id filtered by Describe on it; never an error")
+        .cap("v2 adds a transactional-id regex (KIP-1152)")
+        .names(&[TransactionalId]),
+    Api::broker(ApiKey::ConsumerGroupHeartbeat, 0, 1, consumer_groups::heartbeat,
+        "Read on the group (30), Describe on every subscribed topic (29 for the whole \
+         request); a regex subscription is refused (42, KAFKA-18813)")
+        .names(&[Group, Topic])
+        .faults(Faults::Error),
+    Api::broker(ApiKey::ConsumerGroupDescribe, 0, 1, consumer_groups::describe,
+        "Describe on each group (30); a group whose assignments name a topic the caller may \
+         not describe gets 29 and no members")
+        .names(&[Group, Topic]),
+    Api::broker(ApiKey::DescribeTopicPartitions, 0, 0, topics::describe_topic_partitions,
+        "Describe on each topic (29, zero id); all-topics answers filtered")
+        .names(&[Topic]),
 ];
 
 /// Client APIs of Kafka 4.1 that kgate does not serve, with the reason.
+#[rustfmt::skip]
 pub const LEFT_OUT: &[(ApiKey, &str)] = &[
-    (
-        ApiKey::AlterReplicaLogDirs,
-        "moves replicas between a broker's disks: operators use the \
-         brokers directly",
-    ),
-    (
-        ApiKey::CreateDelegationToken,
-        "delegation tokens authenticate to brokers, which kgate's \
-         clients never reach",
-    ),
+    (ApiKey::AlterReplicaLogDirs,
+        "moves replicas between a broker's disks: operators use the brokers directly"),
+    (ApiKey::CreateDelegationToken,
+        "delegation tokens authenticate to brokers, which kgate's clients never reach"),
     (ApiKey::RenewDelegationToken, "as CreateDelegationToken"),
     (ApiKey::ExpireDelegationToken, "as CreateDelegationToken"),
     (ApiKey::DescribeDelegationToken, "as CreateDelegationToken"),
-    (
-        ApiKey::DescribeQuorum,
-        "a controller API; not offered to clients through kgate",
-    ),
-    (
-        ApiKey::UpdateFeatures,
-        "changes cluster features: operators use the brokers directly",
-    ),
-    (
-        ApiKey::UnregisterBroker,
-        "cluster membership: operators use the brokers directly",
-    ),
-    (
-        ApiKey::ConsumerGroupHeartbeat,
-        "KIP-848 consumer groups: not modelled yet",
-    ),
-    (
-        ApiKey::ConsumerGroupDescribe,
-        "KIP-848 consumer groups: not modelled yet",
-    ),
-    (
-        ApiKey::GetTelemetrySubscriptions,
-        "KIP-714 telemetry would reach the broker with \
-         kgate's identity; clients run without it",
-    ),
+    (ApiKey::DescribeQuorum, "a controller API: operators use the controllers directly"),
+    (ApiKey::UpdateFeatures, "changes cluster features: operators use the brokers directly"),
+    (ApiKey::UnregisterBroker, "cluster membership: operators use the brokers directly"),
+    (ApiKey::GetTelemetrySubscriptions,
+        "KIP-714 telemetry: the broker would attribute it to kgate's connection, not the \
+         client's; clients run without it"),
     (ApiKey::PushTelemetry, "as GetTelemetrySubscriptions"),
-    (
-        ApiKey::ListConfigResources,
-        "lists config resources (client metrics, groups): not \
-         modelled yet",
-    ),
-    (
-        ApiKey::ShareGroupHeartbeat,
-        "share groups (KIP-932): not modelled yet",
-    ),
-    (
-        ApiKey::ShareGroupDescribe,
-        "share groups (KIP-932): not modelled yet",
-    ),
-    (
-        ApiKey::ShareFetch,
-        "share groups (KIP-932): not modelled yet",
-    ),
-    (
-        ApiKey::ShareAcknowledge,
-        "share groups (KIP-932): not modelled yet",
-    ),
-    (
-        ApiKey::AddRaftVoter,
-        "a controller API: operators use the controllers directly",
-    ),
-    (
-        ApiKey::RemoveRaftVoter,
-        "a controller API: operators use the controllers directly",
-    ),
-    (
-        ApiKey::DescribeShareGroupOffsets,
-        "share groups (KIP-932): not modelled yet",
-    ),
-    (
-        ApiKey::AlterShareGroupOffsets,
-        "share groups (KIP-932): not modelled yet",
-    ),
-    (
-        ApiKey::DeleteShareGroupOffsets,
-        "share groups (KIP-932): not modelled yet",
-    ),
+    (ApiKey::ListConfigResources,
+        "lists config resources (client metrics, groups): not modelled yet"),
+    (ApiKey::ShareGroupHeartbeat, "share groups (KIP-932): not modelled yet"),
+    (ApiKey::ShareGroupDescribe, "share groups (KIP-932): not modelled yet"),
+    (ApiKey::ShareFetch, "share groups (KIP-932): not modelled yet"),
+    (ApiKey::ShareAcknowledge, "share groups (KIP-932): not modelled yet"),
+    (ApiKey::AddRaftVoter, "a controller API: operators use the controllers directly"),
+    (ApiKey::RemoveRaftVoter, "a controller API: operators use the controllers directly"),
+    (ApiKey::DescribeShareGroupOffsets, "share groups (KIP-932): not modelled yet"),
+    (ApiKey::AlterShareGroupOffsets, "share groups (KIP-932): not modelled yet"),
+    (ApiKey::DeleteShareGroupOffsets, "share groups (KIP-932): not modelled yet"),
 ];
 
 /// Broker-internal and controller-only APIs (reference §1.2): never served to clients.

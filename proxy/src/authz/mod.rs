@@ -14,6 +14,7 @@
 //!   forward/merge helpers;
 //! - [`data`]: Produce, Fetch, ListOffsets, Metadata, OffsetForLeaderEpoch, DescribeCluster;
 //! - [`groups`]: consumer-group APIs, OffsetCommit/OffsetFetch, FindCoordinator;
+//! - [`consumer_groups`]: KIP-848 ConsumerGroupHeartbeat and ConsumerGroupDescribe;
 //! - [`txn`]: InitProducerId and the transaction APIs;
 //! - Kafka's admin APIs by family: [`topics`], [`configs`], [`cluster`], [`group_admin`],
 //!   [`producers`], with what they share in [`answers`];
@@ -24,6 +25,7 @@
 pub mod answers;
 pub mod cluster;
 pub mod configs;
+pub mod consumer_groups;
 pub mod data;
 pub mod group_admin;
 pub mod groups;
@@ -69,6 +71,8 @@ pub mod codes {
     pub const SECURITY_DISABLED: i16 = 54;
     /// OPERATION_NOT_ATTEMPTED
     pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+    /// UNKNOWN_TOPIC_ID
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }
 
 /// Why a request could not be authorized: the connection is closed with this reason.
@@ -189,6 +193,11 @@ impl Session {
             }
             None => true,
         }
+    }
+
+    /// The name of a topic id, as learned from the upstream's Metadata answers.
+    pub fn topic_name(&self, id: uuid::Uuid) -> Option<String> {
+        self.authz.as_ref().and_then(|a| a.topic_ids.name(id))
     }
 
     /// Kafka's `authorizeByResourceType` (InitProducerId's WRITE-on-any-topic rule).

@@ -9,11 +9,11 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
-    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
-    SyncGroupResponse,
+    ApiKey, ConsumerGroupHeartbeatResponse, FetchRequest, FetchResponse, FindCoordinatorResponse,
+    HeartbeatResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, SyncGroupResponse,
 };
 
 use crate::authz::data::produce_errors;
@@ -172,6 +172,12 @@ pub fn error_fixup(api: ApiKey, version: i16, code: i16, topic: Option<String>) 
             r.producer_id = (-1).into();
             r.producer_epoch = -1;
         }),
+        ApiKey::ConsumerGroupHeartbeat => {
+            typed_fixup::<ConsumerGroupHeartbeatResponse, _>(version, move |r| {
+                r.error_code = code;
+                r.assignment = None;
+            })
+        }
         _ => return None,
     })
 }
