@@ -853,9 +853,11 @@ async fn topic_ids_are_authorized_by_name(e: &Env) {
         ]))
     };
     let unseen = uuid::Uuid::from_u128(0x6b67_6174_6500_0000_0000_0000_0000_0001);
-    // Not yet seen by kgate: 100 whatever the ACLs.
+    // Not seen by kgate: looked up as asked, and the broker knows no such id (Kafka: 100;
+    // tansu 0.6.0 answers 3).
     let r: MetadataResponse = c.call(ApiKey::Metadata, mv, &by_id(unseen)).await;
-    assert_eq!(r.topics[0].error_code, 100, "{}", e.name());
+    assert!([3, 100].contains(&r.topics[0].error_code), "{}", e.name());
+    assert_eq!(r.topics[0].name, None);
     e.grant(Topic, TOPIC, Operation::Describe);
     let r: MetadataResponse = c.call(ApiKey::Metadata, mv, &by_name).await;
     assert_eq!(r.topics[0].error_code, 0, "{}", e.name());

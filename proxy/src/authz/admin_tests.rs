@@ -1071,3 +1071,52 @@ fn helpers_split_duplicates_like_kafka() {
     assert_eq!(once, ["c"]);
     assert_eq!(dups, ["a", "b"]);
 }
+
+#[test]
+fn metadata_by_an_unlearned_id_is_authorized_by_the_name_in_the_answer() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    let s = alice(vec![acl(
+        "User:alice",
+        Operation::Describe,
+        ResourceType::Topic,
+        "open",
+    )]);
+    let (open, secret) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+    let req = MetadataRequest::default().with_topics(Some(
+        [open, secret]
+            .iter()
+            .map(|id| {
+                MetadataRequestTopic::default()
+                    .with_name(None)
+                    .with_topic_id(*id)
+            })
+            .collect(),
+    ));
+    let (sent, fixup) =
+        forwarded::<MetadataRequest>(run(&s, ApiKey::Metadata, 12, &req), ApiKey::Metadata, 12);
+    // Looked up as asked: nothing widened.
+    if let Some(sent) = sent {
+        assert_eq!(sent.topics.map(|t| t.len()), Some(2));
+    }
+    let upstream = MetadataResponse::default().with_topics(vec![
+        MetadataResponseTopic::default()
+            .with_name(Some(topic_name("open")))
+            .with_topic_id(open),
+        MetadataResponseTopic::default()
+            .with_name(Some(topic_name("secret")))
+            .with_topic_id(secret),
+    ]);
+    let r = fixed(fixup.expect("fixup"), 12, &upstream);
+    assert_eq!(r.topics.len(), 2);
+    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(r.topics[1].error_code, 29);
+    assert_eq!(
+        r.topics[1].name, None,
+        "the name of a topic alice may not describe"
+    );
+    assert_eq!(r.topics[1].topic_id, secret);
+    // Both ids are learned now; a Fetch by the secret id is denied by its name.
+    assert_eq!(s.topic_name(secret).as_deref(), Some("secret"));
+}

@@ -349,7 +349,11 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     }
     let topics = req.topics.take().unwrap_or_default();
     // From v12 a topic may be named by id only (Kafka refuses it below v12): it is authorized
-    // by the name kgate learned for the id; an unknown id is answered UNKNOWN_TOPIC_ID.
+    // by the name kgate learned for the id. An id kgate has not learned yet (a KIP-848 member
+    // is assigned partitions by id before it ever names the topic) is looked up as asked: a
+    // Metadata lookup changes nothing, and the answer is authorized by the name it carries
+    // before the client sees it (29 with no name if not describable); an id the broker does
+    // not know stays the broker's UNKNOWN_TOPIC_ID.
     if topics
         .iter()
         .any(|t| t.name.is_none() && (version < METADATA_BY_TOPIC_ID || t.topic_id.is_nil()))
@@ -392,7 +396,7 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
             .filter(|n| !s.allow_quietly(ResourceType::Topic, n, Operation::Create))
             .collect()
     };
-    let mut changed = !denied.is_empty() || !unknown.is_empty();
+    let mut changed = !denied.is_empty();
     let mut send_version = version;
     if !no_create.is_empty() {
         // One flag covers the whole request: without CREATE on every named topic, nothing
@@ -408,15 +412,19 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
         send_version = METADATA_WITH_CREATE_FLAG;
     }
     let asked: HashSet<String> = allowed.iter().map(name_of).collect();
-    let asked_ids: HashSet<Uuid> = allowed
+    let mut asked_ids: HashSet<Uuid> = allowed
         .iter()
         .filter(|t| t.name.is_none())
         .map(|t| t.topic_id)
         .collect();
+    let unresolved: HashSet<Uuid> = unknown.iter().map(|t| t.topic_id).collect();
+    asked_ids.extend(unresolved.iter().copied());
+    let mut allowed = allowed;
+    allowed.extend(unknown);
     req.topics = Some(allowed);
     // Denied by name: 29 with the name; by id: 29 with the id echoed and no name (Kafka
     // reveals the name only to whoever may describe the topic); unknown id: 100.
-    let mut errors: Vec<MetadataResponseTopic> = denied
+    let errors: Vec<MetadataResponseTopic> = denied
         .iter()
         .map(|t| {
             MetadataResponseTopic::default()
@@ -429,19 +437,38 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
                 })
         })
         .collect();
-    errors.extend(unknown.iter().map(|t| {
-        MetadataResponseTopic::default()
-            .with_error_code(UNKNOWN_TOPIC_ID)
-            .with_topic_id(t.topic_id)
-    }));
     let fixup = move |r: &mut MetadataResponse| {
         if let Some(ids) = &learn {
             ids.learn_metadata(r);
         }
+        // An id kgate could not resolve before: authorized now by the name the broker gave.
+        for t in r.topics.iter_mut() {
+            if t.topic_id.is_nil() || !unresolved.contains(&t.topic_id) {
+                continue;
+            }
+            if let Some(n) = &t.name {
+                if !session.allow(
+                    ApiKey::Metadata,
+                    ResourceType::Topic,
+                    n,
+                    Operation::Describe,
+                ) {
+                    *t = MetadataResponseTopic::default()
+                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                        .with_name(None)
+                        .with_topic_id(t.topic_id);
+                }
+            }
+        }
         // Defence in depth: whatever the broker answered, only what was asked (and allowed).
-        r.topics.retain(|t| match &t.name {
-            Some(n) => asked.contains(n.as_str()),
-            None => asked_ids.contains(&t.topic_id),
+        r.topics.retain(|t| {
+            if !t.topic_id.is_nil() && unresolved.contains(&t.topic_id) {
+                return true;
+            }
+            match &t.name {
+                Some(n) => asked.contains(n.as_str()),
+                None => asked_ids.contains(&t.topic_id),
+            }
         });
         finish_metadata(&session, r, topic_ops, cluster_mask, &no_create);
         r.topics.extend(errors);
