@@ -244,11 +244,12 @@ const MOCK_GROUPS: &str = "librdkafka's mock cluster advertises it but cannot pa
 /// Every API kgate serves, in API-key order.
 #[rustfmt::skip]
 pub const SERVED: &[Api] = &[
-    Api::broker(ApiKey::Produce, 3, 9, data::produce,
+    Api::broker(ApiKey::Produce, 3, 12, data::produce,
         "Write on each topic (29 per partition); a transactional produce also needs Write on \
-         its transactional id (53)")
-        .cap("v10+ responses carry leader endpoints (KIP-951) that kgate does not rewrite yet")
+         its transactional id (53; from v12 it adds partitions to the transaction itself)")
+        .cap("v13 names topics by id; not modelled yet")
         .names(&[Topic, TransactionalId])
+        .rewritten()
         .faults(Faults::ErrorByTopic),
     Api::broker(ApiKey::Fetch, 4, 15, data::fetch,
         "Read on each topic (29 per partition; by id from v13, an id kgate has not seen gets \
@@ -268,13 +269,13 @@ pub const SERVED: &[Api] = &[
         .faults(Faults::ErrorByTopic),
     Api::broker(ApiKey::OffsetCommit, 2, 9, groups::offset_commit,
         "Read on the group (30), then Read on each topic (29 per partition)")
-        .cap("v10 names topics by id")
+        .cap("v10 (topic ids) is beyond what kafka-protocol 0.18 parses")
         .names(&[Group, Topic])
         .faults(Faults::ErrorByTopic),
     Api::broker(ApiKey::OffsetFetch, 1, 9, groups::offset_fetch,
         "Describe on each group (30), then Describe on each topic (29; all-partitions answers \
          filtered)")
-        .cap("v10 names topics by id")
+        .cap("v10 (topic ids) is beyond what kafka-protocol 0.18 parses")
         .names(&[Group, Topic])
         .faults(Faults::ErrorByTopic),
     Api::broker(ApiKey::FindCoordinator, 0, 5, groups::find_coordinator,
@@ -313,17 +314,19 @@ pub const SERVED: &[Api] = &[
         "Create on the cluster (quietly) or on each topic (29); DescribeConfigs on each topic \
          for its configs")
         .names(&[Topic]),
-    Api::broker(ApiKey::DeleteTopics, 1, 5, topics::delete_topics,
-        "Describe and Delete on each topic (29; 3 only when describable and deletable)")
-        .cap("v6 names topics by id")
-        .names(&[Topic]),
+    Api::broker(ApiKey::DeleteTopics, 1, 6, topics::delete_topics,
+        "Describe and Delete on each topic (29; 3 only when describable and deletable); by id \
+         (v6): an id kgate has not learned gets 100, a denied one 29 with no name unless \
+         describable")
+        .names(&[Topic, TopicId]),
     Api::broker(ApiKey::DeleteRecords, 0, 2, topics::delete_records,
         "Delete on each topic (29 per partition)")
         .names(&[Topic]),
     Api::broker(ApiKey::InitProducerId, 0, 5, txn::init_producer_id,
         "Write on the transactional id (53); idempotent: IdempotentWrite on the cluster or \
          Write on any topic (31)")
-        .cap("v6 adds two-phase commit (KIP-939), which needs TWO_PHASE_COMMIT")
+        .cap("v6 (KIP-939 two-phase commit, which needs TWO_PHASE_COMMIT on the transactional \
+              id) is beyond what kafka-protocol 0.18 parses")
         .names(&[TransactionalId])
         .faults(Faults::Error),
     Api::broker(ApiKey::OffsetForLeaderEpoch, 2, 4, data::offset_for_leader_epoch,
@@ -337,12 +340,12 @@ pub const SERVED: &[Api] = &[
     Api::broker(ApiKey::AddOffsetsToTxn, 0, 4, txn::add_offsets_to_txn,
         "Write on the transactional id (53), then Read on the group (30)")
         .names(&[TransactionalId, Group]),
-    Api::broker(ApiKey::EndTxn, 0, 4, txn::end_txn, "Write on the transactional id (53)")
-        .cap("v5 (transactions v2) returns a new producer id; not modelled yet")
+    Api::broker(ApiKey::EndTxn, 0, 5, txn::end_txn,
+        "Write on the transactional id (53); v5's new producer id and epoch pass through")
         .names(&[TransactionalId]),
-    Api::broker(ApiKey::TxnOffsetCommit, 0, 4, txn::txn_offset_commit,
-        "Write on the transactional id (53), Read on the group (30), Read on each topic (29)")
-        .cap("v5 (transactions v2) adds offsets to the transaction implicitly; not modelled yet")
+    Api::broker(ApiKey::TxnOffsetCommit, 0, 5, txn::txn_offset_commit,
+        "Write on the transactional id (53), Read on the group (30), Read on each topic (29); \
+         v5 adds the offsets to the transaction itself (KIP-890), under the same checks")
         .names(&[TransactionalId, Group, Topic]),
     Api::kgate(ApiKey::DescribeAcls, 1, 3, Answer::KgatePolicy,
         Rule::Checks(security_admin::describe_acls))

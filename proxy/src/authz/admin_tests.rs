@@ -1120,3 +1120,127 @@ fn metadata_by_an_unlearned_id_is_authorized_by_the_name_in_the_answer() {
     // Both ids are learned now; a Fetch by the secret id is denied by its name.
     assert_eq!(s.topic_name(secret).as_deref(), Some("secret"));
 }
+
+#[test]
+fn transactions_v2_keep_the_transactional_checks() {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        EndTxnRequest, EndTxnResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    };
+    let end = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+        .with_committed(true);
+    let s = alice(vec![]);
+    let r: EndTxnResponse = answered(run(&s, ApiKey::EndTxn, 5, &end), ApiKey::EndTxn, 5);
+    assert_eq!(r.error_code, 53);
+    let s = alice(vec![acl(
+        "User:alice",
+        Operation::Write,
+        ResourceType::TransactionalId,
+        "tx",
+    )]);
+    assert!(matches!(
+        run(&s, ApiKey::EndTxn, 5, &end),
+        Outcome::Forward {
+            request: None,
+            fixup: None
+        }
+    ));
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+        .with_group_id(kafka_protocol::messages::GroupId(
+            StrBytes::from_static_str("g"),
+        ))
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(topic_name("t"))
+            .with_partitions(vec![TxnOffsetCommitRequestPartition::default()])]);
+    let r: TxnOffsetCommitResponse = answered(
+        run(&s, ApiKey::TxnOffsetCommit, 5, &commit),
+        ApiKey::TxnOffsetCommit,
+        5,
+    );
+    assert_eq!(r.topics[0].partitions[0].error_code, 30);
+    let s = alice(vec![
+        acl(
+            "User:alice",
+            Operation::Write,
+            ResourceType::TransactionalId,
+            "tx",
+        ),
+        acl("User:alice", Operation::Read, ResourceType::Group, "g"),
+        acl("User:alice", Operation::Read, ResourceType::Topic, "t"),
+    ]);
+    assert!(matches!(
+        run(&s, ApiKey::TxnOffsetCommit, 5, &commit),
+        Outcome::Forward {
+            request: None,
+            fixup: None
+        }
+    ));
+}
+
+#[test]
+fn delete_topics_by_id_is_authorized_by_the_learned_name() {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    let (open, secret, unseen) = (
+        uuid::Uuid::from_u128(11),
+        uuid::Uuid::from_u128(12),
+        uuid::Uuid::from_u128(13),
+    );
+    let s = alice(vec![
+        acl("User:alice", Operation::Delete, ResourceType::Topic, "open"),
+        acl(
+            "User:alice",
+            Operation::Describe,
+            ResourceType::Topic,
+            "open",
+        ),
+    ]);
+    if let Some(a) = &s.authz {
+        a.topic_ids.learn(open, "open");
+        a.topic_ids.learn(secret, "secret");
+    }
+    let by_id = |id| {
+        DeleteTopicState::default()
+            .with_name(None)
+            .with_topic_id(id)
+    };
+    let req =
+        DeleteTopicsRequest::default().with_topics(vec![by_id(open), by_id(secret), by_id(unseen)]);
+    let (sent, fixup) = forwarded::<DeleteTopicsRequest>(
+        run(&s, ApiKey::DeleteTopics, 6, &req),
+        ApiKey::DeleteTopics,
+        6,
+    );
+    let sent = sent.expect("trimmed");
+    assert_eq!(sent.topics.len(), 1);
+    assert_eq!(sent.topics[0].topic_id, open);
+    let r = fixed(fixup.expect("fixup"), 6, &DeleteTopicsResponse::default());
+    let code = |id| {
+        r.responses
+            .iter()
+            .find(|t| t.topic_id == id)
+            .map(|t| (t.error_code, t.name.clone()))
+    };
+    assert_eq!(
+        code(secret),
+        Some((29, None)),
+        "no name for a topic alice may not describe"
+    );
+    assert_eq!(
+        code(unseen),
+        Some((100, None)),
+        "an id kgate never learned is not forwarded"
+    );
+    // Only the allowed one: the original bytes go on.
+    let req = DeleteTopicsRequest::default().with_topics(vec![by_id(open)]);
+    assert!(matches!(
+        run(&s, ApiKey::DeleteTopics, 6, &req),
+        Outcome::Forward {
+            request: None,
+            fixup: None
+        }
+    ));
+}

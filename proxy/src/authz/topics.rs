@@ -26,7 +26,7 @@ use kgate_policies::{Operation, ResourceType};
 
 #[allow(unused_imports)]
 use super::answers::*;
-use super::codes::{INVALID_REQUEST, TOPIC_AUTHORIZATION_FAILED};
+use super::codes::{INVALID_REQUEST, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID};
 use super::AuthzError;
 use super::{check_each_topic, Incoming, Outcome, Session, CLUSTER};
 
@@ -119,17 +119,15 @@ pub fn create_topics(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError>
     )
 }
 
-/// DeleteTopics v1–5 (by name; KRaft `ControllerApis.deleteTopics`): duplicates get
+/// DeleteTopics v1–5 (by name; KRaft `ControllerApis.deleteTopics`; v6 below): duplicates get
 /// INVALID_REQUEST; DELETE on the cluster (quietly) allows every topic, otherwise a topic
 /// needs DESCRIBE and DELETE, else 29 — so a topic one may not see gets 29 whether or not it
 /// exists. When the cluster refuses deletion altogether (`delete.topic.enable=false`), Kafka
 /// says so for every topic before any check; the refusal is copied onto the denied topics.
 pub fn delete_topics(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: DeleteTopicsRequest = inc.decode()?;
-    if !req.topics.is_empty() {
-        return Ok(Outcome::Close(
-            "DeleteTopics naming topics by ID (v6+) is not modelled".into(),
-        ));
+    if inc.version >= DELETE_TOPICS_BY_ID {
+        return delete_topic_states(s, inc, req);
     }
     let requested: Vec<String> = req.topic_names.iter().map(|n| n.to_string()).collect();
     let (names, duplicates) = once_and_duplicates(requested.iter().map(String::as_str));
@@ -446,4 +444,102 @@ pub fn describe_topic_partitions(s: &Session, inc: &Incoming) -> Result<Outcome,
             r.topics.extend(errors);
         },
     ))
+}
+
+/// The first DeleteTopics version whose topics may be named by id.
+const DELETE_TOPICS_BY_ID: i16 = 6;
+
+/// DeleteTopics v6+: each topic by name or by id. A name or an id given twice gets
+/// INVALID_REQUEST. An id is authorized by the name kgate learned for it from Metadata: an id
+/// kgate has not learned gets UNKNOWN_TOPIC_ID (a deletion is never forwarded unchecked); a
+/// topic that is not both describable and deletable gets 29, with its name only when it is
+/// describable (KRaft `ControllerApis.deleteTopics`). DELETE on the cluster (quietly) allows
+/// every topic.
+fn delete_topic_states(
+    s: &Session,
+    inc: &Incoming,
+    mut req: DeleteTopicsRequest,
+) -> Result<Outcome, AuthzError> {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    let api = ApiKey::DeleteTopics;
+    let all = std::mem::take(&mut req.topics);
+    let key = |t: &DeleteTopicState| match &t.name {
+        Some(n) => format!("name:{}", n.0),
+        None => format!("id:{}", t.topic_id),
+    };
+    let keys: Vec<String> = all.iter().map(key).collect();
+    let (_, duplicates) = once_and_duplicates(keys.iter().map(String::as_str));
+    let cluster = s.allow_quietly(ResourceType::Cluster, CLUSTER, Operation::Delete);
+    let mut errors: Vec<DeletableTopicResult> = Vec::new();
+    let mut reported: HashSet<String> = HashSet::new();
+    for t in all {
+        let k = key(&t);
+        if duplicates.contains(&k) {
+            if reported.insert(k) {
+                let message = if t.name.is_some() {
+                    "Duplicate topic name."
+                } else {
+                    "Duplicate topic id."
+                };
+                errors.push(
+                    DeletableTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_topic_id(t.topic_id)
+                        .with_error_code(INVALID_REQUEST)
+                        .with_error_message(text(message)),
+                );
+            }
+            continue;
+        }
+        let name = match &t.name {
+            Some(n) => n.to_string(),
+            None => match s.topic_name(t.topic_id) {
+                Some(n) => n,
+                None => {
+                    errors.push(
+                        DeletableTopicResult::default()
+                            .with_name(None)
+                            .with_topic_id(t.topic_id)
+                            .with_error_code(UNKNOWN_TOPIC_ID)
+                            .with_error_message(text("This server does not host this topic ID.")),
+                    );
+                    continue;
+                }
+            },
+        };
+        let describable = cluster || s.allow(api, ResourceType::Topic, &name, Operation::Describe);
+        let deletable = cluster || s.allow(api, ResourceType::Topic, &name, Operation::Delete);
+        if describable && deletable {
+            req.topics.push(t);
+        } else {
+            // By id, the name is told only to whoever may describe the topic.
+            let shown = (t.name.is_some() || describable).then(|| topic_name(&name));
+            errors.push(
+                DeletableTopicResult::default()
+                    .with_name(shown)
+                    .with_topic_id(t.topic_id)
+                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(text(TOPIC_AUTHORIZATION_MESSAGE)),
+            );
+        }
+    }
+    if errors.is_empty() {
+        return Ok(Outcome::forward());
+    }
+    let nothing_left = req.topics.is_empty();
+    Ok(
+        inc.forward_with::<_, DeleteTopicsResponse, _>(&req, true, nothing_left, move |r| {
+            if r.responses
+                .iter()
+                .any(|t| t.error_code == TOPIC_DELETION_DISABLED)
+            {
+                // Kafka refuses the whole request before any check: the refusal for everyone.
+                for e in &mut errors {
+                    e.error_code = TOPIC_DELETION_DISABLED;
+                    e.error_message = text("Topic deletion is disabled.");
+                }
+            }
+            r.responses.extend(errors);
+        }),
+    )
 }
