@@ -7,7 +7,9 @@
 #   - kafka-python and aiokafka into ./.venv (the Python clients of the end-to-end tests),
 #   - kafkajs into ${XDG_CACHE_HOME:-$HOME/.cache}/kgate/node (the Node client),
 #   - kcat, Debian's package (librdkafka 2.0, an old client),
-#   - tansu, a Kafka-compatible broker, with `cargo install` (15-30 minutes once on 2 cores).
+#   - tansu, a Kafka-compatible broker, with `cargo install` (15-30 minutes once on 2 cores),
+#   - chromium (Debian's) and playwright-core into ${XDG_CACHE_HOME:-$HOME/.cache}/kgate/browser
+#     (the lab views' browser test).
 # `./test.sh --deps-only` installs and stops there.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -50,6 +52,23 @@ if ! tansu --version 2>/dev/null | grep -qF "$TANSU_VERSION"; then
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --quiet
 fi
 export KGATE_TANSU="$(command -v tansu)"
+
+# The lab views' browser test: Debian's chromium and playwright-core.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> apt-get install chromium"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+fi
+# A prefix of its own, so that npm never prunes kafkajs (or this) as extraneous.
+browser_dir="${XDG_CACHE_HOME:-$HOME/.cache}/kgate/browser"
+if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ]; then
+  echo "==> installing playwright-core into $browser_dir"
+  mkdir -p "$browser_dir"
+  npm install --prefix "$browser_dir" --no-audit --no-fund --loglevel=error "playwright-core@1"
+fi
+export KGATE_PLAYWRIGHT_CORE="$browser_dir/node_modules/playwright-core"
+export KGATE_BROWSER_TESTS=1
 
 if [ "${1:-}" = "--deps-only" ]; then
   echo "==> dependencies installed"

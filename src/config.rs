@@ -24,6 +24,7 @@ principal_mapping_rules = "RULE:^CN=(.*?),.*$/$1/,DEFAULT"
 users = "users.toml"
 mechanisms = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 # max_session_lifetime_ms = 3600000      # clients re-authenticate hourly (KIP-368); 0 = never
+# revoke_sessions_on_change = true       # a changed password or removed user closes its connections at once
 policy = "policy.toml"                   # ACLs and roles (required, unless the next line)
 # allow_all_authenticated = true         # no authorization: any authenticated client may do anything
 super_users = ["User:admin"]
@@ -69,6 +70,8 @@ pub struct FileConfig {
     pub failed_auth_delay_ms: Option<Spanned<u64>>,
     /// SASL session lifetime before re-authentication (KIP-368), in milliseconds; 0: never.
     pub max_session_lifetime_ms: Option<Spanned<u64>>,
+    /// Close connections whose credential changed at their next request.
+    pub revoke_sessions_on_change: Option<Spanned<bool>>,
     /// Grace period for in-flight requests at shutdown, in milliseconds.
     pub shutdown_grace_ms: Option<Spanned<u64>>,
     /// Most client connections at once.

@@ -74,14 +74,47 @@ fn init_tracing(default: &str) {
         .init();
 }
 
+/// Logs of a lab run go to a file in its directory: the gateway runs in-process, and its
+/// warnings (a refused password, which a check provokes on purpose) must not land between
+/// check results.
+fn init_tracing_to_file(path: &std::path::Path) -> bool {
+    let Some(dir) = path.parent() else {
+        return false;
+    };
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return false;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+    true
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The lab runs a gateway in-process: per-connection lines would drown the lesson.
-    init_tracing(if matches!(cli.command, Command::Lab(_)) {
-        "warn"
-    } else {
-        "info"
-    });
+    let lab_log = match &cli.command {
+        Command::Lab(args) => cmd::lab::log_path(args),
+        _ => None,
+    };
+    if !lab_log.as_deref().is_some_and(init_tracing_to_file) {
+        // The lab runs a gateway in-process: per-connection lines would drown the lesson.
+        init_tracing(if matches!(cli.command, Command::Lab(_)) {
+            "warn"
+        } else {
+            "info"
+        });
+    }
     let result = match cli.command {
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Demo(args) => cmd::demo::run(args),

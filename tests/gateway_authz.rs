@@ -224,6 +224,80 @@ async fn revoking_read_stops_a_consumer_that_is_already_fetching() {
     eprintln!("gateway stopped in {:?}", started.elapsed());
 }
 
+/// kafka-python 3 opens incremental fetch sessions (KIP-227): later fetches name no topic and
+/// the broker sends data for the session's partitions. kgate turns every fetch into a full
+/// fetch, so the revoke is seen at the very next fetch and no record produced after it
+/// reaches the consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_read_stops_a_fetch_session_client_at_its_next_fetch() {
+    use tokio::io::AsyncBufReadExt;
+    let s = setup(SEEDS).await;
+    let admin = s.client("admin");
+    common::produce(&admin, "customer_feedback", 10, 3).await;
+    let python = std::env::var_os("KGATE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+        });
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/fetch_until.py");
+    let mut child = tokio::process::Command::new(python)
+        .arg(script)
+        .args([
+            s.gateway.bootstrap_servers().as_str(),
+            s.pki.path("ca.pem").as_str(),
+            "SCRAM-SHA-512",
+            "alice",
+            "alice-secret",
+            "customer_feedback",
+            "marketing-sessions",
+            "16",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kafka-python (run ./test.sh to install it)");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let count_of = |line: &str| -> Option<u64> {
+        serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| {
+                v.get("count")
+                    .or_else(|| v.get("done"))
+                    .and_then(|c| c.as_u64())
+            })
+    };
+    // Wait until the first 10 records arrived.
+    let mut seen = 0;
+    while seen < 10 {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("kafka-python consumes in time")
+            .expect("read")
+            .expect("a line");
+        seen = count_of(&line).unwrap_or(seen);
+    }
+    let revoked = SEEDS.replace(
+        "name = \"customer_feedback\"",
+        "name = \"customer_feedback_revoked\"",
+    );
+    std::fs::write(s.pki.dir.path().join("policy.toml"), revoked).expect("write policy");
+    s.authz.authorizer.reload().expect("reload");
+    common::produce(&admin, "customer_feedback", 10, 3).await;
+    let mut last = seen;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(c) = count_of(&line) {
+            last = c;
+        }
+    }
+    assert_eq!(
+        last, 10,
+        "no record produced after the revoke reached the consumer"
+    );
+    let _ = child.wait().await;
+    s.gateway.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_reloads_under_load_lose_no_acknowledged_message() {
     let s = setup(SEEDS).await;

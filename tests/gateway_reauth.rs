@@ -33,6 +33,10 @@ struct Setup {
 }
 
 async fn setup(lifetime: Duration, tls: bool) -> Setup {
+    setup_with(lifetime, tls, false).await
+}
+
+async fn setup_with(lifetime: Duration, tls: bool, revoke: bool) -> Setup {
     let cluster = common::cluster_with_topic("events", 3);
     let pki = common::Pki::new();
     let path = pki.dir.path().join("users.toml");
@@ -53,6 +57,7 @@ async fn setup(lifetime: Duration, tls: bool) -> Setup {
         SaslMechanism::all(),
     )));
     config.sasl.session_lifetime = lifetime;
+    config.sasl.revoke_sessions_on_change = revoke;
     let (gateway, _) = common::start_gateway(config).await;
     Setup {
         _cluster: cluster,
@@ -283,5 +288,42 @@ async fn raw_clients_see_the_lifetime_refusals_expiry_and_ordered_responses() {
         .await
         .is_err());
     assert!(metric(&s.gateway, "sessions_expired_total") >= 1);
+    s.gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_revoke_on_change_a_changed_password_closes_that_users_connections_at_once() {
+    let s = setup_with(Duration::from_secs(3600), false, true).await;
+    let addr = s.gateway.bootstrap_addr().to_string();
+    let meta = MetadataRequest::default().with_topics(None);
+    let mut alice = RawClient::login(&addr, "alice", "alice-secret").await;
+    let mut bob = RawClient::login(&addr, "bob", "bob-secret").await;
+    let v = alice.version(ApiKey::Metadata, 9);
+    let _: MetadataResponse = alice.call(ApiKey::Metadata, v, &meta).await;
+    // An unrelated change (bob's SHA-256 credential) leaves alice's PLAIN session alone...
+    let path = s.creds.path().to_path_buf();
+    let mut store = CredentialStore::load(&path).expect("users");
+    store
+        .set("bob", Mechanism::ScramSha256, b"bob-new", 4096)
+        .expect("passwd");
+    store.save(&path).expect("save");
+    s.creds.reload().expect("reload");
+    let _: MetadataResponse = alice.call(ApiKey::Metadata, v, &meta).await;
+    // ... but bob logged in with PLAIN, checked against all his credentials: closed.
+    assert!(bob
+        .try_call::<_, MetadataResponse>(ApiKey::Metadata, v, &meta)
+        .await
+        .is_err());
+    // Alice's password changes: her connection closes at its next request.
+    let mut store = CredentialStore::load(&path).expect("users");
+    store
+        .set("alice", Mechanism::ScramSha512, b"alice-new", 4096)
+        .expect("passwd");
+    store.save(&path).expect("save");
+    s.creds.reload().expect("reload");
+    assert!(alice
+        .try_call::<_, MetadataResponse>(ApiKey::Metadata, v, &meta)
+        .await
+        .is_err());
     s.gateway.shutdown().await;
 }

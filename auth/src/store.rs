@@ -861,6 +861,8 @@ struct SharedInner {
     current: ArcSwap<CredentialStore>,
     /// Serializes reload and update so that no change is lost between read and swap.
     writer: Mutex<()>,
+    /// Bumped each time other credentials are put in force.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for SharedCredentials {
@@ -892,6 +894,7 @@ impl SharedCredentials {
                 path: path.into(),
                 current: ArcSwap::from_pointee(store),
                 writer: Mutex::new(()),
+                generation: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -906,6 +909,20 @@ impl SharedCredentials {
         &self.inner.path
     }
 
+    /// A number that changes whenever other credentials are put in force (a reload, an
+    /// update): open connections compare it to notice a change cheaply.
+    pub fn generation(&self) -> u64 {
+        self.inner
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// Re-reads the file; on any error the credentials in force stay as they were.
     ///
     /// # Errors
@@ -914,6 +931,7 @@ impl SharedCredentials {
         let _guard = self.lock();
         let store = CredentialStore::load(&self.inner.path)?;
         self.inner.current.store(Arc::new(store));
+        self.bump();
         Ok(())
     }
 
@@ -941,6 +959,7 @@ impl SharedCredentials {
         let out = change(&mut next);
         next.save(&self.inner.path)?;
         self.inner.current.store(Arc::new(next));
+        self.bump();
         Ok(out)
     }
 

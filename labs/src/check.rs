@@ -30,9 +30,14 @@ pub struct CheckResult {
     pub detail: String,
 }
 
-/// What a check left behind for questions (the simulator report).
+/// What a check left behind for questions (the simulator report) and later checks (the
+/// baseline).
 #[derive(Debug, Default)]
 pub struct Evidence {
+    /// The p99 produce latency of the baseline probe, ms.
+    pub baseline_p99_ms: Option<f64>,
+    /// Consumer lag per `topic-partition` of the last probe that consumed (the live view).
+    pub last_lag: BTreeMap<String, i64>,
     /// The last `sim` check's report.
     pub sim: Option<kgate_sim::Report>,
     /// Reports by scenario text: the simulator is deterministic, so a scenario runs once.
@@ -124,6 +129,7 @@ pub async fn run_check(
             security,
             min,
             expect,
+            error,
             ..
         } => {
             let client = client_config(
@@ -132,9 +138,20 @@ pub async fn run_check(
                 user.as_deref().zip(password.as_deref()),
                 mechanism.as_deref(),
             );
-            let group = group.clone().unwrap_or_else(|| "kgate-lab-check".into());
-            let seen = consume_outcome(client, topic, &group, *min, *expect).await;
-            Ok(judge(*expect, seen, "messages read"))
+            let seen = match group {
+                None if *expect == Expect::Denied => consume_assigned(client, topic).await,
+                _ => {
+                    let group = group.clone().unwrap_or_else(|| "kgate-lab-check".into());
+                    consume_outcome(client, topic, &group, *min, *expect).await
+                }
+            };
+            let (passed, detail) = judge(*expect, seen, "messages read");
+            match error {
+                Some(want) if passed && !detail.contains(want.as_str()) => {
+                    Ok((false, format!("denied, but not with {want}: {detail}")))
+                }
+                _ => Ok((passed, detail)),
+            }
         }
         CheckSpec::Produce {
             topic,
@@ -161,7 +178,7 @@ pub async fn run_check(
             if let Some(ms) = variant.processing_ms {
                 p.processing_ms = ms;
             }
-            probe(env, &p).await
+            probe(env, &p, evidence).await
         }
         CheckSpec::Sim {
             scenario,
@@ -327,14 +344,44 @@ struct Recorder {
     errors: Arc<Mutex<Vec<Reported>>>,
     /// The largest broker throttle time (ms) in librdkafka's statistics, when they are on.
     throttle_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// Per broker (node id): the client's view from librdkafka's statistics.
+    brokers: Arc<Mutex<BTreeMap<i32, ClientSide>>>,
+}
+
+/// What librdkafka's statistics said about one broker, the worst window of the run (µs).
+#[derive(Debug, Clone, Copy, Default)]
+struct ClientSide {
+    /// Round trip as the client measures it (request sent → response read).
+    rtt_p99_us: i64,
+    /// Time in the producer's queue before a request is sent.
+    queue_p99_us: i64,
+    /// Throttle time the broker reported (ms).
+    throttle_ms: i64,
 }
 
 impl ClientContext for Recorder {
     fn stats(&self, statistics: rdkafka::Statistics) {
+        let Ok(mut per) = self.brokers.lock() else {
+            return;
+        };
         for b in statistics.brokers.values() {
             if let Some(w) = &b.throttle {
                 self.throttle_ms
                     .fetch_max(w.max, std::sync::atomic::Ordering::Relaxed);
+            }
+            if b.nodeid < 0 {
+                continue;
+            }
+            let side = per.entry(b.nodeid).or_default();
+            if let Some(w) = b.rtt.as_ref().filter(|w| w.cnt > 0) {
+                // The worst request of a window: a probe sends few per window.
+                side.rtt_p99_us = side.rtt_p99_us.max(w.max);
+            }
+            if let Some(w) = b.int_latency.as_ref().filter(|w| w.cnt > 0) {
+                side.queue_p99_us = side.queue_p99_us.max(w.p99);
+            }
+            if let Some(w) = &b.throttle {
+                side.throttle_ms = side.throttle_ms.max(w.max);
             }
         }
     }
@@ -351,6 +398,15 @@ impl ClientContext for Recorder {
 impl ConsumerContext for Recorder {}
 
 impl Recorder {
+    /// A topic authorization error, if librdkafka reported one.
+    fn topic_denial(&self) -> Option<Seen> {
+        let errors = self.errors.lock().ok()?;
+        errors
+            .iter()
+            .filter(|(code, _)| *code == Some(RDKafkaErrorCode::TopicAuthorizationFailed))
+            .find_map(|(code, reason)| classify_code(*code, reason))
+    }
+
     fn classify(&self) -> Option<Seen> {
         let errors = self.errors.lock().ok()?;
         for (code, reason) in errors.iter() {
@@ -371,13 +427,30 @@ enum Seen {
     Nothing(String),
 }
 
+/// Kafka's name of an authorization error, as the protocol and the Java client's docs spell it.
+fn denial_name(code: RDKafkaErrorCode) -> &'static str {
+    use RDKafkaErrorCode as E;
+    match code {
+        E::TopicAuthorizationFailed => "TOPIC_AUTHORIZATION_FAILED",
+        E::GroupAuthorizationFailed => "GROUP_AUTHORIZATION_FAILED",
+        E::ClusterAuthorizationFailed => "CLUSTER_AUTHORIZATION_FAILED",
+        E::TransactionalIdAuthorizationFailed => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+        _ => "",
+    }
+}
+
 fn classify_code(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<Seen> {
     use RDKafkaErrorCode as E;
-    match code? {
+    let code = code?;
+    match code {
         E::TopicAuthorizationFailed
         | E::GroupAuthorizationFailed
         | E::ClusterAuthorizationFailed
-        | E::TransactionalIdAuthorizationFailed => Some(Seen::Denied(reason.to_owned())),
+        | E::TransactionalIdAuthorizationFailed => Some(Seen::Denied(format!(
+            "{} ({})",
+            denial_name(code),
+            first_line(reason)
+        ))),
         E::Authentication | E::SaslAuthenticationFailed | E::SSL => {
             Some(Seen::Rejected(reason.to_owned()))
         }
@@ -470,6 +543,99 @@ async fn consume_outcome(
             "no message arrived within {wait} s and no error either (is the topic empty?)"
         ))
     })
+}
+
+/// A consumer without a group, reading by assignment: the topic's metadata and fetches are
+/// all that is asked, so a denial is the topic's own (never the group's).
+async fn consume_assigned(config: ClientConfig, topic: &str) -> Seen {
+    let recorder = Recorder::default();
+    // librdkafka needs a group id to assign partitions; no group request is ever answered
+    // for it here (no subscription, no commits), and a group denial is only a fallback.
+    let consumer: StreamConsumer<Recorder> = match config
+        .clone()
+        .set("group.id", "kgate-lab-check-assigned")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(recorder.clone())
+    {
+        Ok(c) => c,
+        Err(e) => return Seen::Nothing(format!("cannot create the consumer: {e}")),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let md = loop {
+        let md = tokio::task::block_in_place(|| {
+            consumer.fetch_metadata(Some(topic), Duration::from_secs(2))
+        });
+        match md {
+            Ok(md) => break md,
+            Err(e) => {
+                if let Some(seen) = recorder.classify() {
+                    return seen;
+                }
+                if Instant::now() >= deadline {
+                    return classify_code(e.rdkafka_error_code(), &e.to_string()).unwrap_or_else(
+                        || Seen::Nothing(format!("cannot read the metadata of {topic}: {e}")),
+                    );
+                }
+            }
+        }
+    };
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Seen::Nothing(format!("the metadata does not list {topic}"));
+    };
+    if let Some(err) = t.error() {
+        let code = RDKafkaErrorCode::from(err);
+        return classify_code(Some(code), &code.to_string())
+            .unwrap_or_else(|| Seen::Nothing(format!("{topic}: {code}")));
+    }
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in t.partitions() {
+        if assignment
+            .add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+            .is_err()
+        {
+            return Seen::Nothing("cannot assign the partitions".into());
+        }
+    }
+    if let Err(e) = consumer.assign(&assignment) {
+        return Seen::Nothing(format!("cannot assign the partitions: {e}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = 0;
+    let mut other: Option<Seen> = None;
+    loop {
+        if let Some(seen) = recorder.topic_denial() {
+            return seen;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(left.min(Duration::from_millis(300)), consumer.recv()).await {
+            Ok(Ok(_)) => got += 1,
+            Ok(Err(e)) => {
+                let code = e.rdkafka_error_code();
+                let seen = classify_code(code, &e.to_string());
+                if code == Some(RDKafkaErrorCode::TopicAuthorizationFailed) {
+                    if let Some(seen) = seen {
+                        return seen;
+                    }
+                }
+                other = other.or(seen);
+            }
+            Err(_) => {
+                if got > 0 {
+                    break;
+                }
+            }
+        }
+    }
+    if got > 0 {
+        return Seen::Worked(got);
+    }
+    other
+        .or_else(|| recorder.classify())
+        .unwrap_or_else(|| Seen::Nothing("no message and no error within 10 s".into()))
 }
 
 async fn produce_outcome(config: ClientConfig, topic: &str, count: usize) -> Seen {
@@ -575,6 +741,61 @@ pub struct ProbeReport {
     pub errors: BTreeMap<String, usize>,
     /// One line per partition: leader, acknowledged messages, p99 latency.
     pub partitions: Vec<String>,
+    /// One line per broker: the client's round trip split into the broker's own time, the
+    /// network and throttling, and the producer's queue time.
+    pub brokers: Vec<BrokerEvidence>,
+    /// Consumer lag per partition, when the probe consumed.
+    pub lag: BTreeMap<i32, i64>,
+    /// The cluster's replication health when the probe ran.
+    pub health: Option<crate::env::ClusterHealth>,
+}
+
+/// One broker's timings in a probe: what the client waited for, and where the time went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BrokerEvidence {
+    /// Node id.
+    pub broker: i32,
+    /// Partitions of the probe's topic it leads.
+    pub leads: Vec<i32>,
+    /// The client's round trip p99 (librdkafka's `rtt`), ms.
+    pub rtt_ms: f64,
+    /// The broker's own time for produce requests p99 (kgate → broker → kgate), ms.
+    pub broker_ms: f64,
+    /// Throttle time the broker reported, ms (librdkafka's `throttle`).
+    pub throttle_ms: f64,
+    /// The rest of the round trip: on the network between the client and the broker, ms.
+    pub network_ms: f64,
+    /// Time produce requests queued in the client before being sent, p99 ms
+    /// (librdkafka's `int_latency`).
+    pub queue_ms: f64,
+}
+
+impl BrokerEvidence {
+    /// One line for the student.
+    pub fn line(&self) -> String {
+        let leads = if self.leads.is_empty() {
+            "no partition".to_owned()
+        } else {
+            format!(
+                "partition{} {}",
+                if self.leads.len() == 1 { "" } else { "s" },
+                self.leads
+                    .iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        };
+        format!(
+            "broker {}: leads {leads} | round trip p99 {} ms = broker {} + network {} + throttle {} | client queue p99 {} ms",
+            self.broker,
+            fmt_num(self.rtt_ms.round()),
+            fmt_num(self.broker_ms.round()),
+            fmt_num(self.network_ms.round()),
+            fmt_num(self.throttle_ms.round()),
+            fmt_num(self.queue_ms.round()),
+        )
+    }
 }
 
 fn partition_leaders<C: ClientContext>(
@@ -591,8 +812,32 @@ fn partition_leaders<C: ClientContext>(
         .collect()
 }
 
-async fn probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<(bool, String)> {
-    let report = run_probe(env, p).await?;
+/// Below this, a baseline p99 is noise on a laptop: "within 2× of the baseline" counts from
+/// at least this.
+pub const BASELINE_FLOOR_MS: f64 = 10.0;
+
+async fn probe(
+    env: &mut LabEnv,
+    p: &ProbeSpec,
+    evidence: &mut Evidence,
+) -> anyhow::Result<(bool, String)> {
+    let mut report = run_probe(env, p).await?;
+    for (part, lag) in &report.lag {
+        evidence
+            .last_lag
+            .insert(format!("{}-{part}", p.topic), *lag);
+    }
+    // A check against the baseline measures twice before it says the symptom is still there:
+    // one slow run on a busy laptop is not a symptom.
+    if let (Some(factor), Some(base)) = (p.within_baseline, evidence.baseline_p99_ms) {
+        let limit = factor * base.max(BASELINE_FLOOR_MS);
+        if report.values.get("p99_ms").is_some_and(|v| *v > limit) {
+            let again = run_probe(env, p).await?;
+            if again.values.get("p99_ms").is_some_and(|v| *v <= limit) {
+                report = again;
+            }
+        }
+    }
     let mut detail = String::new();
     for name in PROBE_METRICS {
         if let Some(v) = report.values.get(name) {
@@ -602,10 +847,85 @@ async fn probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<(bool, String)
     for line in &report.partitions {
         detail.push_str(&format!("\n  {line}"));
     }
+    if p.evidence {
+        for b in &report.brokers {
+            detail.push_str(&format!("\n  {}", b.line()));
+        }
+        if !report.lag.is_empty() {
+            let parts: Vec<String> = report
+                .lag
+                .iter()
+                .map(|(p, l)| format!("partition {p}: {l}"))
+                .collect();
+            detail.push_str(&format!(
+                "\n  consumer lag per partition: {}",
+                parts.join(", ")
+            ));
+        }
+        if let Some(h) = &report.health {
+            detail.push_str(&format!(
+                "\n  replication: {} ISR shrink(s), {} ISR expand(s) since the lab started; {} partition(s) under-replicated now{}",
+                h.isr_shrinks,
+                h.isr_expands,
+                h.under_replicated,
+                if h.down.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; brokers not answering: {}",
+                        h.down.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
+                    )
+                }
+            ));
+        }
+    }
     for (e, n) in &report.errors {
         detail.push_str(&format!("\n  error ×{n}: {e}"));
+        if e.contains("AllBrokersDown") || e.contains("brokers are down") {
+            detail.push_str(
+                "\n    (the client counts the brokers it knows: before it has any metadata, \
+                 that is only its bootstrap address, the gateway's one port, hence `1/1`; \
+                 behind it are the cluster's brokers)",
+            );
+        }
     }
     let mut passed = true;
+    if let Some(factor) = p.within_baseline {
+        match (evidence.baseline_p99_ms, report.values.get("p99_ms")) {
+            (Some(base), Some(p99)) => {
+                let limit = factor * base.max(BASELINE_FLOOR_MS);
+                detail.push_str(&format!(
+                    "\n  baseline p99 {} ms: this run must stay within {}× ({} ms)",
+                    fmt_num(base),
+                    fmt_num(factor),
+                    fmt_num(limit.round())
+                ));
+                if *p99 > limit {
+                    passed = false;
+                    detail.push_str(&format!(
+                        "\n  not met: p99 {} ms is more than {}× the baseline: the symptom is still there",
+                        fmt_num(*p99),
+                        fmt_num(factor)
+                    ));
+                }
+            }
+            (None, _) => {
+                passed = false;
+                detail.push_str(
+                    "\n  not met: no baseline measured yet (the first step's check measures it)",
+                );
+            }
+            (_, None) => {
+                passed = false;
+                detail.push_str("\n  not met: no latency measured");
+            }
+        }
+    }
+    if p.baseline {
+        if let Some(p99) = report.values.get("p99_ms") {
+            evidence.baseline_p99_ms = Some(*p99);
+        }
+    }
     for cond in &p.expect {
         let c = Condition::parse(cond, PROBE_METRICS, false).map_err(anyhow::Error::msg)?;
         if let Condition::Compare {
@@ -706,6 +1026,13 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
             .map_err(|(e, _)| anyhow::anyhow!("warm-up send failed: {e}"))?;
         let _ = tokio::time::timeout(Duration::from_secs(10), ack).await;
     }
+    // Where each partition ends now: the probe's consumer starts there, caught up.
+    let start = if p.consume_for_ms > 0 {
+        end_offsets(&base, &p.topic)
+    } else {
+        BTreeMap::new()
+    };
+    env.timings().reset();
     for f in &p.faults {
         env.apply(f)?;
     }
@@ -787,6 +1114,50 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
         }
     }
     let leaders = partition_leaders(producer.client(), &p.topic);
+    // Two more statistics intervals, so the windows with the last answers are counted.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Per broker: the client's round trip (librdkafka) against the broker's own time (kgate).
+    let client_side = recorder
+        .brokers
+        .lock()
+        .map(|b| b.clone())
+        .unwrap_or_default();
+    let gateway_side: BTreeMap<i32, f64> = env
+        .timings()
+        .summary()
+        .into_iter()
+        .filter(|t| t.api == 0)
+        .map(|t| (t.broker, t.broker_p99_ms))
+        .collect();
+    let mut ids: BTreeSet<i32> = client_side.keys().copied().collect();
+    ids.extend(gateway_side.keys().copied());
+    ids.extend(leaders.values().copied().filter(|l| *l >= 0));
+    for id in ids {
+        let c = client_side.get(&id).copied().unwrap_or_default();
+        let rtt = c.rtt_p99_us as f64 / 1000.0;
+        let broker = gateway_side.get(&id).copied().unwrap_or(0.0);
+        let throttle = c.throttle_ms as f64;
+        report.brokers.push(BrokerEvidence {
+            broker: id,
+            leads: leaders
+                .iter()
+                .filter(|(_, l)| **l == id)
+                .map(|(p, _)| *p)
+                .collect(),
+            rtt_ms: rtt,
+            broker_ms: broker,
+            throttle_ms: throttle,
+            network_ms: (rtt - broker - throttle).max(0.0),
+            queue_ms: c.queue_p99_us as f64 / 1000.0,
+        });
+    }
+    report.health = Some(env.health.clone());
+    report
+        .values
+        .insert("isr_shrinks", env.health.isr_shrinks as f64);
+    report
+        .values
+        .insert("under_replicated", env.health.under_replicated as f64);
     for (partition, mut lat) in by_partition {
         lat.sort();
         let p99 = lat
@@ -800,8 +1171,6 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
             lat.len()
         ));
     }
-    // One more statistics interval, so a throttle reported with the last answers is counted.
-    tokio::time::sleep(Duration::from_millis(150)).await;
     drop(producer);
     latencies.sort();
     let pct = |q: f64| -> f64 {
@@ -827,7 +1196,9 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
             .max(0) as f64,
     );
     if p.consume_for_ms > 0 {
-        let (counts, others, end) = consume_run(&base, &p.topic, run, p).await?;
+        let (counts, others, end, lag) =
+            consume_run(&base, &p.topic, run, p, env.consumers.max(1), &start).await?;
+        report.lag = lag;
         let consumed: usize = counts.values().sum();
         let distinct = counts.len();
         let lost = acked.iter().filter(|i| !counts.contains_key(i)).count();
@@ -870,66 +1241,145 @@ fn clear_faults(env: &mut LabEnv, faults: &[crate::lab::FaultSpec]) -> anyhow::R
     Ok(())
 }
 
-/// Reads the topic from the beginning with the probe's processing time; returns the count of
-/// each of this run's message numbers, the number of other records read, and the topic's
-/// total record count.
+/// What [`consume_run`] found: the count of each of this run's message numbers, the number of
+/// other records read, the topic's total record count, and the lag left per partition.
+type Consumed = (BTreeMap<u64, usize>, usize, i64, BTreeMap<i32, i64>);
+
+/// Reads the topic from `start` (each partition's end before the probe produced, so the
+/// consumer was caught up) with the probe's processing time, with `consumers` consumers
+/// sharing the partitions (as a consumer group spreads them).
 async fn consume_run(
     base: &ClientConfig,
     topic: &str,
     run: u64,
     p: &ProbeSpec,
-) -> anyhow::Result<(BTreeMap<u64, usize>, usize, i64)> {
-    let consumer: StreamConsumer = base
-        .clone()
-        .set("group.id", format!("kgate-lab-probe-{run}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .context("cannot create the probe consumer")?;
-    // Assigned partitions, not a group subscription: no group join to wait for.
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    for partition in partitions(&consumer, topic) {
-        assignment
-            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
-            .context("cannot assign the probe consumer")?;
+    consumers: usize,
+    start: &BTreeMap<i32, i64>,
+) -> anyhow::Result<Consumed> {
+    let probe_consumer = |k: usize| -> anyhow::Result<StreamConsumer> {
+        base.clone()
+            .set("group.id", format!("kgate-lab-probe-{run}-{k}"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .context("cannot create the probe consumer")
+    };
+    let first = probe_consumer(0)?;
+    let all = partitions(&first, topic);
+    let mut ends = BTreeMap::new();
+    for part in &all {
+        let (lo, hi) = tokio::task::block_in_place(|| {
+            first.fetch_watermarks(topic, *part, Duration::from_secs(5))
+        })
+        .unwrap_or((0, 0));
+        let from = start.get(part).copied().unwrap_or(lo).max(lo);
+        ends.insert(*part, (hi - from).max(0));
     }
-    consumer
-        .assign(&assignment)
-        .context("cannot assign the probe consumer")?;
-    let end = topic_end(&consumer, topic);
-    let prefix = format!("{run}:");
-    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut others = 0usize;
+    drop(first);
+    let end: i64 = ends.values().sum();
     let deadline = Instant::now() + Duration::from_millis(p.consume_for_ms);
-    loop {
-        if (counts.values().sum::<usize>() + others) as i64 >= end && end > 0 {
-            break;
+    let mut tasks = Vec::new();
+    for k in 0..consumers.min(all.len().max(1)) {
+        // Assigned partitions, not a group subscription: no group join to wait for.
+        let mine: Vec<i32> = all
+            .iter()
+            .copied()
+            .filter(|part| (*part as usize) % consumers == k)
+            .collect();
+        if mine.is_empty() {
+            continue;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
+        let consumer = probe_consumer(k)?;
+        let mut assignment = rdkafka::TopicPartitionList::new();
+        for part in &mine {
+            let offset = match start.get(part) {
+                Some(o) => rdkafka::Offset::Offset(*o),
+                None => rdkafka::Offset::Beginning,
+            };
+            assignment
+                .add_partition_offset(topic, *part, offset)
+                .context("cannot assign the probe consumer")?;
         }
-        match tokio::time::timeout(left, consumer.recv()).await {
-            Ok(Ok(msg)) => {
-                let number = msg
-                    .payload()
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.strip_prefix(&prefix))
-                    .and_then(|n| n.parse::<u64>().ok());
-                match number {
-                    Some(n) => *counts.entry(n).or_default() += 1,
-                    None => others += 1,
+        consumer
+            .assign(&assignment)
+            .context("cannot assign the probe consumer")?;
+        let want: i64 = mine.iter().filter_map(|part| ends.get(part)).sum();
+        let prefix = format!("{run}:");
+        let processing = p.processing_ms;
+        tasks.push(tokio::spawn(async move {
+            let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+            let mut per_partition: BTreeMap<i32, i64> = BTreeMap::new();
+            let mut others = 0usize;
+            let mut read = 0i64;
+            loop {
+                if read >= want {
+                    break;
                 }
-                if p.processing_ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(p.processing_ms)).await;
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(left, consumer.recv()).await {
+                    Ok(Ok(msg)) => {
+                        read += 1;
+                        *per_partition.entry(msg.partition()).or_default() += 1;
+                        let number = msg
+                            .payload()
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(|v| v.strip_prefix(&prefix))
+                            .and_then(|n| n.parse::<u64>().ok());
+                        match number {
+                            Some(n) => *counts.entry(n).or_default() += 1,
+                            None => others += 1,
+                        }
+                        if processing > 0 {
+                            tokio::time::sleep(Duration::from_millis(processing)).await;
+                        }
+                    }
+                    Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Err(_) => break,
                 }
             }
-            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(_) => break,
+            (counts, others, per_partition)
+        }));
+    }
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut others = 0;
+    let mut read: BTreeMap<i32, i64> = BTreeMap::new();
+    for t in tasks {
+        let (c, o, r) = t.await.context("a probe consumer failed")?;
+        for (n, k) in c {
+            *counts.entry(n).or_default() += k;
+        }
+        others += o;
+        for (part, k) in r {
+            *read.entry(part).or_default() += k;
         }
     }
-    Ok((counts, others, end))
+    let lag = ends
+        .iter()
+        .map(|(part, e)| (*part, (e - read.get(part).copied().unwrap_or(0)).max(0)))
+        .collect();
+    Ok((counts, others, end, lag))
+}
+
+/// The high watermark of each partition of `topic` (empty if the cluster does not answer).
+fn end_offsets(base: &ClientConfig, topic: &str) -> BTreeMap<i32, i64> {
+    let Ok(consumer) = base.create::<StreamConsumer>() else {
+        return BTreeMap::new();
+    };
+    tokio::task::block_in_place(|| {
+        partitions(&consumer, topic)
+            .into_iter()
+            .filter_map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .ok()
+                    .map(|(_, hi)| (p, hi))
+            })
+            .collect()
+    })
 }
 
 fn partitions(consumer: &StreamConsumer, topic: &str) -> Vec<i32> {
@@ -941,18 +1391,6 @@ fn partitions(consumer: &StreamConsumer, topic: &str) -> Vec<i32> {
         .filter(|t| t.name() == topic)
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect()
-}
-
-fn topic_end(consumer: &StreamConsumer, topic: &str) -> i64 {
-    partitions(consumer, topic)
-        .into_iter()
-        .filter_map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(5))
-                .ok()
-        })
-        .map(|(lo, hi)| hi - lo)
-        .sum()
 }
 
 fn sim_metric(s: &kgate_sim::ServiceReport, metric: &str) -> f64 {

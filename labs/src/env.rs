@@ -87,6 +87,9 @@ pub struct GatewayFile {
     pub max_session_lifetime_ms: Option<toml::Value>,
     /// Ignored (see `listen`).
     #[serde(default)]
+    pub revoke_sessions_on_change: Option<toml::Value>,
+    /// Ignored (see `listen`).
+    #[serde(default)]
     pub max_connections: Option<toml::Value>,
     /// Ignored (see `listen`).
     #[serde(default)]
@@ -145,6 +148,20 @@ impl GatewayFile {
     }
 }
 
+/// The file in a lab directory that holds the running lab gateway's `bootstrap.servers`, so
+/// that `kgate client-config` run there knows the address.
+pub const ADDRESS_FILE: &str = "gateway.addr";
+
+/// The log of the lab's gateway (warnings such as a refused password), in the lab directory.
+pub const LOG_FILE: &str = "gateway.log";
+
+/// The address a running lab published in `dir`, if any.
+pub fn published_address(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(ADDRESS_FILE)).ok()?;
+    let addr = text.trim();
+    (!addr.is_empty() && !addr.contains(char::is_whitespace)).then(|| addr.to_owned())
+}
+
 /// Most gateway fault rules a student may add in one lab session.
 pub const MAX_STUDENT_RULES: usize = 16;
 
@@ -171,6 +188,37 @@ pub struct LabEnv {
     student_rules: Vec<u64>,
     /// Ids of the rules the lab's own `gateway` faults added, by rule text (undone one by one).
     lab_rules: std::collections::HashMap<String, Vec<u64>>,
+    /// Write the gateway's address to [`ADDRESS_FILE`] (the guided run and `--auto`; not a
+    /// one-off `kgate lab check`, whose gateway lives only as long as its checks).
+    publish: bool,
+    /// Per-broker request timings the gateway records (broker time vs the rest).
+    timings: Arc<kgate_proxy::timings::Timings>,
+    /// The cluster's state as the labs model it (the embedded cluster keeps no replicas).
+    pub health: ClusterHealth,
+    /// Consumers in the group the probes read with (`kgate lab cluster consumers N`).
+    pub consumers: usize,
+    /// Lines of the lab directory's operations file applied so far.
+    ops_applied: usize,
+    /// Gateway rules of the hidden fault.
+    hidden_rules: Vec<u64>,
+    /// Partitions per topic, for leaders and replica counts.
+    topics: Vec<(String, i32)>,
+}
+
+/// Replication as the labs model it: every partition has a replica on each broker (up to
+/// three); a broker that goes down takes its replicas out of the in-sync replica set (an ISR
+/// shrink each) until it comes back (an ISR expand each). librdkafka's mock cluster keeps one
+/// copy, so this bookkeeping is the lab's, driven by the same broker-down and broker-up faults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterHealth {
+    /// Brokers that are down.
+    pub down: std::collections::BTreeSet<i32>,
+    /// ISR shrinks since the lab started.
+    pub isr_shrinks: u64,
+    /// ISR expands since the lab started.
+    pub isr_expands: u64,
+    /// Partitions with a replica on a broker that is down.
+    pub under_replicated: u64,
 }
 
 impl std::fmt::Debug for LabEnv {
@@ -188,7 +236,12 @@ impl LabEnv {
     ///
     /// # Errors
     /// The cluster, a topic or the gateway cannot start.
-    pub async fn start(env: &Environment, dir: &Path, listen: SocketAddr) -> anyhow::Result<Self> {
+    pub async fn start(
+        env: &Environment,
+        dir: &Path,
+        listen: SocketAddr,
+        publish: bool,
+    ) -> anyhow::Result<Self> {
         let cluster =
             EmbeddedCluster::start(env.brokers).context("cannot start the embedded cluster")?;
         for topic in &env.topics {
@@ -220,7 +273,32 @@ impl LabEnv {
             gateway_faults: Arc::default(),
             student_rules: Vec::new(),
             lab_rules: std::collections::HashMap::new(),
+            publish,
+            timings: Arc::default(),
+            health: ClusterHealth::default(),
+            consumers: 1,
+            ops_applied: 0,
+            hidden_rules: Vec::new(),
+            topics: env
+                .topics
+                .iter()
+                .map(|t| (t.name.clone(), t.partitions))
+                .collect(),
         };
+        // Leaders spread over the brokers, partition p on broker p % n + 1, as Kafka's
+        // preferred leaders are: a baseline whose leaders a later step does not move.
+        let n = env.cluster.broker_count();
+        for (topic, partitions) in env.topics.clone() {
+            for p in 0..partitions {
+                env.cluster
+                    .apply(ClusterCommand::PartitionLeader {
+                        topic: topic.clone(),
+                        partition: p,
+                        broker: Some(p % n + 1),
+                    })
+                    .with_context(|| format!("cannot place the leader of {topic}-{p}"))?;
+            }
+        }
         let config = GatewayFile::read(dir)?;
         env.start_gateway(config).await?;
         Ok(env)
@@ -253,26 +331,28 @@ impl LabEnv {
     /// # Errors
     /// A file that cannot be loaded, with its name.
     pub async fn sync(&mut self) -> anyhow::Result<Option<String>> {
+        let mut lines = self.apply_operations()?;
         let config = GatewayFile::read(&self.dir)?;
         if config != self.config {
             self.start_gateway(config).await?;
-            return Ok(Some(format!(
+            lines.push(format!(
                 "gateway restarted with the new {GATEWAY_FILE}: {}",
                 self.describe()
-            )));
+            ));
+        } else {
+            if let Some(creds) = &self.credentials {
+                creds
+                    .reload()
+                    .map_err(|e| anyhow::anyhow!("users file: {e}"))?;
+            }
+            if let Some(authz) = &self.authz {
+                authz
+                    .authorizer
+                    .reload()
+                    .map_err(|e| anyhow::anyhow!("policy file: {e}"))?;
+            }
         }
-        if let Some(creds) = &self.credentials {
-            creds
-                .reload()
-                .map_err(|e| anyhow::anyhow!("users file: {e}"))?;
-        }
-        if let Some(authz) = &self.authz {
-            authz
-                .authorizer
-                .reload()
-                .map_err(|e| anyhow::anyhow!("policy file: {e}"))?;
-        }
-        Ok(None)
+        Ok((!lines.is_empty()).then(|| lines.join("\n  ")))
     }
 
     /// One line: what the gateway serves.
@@ -312,6 +392,7 @@ impl LabEnv {
             .collect();
         let mut gw = GatewayConfig::new(self.listen, upstream);
         gw.faults = self.gateway_faults.clone();
+        gw.timings = Some(self.timings.clone());
         gw.shutdown_grace = Duration::from_millis(200);
         gw.sasl.failure_delay = Duration::from_millis(20);
         if config.tls() {
@@ -413,6 +494,11 @@ impl LabEnv {
         })?;
         self.bootstrap = gateway.bootstrap_servers();
         self.gateway = Some(gateway);
+        if self.publish {
+            let path = self.dir.join(ADDRESS_FILE);
+            std::fs::write(&path, format!("{}\n", self.bootstrap))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         self.config = config;
         Ok(())
     }
@@ -455,8 +541,14 @@ impl LabEnv {
                 });
                 return Ok(());
             }
-            FaultSpec::BrokerDown { broker } => ClusterCommand::BrokerDown(broker),
-            FaultSpec::BrokerUp { broker } => ClusterCommand::BrokerUp(broker),
+            FaultSpec::BrokerDown { broker } => {
+                self.broker_state(broker, false);
+                ClusterCommand::BrokerDown(broker)
+            }
+            FaultSpec::BrokerUp { broker } => {
+                self.broker_state(broker, true);
+                ClusterCommand::BrokerUp(broker)
+            }
             FaultSpec::RoundTripTime { broker, ms } => {
                 if broker == -1 {
                     for b in 1..=self.cluster.broker_count() {
@@ -510,6 +602,166 @@ impl LabEnv {
         Ok(())
     }
 
+    /// Records a broker going down or up in [`ClusterHealth`] (-1: every broker).
+    fn broker_state(&mut self, broker: i32, up: bool) {
+        let n = self.cluster.broker_count();
+        let brokers: Vec<i32> = if broker == -1 {
+            (1..=n).collect()
+        } else {
+            vec![broker]
+        };
+        let partitions: i64 = self.topics.iter().map(|(_, p)| i64::from(*p)).sum();
+        let replication = i64::from(n.min(3));
+        // Replicas per broker: every partition's replicas spread evenly.
+        let per_broker = (partitions * replication / i64::from(n.max(1))).max(0) as u64;
+        for b in brokers {
+            let changed = if up {
+                self.health.down.remove(&b)
+            } else {
+                self.health.down.insert(b)
+            };
+            if changed {
+                if up {
+                    self.health.isr_expands += per_broker;
+                } else {
+                    self.health.isr_shrinks += per_broker;
+                }
+            }
+        }
+        let down = self.health.down.len() as u64;
+        self.health.under_replicated = (down * per_broker).min(partitions.max(0) as u64);
+    }
+
+    /// The gateway's per-broker request timings.
+    pub fn timings(&self) -> &kgate_proxy::timings::Timings {
+        &self.timings
+    }
+
+    /// The partitions of each topic of the environment.
+    pub fn topics(&self) -> &[(String, i32)] {
+        &self.topics
+    }
+
+    /// The gateway's fault rules in force, as `kgate fault list` shows them.
+    pub fn fault_rules(&self) -> String {
+        self.gateway_faults.render()
+    }
+
+    /// The leaders of a topic's partitions, asked of the cluster directly.
+    ///
+    /// # Errors
+    /// The cluster does not answer.
+    pub fn partition_leaders(&self, topic: &str) -> anyhow::Result<Vec<(i32, i32)>> {
+        self.leaders(topic)
+    }
+
+    /// Applies the operations a student wrote with `kgate lab cluster` since the last call;
+    /// returns a line per operation.
+    ///
+    /// # Errors
+    /// The operations file cannot be read or an operation is refused.
+    pub fn apply_operations(&mut self) -> anyhow::Result<Vec<String>> {
+        let path = self.dir.join(crate::ops::OPS_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut done = Vec::new();
+        for line in lines.iter().skip(self.ops_applied) {
+            let op: crate::ops::ClusterOp = line
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: {line:?}: {e}", path.display()))?;
+            let what = self.apply_op(&op)?;
+            done.push(format!("cluster operation `{op}`: {what}"));
+            self.ops_applied += 1;
+        }
+        Ok(done)
+    }
+
+    fn remove_lab_rules(&mut self, prefix: &str) -> usize {
+        let mut removed = 0;
+        let rules: Vec<String> = self
+            .lab_rules
+            .keys()
+            .filter(|r| r.starts_with(prefix))
+            .cloned()
+            .collect();
+        for rule in rules {
+            for id in self.lab_rules.remove(&rule).unwrap_or_default() {
+                if self.gateway_faults.remove(id) {
+                    removed += 1;
+                }
+            }
+            let added = FaultSpec::Gateway { rule }.describe();
+            self.faults.retain(|d| *d != added);
+        }
+        removed
+    }
+
+    fn apply_op(&mut self, op: &crate::ops::ClusterOp) -> anyhow::Result<String> {
+        use crate::ops::ClusterOp;
+        let n = self.cluster.broker_count();
+        let check_broker = |b: i32| -> anyhow::Result<()> {
+            if (1..=n).contains(&b) {
+                Ok(())
+            } else {
+                bail!("the cluster has brokers 1 to {n}")
+            }
+        };
+        Ok(match op {
+            ClusterOp::MoveLeader {
+                topic,
+                partition,
+                broker,
+            } => {
+                check_broker(*broker)?;
+                let Some((_, partitions)) = self.topics.iter().find(|(t, _)| t == topic) else {
+                    bail!("no topic {topic:?} in this lab");
+                };
+                if !(0..*partitions).contains(partition) {
+                    bail!("{topic} has partitions 0 to {}", partitions - 1);
+                }
+                if self.health.down.contains(broker) {
+                    bail!("broker {broker} is down: it cannot lead");
+                }
+                self.cluster.apply(ClusterCommand::PartitionLeader {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    broker: Some(*broker),
+                })?;
+                format!("broker {broker} now leads {topic}-{partition}")
+            }
+            ClusterOp::RestartBroker { broker } => {
+                check_broker(*broker)?;
+                self.apply_hidden(&FaultSpec::BrokerUp { broker: *broker })?;
+                format!("broker {broker} restarted (a restart does not change its hardware)")
+            }
+            ClusterOp::ReplaceBroker { broker } => {
+                check_broker(*broker)?;
+                self.apply_hidden(&FaultSpec::BrokerUp { broker: *broker })?;
+                self.apply_hidden(&FaultSpec::RoundTripTime {
+                    broker: *broker,
+                    ms: 0,
+                })?;
+                format!("broker {broker} runs on new hardware (new disk), its replicas caught up")
+            }
+            ClusterOp::Consumers { count } => {
+                self.consumers = *count;
+                format!("the consumer group now has {count} consumer(s)")
+            }
+            ClusterOp::RaiseQuota => {
+                let n = self.remove_lab_rules("throttle=");
+                format!("quotas raised ({n} throttling rule(s) lifted)")
+            }
+            ClusterOp::RepairNetwork => {
+                let n = self.remove_lab_rules("latency=");
+                format!("network repaired ({n} congested path(s) cleared)")
+            }
+        })
+    }
+
     /// A gateway fault rule the student adds to experiment; returns its canonical text.
     ///
     /// # Errors
@@ -554,7 +806,37 @@ impl LabEnv {
         let before = self.faults.len();
         self.apply(fault)?;
         self.faults.truncate(before);
+        if let FaultSpec::Gateway { rule } = fault {
+            if let Some(id) = self.lab_rules.get(rule).and_then(|ids| ids.last()) {
+                self.hidden_rules.push(*id);
+            }
+        }
         Ok(())
+    }
+
+    /// Ids of the gateway rules the hidden fault added (the live view masks them).
+    pub fn hidden_rules(&self) -> Vec<u64> {
+        self.hidden_rules.clone()
+    }
+
+    /// Ids of every gateway rule the lab itself added (not the student's).
+    pub fn lab_rule_ids(&self) -> Vec<u64> {
+        self.lab_rules.values().flatten().copied().collect()
+    }
+
+    /// The gateway's fault table (shared with the live view, which takes `kgate fault add`).
+    pub fn fault_table(&self) -> Arc<FaultTable> {
+        self.gateway_faults.clone()
+    }
+
+    /// The gateway's timings (shared with the live view).
+    pub fn timings_handle(&self) -> Arc<kgate_proxy::timings::Timings> {
+        self.timings.clone()
+    }
+
+    /// The audit log the gateway writes, as a path, if one is configured.
+    pub fn audit_path(&self) -> Option<PathBuf> {
+        self.config.audit_log.as_ref().map(|p| self.path(p))
     }
 
     /// The leader of each partition of `topic`, asked of the cluster directly.

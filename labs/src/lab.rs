@@ -214,6 +214,10 @@ pub struct Variant {
     /// (a slow consumer: the consumer side has no cluster fault hook).
     #[serde(default)]
     pub processing_ms: Option<u64>,
+    /// The solution's commands for this variant in the step with `variant_fix = true`:
+    /// the fix a student applies (`kgate lab cluster move-leader ...`).
+    #[serde(default)]
+    pub fix: Vec<CommandSpec>,
 }
 
 /// One step.
@@ -245,6 +249,9 @@ pub struct Step {
     /// The hidden variant's faults are repaired when this step starts (the fix is applied).
     #[serde(default)]
     pub variant_fixed: bool,
+    /// The student fixes the hidden fault in this step: its solution is the variant's `fix`.
+    #[serde(default)]
+    pub variant_fix: bool,
     /// Is the step done?
     #[serde(default, rename = "check")]
     pub checks: Vec<CheckSpec>,
@@ -532,6 +539,11 @@ pub enum CheckSpec {
         min: usize,
         /// What should happen.
         expect: Expect,
+        /// The Kafka error a denial must carry (`TOPIC_AUTHORIZATION_FAILED`). Without a
+        /// `group`, a denied consumer reads by assignment, so no group is ever asked for and
+        /// the topic's own Read is what gets tested.
+        #[serde(default)]
+        error: Option<String>,
     },
     /// A real producer writes through the gateway.
     Produce {
@@ -645,6 +657,16 @@ pub struct ProbeSpec {
     /// Conditions such as `"lost > 0"`, `"p99_ms >= 300"`, `"duplicates == 0"`.
     #[serde(default)]
     pub expect: Vec<String>,
+    /// Show the evidence an operator reads: per broker the round trip split into broker
+    /// time, network and throttle, the client's queue time; lag per partition; ISR changes.
+    #[serde(default)]
+    pub evidence: bool,
+    /// This probe's p99 is the lab's baseline (kept in the progress file).
+    #[serde(default)]
+    pub baseline: bool,
+    /// The check passes only if p99 is within this factor of the baseline (`2.0`).
+    #[serde(default)]
+    pub within_baseline: Option<f64>,
 }
 
 fn default_probe_count() -> usize {
@@ -671,6 +693,8 @@ pub const PROBE_METRICS: &[&str] = &[
     "p99_ms",
     "max_ms",
     "throttle_ms",
+    "isr_shrinks",
+    "under_replicated",
 ];
 
 /// Per-service metrics of a simulator report usable in `sim` conditions.
@@ -938,6 +962,10 @@ impl Lab {
         for (v, variant) in self.variants.iter().enumerate() {
             for (f, fault) in variant.faults.iter().enumerate() {
                 self.validate_fault(None, &format!("variant[{v}].fault[{f}]"), fault, &topics)?;
+            }
+            for (c, command) in variant.fix.iter().enumerate() {
+                check_command_line(command.line())
+                    .map_err(|m| self.error(None, &format!("variant[{v}].fix[{c}]"), m))?;
             }
             if variant.trail.fault.is_empty() {
                 return Err(self.error(

@@ -9,6 +9,8 @@
 //! - [`env`]: the live environment: the cluster plus the gateway configured by the lab
 //!   directory's `kgate.toml`.
 //! - [`check`]: checks with real clients, probes with faults, the audit log, simulator runs.
+//! - [`live`]: the instructor's live view and the class view in the browser (SSE, embedded page).
+//! - [`ops`]: cluster operations students run as fixes (`kgate lab cluster ...`).
 //! - [`rca`]: grading answers, including 5 whys, fishbone and fault trees against a causal
 //!   trail.
 //! - [`runner`]: guided runs, single-step checks, `--auto`, reset.
@@ -24,6 +26,8 @@ pub mod client;
 pub mod cluster;
 pub mod env;
 pub mod lab;
+pub mod live;
+pub mod ops;
 pub mod rca;
 pub mod runner;
 

@@ -102,12 +102,99 @@ pub fn trail_from_sim(trail: &CausalTrail) -> TrailSpec {
 }
 
 fn norm(s: &str) -> String {
-    s.to_lowercase().replace('_', " ")
+    s.to_lowercase().replace(['_', '-'], " ")
 }
 
-fn mentions(text: &str, words: &[String]) -> bool {
+/// The words of a text: letters, digits and `=`/`.` (so `acks=1` stays one word).
+fn words_of(s: &str) -> Vec<String> {
+    norm(s)
+        .split(|c: char| !(c.is_alphanumeric() || c == '=' || c == '.'))
+        .map(|w| w.trim_matches('.').to_owned())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// A keyword word matches a text word with the same stem: numbers exactly, words by their
+/// first five letters (`consumers` ~ `consumer`, `slow` ~ `slower`).
+fn same_stem(keyword: &str, word: &str) -> bool {
+    if keyword.chars().all(|c| c.is_ascii_digit()) {
+        return keyword == word;
+    }
+    let stem: String = keyword.chars().take(5).collect();
+    word.starts_with(&stem)
+}
+
+/// Whether `text` names one of `keywords`: the phrase itself, or all of its words in any
+/// order and form ("slow processing" ~ "processing was too slow"), so a right answer is not
+/// refused for its wording.
+fn mentions(text: &str, keywords: &[String]) -> bool {
     let t = norm(text);
-    words.iter().any(|w| !w.is_empty() && t.contains(&norm(w)))
+    let words = words_of(text);
+    keywords.iter().any(|k| {
+        let k = norm(k);
+        if k.trim().is_empty() {
+            return false;
+        }
+        if t.contains(&k) {
+            return true;
+        }
+        let parts = words_of(&k);
+        !parts.is_empty() && parts.iter().all(|p| words.iter().any(|w| same_stem(p, w)))
+    })
+}
+
+/// Kinds of cause a student may name, each with the evidence that shows it: the feedback for
+/// a cause the trail does not support points at evidence, never at the answer.
+const EVIDENCE_HINTS: &[(&[&str], &str)] = &[
+    (
+        &[
+            "down",
+            "outage",
+            "crash",
+            "under replicated",
+            "isr",
+            "failover",
+            "offline",
+        ],
+        "a broker outage leaves a trail: ISR shrinks, partitions under-replicated, leaders \
+         moved, client errors. Did step 2's evidence show those?",
+    ),
+    (
+        &["quota", "throttl"],
+        "a quota leaves throttle time the brokers report to the client (throttle_ms and the \
+         throttle column per broker). Was there any?",
+    ),
+    (
+        &["consumer", "processing", "poll", "rebalanc"],
+        "a consumer-side cause shows as lag per partition while produce latency stays at the \
+         baseline. Is that what step 2 measured?",
+    ),
+    (
+        &[
+            "network",
+            "congest",
+            "round trip",
+            "rtt",
+            "bandwidth",
+            "routing",
+        ],
+        "network delay sits between the client and the broker: the client's round trip grows \
+         while the broker's own time (kgate ⇄ broker) stays at the baseline. Compare the two \
+         columns per broker.",
+    ),
+    (
+        &["broker", "disk", "overload", "cpu", "gc", "leader"],
+        "a slow broker shows in its own time (kgate ⇄ broker), on the partitions it leads, \
+         while the network part stays at the baseline. Compare the two columns per broker.",
+    ),
+];
+
+/// The evidence hint for the kind of cause `text` names, if it names one.
+fn evidence_hint(text: &str) -> Option<&'static str> {
+    EVIDENCE_HINTS.iter().find_map(|(words, hint)| {
+        let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        mentions(text, &words).then_some(*hint)
+    })
 }
 
 /// Strips `1.`, `why 2:`, `- ` prefixes from an answer line.
@@ -216,9 +303,10 @@ fn five_whys(answer: &str, t: &TrailSpec, g: &mut Grade) {
         .map(strip_label)
         .filter(|l| !l.is_empty())
         .collect();
-    if whys.len() < 3 {
+    if whys.len() < 5 {
         g.fail(format!(
-            "{} answer(s): ask \"why?\" at least three times, one answer per line",
+            "{} answer(s): a 5-whys chain starts at the problem and asks \"why?\" about five \
+             times; write at least five lines, one answer per line",
             whys.len()
         ));
         return;
@@ -238,6 +326,10 @@ fn five_whys(answer: &str, t: &TrailSpec, g: &mut Grade) {
         g.note(format!("root cause found in why {}: {last}", whys.len()));
     } else if whys.iter().any(|w| mentions(w, &t.fault)) {
         g.fail("the root cause is in your chain, but not at the end: keep asking why from there, and stop at it".into());
+    } else if let Some(hint) = evidence_hint(last) {
+        g.fail(format!(
+            "the cause at the end of your chain does not fit the evidence: {hint}"
+        ));
     } else {
         g.fail("the last answer is not the root cause yet: ask why once more".into());
     }
@@ -272,10 +364,15 @@ fn fishbone(answer: &str, t: &TrailSpec, g: &mut Grade) {
         ));
     }
     match root_under {
-        None => g.fail("none of the causes is the root cause".into()),
+        None => g.fail(
+            "none of the causes is the root cause: which one does step 2's evidence support? \
+             (network vs broker time per broker, throttle time, lag per partition, ISR changes)"
+                .into(),
+        ),
         Some(cat) if !t.category.is_empty() && !t.category.contains(&cat) => g.fail(format!(
-            "the root cause is there but under {cat:?}; it belongs under {}",
-            t.category.join(" or ")
+            "the root cause is there, under {cat:?}: is that the kind of cause your evidence \
+             shows? Name what it is ({}) and put it under the bone of that kind",
+            "a component, a setting, the network, a client"
         )),
         Some(cat) => g.note(format!("root cause under {cat}")),
     }
@@ -362,7 +459,8 @@ mod tests {
     #[test]
     fn five_whys_ending_in_the_root_cause_pass() {
         let a = "1. messages are missing downstream\n2. the leader crashed and a follower was elected\n\
-                 3. the follower had not copied them\n4. the producer used acks=1";
+                 3. the follower had not copied them\n4. the leader acknowledged before copying\n\
+                 5. the producer used acks=1";
         let g = grade(
             &q(QuestionKind::FiveWhys),
             a,
@@ -373,8 +471,22 @@ mod tests {
     }
 
     #[test]
+    fn a_three_why_chain_is_not_five_whys() {
+        let a = "messages are missing\nthe leader crashed\nthe producer used acks=1";
+        let g = grade(
+            &q(QuestionKind::FiveWhys),
+            a,
+            Some(&trail()),
+            &Evidence::default(),
+        );
+        assert!(!g.passed);
+        assert!(g.feedback[0].contains("five"), "{:?}", g.feedback);
+    }
+
+    #[test]
     fn five_whys_stopping_early_fail() {
-        let a = "messages are missing\nthe leader crashed\na new leader was elected";
+        let a = "messages are missing\nthey were never read\nthe consumer group lost them\n\
+                 the records were gone\nsomething happened";
         let g = grade(
             &q(QuestionKind::FiveWhys),
             a,
@@ -383,6 +495,22 @@ mod tests {
         );
         assert!(!g.passed);
         assert!(g.feedback.iter().any(|f| f.contains("ask why once more")));
+    }
+
+    #[test]
+    fn a_wrong_cause_gets_a_hint_about_evidence_not_the_answer() {
+        let a = "messages are missing\nthe leader crashed\na new leader was elected\n\
+                 the new leader lacked them\nthe network between the brokers is congested";
+        let g = grade(
+            &q(QuestionKind::FiveWhys),
+            a,
+            Some(&trail()),
+            &Evidence::default(),
+        );
+        assert!(!g.passed);
+        let f = g.feedback.join(" ");
+        assert!(f.contains("evidence") && f.contains("network"), "{f}");
+        assert!(!f.contains("acks"), "gives the answer away: {f}");
     }
 
     #[test]
@@ -406,7 +534,62 @@ mod tests {
             &Evidence::default(),
         );
         assert!(!g.passed);
-        assert!(g.feedback[0].contains("configuration"), "{:?}", g.feedback);
+        let f = g.feedback.join(" ");
+        assert!(f.contains("evidence"), "{f}");
+        assert!(
+            !f.contains("configuration"),
+            "names the right bone, giving the answer away: {f}"
+        );
+    }
+
+    #[test]
+    fn fault_trees_are_graded_on_meaning_not_wording() {
+        let t = trail();
+        for good in [
+            "messages lost = acks=1 AND leader crash before replication",
+            "lost messages = producer acks=1 AND the broker crashed (leader)",
+            "records missing = a crash of the leader AND acks 1 on the producer",
+        ] {
+            let g = grade(
+                &q(QuestionKind::FaultTree),
+                good,
+                Some(&t),
+                &Evidence::default(),
+            );
+            assert!(g.passed, "{good}: {:?}", g.feedback);
+        }
+        let wrong = "messages lost = acks=all AND a slow consumer";
+        assert!(
+            !grade(
+                &q(QuestionKind::FaultTree),
+                wrong,
+                Some(&t),
+                &Evidence::default()
+            )
+            .passed
+        );
+    }
+
+    #[test]
+    fn every_variant_of_delayed_sensor_data_accepts_reworded_fault_trees() {
+        let lab = crate::lab::Lab::find("delayed-sensor-data").unwrap();
+        let trees = [
+            ("consumer-lag", "sensor data delayed = processing is too slow AND only one consumer reads all partitions"),
+            ("slow-broker", "telemetry late = broker 2 is slow (its disk) AND broker 2 is the leader of partition 1"),
+            ("broker-outage", "alerts late = broker 3 crashed AND its partition failed over to a new leader"),
+            ("throttling", "alerts late = the producer quota is too low AND the producers send more than it allows"),
+            ("network-latency", "data arrives late = network congestion AND all requests cross that network"),
+        ];
+        for (name, tree) in trees {
+            let v = lab.variants.iter().find(|v| v.name == name).unwrap();
+            let g = grade(
+                &q(QuestionKind::FaultTree),
+                tree,
+                Some(&v.trail),
+                &Evidence::default(),
+            );
+            assert!(g.passed, "{name}: {tree}: {:?}", g.feedback);
+        }
     }
 
     #[test]

@@ -42,6 +42,30 @@ pub struct Options {
     pub listen: SocketAddr,
     /// The seed that picks a hidden fault (kept in the progress file once chosen).
     pub seed: Option<u64>,
+    /// Publish the gateway's address in the lab directory (`gateway.addr`) for
+    /// `kgate client-config`: the guided run and `--auto` do, a one-off check does not.
+    pub publish: bool,
+    /// Serve the live view for the instructor here (loopback only).
+    pub view: Option<SocketAddr>,
+    /// Post progress to this class view (`http://HOST:PORT`).
+    pub class: Option<String>,
+    /// The name the class view shows.
+    pub student: String,
+}
+
+impl Options {
+    /// Options for `dir` with the defaults of a one-off run: no view, no class.
+    pub fn new(dir: PathBuf, listen: SocketAddr) -> Self {
+        Options {
+            dir,
+            listen,
+            seed: None,
+            publish: false,
+            view: None,
+            class: None,
+            student: String::new(),
+        }
+    }
 }
 
 /// What the student has done so far.
@@ -57,6 +81,9 @@ pub struct Progress {
     pub done: BTreeSet<usize>,
     /// Answers, by `step.question` (1-based step).
     pub answers: BTreeMap<String, String>,
+    /// The baseline probe's p99 produce latency, ms (checks after a fix compare with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_p99_ms: Option<f64>,
 }
 
 impl Progress {
@@ -122,9 +149,10 @@ pub fn reset(lab: &Lab, dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     // Only a lab directory is wiped: one with our progress file, or empty.
+    // (The lab command may have opened its log there already.)
     let is_lab_dir = dir.join(PROGRESS_FILE).exists()
         || std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_none())
+            .map(|mut d| d.all(|e| e.is_ok_and(|e| e.file_name() == crate::env::LOG_FILE)))
             .unwrap_or(false);
     if !is_lab_dir {
         bail!(
@@ -149,6 +177,12 @@ pub struct Session<'a, W: Write> {
     applied_through: Option<usize>,
     evidence: Evidence,
     hints_shown: usize,
+    /// The live view's state, when it is served.
+    live: Option<std::sync::Arc<crate::live::Live>>,
+    /// The last check results of each step (for the views).
+    last_results: BTreeMap<usize, Vec<crate::live::CheckView>>,
+    /// The class view did not answer once (reported once).
+    class_failed: bool,
 }
 
 impl<'a, W: Write> Session<'a, W> {
@@ -166,6 +200,10 @@ impl<'a, W: Write> Session<'a, W> {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
+        let evidence = Evidence {
+            baseline_p99_ms: progress.baseline_p99_ms,
+            ..Evidence::default()
+        };
         Ok(Session {
             lab,
             opts,
@@ -174,8 +212,11 @@ impl<'a, W: Write> Session<'a, W> {
             rt,
             out,
             applied_through: None,
-            evidence: Evidence::default(),
+            evidence,
             hints_shown: 0,
+            live: None,
+            last_results: BTreeMap::new(),
+            class_failed: false,
         })
     }
 
@@ -207,7 +248,26 @@ impl<'a, W: Write> Session<'a, W> {
                 &self.lab.environment,
                 &self.opts.dir,
                 self.opts.listen,
+                self.opts.publish,
             ))?;
+            if let Some(addr) = self.opts.view {
+                let live = std::sync::Arc::new(crate::live::Live::new(
+                    env.cluster_bootstrap().to_owned(),
+                    env.topics().iter().map(|(t, _)| t.clone()).collect(),
+                    env.fault_table(),
+                    env.timings_handle(),
+                ));
+                match self
+                    .rt
+                    .block_on(crate::live::serve_live(addr, live.clone()))
+                {
+                    Ok(server) => {
+                        self.say(&format!("live view: http://{}/", server.addr));
+                        self.live = Some(live);
+                    }
+                    Err(e) => self.say(&format!("(no live view: {e})")),
+                }
+            }
             self.env = Some(env);
             self.applied_through = None;
         }
@@ -264,7 +324,75 @@ impl<'a, W: Write> Session<'a, W> {
         if self.applied_through.is_none_or(|a| a < i) {
             self.applied_through = Some(i);
         }
+        self.publish_views(i);
         Ok(())
+    }
+
+    /// Each step's state for the views: done, failed (its last check), current, todo.
+    fn step_views(&self, current: usize, with_checks: bool) -> Vec<crate::live::StepView> {
+        self.lab
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let results = self.last_results.get(&k);
+                let state = if self.progress.done.contains(&k) {
+                    "done"
+                } else if results.is_some_and(|r| r.iter().any(|c| !c.passed)) {
+                    "failed"
+                } else if k == current {
+                    "current"
+                } else {
+                    "todo"
+                };
+                crate::live::StepView {
+                    title: s.title.clone(),
+                    state: state.into(),
+                    checks: if with_checks {
+                        results.cloned().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Brings the live view and the class view up to date with step `current`.
+    fn publish_views(&mut self, current: usize) {
+        if let (Some(live), Some(env)) = (&self.live, &self.env) {
+            let hidden = self
+                .lab
+                .variant(self.progress.seed)
+                .filter(|_| env.faults.iter().any(|f| f == HIDDEN_FAULT))
+                .map(|v| vec![format!("{} — {}", v.name, v.summary.trim())])
+                .unwrap_or_default();
+            let steps = self.step_views(current, true);
+            if let Ok(mut s) = live.status.lock() {
+                s.lab = self.lab.id.clone();
+                s.steps = steps;
+                s.faults = env.faults.clone();
+                s.hidden = hidden;
+                s.hidden_rules = env.hidden_rules();
+                s.lab_rules = env.lab_rule_ids();
+                s.health = env.health.clone();
+                s.lag = self.evidence.last_lag.clone();
+                s.audit_log = env.audit_path();
+            }
+        }
+        if let Some(url) = self.opts.class.clone() {
+            let progress = crate::live::Progress {
+                student: self.opts.student.clone(),
+                lab: self.lab.id.clone(),
+                steps: self.step_views(current, false),
+            };
+            if let Err(e) = crate::live::post_progress(&url, &progress) {
+                if !self.class_failed {
+                    self.class_failed = true;
+                    self.say(&format!("(the class view does not answer: {e})"));
+                }
+            }
+        }
     }
 
     /// What the hidden variant changes in step `i`'s checks.
@@ -325,6 +453,10 @@ impl<'a, W: Write> Session<'a, W> {
             self.print_result(&r);
             results.push(r);
         }
+        if self.evidence.baseline_p99_ms != self.progress.baseline_p99_ms {
+            self.progress.baseline_p99_ms = self.evidence.baseline_p99_ms;
+            self.progress.save(&self.opts.dir)?;
+        }
         let trail = self.trail(i);
         for q in &step.questions {
             let answer = self
@@ -359,6 +491,17 @@ impl<'a, W: Write> Session<'a, W> {
             self.progress.done.insert(i);
             self.progress.save(&self.opts.dir)?;
         }
+        self.last_results.insert(
+            i,
+            results
+                .iter()
+                .map(|r| crate::live::CheckView {
+                    name: r.name.clone(),
+                    passed: r.passed,
+                })
+                .collect(),
+        );
+        self.publish_views(i);
         Ok(results)
     }
 
@@ -426,7 +569,15 @@ impl<'a, W: Write> Session<'a, W> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             self.say(&format!("  wrote {}", f.path));
         }
-        for c in &step.commands {
+        let fix: Vec<crate::lab::CommandSpec> = if step.variant_fix {
+            self.lab
+                .variant(self.progress.seed)
+                .map(|v| v.fix.clone())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for c in step.commands.iter().chain(&fix) {
             self.say(&format!("  $ {}", c.display()));
             let (ok, output) = run_kgate(&self.opts.dir, c.line(), c.stdin())?;
             for line in output.lines() {
@@ -510,10 +661,15 @@ impl<'a, W: Write> Session<'a, W> {
     /// # Errors
     /// The first failed check, naming the file, step and check.
     pub fn auto(&mut self) -> anyhow::Result<()> {
-        let title = format!(
-            "{} — {} (automatic run, seed {})",
-            self.lab.id, self.lab.title, self.progress.seed
-        );
+        // Only a lab with hidden faults has a seed of its own; the simulator runs of a lab
+        // print their scenario's seed, a different thing, so this names which is which.
+        let title = match self.lab.variant(self.progress.seed) {
+            Some(_) => format!(
+                "{} — {} (automatic run; lab seed {} picks the hidden fault)",
+                self.lab.id, self.lab.title, self.progress.seed
+            ),
+            None => format!("{} — {} (automatic run)", self.lab.id, self.lab.title),
+        };
         self.say(&title);
         for i in 0..self.lab.steps.len() {
             self.progress.step = i;
@@ -545,7 +701,8 @@ impl<'a, W: Write> Session<'a, W> {
         }
         if let Some(v) = self.lab.variant(self.progress.seed) {
             let line = format!(
-                "\nhidden fault of this seed: {} — {}",
+                "\nhidden fault of lab seed {}: {} — {}",
+                self.progress.seed,
                 v.name,
                 v.summary.trim()
             );
@@ -639,12 +796,13 @@ impl<'a, W: Write> Session<'a, W> {
     /// The environment cannot start.
     pub fn interactive(&mut self, input: &mut dyn BufRead) -> anyhow::Result<()> {
         let intro = format!(
-            "{} ({} min)\n\n{}\n\nYour lab directory: {}\nRun the step's commands there in another terminal (`cd {}`).",
+            "{} ({} min)\n\n{}\n\nYour lab directory: {}\nRun the step's commands there in another terminal (`cd {}`).\nThe lab gateway's log is {} there.",
             self.lab.title,
             self.lab.minutes,
             self.lab.intro.trim(),
             self.opts.dir.display(),
-            self.opts.dir.display()
+            self.opts.dir.display(),
+            crate::env::LOG_FILE
         );
         self.say(&intro);
         self.say("\nStarting the lab environment (a 3-broker cluster and the gateway)…");
@@ -706,27 +864,7 @@ impl<'a, W: Write> Session<'a, W> {
                     }
                 }
                 ["solution" | "s"] => {
-                    let step = self.step(i)?;
-                    let mut text = String::from("solution:");
-                    for f in &step.files {
-                        text.push_str(&format!(
-                            "\n  write {}:\n{}",
-                            f.path,
-                            indent(&f.content, "    ")
-                        ));
-                    }
-                    for c in &step.commands {
-                        text.push_str(&format!("\n  $ {}", c.display()));
-                    }
-                    for q in &step.questions {
-                        if let Some(a) = &q.answer {
-                            text.push_str(&format!("\n  {}: {}", q.id, a.trim()));
-                        }
-                    }
-                    if !step.explain.trim().is_empty() {
-                        text.push_str(&format!("\n\n{}", step.explain.trim()));
-                    }
-                    text.push_str("\n(type `do` to run it for you)");
+                    let text = solution_text(self.lab, i, self.progress.seed);
                     self.say(&text);
                 }
                 ["do"] => {
@@ -736,15 +874,54 @@ impl<'a, W: Write> Session<'a, W> {
                 }
                 ["answer" | "a", rest @ ..] => {
                     let step = self.step(i)?;
+                    let answers = self.progress.answers.clone();
+                    let saved = |q: &crate::lab::Question| {
+                        answers
+                            .get(&Progress::key(i, &q.id))
+                            .filter(|a| !a.trim().is_empty())
+                            .cloned()
+                    };
+                    if step.questions.is_empty() {
+                        self.say("this step has no questions");
+                        continue;
+                    }
+                    let unknown: Vec<&str> = rest
+                        .iter()
+                        .copied()
+                        .filter(|id| !step.questions.iter().any(|q| q.id == *id))
+                        .collect();
+                    if !unknown.is_empty() {
+                        let ids: Vec<&str> = step.questions.iter().map(|q| q.id.as_str()).collect();
+                        self.say(&format!(
+                            "no question {} in this step (its questions: {})",
+                            unknown.join(", "),
+                            ids.join(", ")
+                        ));
+                        continue;
+                    }
+                    // `answer` asks what is not answered yet; `answer ID` asks that one again.
                     let wanted: Vec<_> = step
                         .questions
                         .iter()
-                        .filter(|q| rest.is_empty() || rest.contains(&q.id.as_str()))
+                        .filter(|q| {
+                            if rest.is_empty() {
+                                saved(q).is_none()
+                            } else {
+                                rest.contains(&q.id.as_str())
+                            }
+                        })
                         .collect();
                     if wanted.is_empty() {
-                        self.say("this step has no questions");
+                        let ids: Vec<&str> = step.questions.iter().map(|q| q.id.as_str()).collect();
+                        self.say(&format!(
+                            "every question of this step has an answer; `answer ID` changes one ({}), `check` grades them",
+                            ids.join(", ")
+                        ));
+                        continue;
                     }
+                    let mut recorded = 0;
                     for q in wanted {
+                        let previous = saved(q);
                         let how = match q.kind {
                             QuestionKind::Choice => "type a letter",
                             QuestionKind::Text => "one line",
@@ -753,6 +930,12 @@ impl<'a, W: Write> Session<'a, W> {
                             QuestionKind::FaultTree => "`top event = event AND|OR event ...`; an empty line ends",
                         };
                         self.say(&format!("{} ({how})", q.prompt.trim()));
+                        if let Some(p) = &previous {
+                            self.say(&format!(
+                                "  your answer so far: {}\n  (an empty line keeps it)",
+                                p.replace('\n', " / ")
+                            ));
+                        }
                         let mut text = String::new();
                         loop {
                             let _ = write!(self.out, "  > ");
@@ -773,9 +956,20 @@ impl<'a, W: Write> Session<'a, W> {
                                 break;
                             }
                         }
+                        if text.trim().is_empty() {
+                            if previous.is_some() {
+                                self.say(&format!("  {}: your answer is kept", q.id));
+                            } else {
+                                self.say(&format!("  {}: not answered", q.id));
+                            }
+                            continue;
+                        }
                         self.answer(i, &q.id, &text)?;
+                        recorded += 1;
                     }
-                    self.say("recorded; type `check` to grade");
+                    if recorded > 0 {
+                        self.say("recorded; type `check` to grade");
+                    }
                 }
                 ["next" | "n"] => {
                     if i + 1 >= self.lab.steps.len() {
@@ -859,6 +1053,18 @@ impl<'a, W: Write> Session<'a, W> {
                     };
                     self.say(&msg);
                 }
+                ["reveal"] => {
+                    let msg = match &self.live {
+                        Some(live) => {
+                            if let Ok(mut s) = live.status.lock() {
+                                s.revealed = true;
+                            }
+                            "the live view now shows the hidden fault"
+                        }
+                        None => "no live view is served (start the lab with --view 127.0.0.1:PORT)",
+                    };
+                    self.say(msg);
+                }
                 ["quit" | "q" | "exit"] => break,
                 ["help" | "?"] => self.say(HELP),
                 _ => self.say("unknown command; type `help`"),
@@ -867,6 +1073,68 @@ impl<'a, W: Write> Session<'a, W> {
         self.say("bye (your progress is saved; `kgate lab run` continues where you left off)");
         Ok(())
     }
+}
+
+/// What `solution` prints for step `i`: files, commands (with the hidden fault's fix in a fix
+/// step), model answers (for root-cause questions, those of the hidden fault, which they name)
+/// and why it works.
+pub fn solution_text(lab: &Lab, i: usize, seed: u64) -> String {
+    let Some(step) = lab.steps.get(i) else {
+        return String::new();
+    };
+    let variant = if lab.steps.iter().take(i + 1).any(|s| s.variant_faults) {
+        lab.variant(seed)
+    } else {
+        None
+    };
+    let mut text = String::from("solution:");
+    for f in &step.files {
+        text.push_str(&format!(
+            "\n  write {}:\n{}",
+            f.path,
+            indent(&f.content, "    ")
+        ));
+    }
+    let fix = variant
+        .filter(|_| step.variant_fix)
+        .map(|v| v.fix.as_slice())
+        .unwrap_or_default();
+    for c in step.commands.iter().chain(fix) {
+        text.push_str(&format!("\n  $ {}", c.display()));
+    }
+    let mut gives_away = false;
+    for q in &step.questions {
+        let answer = match variant.and_then(|v| v.answers.get(&q.id)) {
+            Some(a) => {
+                gives_away = true;
+                Some(a.clone())
+            }
+            None => q.answer.clone(),
+        };
+        let answer = answer.or_else(|| {
+            q.answer_from_sim.as_ref().map(|from| {
+                format!("the option that is {from} in this step's simulator run (`check` shows it)")
+            })
+        });
+        if let Some(a) = answer {
+            let a = a.trim();
+            if a.contains('\n') {
+                text.push_str(&format!("\n  {}:\n{}", q.id, indent(a, "    ")));
+            } else {
+                text.push_str(&format!("\n  {}: {a}", q.id));
+            }
+        }
+    }
+    if gives_away {
+        text.push_str(
+            "\n  (these model answers are for the hidden fault of your seed: they give it away)",
+        );
+    }
+    if !step.explain.trim().is_empty() {
+        text.push_str(&format!("\n\n{}", step.explain.trim()));
+    }
+    text.push_str("\n(type `do` to run it for you)");
+    text
 }
 
 const HELP: &str = "commands:
@@ -879,6 +1147,7 @@ const HELP: &str = "commands:
   status     gateway, faults in force, steps done
   fault RULE the gateway injects a fault, e.g. `fault latency=300ms topic=telemetry`
              (`kgate fault --help` lists the rules); `fault clear` removes them
+  reveal     the live view (--view) shows the hidden fault to the class
   quit       leave (progress is kept)";
 
 fn kind_name(k: QuestionKind) -> &'static str {
@@ -931,6 +1200,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("belongs to lab"), "{err}");
+    }
+
+    #[test]
+    fn every_step_of_every_lab_has_a_solution_for_every_seed() {
+        for lab in Lab::embedded().unwrap() {
+            for seed in 1..=12 {
+                for i in 0..lab.steps.len() {
+                    let text = solution_text(&lab, i, seed);
+                    let body = text
+                        .trim_start_matches("solution:")
+                        .trim_end_matches("(type `do` to run it for you)")
+                        .trim();
+                    assert!(
+                        !body.is_empty(),
+                        "{} step {} has an empty solution (seed {seed})",
+                        lab.id,
+                        i + 1
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -50,6 +50,8 @@ enum Pending {
         /// Injected latency: the response leaves no earlier than this (counted from the
         /// request, so pipelined requests are delayed side by side, as by a slow network).
         not_before: Option<tokio::time::Instant>,
+        /// When the request arrived and when it went upstream (only while timings are on).
+        timing: Option<(tokio::time::Instant, tokio::time::Instant)>,
     },
 }
 
@@ -95,13 +97,23 @@ pub struct Traffic {
     pub to_client: AtomicU64,
 }
 
+/// A connection's upstream broker.
+#[derive(Debug)]
+pub struct Upstream<U> {
+    /// The connection to the broker.
+    pub stream: U,
+    /// The broker's node id, on a broker listener (`None` on the bootstrap listener): what
+    /// per-broker timings are counted under.
+    pub node: Option<i32>,
+}
+
 /// Forwards requests between an authenticated client and its upstream broker until one side
 /// closes, the gateway shuts down, or a request must be refused.
 pub async fn forward<C, U>(
     shared: Arc<Shared>,
     session: Session,
     client: C,
-    upstream: U,
+    upstream: Upstream<U>,
     first_request: Option<Bytes>,
     login: Option<SaslLogin>,
     mut shutdown: watch::Receiver<bool>,
@@ -110,11 +122,17 @@ where
     C: AsyncRead + AsyncWrite + Send + 'static,
     U: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let mut reauth = Reauth::new(login, shared.config.sasl.session_lifetime);
+    let Upstream {
+        stream: upstream,
+        node,
+    } = upstream;
+    let mut reauth = Reauth::new(&shared, login);
     let (mut client_rd, client_wr) = tokio::io::split(client);
     let (up_rd, mut up_wr) = tokio::io::split(upstream);
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
-    let mut responses = tokio::spawn(respond(shared.clone(), rx, up_rd, client_wr));
+    // Timings are per broker: the bootstrap connection's requests are not counted.
+    let timed = node.filter(|_| shared.config.timings.is_some());
+    let mut responses = tokio::spawn(respond(shared.clone(), rx, up_rd, client_wr, timed));
     let grace = shared.config.shutdown_grace;
     let requests = async move {
         let mut next = first_request.map(|body| {
@@ -148,6 +166,7 @@ where
                     }
                 }
             };
+            let received = tokio::time::Instant::now();
             let frame = raw.slice(4..);
             match reauth.intercept(&shared, &frame).await {
                 Intercept::Pass => {}
@@ -194,6 +213,11 @@ where
                     };
                     if let Err(e) = written {
                         return Some(CloseReason::Upstream(format!("write: {e}")));
+                    }
+                    let mut expect = expect;
+                    if let (Some(_), Some(Pending::Upstream { timing, .. })) = (timed, &mut expect)
+                    {
+                        *timing = Some((received, tokio::time::Instant::now()));
                     }
                     expect
                 }
@@ -331,6 +355,7 @@ async fn handle_request(
             correlation_id: prefix.correlation_id,
             fixup,
             not_before: None,
+            timing: None,
         })
     };
     match (route, api) {
@@ -524,6 +549,7 @@ fn inject_faults(
             correlation_id: prefix.correlation_id,
             fixup,
             not_before,
+            timing: None,
         }),
     })
 }
@@ -533,12 +559,15 @@ async fn respond<U, C>(
     mut rx: mpsc::Receiver<Pending>,
     mut up_rd: ReadHalf<U>,
     mut client_wr: WriteHalf<C>,
+    node: Option<i32>,
 ) -> CloseReason
 where
     U: AsyncRead + AsyncWrite,
     C: AsyncRead + AsyncWrite,
 {
     while let Some(pending) = rx.recv().await {
+        // (api, arrived at kgate, forwarded, answered by the broker) of a timed request.
+        let mut timed = None;
         let out = match pending {
             Pending::Ready(raw) => raw,
             Pending::Upstream {
@@ -547,6 +576,7 @@ where
                 correlation_id,
                 fixup,
                 not_before,
+                timing,
             } => {
                 let raw = match read_frame_raw(&mut up_rd, MAX_UPSTREAM_FRAME).await {
                     Ok(Some(raw)) => raw,
@@ -555,6 +585,9 @@ where
                     }
                     Err(e) => return CloseReason::Upstream(e.to_string()),
                 };
+                if let Some((arrived, sent)) = timing {
+                    timed = Some((api, arrived, sent, tokio::time::Instant::now()));
+                }
                 let got = raw
                     .get(4..8)
                     .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
@@ -604,6 +637,16 @@ where
         };
         if let Err(e) = client_wr.write_all(&out).await {
             return CloseReason::ClientIo(e);
+        }
+        if let (Some(node), Some((api, arrived, sent, answered)), Some(timings)) =
+            (node, timed, shared.config.timings.as_ref())
+        {
+            timings.record(
+                node,
+                api as i16,
+                answered.saturating_duration_since(sent),
+                tokio::time::Instant::now().saturating_duration_since(arrived),
+            );
         }
         // Over TLS the tail of a response can stay in the TLS layer when the socket is full;
         // push it out whenever no other response is about to follow.

@@ -71,6 +71,30 @@ impl Authenticator for CredentialAuthenticator {
             .collect()
     }
 
+    fn generation(&self) -> u64 {
+        self.credentials.generation()
+    }
+
+    fn fingerprint(&self, user: &str, mechanism: &str) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let store = self.credentials.snapshot();
+        let creds = store.user(user)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        match SaslMechanism::from_name(mechanism)? {
+            SaslMechanism::Scram(m) => {
+                let c = creds.credential(m)?;
+                (c.salt(), c.stored_key(), c.server_key(), c.iterations()).hash(&mut h);
+            }
+            // PLAIN is checked against every credential of the user.
+            SaslMechanism::Plain => {
+                for (m, c) in creds.iter() {
+                    (m.name(), c.salt(), c.stored_key(), c.iterations()).hash(&mut h);
+                }
+            }
+        }
+        Some(h.finish())
+    }
+
     fn start(&self, mechanism: &str) -> Option<Box<dyn SaslSession>> {
         let chosen = SaslMechanism::from_name(mechanism).filter(|m| self.mechanisms.contains(m))?;
         Some(match chosen {

@@ -23,6 +23,7 @@
 //! - [`log_safe`]: client-chosen names capped and escaped for log lines.
 //! - [`metrics`] and [`admin`]: counters and the loopback admin endpoint (health, metrics, reload).
 //! - [`server`]: listeners, TLS, the gateway's start and shutdown.
+//! - [`timings`]: per-broker request timings (broker time vs the rest), for the labs.
 
 pub mod admin;
 pub mod audit;
@@ -43,6 +44,7 @@ pub mod registry;
 pub mod rewrite;
 pub mod sasl;
 pub mod server;
+pub mod timings;
 pub mod upstream;
 pub mod versions;
 

@@ -29,6 +29,11 @@ use crate::server::Shared;
 /// Kafka accepts a new re-authentication only this long after the previous one began.
 const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The user name of a SASL principal (`User:alice` → `alice`).
+fn user_of(principal: &str) -> &str {
+    principal.strip_prefix("User:").unwrap_or(principal)
+}
+
 /// How the connection logged in, as re-authentication must repeat it.
 #[derive(Debug, Clone)]
 pub struct SaslLogin {
@@ -53,6 +58,9 @@ pub enum Intercept {
 /// The re-authentication state of one connection.
 pub struct Reauth {
     login: Option<SaslLogin>,
+    /// With `revoke_sessions_on_change`: the credential generation last checked and the
+    /// fingerprint of the credential the session stands on.
+    revoke: Option<(u64, Option<u64>)>,
     lifetime: Duration,
     expires_at: Option<Instant>,
     last_start: Option<Instant>,
@@ -62,11 +70,20 @@ pub struct Reauth {
 impl Reauth {
     /// The state right after login; `login` is `None` for connections without SASL (mTLS,
     /// anonymous), which never expire.
-    pub fn new(login: Option<SaslLogin>, lifetime: Duration) -> Self {
+    pub fn new(shared: &Shared, login: Option<SaslLogin>) -> Self {
+        let lifetime = shared.config.sasl.session_lifetime;
         let expires_at =
             (login.is_some() && !lifetime.is_zero()).then(|| Instant::now() + lifetime);
+        let revoke = match (&login, &shared.config.sasl.authenticator) {
+            (Some(l), Some(a)) if shared.config.sasl.revoke_sessions_on_change => Some((
+                a.generation(),
+                a.fingerprint(user_of(&l.principal), &l.mechanism),
+            )),
+            _ => None,
+        };
         Self {
             login,
+            revoke,
             lifetime,
             expires_at,
             // The login itself counts as the previous authentication: a handshake within
@@ -83,6 +100,10 @@ impl Reauth {
         };
         if let Some(exchange) = self.exchange.take() {
             return self.step(shared, &prefix, frame, exchange).await;
+        }
+        if let Some(why) = self.credentials_changed(shared) {
+            shared.metrics.session_expired();
+            return Intercept::Close(why);
         }
         let (Some(login), Some(_)) = (&self.login, self.expires_at) else {
             return Intercept::Pass;
@@ -102,6 +123,26 @@ impl Reauth {
             ));
         }
         Intercept::Pass
+    }
+
+    /// With `revoke_sessions_on_change`: why the session ends because the credential it
+    /// logged in with was changed or removed since (checked when the credentials change).
+    fn credentials_changed(&mut self, shared: &Shared) -> Option<String> {
+        let (seen, fingerprint) = self.revoke.as_mut()?;
+        let authenticator = shared.config.sasl.authenticator.as_ref()?;
+        let now = authenticator.generation();
+        if now == *seen {
+            return None;
+        }
+        *seen = now;
+        let login = self.login.as_ref()?;
+        let current = authenticator.fingerprint(user_of(&login.principal), &login.mechanism);
+        (current != *fingerprint || current.is_none()).then(|| {
+            format!(
+                "the credentials of {} changed (revoke_sessions_on_change)",
+                log_safe::log_safe(&login.principal)
+            )
+        })
     }
 
     fn handshake(
@@ -250,6 +291,14 @@ impl Reauth {
                     );
                 }
                 self.expires_at = Some(Instant::now() + self.lifetime);
+                if let (Some((seen, fingerprint)), Some(a), Some(l)) = (
+                    self.revoke.as_mut(),
+                    shared.config.sasl.authenticator.as_ref(),
+                    self.login.as_ref(),
+                ) {
+                    *seen = a.generation();
+                    *fingerprint = a.fingerprint(user_of(&l.principal), &l.mechanism);
+                }
                 shared.metrics.reauth_success();
                 tracing::debug!(target: "kgate::auth", %principal, "re-authenticated");
                 let lifetime_ms = if version >= 1 {

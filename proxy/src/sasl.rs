@@ -63,6 +63,16 @@ pub trait Authenticator: Send + Sync + 'static {
     fn mechanisms(&self) -> Vec<String>;
     /// Starts an exchange, or `None` if the mechanism is not enabled.
     fn start(&self, mechanism: &str) -> Option<Box<dyn SaslSession>>;
+    /// A number that changes whenever the credentials change (0 if they never do).
+    fn generation(&self) -> u64 {
+        0
+    }
+    /// A fingerprint of what `user` logs in with under `mechanism` now; `None` when the user
+    /// or that credential is gone. An open connection compares it with the one it logged in
+    /// with to notice a changed password or a removed user.
+    fn fingerprint(&self, _user: &str, _mechanism: &str) -> Option<u64> {
+        None
+    }
 }
 
 /// How a connection ended up authenticated.
@@ -131,6 +141,10 @@ pub struct SaslSettings {
     /// connection (KIP-368, Kafka's `connections.max.reauth.ms`); zero: forever. Sent to the
     /// client in SaslAuthenticate v1+; a request after expiry closes the connection.
     pub session_lifetime: Duration,
+    /// Close a connection at its next request once the credential it logged in with is
+    /// changed or removed (a reload, AlterUserScramCredentials), instead of at its next
+    /// re-authentication.
+    pub revoke_sessions_on_change: bool,
 }
 
 impl SaslSettings {

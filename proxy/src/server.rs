@@ -100,6 +100,8 @@ pub struct GatewayConfig {
     pub authz: Option<Arc<crate::authz::Authz>>,
     /// Faults injected on purpose (labs, rehearsals); empty unless someone adds a rule.
     pub faults: Arc<crate::faults::FaultTable>,
+    /// Per-broker request timings (the labs' evidence); `None` records nothing.
+    pub timings: Option<Arc<crate::timings::Timings>>,
 }
 
 impl GatewayConfig {
@@ -115,6 +117,7 @@ impl GatewayConfig {
                 authenticator: None,
                 failure_delay: Duration::from_millis(100),
                 session_lifetime: DEFAULT_SESSION_LIFETIME,
+                revoke_sessions_on_change: false,
             },
             max_frame: crate::frame::DEFAULT_MAX_FRAME,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -126,6 +129,7 @@ impl GatewayConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             authz: None,
             faults: Arc::default(),
+            timings: None,
         }
     }
 }
@@ -688,6 +692,10 @@ where
             )
         }
     };
+    let node = match target {
+        Target::Broker(node) => Some(node),
+        Target::Bootstrap => None,
+    };
     // Connections that logged in with SASL re-authenticate (KIP-368); certificate and
     // anonymous ones have no session to renew.
     let login = (!matches!(outcome.who.mechanism.as_str(), "SSL" | "NONE")).then(|| {
@@ -700,7 +708,10 @@ where
         shared,
         session,
         stream,
-        upstream,
+        crate::connection::Upstream {
+            stream: upstream,
+            node,
+        },
         outcome.first_request,
         login,
         shutdown,

@@ -63,6 +63,13 @@ pub enum FaultKind {
         /// Time between rebalances.
         interval: SimTime,
     },
+    /// Not a fault but an operator's action on a provisioned Kinesis stream: `UpdateShardCount`
+    /// with uniform scaling splits (or merges) shards until the stream has `shards` open ones.
+    /// Applied to Kinesis only.
+    UpdateShardCount {
+        /// The target number of open shards (at most double, at least half the current).
+        shards: usize,
+    },
 }
 
 impl FaultKind {
@@ -78,11 +85,12 @@ impl FaultKind {
             FaultKind::DiskFull { .. } => "disk_full",
             FaultKind::ThrottlingSpike { .. } => "throttling_spike",
             FaultKind::RebalanceStorm { .. } => "rebalance_storm",
+            FaultKind::UpdateShardCount { .. } => "update_shard_count",
         }
     }
 
     /// Every fault name, for error messages.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "broker_crash",
         "leader_failover",
         "network_partition",
@@ -92,6 +100,7 @@ impl FaultKind {
         "disk_full",
         "throttling_spike",
         "rebalance_storm",
+        "update_shard_count",
     ];
 }
 
@@ -112,6 +121,10 @@ pub struct Fault {
     /// Where the scenario file declared it.
     #[serde(skip)]
     pub origin: Option<Location>,
+    /// Where each of its fields (`at`, `broker`, `partition`, `consumer`) was written, so a
+    /// value that does not fit the run is reported where it stands.
+    #[serde(skip)]
+    pub field_origins: Vec<(&'static str, Location)>,
 }
 
 impl Fault {
@@ -124,6 +137,34 @@ impl Fault {
             duration,
             services: None,
             origin: None,
+            field_origins: Vec::new(),
+        }
+    }
+
+    /// Where `field` of this fault was written: the field itself if known, else the fault's
+    /// `kind` line, else nowhere.
+    pub fn field_origin(&self, field: &str) -> Option<Location> {
+        self.field_origins
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, l)| l.clone())
+            .or_else(|| {
+                self.origin
+                    .clone()
+                    .map(|l| l.with_field(&format!("fault.{field}")))
+            })
+    }
+
+    /// The index this fault names in `field` (`broker`, `partition` or `consumer`), if any.
+    pub fn index(&self, field: &str) -> Option<usize> {
+        match (&self.kind, field) {
+            (FaultKind::BrokerCrash { broker }, "broker")
+            | (FaultKind::DiskFull { broker }, "broker") => Some(*broker),
+            (FaultKind::NetworkPartition { broker }, "broker") => *broker,
+            (FaultKind::LeaderFailover { partition }, "partition") => *partition,
+            (FaultKind::ConsumerCrash { consumer }, "consumer") => Some(*consumer),
+            (FaultKind::SlowConsumer { consumer, .. }, "consumer") => *consumer,
+            _ => None,
         }
     }
 
@@ -134,6 +175,11 @@ impl Fault {
 
     /// Whether the scenario applies this fault to `service`.
     pub fn targets(&self, service: ServiceKind) -> bool {
+        if matches!(self.kind, FaultKind::UpdateShardCount { .. })
+            && service != ServiceKind::Kinesis
+        {
+            return false;
+        }
         self.services.as_ref().is_none_or(|s| s.contains(&service))
     }
 }

@@ -175,6 +175,10 @@ pub struct Sample {
     pub latency_max_ms: f64,
     /// Partitions with fewer in-sync replicas than replicas (Kafka only, else 0).
     pub under_replicated: u64,
+    /// Median end-to-end latency of this interval's deliveries (0 without deliveries).
+    pub latency_p50_ms: f64,
+    /// 99th percentile end-to-end latency of this interval's deliveries.
+    pub latency_p99_ms: f64,
 }
 
 /// A list of message ids, capped, with the full count.
@@ -392,6 +396,7 @@ struct Acc {
     lat_sum: f64,
     lat_n: u64,
     lat_max: u64,
+    lat: Histogram,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -602,6 +607,7 @@ impl Collector {
         self.acc.lat_sum += lat.as_micros() as f64;
         self.acc.lat_n += 1;
         self.acc.lat_max = self.acc.lat_max.max(lat.as_micros());
+        self.acc.lat.record(lat);
         let last = self.last_by_key.entry(key).or_insert(id);
         if *last > id {
             self.flag(id, REORDERED);
@@ -772,6 +778,8 @@ impl Collector {
             },
             latency_max_ms: a.lat_max as f64 / 1e3,
             under_replicated,
+            latency_p50_ms: a.lat.quantile(0.50).as_millis_f64(),
+            latency_p99_ms: a.lat.quantile(0.99).as_millis_f64(),
         });
         self.next_sample = now.plus(self.interval);
     }

@@ -415,9 +415,15 @@ impl Profile {
 }
 
 /// All the profiles a run can use, one per service.
+///
+/// A profile file that does not parse replaces its service's profile with its error: a run
+/// that uses that service fails with the file, line and field, and a run of the other services
+/// goes ahead (an instructor editing `kinesis.toml` can still show Kafka).
 #[derive(Clone, Debug)]
 pub struct ProfileSet {
     profiles: BTreeMap<ServiceKind, Profile>,
+    /// Services whose replacement file is broken: where and what.
+    broken: BTreeMap<ServiceKind, (Location, String)>,
 }
 
 /// The profile files compiled into the library, as (file name, text).
@@ -440,14 +446,22 @@ impl ProfileSet {
             let p = Profile::from_toml_str(text, &format!("<embedded {name}>"))?;
             profiles.insert(p.service, p);
         }
-        Ok(ProfileSet { profiles })
+        Ok(ProfileSet {
+            profiles,
+            broken: BTreeMap::new(),
+        })
     }
 
     /// The embedded profiles, with every `*.toml` file in `dir` replacing the one of its
     /// service.
     ///
+    /// A file that cannot be read or parsed is kept as the error of its service (named by
+    /// its `service` key, or else by its file name, such as `kinesis.toml`), reported by
+    /// [`ProfileSet::get`] only when that service is used.
+    ///
     /// # Errors
-    /// An unreadable directory or file, or a malformed profile (with file, line and field).
+    /// An unreadable directory, or a broken file whose service cannot be told (with file,
+    /// line and field).
     pub fn load_dir(dir: &Path) -> Result<ProfileSet, SimError> {
         let mut set = ProfileSet::embedded()?;
         let entries = std::fs::read_dir(dir).map_err(|e| SimError::io(dir, e))?;
@@ -457,15 +471,38 @@ impl ProfileSet {
             .collect();
         paths.sort();
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|e| SimError::io(&path, e))?;
-            let p = Profile::from_toml_str(&text, &path.display().to_string())?;
-            set.profiles.insert(p.service, p);
+            let file = path.display().to_string();
+            let (text, parsed) = match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let parsed = Profile::from_toml_str(&text, &file);
+                    (Some(text), parsed)
+                }
+                Err(e) => (None, Err(SimError::io(&path, e))),
+            };
+            match parsed {
+                Ok(p) => {
+                    set.broken.remove(&p.service);
+                    set.profiles.insert(p.service, p);
+                }
+                Err(err) => {
+                    let Some(kind) = service_of(&path, text.as_deref()) else {
+                        return Err(err);
+                    };
+                    let (location, message) = match err {
+                        SimError::File { location, message } => (location, message),
+                        other => (Location::file_start(&file), other.to_string()),
+                    };
+                    set.profiles.remove(&kind);
+                    set.broken.insert(kind, (location, message));
+                }
+            }
         }
         Ok(set)
     }
 
     /// Replaces the profile of one service.
     pub fn insert(&mut self, profile: Profile) {
+        self.broken.remove(&profile.service);
         self.profiles.insert(profile.service, profile);
     }
 
@@ -473,16 +510,43 @@ impl ProfileSet {
     ///
     /// # Errors
     /// [`SimError::Invalid`] if the set has none (cannot happen with embedded profiles).
+    /// [`SimError::File`] if the file meant to replace it is broken; [`SimError::Invalid`]
+    /// if the set has none.
     pub fn get(&self, service: ServiceKind) -> Result<&Profile, SimError> {
+        if let Some((location, message)) = self.broken.get(&service) {
+            return Err(SimError::at(
+                location.clone(),
+                format!("the {service} profile is broken: {message}"),
+            ));
+        }
         self.profiles
             .get(&service)
             .ok_or_else(|| SimError::Invalid(format!("no profile for service {service}")))
     }
 
-    /// Every profile, in service order.
+    /// Every usable profile, in service order (broken ones are left out: see
+    /// [`ProfileSet::get`]).
     pub fn iter(&self) -> impl Iterator<Item = &Profile> {
         self.profiles.values()
     }
+}
+
+/// Which service a profile file that did not parse was meant for: its `service` key if the
+/// TOML is readable that far, else its file name (`kinesis.toml`, `kafka-edited.toml` does
+/// not count).
+fn service_of(path: &Path, text: Option<&str>) -> Option<ServiceKind> {
+    let from_key = text
+        .and_then(|t| toml::from_str::<toml::Table>(t).ok())
+        .and_then(|t| {
+            t.get("service")
+                .and_then(|v| v.as_str().map(str::to_string))
+        })
+        .and_then(|s| ServiceKind::parse(&s));
+    from_key.or_else(|| {
+        path.file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(ServiceKind::parse)
+    })
 }
 
 #[cfg(test)]
@@ -527,6 +591,37 @@ mod tests {
             err.contains("bad.toml:7:9: field `params.shards.as_of`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_broken_profile_blocks_only_its_own_service() {
+        let dir = std::env::temp_dir().join(format!("kgate-sim-broken-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Broken TOML: the service is told by the file name.
+        std::fs::write(
+            dir.join("kinesis.toml"),
+            "service = \"kinesis\"\nname = [\n",
+        )
+        .unwrap();
+        // Valid TOML, missing source: the service is told by its key.
+        std::fs::write(
+            dir.join("edited.toml"),
+            "service = \"pubsub\"\nname = \"x\"\ndescription = \"y\"\n\
+             [params.subscribers]\nvalue = 1\nas_of = \"2026-11\"\n",
+        )
+        .unwrap();
+        let set = ProfileSet::load_dir(&dir);
+        std::fs::remove_dir_all(&dir).ok();
+        let set = set.unwrap();
+        assert!(set.get(ServiceKind::Kafka).is_ok());
+        assert!(set.get(ServiceKind::EventHubs).is_ok());
+        let kin = set.get(ServiceKind::Kinesis).unwrap_err().to_string();
+        assert!(kin.contains("kinesis.toml:"), "{kin}");
+        assert!(kin.contains("the kinesis profile is broken"), "{kin}");
+        let ps = set.get(ServiceKind::PubSub).unwrap_err().to_string();
+        assert!(ps.contains("edited.toml:4:"), "{ps}");
+        assert!(ps.contains("source_url"), "{ps}");
+        assert_eq!(set.iter().count(), 3);
     }
 
     #[test]

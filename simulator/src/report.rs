@@ -139,12 +139,13 @@ impl Report {
         let s = self.service(kind)?;
         let mut out = String::from(
             "t_s,produced,delivered,throttled,retries,duplicates,redeliveries,failed,lag_messages,\
-             lag_age_ms,latency_mean_ms,latency_max_ms,under_replicated\n",
+             lag_age_ms,latency_mean_ms,latency_max_ms,under_replicated,latency_p50_ms,\
+             latency_p99_ms\n",
         );
         for x in &s.samples {
             let _ = writeln!(
                 out,
-                "{:.3},{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{}",
+                "{:.3},{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{},{:.3},{:.3}",
                 x.t_s,
                 x.produced,
                 x.delivered,
@@ -157,7 +158,9 @@ impl Report {
                 x.lag_age_ms,
                 x.latency_mean_ms,
                 x.latency_max_ms,
-                x.under_replicated
+                x.under_replicated,
+                x.latency_p50_ms,
+                x.latency_p99_ms
             );
         }
         Some(out)

@@ -27,6 +27,11 @@
 //! at = "60s"
 //! duration = "90s"               # for crashes: restart after this long
 //! services = ["kafka"]           # optional: default every service of the run
+//!
+//! [[fault]]
+//! kind = "update_shard_count"    # an operator's action, Kinesis only (provisioned)
+//! shards = 4                     # at most double, at least half the open shards
+//! at = "2m"
 //! ```
 
 use std::collections::BTreeMap;
@@ -138,6 +143,7 @@ struct FaultFile {
     processing: Option<Spanned<String>>,
     capacity_factor: Option<Spanned<f64>>,
     interval: Option<Spanned<String>>,
+    shards: Option<Spanned<i64>>,
 }
 
 /// Parsing context: the file name and text, to turn spans into locations.
@@ -331,7 +337,12 @@ impl Scenario {
         ];
         for (kind, table) in overrides {
             let Some(table) = table else { continue };
-            let mut profile = profiles.get(kind)?.clone();
+            let mut profile = match profiles.get(kind) {
+                Ok(p) => p.clone(),
+                // A broken profile of a service the run leaves out blocks nothing.
+                Err(_) if !services.contains(&kind) => continue,
+                Err(e) => return Err(e),
+            };
             for (name, value) in table {
                 let loc = src.loc(value).with_field(&format!("{kind}.{name}"));
                 let v = to_param_value(value.get_ref(), &loc)?;
@@ -363,22 +374,81 @@ impl Scenario {
         Ok(scenario)
     }
 
-    /// Checks every service's parameters now, so a bad override fails before a long run.
+    /// Checks every service's parameters and every fault now, so a bad override or a fault
+    /// that cannot happen fails before a long run.
     ///
     /// # Errors
-    /// The first invalid parameter, located in the profile or scenario that set it.
+    /// The first invalid parameter, located in the profile or scenario that set it; a fault
+    /// that starts after the producer stops, or that names a broker, partition or consumer the
+    /// service does not have, located at the fault's field.
     pub fn validate(&self) -> Result<(), SimError> {
+        for f in &self.faults {
+            if f.at >= self.duration {
+                return Err(fault_error(
+                    f,
+                    "at",
+                    format!(
+                        "fault {} ({}) starts at {}, after the run ends at {} (its duration): \
+                         it would never happen; start it before {}",
+                        f.id,
+                        f.kind.name(),
+                        f.at,
+                        self.duration,
+                        self.duration
+                    ),
+                ));
+            }
+        }
         for &kind in &self.services {
-            let p = self.profiles.get(kind)?;
-            match kind {
-                ServiceKind::Kafka => KafkaCfg::from_profile(p).map(|_| ())?,
-                ServiceKind::EventHubs => EventHubsCfg::from_profile(p).map(|_| ())?,
-                ServiceKind::EventGrid => EventGridCfg::from_profile(p).map(|_| ())?,
-                ServiceKind::Kinesis => KinesisCfg::from_profile(p).map(|_| ())?,
-                ServiceKind::PubSub => PubSubCfg::from_profile(p).map(|_| ())?,
+            let shape = self.shape(kind)?;
+            for f in self.faults.iter().filter(|f| f.targets(kind)) {
+                shape.check(f, kind)?;
             }
         }
         Ok(())
+    }
+
+    /// Builds the settings of `kind` (checking them) and returns what a fault may name in it.
+    fn shape(&self, kind: ServiceKind) -> Result<Shape, SimError> {
+        let p = self.profiles.get(kind)?;
+        Ok(match kind {
+            ServiceKind::Kafka => {
+                let c = KafkaCfg::from_profile(p)?;
+                Shape {
+                    brokers: Some(c.brokers),
+                    partitions: Some((c.partitions, "partition")),
+                    consumers: Some((c.group.consumers, "consumer")),
+                }
+            }
+            ServiceKind::EventHubs => {
+                let c = EventHubsCfg::from_profile(p)?;
+                Shape {
+                    brokers: None,
+                    partitions: Some((c.partitions, "partition")),
+                    consumers: Some((c.group.consumers, "processor")),
+                }
+            }
+            ServiceKind::EventGrid => {
+                EventGridCfg::from_profile(p)?;
+                Shape::default()
+            }
+            ServiceKind::Kinesis => {
+                let c = KinesisCfg::from_profile(p)?;
+                Shape {
+                    brokers: None,
+                    partitions: None,
+                    consumers: Some((c.group.consumers, "KCL worker")),
+                }
+            }
+            ServiceKind::PubSub => {
+                let c = PubSubCfg::from_profile(p)?;
+                Shape {
+                    brokers: None,
+                    partitions: None,
+                    consumers: Some((c.subscribers, "subscriber")),
+                }
+            }
+        })
     }
 
     /// Runs every service and returns the report.
@@ -472,6 +542,54 @@ impl Scenario {
             trails.extend(t);
         }
         Ok(Report::new(self, reports, trails))
+    }
+}
+
+/// What a fault's indices may name in one service. `None` where the service has no such thing
+/// a customer sees (a managed service's brokers): any index is then accepted and the fault
+/// acts on the service as a whole.
+#[derive(Default)]
+struct Shape {
+    brokers: Option<usize>,
+    partitions: Option<(usize, &'static str)>,
+    consumers: Option<(usize, &'static str)>,
+}
+
+impl Shape {
+    fn check(&self, f: &Fault, kind: ServiceKind) -> Result<(), SimError> {
+        let fields = [
+            ("broker", self.brokers.map(|n| (n, "broker"))),
+            ("partition", self.partitions),
+            ("consumer", self.consumers),
+        ];
+        for (field, bound) in fields {
+            let (Some(i), Some((n, what))) = (f.index(field), bound) else {
+                continue;
+            };
+            if i >= n {
+                return Err(fault_error(
+                    f,
+                    field,
+                    format!(
+                        "fault {} ({}) names {what} {i}, but {kind} has {n} {what}s \
+                         (numbered 0 to {}); name one of them, or leave {kind} out of the \
+                         fault's `services`",
+                        f.id,
+                        f.kind.name(),
+                        n - 1
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An error about `field` of fault `f`, located where the scenario wrote it.
+fn fault_error(f: &Fault, field: &str, message: String) -> SimError {
+    match f.field_origin(field) {
+        Some(loc) => SimError::at(loc, message),
+        None => SimError::Invalid(message),
     }
 }
 
@@ -570,6 +688,23 @@ fn parse_fault(src: &Src<'_>, id: usize, f: &FaultFile) -> Result<Fault, SimErro
                 None => SimTime::from_secs(10),
             },
         },
+        "update_shard_count" => FaultKind::UpdateShardCount {
+            shards: match &f.shards {
+                Some(v) if *v.get_ref() >= 1 && *v.get_ref() <= 20_000 => *v.get_ref() as usize,
+                Some(v) => {
+                    return Err(SimError::at(
+                        src.loc(v),
+                        format!("expected 1 to 20,000 shards, got {}", v.get_ref()),
+                    ))
+                }
+                None => {
+                    return Err(SimError::at(
+                        src.loc(k).with_field("fault.shards"),
+                        "an update_shard_count action needs `shards`",
+                    ))
+                }
+            },
+        },
         other => {
             return Err(SimError::at(
                 src.loc(k),
@@ -600,6 +735,16 @@ fn parse_fault(src: &Src<'_>, id: usize, f: &FaultFile) -> Result<Fault, SimErro
         }
         None => None,
     };
+    let mut field_origins = vec![("at", src.loc(&f.at))];
+    for (name, v) in [
+        ("broker", &f.broker),
+        ("partition", &f.partition),
+        ("consumer", &f.consumer),
+    ] {
+        if let Some(v) = v {
+            field_origins.push((name, src.loc(v)));
+        }
+    }
     Ok(Fault {
         id,
         kind,
@@ -610,6 +755,7 @@ fn parse_fault(src: &Src<'_>, id: usize, f: &FaultFile) -> Result<Fault, SimErro
         },
         services,
         origin: Some(src.loc(k)),
+        field_origins,
     })
 }
 
@@ -709,6 +855,89 @@ at = "1s"
             .to_string();
         assert!(err.starts_with("demo.toml:1:1"), "{err}");
         assert!(err.contains("durration"), "{err}");
+    }
+
+    #[test]
+    fn a_broker_beyond_the_cluster_is_refused_where_it_is_written() {
+        let text = GOOD.replace(
+            "kind = \"consumer_crash\"\nconsumer = 0",
+            "kind = \"broker_crash\"\nbroker = 7",
+        );
+        let err = Scenario::from_toml_str(&text, "demo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("demo.toml:13:10: field `fault.broker`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("kafka has 3 brokers (numbered 0 to 2)"),
+            "{err}"
+        );
+        // Pub/Sub has no brokers a customer sees: the same fault on it alone is fine.
+        let pubsub_only = text.replace("at = \"1s\"", "at = \"1s\"\nservices = [\"pubsub\"]");
+        assert!(Scenario::from_toml_str(&pubsub_only, "demo.toml").is_ok());
+    }
+
+    #[test]
+    fn a_consumer_beyond_the_group_is_refused() {
+        let text = GOOD.replace("consumer = 0", "consumer = 3");
+        let err = Scenario::from_toml_str(&text, "demo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `fault.consumer`"), "{err}");
+        assert!(err.contains("kafka has 3 consumers"), "{err}");
+    }
+
+    #[test]
+    fn a_fault_after_the_end_of_the_run_is_refused() {
+        let text = GOOD.replace("at = \"1s\"", "at = \"5s\"");
+        let err = Scenario::from_toml_str(&text, "demo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("demo.toml:14:6: field `fault.at`"), "{err}");
+        assert!(err.contains("after the run ends at 3s"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_profile_of_a_service_left_out_does_not_block_the_run() {
+        let dir = std::env::temp_dir().join(format!("kgate-sim-scn-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("profiles")).unwrap();
+        std::fs::write(
+            dir.join("profiles/kinesis.toml"),
+            "service = \"kinesis\"\n[[[\n",
+        )
+        .unwrap();
+        let with = |services: &str| {
+            let text = GOOD
+                .replace("services = [\"kafka\", \"pubsub\"]", services)
+                .replace("seed = 3", "seed = 3\nprofiles = \"profiles\"");
+            let path = dir.join("s.toml");
+            std::fs::write(&path, text).unwrap();
+            Scenario::from_file(&path).map(|s| s.services.len())
+        };
+        let fine = with("services = [\"kafka\", \"pubsub\"]\n[kinesis]\nshards = 2");
+        let broken = with("services = [\"kafka\", \"kinesis\"]");
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(fine.unwrap(), 2);
+        let err = broken.unwrap_err().to_string();
+        assert!(err.contains("kinesis.toml:2:"), "{err}");
+        assert!(err.contains("the kinesis profile is broken"), "{err}");
+    }
+
+    #[test]
+    fn the_throttling_spike_promises_no_resource_exhausted_and_pubsub_shows_none() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/throttling-spike.toml");
+        let mut s = Scenario::from_file(&path).unwrap();
+        assert!(s.description.contains("RESOURCE_EXHAUSTED never comes"));
+        // A quarter of the 200 MB/s regional quota against a 4,000/s clickstream of about
+        // 1 kB: the quota stays ten times above the offered bytes, so nothing is throttled.
+        s.services = vec![ServiceKind::PubSub];
+        s.duration = SimTime::from_secs(100);
+        let r = s.run().unwrap();
+        let ps = &r.services[0];
+        assert_eq!(ps.throttled, 0);
+        assert_eq!(ps.delivered, ps.produced);
     }
 
     #[test]

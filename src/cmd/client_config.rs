@@ -1,6 +1,6 @@
 //! `kgate client-config`: the client settings that work against this gateway.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
@@ -75,6 +75,22 @@ pub fn render(args: &ClientConfigArgs) -> anyhow::Result<String> {
         Some(path) => Some((config::load_checked(path)?, path.clone())),
         None => None,
     };
+    // In a lab directory the running lab publishes its gateway's address.
+    let lab_dir = match &args.config {
+        Some(path) => path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_owned(),
+        None => PathBuf::from("."),
+    };
+    let lab_bootstrap = kgate_labs::env::published_address(&lab_dir);
     let bootstrap = match (&args.bootstrap, &file) {
         (Some(b), _) => b.clone(),
         (None, Some((f, _))) => {
@@ -83,18 +99,26 @@ pub fn render(args: &ClientConfigArgs) -> anyhow::Result<String> {
                 .as_deref()
                 .and_then(|l| l.rsplit_once(':'))
                 .map(|(_, p)| p.to_owned());
-            match (f.advertised_host.as_ref(), port) {
-                (Some(h), Some(p)) => format!("{}:{p}", h.get_ref()),
-                (None, Some(_)) => listen.unwrap_or_default(),
+            match (f.advertised_host.as_ref(), port, lab_bootstrap) {
+                (Some(h), Some(p), _) => format!("{}:{p}", h.get_ref()),
+                (None, Some(_), _) => listen.unwrap_or_default(),
+                (_, None, Some(lab)) => lab,
                 _ => bail!("the config file has no listen address: pass --bootstrap HOST:PORT"),
             }
         }
-        (None, None) => {
-            bail!("pass --bootstrap HOST:PORT (the gateway's address) or --config kgate.toml")
-        }
+        (None, None) => match lab_bootstrap {
+            Some(lab) => lab,
+            None => bail!(
+                "pass --bootstrap HOST:PORT (the gateway's address) or --config kgate.toml \
+                 (in a lab directory, while `kgate lab run` runs, the lab gateway's address is known)"
+            ),
+        },
     };
     let ca = match (&args.ca, &file) {
         (Some(ca), _) => ca.clone(),
+        (None, None) if lab_dir.join("certs/ca.pem").exists() && args.bootstrap.is_none() => {
+            PathBuf::from("certs/ca.pem")
+        }
         (None, Some((f, path))) => match &f.cert {
             Some(cert) => config::resolve(path, cert.get_ref())
                 .parent()

@@ -49,6 +49,22 @@ pub enum LabCommand {
         /// Picks the hidden fault of labs that have one (kept for the lab's later checks).
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
+        /// Serve the live view for the instructor (a web page: cluster, rates, lag, faults,
+        /// denials, checks) on this loopback address; it also takes `kgate fault --admin`.
+        #[arg(long, value_name = "IP:PORT")]
+        view: Option<SocketAddr>,
+        /// Show your progress per step in the instructor's class view (`kgate lab serve`).
+        #[arg(long, value_name = "URL")]
+        class: Option<String>,
+        /// Your name in the class view (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        student: Option<String>,
+    },
+    /// Serve the class view: each student's progress per step, for the projector.
+    Serve {
+        /// Where to listen (loopback only).
+        #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
     },
     /// Check one step of a lab (non-zero exit status if it is not done).
     Check {
@@ -73,6 +89,26 @@ pub enum LabCommand {
     Reset {
         #[command(flatten)]
         lab: LabRef,
+    },
+    /// Operate the lab's cluster, from the lab directory: the fixes of a troubleshooting lab.
+    #[command(after_help = "\
+Operations:
+  move-leader TOPIC PARTITION BROKER   move a partition's leadership (a preferred-leader change)
+  restart-broker N                     start a broker that is down (same hardware)
+  replace-broker N                     broker N on new hardware (a new disk), replicas caught up
+  consumers N                          the consumer group runs N consumers sharing the partitions
+  raise-quota                          lift the client quotas that throttle producers
+  repair-network                       fix the congested network path
+
+The running lab applies the operation before its next `check` (and a separate
+`kgate lab check` replays them all): it is recorded in cluster-ops.txt.")]
+    Cluster {
+        /// The operation and its arguments.
+        #[arg(value_name = "OPERATION", num_args = 1.., required = true)]
+        operation: Vec<String>,
+        /// The lab directory (default: the current directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Write a commented lab file to start from (it validates and passes --auto).
     New {
@@ -105,6 +141,21 @@ impl LabRef {
         let dir = self.dir.clone().unwrap_or_else(|| default_dir(&lab.id));
         Ok((lab, dir))
     }
+}
+
+/// The log file of a lab command that runs the lab gateway (`run`, `check`): `gateway.log`
+/// in the lab directory.
+pub fn log_path(args: &LabArgs) -> Option<PathBuf> {
+    let lab = match &args.command {
+        LabCommand::Run { lab, .. } | LabCommand::Check { lab, .. } => lab,
+        _ => return None,
+    };
+    let (_, dir) = lab.resolve().ok()?;
+    // A check of a lab never started must not create its directory.
+    if matches!(args.command, LabCommand::Check { .. }) && !dir.exists() {
+        return None;
+    }
+    Some(dir.join(kgate_labs::env::LOG_FILE))
 }
 
 /// A step whose checks did not all pass: the exit status is non-zero.
@@ -153,6 +204,25 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        LabCommand::Cluster { operation, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            if !dir.join(kgate_labs::runner::PROGRESS_FILE).exists() {
+                bail!(
+                    "{} is not a lab directory (no {}): run this where the lab keeps its files, or pass --dir",
+                    dir.display(),
+                    kgate_labs::runner::PROGRESS_FILE
+                );
+            }
+            let op: kgate_labs::ops::ClusterOp = operation.join(" ").parse()?;
+            kgate_labs::ops::record(&dir, &op).with_context(|| {
+                format!(
+                    "cannot write {}",
+                    dir.join(kgate_labs::ops::OPS_FILE).display()
+                )
+            })?;
+            println!("recorded `{op}`: the running lab applies it before its next check");
+            Ok(())
+        }
         LabCommand::Validate { file } => {
             let lab = Lab::load(&file)?;
             println!(
@@ -169,11 +239,32 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             println!("lab {} reset ({} removed)", lab.id, dir.display());
             Ok(())
         }
+        LabCommand::Serve { listen } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(async {
+                let server = kgate_labs::live::serve_class(listen).await?;
+                println!(
+                    "class view: http://{}/ (students: kgate lab run LAB --class http://{})",
+                    server.addr, server.addr
+                );
+                tokio::signal::ctrl_c()
+                    .await
+                    .context("cannot wait for Ctrl-C")?;
+                anyhow::Ok(())
+            })
+        }
         LabCommand::Run {
             lab,
             auto,
             listen,
             seed,
+            view,
+            class,
+            student,
         } => {
             let (lab, dir) = lab.resolve()?;
             if auto {
@@ -186,7 +277,18 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                     SocketAddr::from(([127, 0, 0, 1], 19092))
                 }
             });
-            let opts = Options { dir, listen, seed };
+            let student = student
+                .or_else(|| std::env::var("USER").ok())
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "student".into());
+            let opts = Options {
+                seed,
+                publish: true,
+                view,
+                class,
+                student,
+                ..Options::new(dir, listen)
+            };
             let stdout = std::io::stdout();
             let mut session = Session::open(&lab, opts, stdout.lock())?;
             let result = if auto {
@@ -209,11 +311,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                     lab.id
                 );
             }
-            let opts = Options {
-                dir,
-                listen: free_port(),
-                seed: None,
-            };
+            let opts = Options::new(dir, free_port());
             let stdout = std::io::stdout();
             let mut session = Session::open(&lab, opts, stdout.lock())?;
             let done = session.check_step(step);
@@ -236,11 +334,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             if step == 0 {
                 bail!("steps count from 1");
             }
-            let opts = Options {
-                dir,
-                listen: free_port(),
-                seed: None,
-            };
+            let opts = Options::new(dir, free_port());
             let mut session = Session::open(&lab, opts, std::io::sink())?;
             session.answer(step - 1, &question, &text)?;
             println!("answer to {question} of step {step} recorded; `kgate lab check {} --step {step}` grades it", lab.id);

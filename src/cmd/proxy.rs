@@ -67,6 +67,10 @@ pub struct ProxyArgs {
     /// password stops working on open connections within this time. 0 = never. Default: 1 h.
     #[arg(long, value_name = "MS")]
     pub max_session_lifetime_ms: Option<u64>,
+    /// Close a client's connections at their next request once its password is changed or
+    /// its user removed (at a reload), instead of at its next re-authentication.
+    #[arg(long)]
+    pub revoke_sessions_on_change: bool,
     /// Most client connections at once (default 10000); kgate raises its open-files limit to
     /// fit them, and says so when it cannot.
     #[arg(long, value_name = "N")]
@@ -238,6 +242,11 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
     {
         gateway.sasl.session_lifetime = Duration::from_millis(ms);
     }
+    gateway.sasl.revoke_sessions_on_change = args.revoke_sessions_on_change
+        || file
+            .revoke_sessions_on_change
+            .as_ref()
+            .is_some_and(|r| *r.get_ref());
     if let Some(ms) = &file.failed_auth_delay_ms {
         gateway.sasl.failure_delay = Duration::from_millis(*ms.get_ref());
     }

@@ -82,10 +82,22 @@ struct CompareArgs {
     #[arg(long, default_value = "telemetry", value_name = "WORKLOAD")]
     workload: String,
     /// Offered messages per second, e.g. 5000/s or 300/min (ignored for traces).
-    #[arg(long, default_value = "5000/s", value_name = "RATE")]
+    // Hyphen values reach the rate parser, which says why `-5/s` is wrong; clap would call it
+    // an unexpected argument.
+    #[arg(
+        long,
+        default_value = "5000/s",
+        value_name = "RATE",
+        allow_hyphen_values = true
+    )]
     rate: String,
     /// How long the producer runs, e.g. 90s, 10m, 1h.
-    #[arg(long, default_value = "1m", value_name = "DURATION")]
+    #[arg(
+        long,
+        default_value = "1m",
+        value_name = "DURATION",
+        allow_hyphen_values = true
+    )]
     duration: String,
     /// Comma-separated services.
     #[arg(
@@ -257,10 +269,13 @@ fn profiles(a: ProfilesArgs) -> anyhow::Result<()> {
         Some(s) => Some(ServiceKind::parse(s).with_context(|| format!("unknown service `{s}`"))?),
         None => None,
     };
-    let chosen: Vec<_> = set
-        .iter()
-        .filter(|p| only.is_none_or(|k| p.service == k))
-        .collect();
+    let mut chosen = Vec::new();
+    for kind in ServiceKind::ALL
+        .into_iter()
+        .filter(|&k| only.is_none_or(|o| o == k))
+    {
+        chosen.push(set.get(kind).map_err(file_error)?);
+    }
     let text = match a.format {
         Format::Json => serde_json::to_string_pretty(&chosen)? + "\n",
         Format::Table | Format::Csv => {
@@ -294,4 +309,31 @@ fn profiles(a: ProfilesArgs) -> anyhow::Result<()> {
     };
     print!("{text}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: SimCommand,
+    }
+
+    #[test]
+    fn a_negative_rate_reaches_the_rate_parser() {
+        let cli = Cli::try_parse_from(["sim", "compare", "--rate", "-5/s"]).unwrap();
+        let SimCommand::Compare(a) = cli.command else {
+            panic!("not compare");
+        };
+        assert_eq!(a.rate, "-5/s");
+        let err = compare(a).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--rate: rate `-5/s` must be above 0"),
+            "{err}"
+        );
+    }
 }

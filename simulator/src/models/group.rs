@@ -215,6 +215,32 @@ impl Group {
         }
     }
 
+    /// A new partition (a child shard after a split or merge), owned at once by the live
+    /// member with the fewest partitions, starting `blocked` if its parents come first.
+    /// Returns its index.
+    pub fn add_partition(&mut self, blocked: bool) -> usize {
+        let mut load = vec![0usize; self.members.len()];
+        for part in &self.parts {
+            if let Some(o) = part.owner {
+                load[o] += 1;
+            }
+        }
+        let owner = (0..self.members.len())
+            .filter(|&m| self.members[m].alive && self.members[m].in_group)
+            .min_by_key(|&m| (load[m], m));
+        self.parts.push(PartRead {
+            position: 0,
+            processed: 0,
+            committed: 0,
+            owner,
+            replay_until: 0,
+            replay_cause: None,
+            seen: VecDeque::new(),
+        });
+        self.blocked.push(blocked);
+        self.parts.len() - 1
+    }
+
     /// The lowest offset any reader may still need.
     pub fn low_water(&self, p: usize) -> u64 {
         let r = &self.parts[p];

@@ -24,7 +24,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate, HOURS_PER_MONTH};
 use crate::models::group::{Group, GroupCfg, GroupEv, NoGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{Capacity, Cx, KeyOrder, Model, Offered};
+use crate::models::{Batcher, Capacity, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -48,9 +48,13 @@ pub(crate) struct KafkaCfg {
     pub acks: Acks,
     pub min_isr: usize,
     pub idempotence: bool,
+    /// Idempotence was left unset and `acks` conflicts, so the client turned it off.
+    pub idempotence_disabled_by_acks: bool,
     pub unclean: bool,
     pub replica_lag_max: SimTime,
     pub retry_backoff: SimTime,
+    pub linger: SimTime,
+    pub batch_bytes: u64,
     pub delivery_timeout: SimTime,
     pub request_timeout: SimTime,
     pub failover_detection: SimTime,
@@ -66,6 +70,27 @@ pub(crate) struct KafkaCfg {
     pub storage_usd_per_gb_month: f64,
     pub zones: usize,
     pub cross_zone_usd_per_gb: f64,
+}
+
+/// Whether the producer is idempotent, as Kafka 3.2+ decides it (KIP-679, KAFKA-13673):
+/// left unset (`"default"`), idempotence is on unless `acks` conflicts, and then it is
+/// silently off; set explicitly to `true` with `acks` 0 or 1, the producer refuses to start
+/// with a `ConfigException`. Returns whether it is on, and whether Kafka turned it off.
+fn idempotence(p: &Profile, acks: Acks) -> Result<(bool, bool), SimError> {
+    let explicit = match p.params.get("enable_idempotence").map(|x| &x.value) {
+        Some(crate::profile::ParamValue::Str(s)) if s.eq_ignore_ascii_case("default") => None,
+        _ => Some(p.bool("enable_idempotence")?),
+    };
+    match explicit {
+        None => Ok((acks == Acks::All, acks != Acks::All)),
+        Some(true) if acks != Acks::All => Err(SimError::at(
+            p.origin("enable_idempotence"),
+            "ConfigException: must set acks to all in order to use the idempotent producer \
+             (Kafka refuses enable.idempotence=true with acks 0 or 1; leave it unset and \
+             Kafka turns idempotence off instead)",
+        )),
+        Some(on) => Ok((on, false)),
+    }
 }
 
 impl KafkaCfg {
@@ -110,16 +135,20 @@ impl KafkaCfg {
             label: "consumer",
             copies: 1,
         };
+        let (idempotence, idempotence_disabled_by_acks) = idempotence(p, acks)?;
         Ok(KafkaCfg {
             brokers,
             partitions: p.count("partitions", 1, 10_000)?,
             replication_factor,
             acks,
             min_isr,
-            idempotence: p.bool("enable_idempotence")?,
+            idempotence,
+            idempotence_disabled_by_acks,
             unclean: p.bool("unclean_leader_election")?,
             replica_lag_max: p.millis("replica_lag_time_max_ms")?,
             retry_backoff: p.millis("retry_backoff_ms")?,
+            linger: p.millis("producer_linger_ms")?,
+            batch_bytes: p.int("batch_size_bytes", 1, 1 << 30)? as u64,
             delivery_timeout: p.millis("delivery_timeout_ms")?,
             request_timeout: p.millis("request_timeout_ms")?,
             failover_detection: p.millis("failover_detection_ms")?,
@@ -142,16 +171,54 @@ impl KafkaCfg {
 /// Kafka's events.
 pub(crate) enum KEv {
     Group(GroupEv),
-    Append { p: u32, rec: Rec, first: SimTime },
-    Retry { p: u32, rec: Rec, first: SimTime },
-    TimedOut { p: u32, rec: Rec, first: SimTime },
-    Flush { p: u32 },
-    Replicate { p: u32, upto: u64 },
-    Fence { b: u32, epoch: u32 },
-    Elect { p: u32 },
-    CaughtUp { p: u32, b: u32, epoch: u32 },
-    Storm { fault: u32, until: SimTime, n: u32 },
-    Restart { b: u32 },
+    /// A produce request (one partition's batch) reaches the leader; `first` is when each
+    /// record was first sent, for delivery.timeout.ms.
+    Append {
+        p: u32,
+        batch: Vec<(Rec, SimTime)>,
+    },
+    /// A partition's open batch has waited linger.ms.
+    Linger {
+        p: u32,
+        seq: u64,
+    },
+    Retry {
+        p: u32,
+        rec: Rec,
+        first: SimTime,
+    },
+    TimedOut {
+        p: u32,
+        rec: Rec,
+        first: SimTime,
+    },
+    Flush {
+        p: u32,
+    },
+    Replicate {
+        p: u32,
+        upto: u64,
+    },
+    Fence {
+        b: u32,
+        epoch: u32,
+    },
+    Elect {
+        p: u32,
+    },
+    CaughtUp {
+        p: u32,
+        b: u32,
+        epoch: u32,
+    },
+    Storm {
+        fault: u32,
+        until: SimTime,
+        n: u32,
+    },
+    Restart {
+        b: u32,
+    },
 }
 
 impl From<GroupEv> for KEv {
@@ -212,6 +279,7 @@ pub(crate) struct Kafka {
     outstanding: u64,
     /// One connection per broker keeps a key's produce requests in order.
     order: KeyOrder,
+    batcher: Batcher,
 }
 
 fn fault_cause(f: Option<usize>) -> Cause {
@@ -259,6 +327,7 @@ impl Kafka {
             capacity_factor: 1.0,
             outstanding: 0,
             order: KeyOrder::default(),
+            batcher: Batcher::new(n, usize::MAX, cfg.batch_bytes, cfg.linger),
             cfg,
         }
     }
@@ -274,33 +343,39 @@ impl Kafka {
     }
 
     fn transmit(&mut self, p: usize, rec: Rec, first: SimTime, cx: &mut Cx<KEv>) {
+        self.transmit_batch(p, vec![(rec, first)], cx);
+    }
+
+    /// Sends one produce request with `batch` for partition `p`.
+    fn transmit_batch(&mut self, p: usize, batch: Vec<(Rec, SimTime)>, cx: &mut Cx<KEv>) {
         let part = &mut self.parts[p];
         if self.cfg.idempotence && part.blocked {
-            part.retry_q.push((rec, first));
+            part.retry_q.extend(batch);
             return;
         }
         let isolated_leader = part.leader.is_some_and(|l| self.brokers[l].isolated);
         if self.clients_cut || isolated_leader {
-            cx.after(
-                self.cfg.request_timeout,
-                KEv::TimedOut {
-                    p: p as u32,
-                    rec,
-                    first,
-                },
-            );
+            for (rec, first) in batch {
+                cx.after(
+                    self.cfg.request_timeout,
+                    KEv::TimedOut {
+                        p: p as u32,
+                        rec,
+                        first,
+                    },
+                );
+            }
             return;
         }
         let one_way = cx.rng.latency(&self.cfg.one_way).plus(self.extra_latency);
-        let arrive = self.order.arrival(rec.key, cx.now().plus(one_way));
-        cx.at(
-            arrive,
-            KEv::Append {
-                p: p as u32,
-                rec,
-                first,
-            },
-        );
+        let mut arrive = cx.now().plus(one_way);
+        for (r, _) in &batch {
+            arrive = self.order.arrival(r.key, arrive);
+        }
+        for (r, _) in &batch {
+            self.order.arrival(r.key, arrive);
+        }
+        cx.at(arrive, KEv::Append { p: p as u32, batch });
     }
 
     fn fail(
@@ -363,17 +438,47 @@ impl Kafka {
         }
     }
 
-    fn append(&mut self, p: usize, rec: Rec, first: SimTime, cx: &mut Cx<KEv>) {
+    /// A produce request reaches the leader: each record is appended (or refused) in turn,
+    /// and followers fetch the request's records together.
+    fn append_batch(&mut self, p: usize, batch: Vec<(Rec, SimTime)>, cx: &mut Cx<KEv>) {
+        let mut last: Option<(u64, SimTime)> = None;
+        for (rec, first) in batch {
+            if let Some((off, done)) = self.append(p, rec, first, cx) {
+                last = Some((off, last.map_or(done, |(_, d)| d.max(done))));
+            }
+        }
+        let Some((off, done)) = last else { return };
+        let delay = cx.rng.latency(&self.cfg.replication);
+        cx.at(
+            done.plus(delay),
+            KEv::Replicate {
+                p: p as u32,
+                upto: off + 1,
+            },
+        );
+        if self.parts[p].isr.len() == 1 {
+            self.update_hw(p, cx);
+        }
+    }
+
+    /// Appends one record; returns its offset and when the leader has written it.
+    fn append(
+        &mut self,
+        p: usize,
+        rec: Rec,
+        first: SimTime,
+        cx: &mut Cx<KEv>,
+    ) -> Option<(u64, SimTime)> {
         let now = cx.now();
         if self.cfg.idempotence && self.parts[p].blocked {
             // An earlier sequence number is being retried: the broker would answer
             // OUT_OF_ORDER_SEQUENCE, so the producer queues this one behind it.
             self.parts[p].retry_q.push((rec, first));
-            return;
+            return None;
         }
         let Some(l) = self.parts[p].leader else {
             self.fail(p, rec, first, "leader_not_available", Cause::Window, cx);
-            return;
+            return None;
         };
         let b = &self.brokers[l];
         if !b.serving() {
@@ -384,11 +489,11 @@ impl Kafka {
             };
             let cause = fault_cause(b.cause);
             self.fail(p, rec, first, code, cause, cx);
-            return;
+            return None;
         }
         if self.cfg.acks == Acks::All && self.parts[p].isr.len() < self.cfg.min_isr {
             self.fail(p, rec, first, "not_enough_replicas", Cause::Window, cx);
-            return;
+            return None;
         }
         let rate = self.cfg.broker_bytes_per_s * self.capacity_factor;
         let service = SimTime::from_secs_f64(f64::from(rec.size) / rate);
@@ -405,14 +510,6 @@ impl Kafka {
         let part = &mut self.parts[p];
         let off = self.logs[p].push(rec);
         part.leo[l] = off + 1;
-        let delay = cx.rng.latency(&self.cfg.replication);
-        cx.at(
-            done.plus(delay),
-            KEv::Replicate {
-                p: p as u32,
-                upto: off + 1,
-            },
-        );
         match self.cfg.acks {
             Acks::Zero => self.outstanding = self.outstanding.saturating_sub(1),
             Acks::One => {
@@ -422,9 +519,7 @@ impl Kafka {
             }
             Acks::All => part.waiting.push_back(Waiting { off, rec, first }),
         }
-        if part.isr.len() == 1 {
-            self.update_hw(p, cx);
-        }
+        Some((off, done))
     }
 
     fn replicate(&mut self, p: usize, upto: u64, cx: &mut Cx<KEv>) {
@@ -733,7 +828,13 @@ impl Model for Kafka {
             cx.col.acked(SimTime::ZERO);
         }
         let p = self.partition_of(msg.key);
-        self.transmit(p, rec, cx.now(), cx);
+        let added = self.batcher.add(p, rec);
+        if let Some(seq) = added.arm {
+            cx.after(self.batcher.linger, KEv::Linger { p: p as u32, seq });
+        }
+        if let Some(batch) = added.full {
+            self.transmit_batch(p, batch.into_iter().map(|r| (r, r.created)).collect(), cx);
+        }
     }
 
     fn on_event(&mut self, ev: KEv, cx: &mut Cx<KEv>) {
@@ -746,7 +847,13 @@ impl Model for Kafka {
                     self.trim(cx);
                 }
             }
-            KEv::Append { p, rec, first } => self.append(p as usize, rec, first, cx),
+            KEv::Append { p, batch } => self.append_batch(p as usize, batch, cx),
+            KEv::Linger { p, seq } => {
+                if let Some(batch) = self.batcher.flush(p as usize, seq) {
+                    let batch = batch.into_iter().map(|r| (r, r.created)).collect();
+                    self.transmit_batch(p as usize, batch, cx);
+                }
+            }
             KEv::Retry { p, rec, first } => self.transmit(p as usize, rec, first, cx),
             KEv::TimedOut { p, rec, first } => {
                 self.fail(p as usize, rec, first, "request_timeout", Cause::Window, cx)
@@ -756,8 +863,8 @@ impl Model for Kafka {
                 part.blocked = false;
                 let mut q = std::mem::take(&mut part.retry_q);
                 q.sort_by_key(|(r, _)| r.id);
-                for (rec, first) in q {
-                    self.transmit(p as usize, rec, first, cx);
+                if !q.is_empty() {
+                    self.transmit_batch(p as usize, q, cx);
                 }
             }
             KEv::Replicate { p, upto } => self.replicate(p as usize, upto, cx),
@@ -906,7 +1013,8 @@ impl Model for Kafka {
                 );
             }
             (FaultKind::RebalanceStorm { .. }, false)
-            | (FaultKind::LeaderFailover { .. }, false) => {}
+            | (FaultKind::LeaderFailover { .. }, false)
+            | (FaultKind::UpdateShardCount { .. }, _) => {}
         }
     }
 
@@ -971,12 +1079,20 @@ impl Model for Kafka {
                 cx.col.pending(rec.id);
             }
         }
+        for rec in self.batcher.drain() {
+            cx.col.pending(rec.id);
+        }
         while let Some((_, ev)) = cx.q.pop() {
-            if let crate::models::Ev::Model(
-                KEv::Append { rec, .. } | KEv::Retry { rec, .. } | KEv::TimedOut { rec, .. },
-            ) = ev
-            {
-                cx.col.pending(rec.id);
+            match ev {
+                crate::models::Ev::Model(KEv::Append { batch, .. }) => {
+                    for (rec, _) in batch {
+                        cx.col.pending(rec.id);
+                    }
+                }
+                crate::models::Ev::Model(KEv::Retry { rec, .. } | KEv::TimedOut { rec, .. }) => {
+                    cx.col.pending(rec.id);
+                }
+                _ => {}
             }
         }
         let c = &self.cfg;
@@ -993,7 +1109,11 @@ impl Model for Kafka {
                 }
             ),
             format!("min.insync.replicas={}", c.min_isr),
-            format!("enable.idempotence={}", c.idempotence),
+            if c.idempotence_disabled_by_acks {
+                "enable.idempotence=false (unset; off because acks is not all)".to_string()
+            } else {
+                format!("enable.idempotence={}", c.idempotence)
+            },
             format!("unclean.leader.election.enable={}", c.unclean),
             format!("consumers={}", c.group.consumers),
             format!(
@@ -1059,6 +1179,7 @@ mod tests {
     use super::*;
     use crate::scenario::Scenario;
     use crate::trail::Stage;
+    use crate::ServiceKind;
 
     fn scenario(extra_kafka: &str, faults: &str, secs: u32, rate: u32) -> Scenario {
         let text = format!(
@@ -1067,6 +1188,40 @@ mod tests {
              [kafka]\n{extra_kafka}\n{faults}"
         );
         Scenario::from_toml_str(&text, "test.toml").unwrap()
+    }
+
+    #[test]
+    fn explicit_idempotence_with_acks_1_is_a_config_exception() {
+        // Kafka 3.0+ (KIP-679, KAFKA-13598): enable.idempotence=true set by the user with
+        // acks other than all makes the producer constructor throw ConfigException.
+        let text = "services = [\"kafka\"]\n[kafka]\nacks = \"1\"\nenable_idempotence = true\n";
+        let err = Scenario::from_toml_str(text, "k.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("k.toml:4:22: field `kafka.enable_idempotence`"),
+            "{err}"
+        );
+        assert!(err.contains("ConfigException"), "{err}");
+    }
+
+    #[test]
+    fn unset_idempotence_with_acks_1_is_silently_off() {
+        // Left at its default, idempotence is switched off by a conflicting acks (KAFKA-13673).
+        let s = scenario("acks = \"1\"", "", 1, 100);
+        let cfg = KafkaCfg::from_profile(s.profiles.get(ServiceKind::Kafka).unwrap()).unwrap();
+        assert!(!cfg.idempotence);
+        let all = scenario("", "", 1, 100);
+        let cfg = KafkaCfg::from_profile(all.profiles.get(ServiceKind::Kafka).unwrap()).unwrap();
+        assert!(cfg.idempotence, "on by default with acks=all");
+        let r = s.run().unwrap();
+        let settings = &r.services[0].settings;
+        assert!(
+            settings
+                .iter()
+                .any(|x| x.starts_with("enable.idempotence=false (unset")),
+            "{settings:?}"
+        );
     }
 
     #[test]

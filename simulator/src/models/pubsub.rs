@@ -11,15 +11,19 @@
 //!   message deliverable again with the same id: a duplicate for the application.
 //! - **Ordering keys:** with ordering on, a key's next message is delivered only after the
 //!   previous one is acknowledged; without it, messages of one key overtake each other.
-//! - **Exactly-once:** an acknowledgement with an expired lease fails and the client sees it, so
-//!   the application counts each message once.
+//! - **Exactly-once delivery** (not processing): Pub/Sub does not redeliver a message once it
+//!   is acknowledged, or while its lease holds. A lease that runs out still brings the message
+//!   back, so the application processes it twice; the first acknowledgement then fails and the
+//!   client is told. The report counts the message delivered once (one successful ack), and the
+//!   trail names every `ack_failed`: work the application must make idempotent itself.
 //! - **Dead-letter topic:** after `max_delivery_attempts` deliveries a message is moved there.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
-use crate::models::{backoff, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
+use crate::models::log::Rec;
+use crate::models::{backoff, Batcher, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{FixedState, LatencyDist};
 use crate::time::SimTime;
@@ -31,6 +35,7 @@ use crate::SimError;
 pub(crate) struct PubSubCfg {
     pub quota_bytes: f64,
     pub min_request_bytes: f64,
+    pub max_message_bytes: u32,
     pub subscribers: usize,
     pub flow_control: u32,
     pub processing: SimTime,
@@ -50,6 +55,8 @@ pub(crate) struct PubSubCfg {
     pub retry_max: SimTime,
     pub request_timeout: SimTime,
     pub batch: f64,
+    pub batch_max_bytes: u64,
+    pub linger: SimTime,
     pub usd_per_tib: f64,
     pub retain_acked: bool,
     pub storage_usd_per_gib_month: f64,
@@ -68,6 +75,7 @@ impl PubSubCfg {
         Ok(PubSubCfg {
             quota_bytes: p.f64("publish_quota_bytes_per_s")?,
             min_request_bytes: p.f64("min_billed_request_bytes")?,
+            max_message_bytes: p.int("max_message_bytes", 1, u32::MAX as i64)? as u32,
             subscribers: p.count("subscribers", 1, 1000)?,
             flow_control: p.int("flow_control_max_messages", 1, 1_000_000)? as u32,
             processing: p.millis("processing_ms")?,
@@ -93,6 +101,8 @@ impl PubSubCfg {
             retry_max: p.millis("client_retry_max_ms")?,
             request_timeout: p.millis("client_request_timeout_ms")?,
             batch: p.f64("publish_batch_messages")?.max(1.0),
+            batch_max_bytes: p.int("publish_batch_max_bytes", 1, 10_000_000)? as u64,
+            linger: p.millis("producer_linger_ms")?,
             usd_per_tib: p.f64("usd_per_tib")?,
             retain_acked: p.bool("retain_acked_messages")?,
             storage_usd_per_gib_month: p.f64("storage_usd_per_gib_month")?,
@@ -127,39 +137,35 @@ struct Sub {
 
 /// Pub/Sub events.
 pub(crate) enum PsEv {
+    /// A publish request reaches the service.
     Arrive {
-        msg: PMsgEv,
+        batch: Vec<Rec>,
         attempt: u32,
     },
     Retry {
-        msg: PMsgEv,
+        batch: Vec<Rec>,
         attempt: u32,
     },
+    /// The publisher's open batch has waited its linger.
+    Flush {
+        seq: u64,
+    },
+    /// A StreamingPull response reaches a subscriber: messages as `(id, attempt)`.
     Deliver {
         sub: u32,
-        id: u64,
-        attempt: u32,
+        msgs: Vec<(u64, u32)>,
         epoch: u32,
     },
+    /// A subscriber finished a response's messages: `(id, attempt, when it finished)`.
     Processed {
         sub: u32,
-        id: u64,
-        attempt: u32,
+        msgs: Vec<(u64, u32, SimTime)>,
         epoch: u32,
     },
     Expire {
         id: u64,
         attempt: u32,
     },
-}
-
-/// A message in flight to the service (kept small for the event queue).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PMsgEv {
-    id: u64,
-    key: u64,
-    created: SimTime,
-    size: u32,
 }
 
 /// The Pub/Sub model.
@@ -184,6 +190,7 @@ pub(crate) struct PubSub {
     queued: u64,
     /// Copies on their way to or inside a subscriber client.
     in_clients: u64,
+    batcher: Batcher,
 }
 
 impl PubSub {
@@ -210,6 +217,7 @@ impl PubSub {
             billed_bytes: 0.0,
             queued: 0,
             in_clients: 0,
+            batcher: Batcher::new(1, cfg.batch as usize, cfg.batch_max_bytes, cfg.linger),
             cfg,
         }
     }
@@ -218,35 +226,46 @@ impl PubSub {
         self.billed_bytes += f64::from(size).max(self.cfg.min_request_bytes / self.cfg.batch);
     }
 
-    fn send(&mut self, msg: PMsgEv, attempt: u32, cx: &mut Cx<PsEv>) {
+    fn send(&mut self, batch: Vec<Rec>, attempt: u32, cx: &mut Cx<PsEv>) {
         if self.clients_cut {
             let t = self.cfg.request_timeout;
             cx.mech(Cause::Window, "request_timeout", || {
                 format!("the publisher cannot reach Pub/Sub: Publish times out after {t}")
             });
-            self.failed_try(msg, attempt, t, cx);
+            self.failed_try(batch, attempt, t, cx);
             return;
         }
         let lat = cx.rng.latency(&self.cfg.publish).plus(self.extra_latency);
         let mut at = cx.now().plus(lat);
         if self.cfg.ordering {
-            let last = self
-                .key_last_publish
-                .entry(msg.key)
-                .or_insert(SimTime::ZERO);
-            at = at.max(*last);
-            *last = at;
+            for m in &batch {
+                at = at.max(
+                    self.key_last_publish
+                        .get(&m.key)
+                        .copied()
+                        .unwrap_or(SimTime::ZERO),
+                );
+            }
+            for m in &batch {
+                self.key_last_publish.insert(m.key, at);
+            }
         }
-        cx.at(at, PsEv::Arrive { msg, attempt });
+        cx.at(at, PsEv::Arrive { batch, attempt });
     }
 
-    fn failed_try(&mut self, msg: PMsgEv, attempt: u32, after: SimTime, cx: &mut Cx<PsEv>) {
+    fn failed_try(&mut self, batch: Vec<Rec>, attempt: u32, after: SimTime, cx: &mut Cx<PsEv>) {
         if attempt >= self.cfg.max_retries {
-            self.publishing = self.publishing.saturating_sub(1);
+            self.publishing = self.publishing.saturating_sub(batch.len() as u64);
             let now = cx.now();
-            cx.col.failed(msg.id, now.plus(after), Cause::Window);
-            cx.mech_id(Cause::Window, "retries_exhausted", msg.id, || {
-                "the publisher gave up: the publish future fails".into()
+            for m in &batch {
+                cx.col.failed(m.id, now.plus(after), Cause::Window);
+            }
+            let first = batch.first().map_or(0, |m| m.id);
+            let k = batch.len();
+            cx.mech_id(Cause::Window, "retries_exhausted", first, || {
+                format!(
+                    "the publisher gave up: the futures of a publish request of {k} messages fail"
+                )
             });
             return;
         }
@@ -260,51 +279,65 @@ impl PubSub {
         cx.after(
             wait,
             PsEv::Retry {
-                msg,
+                batch,
                 attempt: attempt + 1,
             },
         );
     }
 
-    fn arrive(&mut self, m: PMsgEv, attempt: u32, cx: &mut Cx<PsEv>) {
+    fn arrive(&mut self, batch: Vec<Rec>, attempt: u32, cx: &mut Cx<PsEv>) {
         let now = cx.now();
-        let counted = f64::from(m.size).max(1000.0);
+        let bytes: f64 = batch.iter().map(|m| f64::from(m.size)).sum();
+        // Quota and billing count a request as at least 1 kB, not each message.
+        let counted = bytes.max(self.cfg.min_request_bytes);
         if !self.quota.has(now, counted) {
             cx.col.throttled(1);
-            cx.mech_id(Cause::Window, "resource_exhausted", m.id, || {
-                "publish throughput above the regional quota: RESOURCE_EXHAUSTED, the client retries".into()
+            let first = batch.first().map_or(0, |m| m.id);
+            cx.mech_id(Cause::Window, "resource_exhausted", first, || {
+                "publish throughput above the regional quota: the publish request gets RESOURCE_EXHAUSTED, the client retries it".into()
             });
-            self.failed_try(m, attempt, SimTime::ZERO, cx);
+            self.failed_try(batch, attempt, SimTime::ZERO, cx);
             return;
         }
         if self.cfg.ordering {
             let rate = self.cfg.key_bytes;
-            let b = self
-                .key_quota
-                .entry(m.key)
-                .or_insert_with(|| Bucket::new(rate, 1.0));
-            if !b.try_take(now, f64::from(m.size)) {
+            let over = batch.iter().find(|m| {
+                !self
+                    .key_quota
+                    .entry(m.key)
+                    .or_insert_with(|| Bucket::new(rate, 1.0))
+                    .has(now, f64::from(m.size))
+            });
+            if let Some(m) = over {
+                let id = m.id;
                 cx.col.throttled(1);
-                cx.mech_id(Cause::Window, "ordering_key_limit", m.id, || {
+                cx.mech_id(Cause::Window, "ordering_key_limit", id, || {
                     "one ordering key publishes above 1 MB/s: the publish is rejected".into()
                 });
-                self.failed_try(m, attempt, SimTime::ZERO, cx);
+                self.failed_try(batch, attempt, SimTime::ZERO, cx);
                 return;
+            }
+            for m in &batch {
+                if let Some(b) = self.key_quota.get_mut(&m.key) {
+                    b.try_take(now, f64::from(m.size));
+                }
             }
         }
         self.quota.try_take(now, counted);
-        self.bill(m.size);
-        self.publishing = self.publishing.saturating_sub(1);
+        self.billed_bytes += counted;
+        self.publishing = self.publishing.saturating_sub(batch.len() as u64);
         let back = cx.rng.latency(&self.cfg.publish);
-        cx.col.acked(now.plus(back).minus(m.created));
-        let pm = PMsg {
-            id: m.id,
-            key: m.key,
-            created: m.created,
-            size: m.size,
-            attempts: 0,
-        };
-        self.enqueue(pm, false);
+        for m in batch {
+            cx.col.acked(now.plus(back).minus(m.created));
+            let pm = PMsg {
+                id: m.id,
+                key: m.key,
+                created: m.created,
+                size: m.size,
+                attempts: 0,
+            };
+            self.enqueue(pm, false);
+        }
         self.pump(cx);
     }
 
@@ -328,14 +361,17 @@ impl PubSub {
         }
     }
 
+    /// Hands backlog messages to subscribers with room under flow control, one response per
+    /// subscriber per call (a StreamingPull response carries many messages).
     fn pump(&mut self, cx: &mut Cx<PsEv>) {
         if self.clients_cut {
             return;
         }
         let n = self.subs.len();
+        let mut out: Vec<Vec<(u64, u32, u64)>> = vec![Vec::new(); n];
         loop {
             let pinned = match self.backlog.front() {
-                None => return,
+                None => break,
                 Some(m) if self.cfg.ordering => self.key_sub.get(&m.key).map(|&(s, _)| s),
                 Some(_) => None,
             };
@@ -344,9 +380,9 @@ impl PubSub {
                     .map(|k| (self.rr + k) % n)
                     .find(|&s| self.subs[s].alive && self.subs[s].held < self.cfg.flow_control)
             });
-            let Some(s) = pick else { return };
+            let Some(s) = pick else { break };
             let Some(mut m) = self.backlog.pop_front() else {
-                return;
+                break;
             };
             self.queued = self.queued.saturating_sub(1);
             if pinned.is_none() {
@@ -376,25 +412,66 @@ impl PubSub {
                     sent: now,
                 },
             );
+            self.in_clients += 1;
+            out[s].push((m.id, m.attempts, m.key));
+        }
+        let now = cx.now();
+        for (s, batch) in out.into_iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
             let lat = cx.rng.latency(&self.cfg.deliver).plus(self.extra_latency);
-            let epoch = self.subs[s].epoch;
+            let mut arrive = now.plus(lat);
             // Without ordering keys Pub/Sub promises no order at all; with them, a key's
             // messages reach its subscriber in order.
-            let arrive = if self.cfg.ordering {
-                self.key_delivery.arrival(m.key, now.plus(lat))
-            } else {
-                now.plus(lat)
-            };
-            self.in_clients += 1;
+            if self.cfg.ordering {
+                for &(_, _, key) in &batch {
+                    arrive = self.key_delivery.arrival(key, arrive);
+                }
+                for &(_, _, key) in &batch {
+                    self.key_delivery.arrival(key, arrive);
+                }
+            }
+            let epoch = self.subs[s].epoch;
             cx.at(
                 arrive,
                 PsEv::Deliver {
                     sub: s as u32,
-                    id: m.id,
-                    attempt: m.attempts,
+                    msgs: batch.into_iter().map(|(id, a, _)| (id, a)).collect(),
                     epoch,
                 },
             );
+        }
+    }
+
+    /// Subscriber `s` finished message `id` (delivery `attempt`) at `done` and acknowledges it.
+    fn processed(&mut self, s: usize, id: u64, attempt: u32, done: SimTime, cx: &mut Cx<PsEv>) {
+        self.subs[s].held = self.subs[s].held.saturating_sub(1);
+        let current = self.outstanding.get(&id).copied();
+        match current {
+            Some(o) if o.msg.attempts == attempt => {
+                self.outstanding.remove(&id);
+                cx.col
+                    .delivered(id, o.msg.key, o.msg.created, done, Cause::Window);
+                self.release_key(o.msg.key);
+            }
+            _ if self.cfg.exactly_once => {
+                cx.mech_id(Cause::Window, "ack_failed", id, || {
+                    "exactly-once delivery, not processing: the lease ran out, the message was delivered again and processed twice; this first ack fails and the client is told, so only an idempotent handler keeps the effect single".into()
+                });
+            }
+            other => {
+                // At-least-once: the work was done; the late ack is accepted or ignored.
+                let (key, created) =
+                    other.map_or_else(|| (0, SimTime::ZERO), |o| (o.msg.key, o.msg.created));
+                if let Some(o) = other {
+                    // Processed after its lease ran out but before the redelivery was
+                    // acknowledged: the ack still lands.
+                    self.outstanding.remove(&id);
+                    self.release_key(o.msg.key);
+                }
+                cx.col.delivered(id, key, created, done, Cause::Window);
+            }
         }
     }
 
@@ -458,34 +535,43 @@ impl Model for PubSub {
     fn start(&mut self, _cx: &mut Cx<PsEv>) {}
 
     fn on_message(&mut self, msg: Msg, cx: &mut Cx<PsEv>) {
+        if msg.size > self.cfg.max_message_bytes {
+            cx.col.failed(msg.id, cx.now(), Cause::Window);
+            let max = self.cfg.max_message_bytes;
+            cx.mech_id(Cause::Window, "message_too_large", msg.id, || {
+                format!(
+                    "messages above {max} bytes are refused with INVALID_ARGUMENT (not retried): \
+                     store the payload elsewhere (Cloud Storage) and publish a reference"
+                )
+            });
+            return;
+        }
         self.publishing += 1;
-        let m = PMsgEv {
-            id: msg.id,
-            key: msg.key,
-            created: msg.created,
-            size: msg.size,
-        };
-        self.send(m, 0, cx);
+        let added = self.batcher.add(0, Rec::new(&msg));
+        if let Some(seq) = added.arm {
+            cx.after(self.batcher.linger, PsEv::Flush { seq });
+        }
+        if let Some(batch) = added.full {
+            self.send(batch, 0, cx);
+        }
     }
 
     fn on_event(&mut self, ev: PsEv, cx: &mut Cx<PsEv>) {
         match ev {
-            PsEv::Arrive { msg, attempt } => self.arrive(msg, attempt, cx),
-            PsEv::Retry { msg, attempt } => self.send(msg, attempt, cx),
-            PsEv::Deliver {
-                sub,
-                id,
-                attempt,
-                epoch,
-            } => {
+            PsEv::Arrive { batch, attempt } => self.arrive(batch, attempt, cx),
+            PsEv::Retry { batch, attempt } => self.send(batch, attempt, cx),
+            PsEv::Flush { seq } => {
+                if let Some(batch) = self.batcher.flush(0, seq) {
+                    self.send(batch, 0, cx);
+                }
+            }
+            PsEv::Deliver { sub, msgs, epoch } => {
                 let s = sub as usize;
                 if self.subs[s].epoch != epoch || !self.subs[s].alive || self.clients_cut {
-                    self.in_clients = self.in_clients.saturating_sub(1);
+                    self.in_clients = self.in_clients.saturating_sub(msgs.len() as u64);
                     return;
                 }
                 let proc = self.subs[s].slow.unwrap_or(self.cfg.processing);
-                let start = cx.now().max(self.subs[s].busy_until);
-                let done = start.plus(proc);
                 // The lease runs out only if the acknowledgement will come too late: scheduling
                 // that one case (instead of a timer per message) keeps an hour of leases out of
                 // the event queue.
@@ -494,61 +580,36 @@ impl Model for PubSub {
                 } else {
                     self.cfg.ack_deadline
                 };
-                if let Some(o) = self.outstanding.get(&id) {
-                    let expiry = o.sent.plus(lease);
-                    if o.msg.attempts == attempt && done > expiry {
-                        cx.at(expiry, PsEv::Expire { id, attempt });
+                let mut t = cx.now().max(self.subs[s].busy_until);
+                let mut done_list = Vec::with_capacity(msgs.len());
+                for (id, attempt) in msgs {
+                    t = t.plus(proc);
+                    if let Some(o) = self.outstanding.get(&id) {
+                        let expiry = o.sent.plus(lease);
+                        if o.msg.attempts == attempt && t > expiry {
+                            cx.at(expiry, PsEv::Expire { id, attempt });
+                        }
                     }
+                    done_list.push((id, attempt, t));
                 }
-                self.subs[s].busy_until = done;
+                self.subs[s].busy_until = t;
                 cx.at(
-                    done,
+                    t,
                     PsEv::Processed {
                         sub,
-                        id,
-                        attempt,
+                        msgs: done_list,
                         epoch,
                     },
                 );
             }
-            PsEv::Processed {
-                sub,
-                id,
-                attempt,
-                epoch,
-            } => {
+            PsEv::Processed { sub, msgs, epoch } => {
                 let s = sub as usize;
-                self.in_clients = self.in_clients.saturating_sub(1);
+                self.in_clients = self.in_clients.saturating_sub(msgs.len() as u64);
                 if self.subs[s].epoch != epoch {
                     return;
                 }
-                self.subs[s].held = self.subs[s].held.saturating_sub(1);
-                let now = cx.now();
-                let current = self.outstanding.get(&id).copied();
-                match current {
-                    Some(o) if o.msg.attempts == attempt => {
-                        self.outstanding.remove(&id);
-                        cx.col
-                            .delivered(id, o.msg.key, o.msg.created, now, Cause::Window);
-                        self.release_key(o.msg.key);
-                    }
-                    _ if self.cfg.exactly_once => {
-                        cx.mech_id(Cause::Window, "ack_failed", id, || {
-                            "exactly-once: the ack of an expired lease fails and the client is told; the message counts once".into()
-                        });
-                    }
-                    other => {
-                        // At-least-once: the work was done; the late ack is accepted or ignored.
-                        let (key, created) = other
-                            .map_or_else(|| (0, SimTime::ZERO), |o| (o.msg.key, o.msg.created));
-                        if let Some(o) = other {
-                            // Processed after its lease ran out but before the redelivery was
-                            // acknowledged: the ack still lands.
-                            self.outstanding.remove(&id);
-                            self.release_key(o.msg.key);
-                        }
-                        cx.col.delivered(id, key, created, now, Cause::Window);
-                    }
+                for (id, attempt, done) in msgs {
+                    self.processed(s, id, attempt, done, cx);
                 }
                 self.pump(cx);
             }
@@ -724,10 +785,17 @@ impl Model for PubSub {
         for id in out {
             cx.col.pending(id);
         }
+        for m in self.batcher.drain() {
+            cx.col.pending(m.id);
+        }
         while let Some((_, ev)) = cx.q.pop() {
-            if let crate::models::Ev::Model(PsEv::Arrive { msg, .. } | PsEv::Retry { msg, .. }) = ev
+            if let crate::models::Ev::Model(
+                PsEv::Arrive { batch, .. } | PsEv::Retry { batch, .. },
+            ) = ev
             {
-                cx.col.pending(msg.id);
+                for m in batch {
+                    cx.col.pending(m.id);
+                }
             }
         }
         let c = &self.cfg;
@@ -779,6 +847,59 @@ mod tests {
             .unwrap()
     }
 
+    #[test]
+    fn a_message_over_10_mb_is_refused_and_one_under_is_delivered() {
+        let big = run(
+            "",
+            "kind = \"payments\"\nrate = \"2/s\"\nmessage_bytes = 12000000",
+            "",
+            3,
+        );
+        let ps = big.service(ServiceKind::PubSub).unwrap();
+        assert!(ps.produced > 0);
+        assert_eq!(ps.failed.count, ps.produced);
+        assert_eq!(ps.delivered, 0);
+        assert!(ps
+            .baseline_mechanisms
+            .iter()
+            .any(|m| m.code == "message_too_large"));
+        let fits = run(
+            "",
+            "kind = \"payments\"\nrate = \"2/s\"\nmessage_bytes = 9000000",
+            "",
+            3,
+        );
+        let ps = fits.service(ServiceKind::PubSub).unwrap();
+        assert_eq!((ps.failed.count, ps.delivered), (0, ps.produced));
+    }
+
+    #[test]
+    fn the_1_kb_minimum_is_billed_per_publish_request_not_per_message() {
+        // 1,000 messages/s of 10 bytes for 10 s. Batches close 10 ms after their first
+        // message (about 11 ms apart with the wait for the next one): about 909 requests, each
+        // billed 1,000 bytes, plus 10 bytes per delivered message. Per message it would be
+        // 10 MB of publish.
+        let r = run(
+            "",
+            "kind = \"payments\"\nrate = \"1000/s\"\nmessage_bytes = 10",
+            "",
+            10,
+        );
+        let ps = r.service(ServiceKind::PubSub).unwrap();
+        let tib = ps
+            .cost
+            .lines
+            .iter()
+            .find(|l| l.item.starts_with("TiB of throughput"))
+            .map_or(0.0, |l| l.quantity);
+        let bytes = tib * 1_099_511_627_776.0;
+        let expected = 909_091.0 + ps.delivered as f64 * 10.0;
+        assert!(
+            (bytes - expected).abs() < 0.1 * expected,
+            "billed {bytes} bytes, expected about {expected}"
+        );
+    }
+
     const SLOW: &str = "[[fault]]\nkind = \"slow_consumer\"\nprocessing = \"15s\"\nat = \"0s\"\nduration = \"30s\"\n";
 
     #[test]
@@ -814,7 +935,7 @@ mod tests {
     }
 
     #[test]
-    fn exactly_once_counts_each_message_once_despite_expired_leases() {
+    fn exactly_once_delivery_still_processes_an_expired_lease_twice_and_says_so() {
         let r = run(
             "lease_extension = false\nexactly_once = true\nsubscribers = 2",
             "kind = \"payments\"\nrate = \"1/s\"",
@@ -822,8 +943,17 @@ mod tests {
             10,
         );
         let ps = r.service(ServiceKind::PubSub).unwrap();
+        // Delivered again after the lease ran out: processing happened twice ...
         assert!(ps.redeliveries > 0);
+        // ... but only one ack succeeded, and the failed one is named, not hidden.
         assert_eq!(ps.duplicated.count, 0);
+        let failed_ack = ps
+            .baseline_mechanisms
+            .iter()
+            .find(|m| m.code == "ack_failed")
+            .map(|m| m.detail.clone())
+            .unwrap_or_default();
+        assert!(failed_ack.contains("not processing"), "{failed_ack}");
     }
 
     #[test]

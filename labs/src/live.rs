@@ -1,0 +1,731 @@
+//! The live view for the instructor and the class view, in the browser.
+//!
+//! - **Live view** of a running lab (`kgate lab run LAB --view 127.0.0.1:PORT`): brokers,
+//!   partitions, leaders and in-sync replicas; produce rate and latency per partition, consumer
+//!   lag; the faults in force (a hidden fault stays hidden until the instructor reveals it);
+//!   the stream of authorization denials from the audit log; each step's check results. It
+//!   also takes `kgate fault add --admin ADDR RULE` as the gateway's admin endpoint does.
+//! - **Class view** (`kgate lab serve --listen 127.0.0.1:PORT`): students run
+//!   `kgate lab run LAB --class http://HOST:PORT`, and the page shows each student's progress
+//!   per step, nothing else about their machine.
+//!
+//! Both are one page embedded in the binary (no CDN, works offline), updated by server-sent
+//! events twice a second. The HTTP server is the same small one as kgate's admin endpoint: one
+//! bounded request per connection, `/events` kept open.
+//!
+//! | request | does |
+//! |---|---|
+//! | `GET /` | the page |
+//! | `GET /events` | server-sent events: one JSON snapshot per update |
+//! | `GET /state` | the current snapshot |
+//! | `POST /reveal` | (live) shows the hidden fault |
+//! | `GET`, `POST`, `DELETE /faults[/<id>]` | (live) the gateway's fault rules, as the admin endpoint; changes need its bearer token, in a 0600 file where `kgate fault --admin` looks |
+//! | `POST /progress` | (class) a student's progress, JSON |
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kgate_proxy::faults::{FaultRule, FaultTable};
+use kgate_proxy::timings::Timings;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::env::ClusterHealth;
+
+const LIVE_PAGE: &str = include_str!("../assets/live.html");
+const CLASS_PAGE: &str = include_str!("../assets/class.html");
+/// Largest request head and body the server reads.
+const MAX_REQUEST: usize = 64 * 1024;
+/// How often snapshots are pushed.
+pub const PUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// Why the view cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LiveError {
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Only loopback addresses are served: the page shows the lab's internals.
+    #[error("{0} is not a loopback address: the views bind 127.0.0.1 or ::1 only")]
+    NotLoopback(SocketAddr),
+}
+
+/// One check result, as the page shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckView {
+    /// The check's name.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+}
+
+/// One step of a lab.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct StepView {
+    /// The title.
+    pub title: String,
+    /// `todo`, `current`, `done` or `failed`.
+    pub state: String,
+    /// The last check results (live view only; a student's progress carries none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckView>,
+}
+
+/// What the running lab tells its live view; the session updates it.
+#[derive(Debug, Default)]
+pub struct LabStatus {
+    /// The lab's id.
+    pub lab: String,
+    /// Its steps.
+    pub steps: Vec<StepView>,
+    /// Faults in force, as `status` lists them (the hidden one as one line).
+    pub faults: Vec<String>,
+    /// What the hidden fault is (shown only once revealed).
+    pub hidden: Vec<String>,
+    /// Ids of the gateway rules the hidden fault added (masked until revealed).
+    pub hidden_rules: Vec<u64>,
+    /// Ids of every gateway rule the lab added: `DELETE /faults` leaves them.
+    pub lab_rules: Vec<u64>,
+    /// The instructor revealed the hidden fault.
+    pub revealed: bool,
+    /// Replication health as the lab models it.
+    pub health: ClusterHealth,
+    /// Consumer lag per `topic-partition` from the last probe.
+    pub lag: BTreeMap<String, i64>,
+    /// The audit log, to stream its denials.
+    pub audit_log: Option<PathBuf>,
+}
+
+/// The running lab's side of the live view.
+#[derive(Debug)]
+pub struct Live {
+    /// Updated by the session.
+    pub status: Mutex<LabStatus>,
+    cluster: String,
+    topics: Vec<String>,
+    faults: Arc<FaultTable>,
+    timings: Arc<Timings>,
+}
+
+impl Live {
+    /// The live state of a lab whose cluster is at `cluster` (bootstrap servers).
+    pub fn new(
+        cluster: String,
+        topics: Vec<String>,
+        faults: Arc<FaultTable>,
+        timings: Arc<Timings>,
+    ) -> Self {
+        Live {
+            status: Mutex::new(LabStatus::default()),
+            cluster,
+            topics,
+            faults,
+            timings,
+        }
+    }
+}
+
+/// A student's progress, as `--class` posts it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Progress {
+    /// The student's name.
+    pub student: String,
+    /// The lab.
+    pub lab: String,
+    /// Each step's state (no check details).
+    pub steps: Vec<StepView>,
+}
+
+/// A running view server; dropping it does not stop it (it ends with the runtime).
+#[derive(Debug)]
+pub struct ViewServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+enum Mode {
+    /// The lab, its sampler, and the token fault changes need.
+    Live(Arc<Live>, Arc<Mutex<Sampler>>, Arc<Mutex<String>>),
+    Class(Arc<Mutex<BTreeMap<String, Progress>>>),
+}
+
+impl Clone for Mode {
+    fn clone(&self) -> Self {
+        match self {
+            Mode::Live(l, s, t) => Mode::Live(l.clone(), s.clone(), t.clone()),
+            Mode::Class(c) => Mode::Class(c.clone()),
+        }
+    }
+}
+
+/// Starts the live view of a running lab.
+///
+/// # Errors
+/// The address is not loopback or cannot be bound.
+pub async fn serve_live(addr: SocketAddr, live: Arc<Live>) -> Result<ViewServer, LiveError> {
+    let token = Arc::new(Mutex::new(String::new()));
+    let server = serve(addr, Mode::Live(live, Arc::default(), token.clone())).await?;
+    // `kgate fault --admin` finds the token where it finds the gateway's.
+    let written = write_token(server.addr.port()).map_err(|source| LiveError::Bind {
+        addr: server.addr,
+        source,
+    })?;
+    if let Ok(mut t) = token.lock() {
+        *t = written;
+    }
+    Ok(server)
+}
+
+/// Starts the class view.
+///
+/// # Errors
+/// The address is not loopback or cannot be bound.
+pub async fn serve_class(addr: SocketAddr) -> Result<ViewServer, LiveError> {
+    serve(addr, Mode::Class(Arc::default())).await
+}
+
+async fn serve(addr: SocketAddr, mode: Mode) -> Result<ViewServer, LiveError> {
+    if !addr.ip().is_loopback() {
+        return Err(LiveError::NotLoopback(addr));
+    }
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| LiveError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| LiveError::Bind { addr, source })?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let mode = mode.clone();
+            tokio::spawn(async move {
+                if let Err(e) = handle(stream, mode).await {
+                    tracing::debug!(error = %e, "live view connection");
+                }
+            });
+        }
+    });
+    Ok(ViewServer { addr })
+}
+
+struct Request {
+    method: String,
+    path: String,
+    head: String,
+    body: Vec<u8>,
+}
+
+/// Where `kgate fault --admin 127.0.0.1:PORT` looks for the token of the endpoint on `port`
+/// (the same place as for the gateway's admin endpoint).
+pub fn token_path(port: u16) -> PathBuf {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("kgate").join(format!("admin-{port}.token"))
+}
+
+/// A new token in a 0600 file (directory 0700), never written through a link: what separates
+/// the instructor's `kgate fault` from a web page that can send requests to loopback.
+fn write_token(port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let path = token_path(port);
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    writeln!(f, "{token}")?;
+    Ok(token)
+}
+
+fn authorized(head: &str, token: &str) -> bool {
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
+        .filter_map(|(_, v)| v.trim().strip_prefix("Bearer "))
+        .any(|given| {
+            let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+            // Compared in full, whatever the first difference.
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        })
+}
+
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_REQUEST {
+            return Ok(None);
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    };
+    let head = String::from_utf8_lossy(buf.get(..head_end).unwrap_or_default()).into_owned();
+    let mut lines = head.lines();
+    let mut first = lines.next().unwrap_or_default().split_whitespace();
+    let method = first.next().unwrap_or_default().to_owned();
+    let path = first.next().unwrap_or_default().to_owned();
+    let length = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    if length > MAX_REQUEST {
+        return Ok(None);
+    }
+    let mut body = buf.get(head_end..).unwrap_or_default().to_vec();
+    while body.len() < length {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request body"))??;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+    body.truncate(length);
+    Ok(Some(Request {
+        method,
+        path,
+        head,
+        body,
+    }))
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        409 => "Conflict",
+        _ => "Error",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+         cache-control: no-store\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+fn text_plain() -> &'static str {
+    "text/plain; charset=utf-8"
+}
+
+async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
+    let Some(req) = read_request(&mut stream).await? else {
+        return respond(&mut stream, 400, "text/plain", "bad request\n").await;
+    };
+    let html = "text/html; charset=utf-8";
+    let json = "application/json";
+    let text = "text/plain; charset=utf-8";
+    if let Mode::Live(_, _, token) = &mode {
+        let changes_faults = req.path.starts_with("/faults") && req.method != "GET";
+        let token = token.lock().map(|t| t.clone()).unwrap_or_default();
+        if changes_faults && (token.is_empty() || !authorized(&req.head, &token)) {
+            return respond(
+                &mut stream,
+                401,
+                text_plain(),
+                "changes need Authorization: Bearer <token> (kgate fault reads it from the token file)\n",
+            )
+            .await;
+        }
+    }
+    match (&mode, req.method.as_str(), req.path.as_str()) {
+        (Mode::Live(..), "GET", "/") => respond(&mut stream, 200, html, LIVE_PAGE).await,
+        (Mode::Class(_), "GET", "/") => respond(&mut stream, 200, html, CLASS_PAGE).await,
+        (_, "GET", "/state") => {
+            let snap = snapshot(&mode).await;
+            respond(&mut stream, 200, json, &snap).await
+        }
+        (_, "GET", "/events") => {
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                        cache-control: no-store\r\nconnection: keep-alive\r\n\r\n";
+            stream.write_all(head.as_bytes()).await?;
+            loop {
+                let snap = snapshot(&mode).await;
+                stream
+                    .write_all(format!("data: {snap}\n\n").as_bytes())
+                    .await?;
+                stream.flush().await?;
+                tokio::time::sleep(PUSH_EVERY).await;
+            }
+        }
+        (Mode::Live(live, _, _), "POST", "/reveal") => {
+            if let Ok(mut s) = live.status.lock() {
+                s.revealed = true;
+            }
+            respond(&mut stream, 200, text, "the hidden fault is shown\n").await
+        }
+        (Mode::Live(live, _, _), "GET", "/faults") => {
+            let rules = visible_rules(live).join("\n");
+            let body = if rules.is_empty() {
+                "no fault rules in force\n".to_owned()
+            } else {
+                format!("{rules}\n")
+            };
+            respond(&mut stream, 200, text, &body).await
+        }
+        (Mode::Live(live, _, _), "POST", "/faults") => {
+            let rule = String::from_utf8_lossy(&req.body).into_owned();
+            match rule.parse::<FaultRule>() {
+                Ok(rule) => {
+                    let line = rule.to_string();
+                    match live.faults.add(rule) {
+                        Ok(id) => respond(&mut stream, 200, text, &format!("#{id} {line}\n")).await,
+                        Err(e) => respond(&mut stream, 409, text, &format!("{e}\n")).await,
+                    }
+                }
+                Err(e) => respond(&mut stream, 400, text, &format!("{e}\n")).await,
+            }
+        }
+        (Mode::Live(live, _, _), "DELETE", "/faults") => {
+            // Only the rules anyone added here: the lab's own (and hidden) faults stay.
+            let keep = hidden_and_lab_rules(live);
+            let mut n = 0;
+            for r in live.faults.rules() {
+                if !keep.contains(&r.id) && live.faults.remove(r.id) {
+                    n += 1;
+                }
+            }
+            respond(
+                &mut stream,
+                200,
+                text,
+                &format!("{n} fault rules removed\n"),
+            )
+            .await
+        }
+        (Mode::Live(live, _, _), "DELETE", p) if p.starts_with("/faults/") => {
+            let id = p.trim_start_matches("/faults/").trim_start_matches('#');
+            match id.parse::<u64>() {
+                Ok(id) if !hidden_and_lab_rules(live).contains(&id) && live.faults.remove(id) => {
+                    respond(
+                        &mut stream,
+                        200,
+                        text,
+                        &format!("fault rule #{id} removed\n"),
+                    )
+                    .await
+                }
+                _ => respond(&mut stream, 404, text, "no such fault rule of yours\n").await,
+            }
+        }
+        (Mode::Class(class), "POST", "/progress") => {
+            match serde_json::from_slice::<Progress>(&req.body) {
+                Ok(p) if !p.student.trim().is_empty() && p.student.len() <= 64 => {
+                    if let Ok(mut c) = class.lock() {
+                        if c.len() < 500 || c.contains_key(&p.student) {
+                            c.insert(p.student.clone(), p);
+                        }
+                    }
+                    respond(&mut stream, 200, text, "ok\n").await
+                }
+                _ => respond(&mut stream, 400, text, "expected a progress JSON\n").await,
+            }
+        }
+        _ => respond(&mut stream, 404, text, "not found\n").await,
+    }
+}
+
+/// Ids of the rules the lab added (hidden or not): not the user's to remove or (hidden) see.
+fn hidden_and_lab_rules(live: &Live) -> Vec<u64> {
+    live.status
+        .lock()
+        .map(|s| {
+            let mut ids = s.hidden_rules.clone();
+            ids.extend(&s.lab_rules);
+            ids
+        })
+        .unwrap_or_default()
+}
+
+/// The gateway's rules as the page shows them: the hidden fault's masked until revealed.
+fn visible_rules(live: &Live) -> Vec<String> {
+    let (hidden, revealed) = live
+        .status
+        .lock()
+        .map(|s| (s.hidden_rules.clone(), s.revealed))
+        .unwrap_or_default();
+    live.faults
+        .rules()
+        .iter()
+        .filter(|r| revealed || !hidden.contains(&r.id))
+        .map(|r| format!("#{} {r}   (applied {})", r.id, r.applied()))
+        .collect()
+}
+
+/// Samples for rates: the last high watermark of each partition and when.
+#[derive(Debug, Default)]
+struct Sampler {
+    last: BTreeMap<(String, i32), (i64, Instant)>,
+    rates: BTreeMap<(String, i32), f64>,
+    audit_read: u64,
+    denials: VecDeque<serde_json::Value>,
+    cache: Option<(Instant, String)>,
+}
+
+#[derive(Serialize)]
+struct PartitionRow {
+    topic: String,
+    partition: i32,
+    leader: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    rate: f64,
+    p99_ms: f64,
+    lag: Option<i64>,
+}
+
+async fn snapshot(mode: &Mode) -> String {
+    match mode {
+        Mode::Class(class) => {
+            let students: Vec<Progress> = class
+                .lock()
+                .map(|c| c.values().cloned().collect())
+                .unwrap_or_default();
+            serde_json::json!({ "students": students }).to_string()
+        }
+        Mode::Live(live, sampler, _) => {
+            // Several open pages share one sample per push interval.
+            if let Ok(s) = sampler.lock() {
+                if let Some((at, snap)) = &s.cache {
+                    if at.elapsed() < PUSH_EVERY / 2 {
+                        return snap.clone();
+                    }
+                }
+            }
+            let live2 = live.clone();
+            let sampler2 = sampler.clone();
+            let snap = tokio::task::spawn_blocking(move || live_snapshot(&live2, &sampler2))
+                .await
+                .unwrap_or_else(|_| "{}".into());
+            if let Ok(mut s) = sampler.lock() {
+                s.cache = Some((Instant::now(), snap.clone()));
+            }
+            snap
+        }
+    }
+}
+
+fn live_snapshot(live: &Live, sampler: &Mutex<Sampler>) -> String {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let status = match live.status.lock() {
+        Ok(s) => (
+            s.lab.clone(),
+            s.steps.clone(),
+            s.faults.clone(),
+            s.hidden.clone(),
+            s.revealed,
+            s.health.clone(),
+            s.lag.clone(),
+            s.audit_log.clone(),
+        ),
+        Err(_) => return "{}".into(),
+    };
+    let (lab, steps, faults, hidden, revealed, health, lag, audit_log) = status;
+    let consumer: Option<BaseConsumer> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &live.cluster)
+        .set("log_level", "0")
+        .create()
+        .ok();
+    let mut brokers = Vec::new();
+    let mut rows = Vec::new();
+    let timings: BTreeMap<i32, f64> = live
+        .timings
+        .summary()
+        .into_iter()
+        .filter(|t| t.api == 0)
+        .map(|t| (t.broker, t.total_p99_ms))
+        .collect();
+    if let Some(c) = &consumer {
+        if let Ok(md) = c.fetch_metadata(None, Duration::from_secs(2)) {
+            for b in md.brokers() {
+                brokers.push(serde_json::json!({
+                    "id": b.id(),
+                    "up": !health.down.contains(&b.id()),
+                }));
+            }
+            let now = Instant::now();
+            let mut s = sampler.lock().ok();
+            for t in md
+                .topics()
+                .iter()
+                .filter(|t| live.topics.iter().any(|n| n == t.name()))
+            {
+                for p in t.partitions() {
+                    let replicas: Vec<i32> = p.replicas().to_vec();
+                    let isr: Vec<i32> = p
+                        .isr()
+                        .iter()
+                        .copied()
+                        .filter(|b| !health.down.contains(b))
+                        .collect();
+                    let hi = c
+                        .fetch_watermarks(t.name(), p.id(), Duration::from_millis(500))
+                        .map(|(_, hi)| hi)
+                        .ok();
+                    let key = (t.name().to_owned(), p.id());
+                    let mut rate = 0.0;
+                    if let (Some(s), Some(hi)) = (s.as_mut(), hi) {
+                        if let Some((prev, at)) = s.last.get(&key) {
+                            let dt = now.duration_since(*at).as_secs_f64();
+                            if dt > 0.05 {
+                                rate = ((hi - prev) as f64 / dt).max(0.0);
+                                s.rates.insert(key.clone(), rate);
+                            } else {
+                                rate = s.rates.get(&key).copied().unwrap_or(0.0);
+                            }
+                        }
+                        s.last.insert(key.clone(), (hi, now));
+                    }
+                    rows.push(PartitionRow {
+                        topic: t.name().to_owned(),
+                        partition: p.id(),
+                        leader: p.leader(),
+                        replicas,
+                        isr,
+                        rate: (rate * 10.0).round() / 10.0,
+                        p99_ms: timings.get(&p.leader()).copied().unwrap_or(0.0),
+                        lag: lag.get(&format!("{}-{}", t.name(), p.id())).copied(),
+                    });
+                }
+            }
+        }
+    }
+    // New denials from the audit log.
+    if let (Some(path), Ok(mut s)) = (audit_log, sampler.lock()) {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let start = usize::try_from(s.audit_read).unwrap_or(0).min(text.len());
+            let fresh = text.get(start..).unwrap_or_default();
+            // Only whole lines; a partial last line waits for the next push.
+            let upto = fresh.rfind('\n').map_or(0, |i| i + 1);
+            for line in fresh.get(..upto).unwrap_or_default().lines() {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    if v.get("decision").and_then(|d| d.as_str()) == Some("DENY") {
+                        s.denials.push_back(v);
+                        while s.denials.len() > 30 {
+                            s.denials.pop_front();
+                        }
+                    }
+                }
+            }
+            s.audit_read += upto as u64;
+        }
+    }
+    let denials: Vec<serde_json::Value> = sampler
+        .lock()
+        .map(|s| s.denials.iter().rev().cloned().collect())
+        .unwrap_or_default();
+    let mut fault_lines: Vec<String> = faults;
+    if revealed {
+        fault_lines.retain(|f| f != crate::env::HIDDEN_FAULT);
+        fault_lines.extend(
+            hidden
+                .iter()
+                .map(|h| format!("hidden fault, revealed: {h}")),
+        );
+    }
+    serde_json::json!({
+        "lab": lab,
+        "brokers": brokers,
+        "partitions": rows,
+        "faults": fault_lines,
+        "rules": visible_rules(live),
+        "revealed": revealed,
+        "replication": {
+            "isr_shrinks": health.isr_shrinks,
+            "isr_expands": health.isr_expands,
+            "under_replicated": health.under_replicated,
+        },
+        "denials": denials,
+        "steps": steps,
+    })
+    .to_string()
+}
+
+/// Posts a student's progress to a class view (`--class http://HOST:PORT`); a class view
+/// that does not answer is reported once by the caller, never fatal.
+///
+/// # Errors
+/// The URL is not `http://HOST:PORT` or the server does not answer 200.
+pub fn post_progress(url: &str, progress: &Progress) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url:?}: the class view is an http://HOST:PORT address"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(host)
+        .map_err(|e| format!("{host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}: no address"))?;
+    let body = serde_json::to_string(progress).map_err(|e| e.to_string())?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    write!(
+        s,
+        "POST /progress HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    if reply.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the class view answered: {}",
+            reply.lines().next().unwrap_or("nothing")
+        ))
+    }
+}
