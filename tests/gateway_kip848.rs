@@ -1,7 +1,8 @@
 //! KIP-848 consumer groups through kgate with librdkafka (`group.protocol=consumer`) in front
 //! of the embedded cluster, whose mock brokers speak ConsumerGroupHeartbeat and assign
-//! partitions by topic id: two members split the partitions; a member subscribed to a topic
-//! it may not describe gets TOPIC_AUTHORIZATION_FAILED; revoking READ on the group stops it.
+//! partitions by topic id: two members split the partitions and read every record (Fetch by
+//! topic id through kgate); a member subscribed to a topic it may not describe gets
+//! TOPIC_AUTHORIZATION_FAILED; revoking READ on the group stops it.
 
 mod common;
 
@@ -43,25 +44,27 @@ fn consumer(client: &ClientConfig, group: &str, topics: &[&str]) -> BaseConsumer
     c
 }
 
-/// Polls every consumer until `done` holds (or panics after `secs`), returning the errors seen.
+/// Polls every consumer until `done` holds (or panics after `secs`), given the errors seen and
+/// the number of records received; returns the errors.
 fn poll_until(
     consumers: &[&BaseConsumer],
     secs: u64,
-    mut done: impl FnMut(&[&BaseConsumer], &[RDKafkaErrorCode]) -> bool,
+    mut done: impl FnMut(&[&BaseConsumer], &[RDKafkaErrorCode], usize) -> bool,
 ) -> Vec<RDKafkaErrorCode> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut errors = Vec::new();
-    while !done(consumers, &errors) {
+    let mut received = 0;
+    while !done(consumers, &errors, received) {
         assert!(
             Instant::now() < deadline,
             "timed out; errors seen: {errors:?}; assignments: {:?}",
             consumers.iter().map(|c| assigned(c)).collect::<Vec<_>>()
         );
         for c in consumers {
-            if let Some(Err(e)) = c.poll(Duration::from_millis(100)) {
-                if let Some(code) = e.rdkafka_error_code() {
-                    errors.push(code);
-                }
+            match c.poll(Duration::from_millis(100)) {
+                Some(Ok(_)) => received += 1,
+                Some(Err(e)) => errors.extend(e.rdkafka_error_code()),
+                None => {}
             }
         }
     }
@@ -88,6 +91,7 @@ async fn kip848_members_split_partitions_and_are_authorized_like_kafka() {
     let minimal = vec![
         acl(ResourceType::Group, GROUP, Operation::Read),
         acl(ResourceType::Topic, TOPIC, Operation::Read),
+        acl(ResourceType::Topic, TOPIC, Operation::Write),
     ];
     authz
         .authorizer
@@ -101,13 +105,19 @@ async fn kip848_members_split_partitions_and_are_authorized_like_kafka() {
         "alice-secret",
     );
 
+    const RECORDS: usize = 40;
+    common::produce(&client, TOPIC, RECORDS, 8).await;
     let result = tokio::task::spawn_blocking(move || {
-        // Two members split the four partitions between them.
+        // Two members split the four partitions between them and read every record.
         let a = consumer(&client, GROUP, &[TOPIC]);
         let b = consumer(&client, GROUP, &[TOPIC]);
-        poll_until(&[&a, &b], 60, |cs, _| {
+        poll_until(&[&a, &b], 60, |cs, _, received| {
             let (x, y) = (assigned(cs[0]), assigned(cs[1]));
-            !x.is_empty() && !y.is_empty() && x.is_disjoint(&y) && x.len() + y.len() == 4
+            !x.is_empty()
+                && !y.is_empty()
+                && x.is_disjoint(&y)
+                && x.len() + y.len() == 4
+                && received >= RECORDS
         });
         // A member subscribed to a topic it may not describe: 29 for the whole heartbeat.
         let c = consumer(&client, "g848-secret", &[SECRET]);
@@ -119,7 +129,7 @@ async fn kip848_members_split_partitions_and_are_authorized_like_kafka() {
                 Operation::Read,
             )])
             .expect("grant");
-        let errors = poll_until(&[&c], 60, |_, errors| {
+        let errors = poll_until(&[&c], 60, |_, errors, _| {
             errors.contains(&RDKafkaErrorCode::TopicAuthorizationFailed)
         });
         assert!(assigned(&c).is_empty(), "assigned despite 29: {errors:?}");
@@ -128,7 +138,7 @@ async fn kip848_members_split_partitions_and_are_authorized_like_kafka() {
         let mut policy = Policy::parse("", "policy.toml".as_ref()).expect("empty policy");
         policy.add_acl(acl(ResourceType::Topic, TOPIC, Operation::Read));
         authz.authorizer.replace(policy).expect("revoke");
-        poll_until(&[&a, &b], 60, |_, errors| {
+        poll_until(&[&a, &b], 60, |_, errors, _| {
             errors.contains(&RDKafkaErrorCode::GroupAuthorizationFailed)
         });
     })
