@@ -408,9 +408,8 @@ pub const SERVED: &[Api] = &[
     Api::broker(ApiKey::DescribeTransactions, 0, 0, producers::describe_transactions,
         "Describe on each transactional id (53); topics filtered by Describe")
         .names(&[TransactionalId, Topic]),
-    Api::broker(ApiKey::ListTransactions, 0, 1, producers::list_transactions,
-        "each id filtered by Describe on it; never an error")
-        .cap("v2 adds a transactional-id regex (KIP-1152)")
+    Api::broker(ApiKey::ListTransactions, 0, 2, producers::list_transactions,
+        "each id filtered by Describe on it; never an error (v2's regex only narrows the list)")
         .names(&[TransactionalId]),
     Api::broker(ApiKey::ConsumerGroupHeartbeat, 0, 1, consumer_groups::heartbeat,
         "Read on the group (30), Describe on every subscribed topic (29 for the whole \

@@ -954,6 +954,19 @@ fn transactions_are_described_and_listed_only_when_describable() {
     let r = fixed(fixup.expect("fixup"), 1, &upstream);
     assert_eq!(r.transaction_states.len(), 1);
     assert_eq!(r.error_code, 0);
+
+    // v2's regex (KIP-1152) only narrows what the broker lists: each id it returns is still
+    // filtered by DESCRIBE on it, so a regex matching everything reveals nothing more.
+    let regex = ListTransactionsRequest::default()
+        .with_transactional_id_pattern(Some(StrBytes::from_static_str(".*")));
+    let (fwd, fixup) = forwarded::<ListTransactionsRequest>(
+        run(&s, ApiKey::ListTransactions, 2, &regex),
+        ApiKey::ListTransactions,
+        2,
+    );
+    assert!(fwd.is_none());
+    let r = fixed(fixup.expect("fixup"), 2, &upstream);
+    assert_eq!(r.transaction_states.len(), 1);
 }
 
 #[test]
