@@ -26,6 +26,7 @@
 //! - [`timings`]: per-broker request timings (broker time vs the rest), for the labs.
 
 pub mod admin;
+pub mod admin_token;
 pub mod audit;
 pub mod authz;
 pub mod connection;

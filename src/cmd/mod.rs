@@ -1,7 +1,6 @@
 //! One module per subcommand.
 
 pub mod acl;
-pub mod admin_token;
 pub mod bench;
 pub mod bench_sim;
 pub mod certs;

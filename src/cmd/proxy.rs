@@ -477,8 +477,8 @@ pub async fn serve(
     let admin = match admin_listen {
         Some(addr) => {
             let token = match &admin_token_file {
-                Some(path) => super::admin_token::load_or_create(path)?,
-                None => super::admin_token::generate(),
+                Some(path) => kgate_proxy::admin_token::load_or_create(path)?,
+                None => kgate_proxy::admin_token::generate(),
             };
             let admin = kgate_proxy::admin::AdminServer::start(
                 addr,
@@ -494,8 +494,8 @@ pub async fn serve(
             let path = match admin_token_file {
                 Some(path) => path,
                 None => {
-                    let path = super::admin_token::default_path(admin.addr().port());
-                    super::admin_token::store(&path, &token)?;
+                    let path = kgate_proxy::admin_token::default_path(admin.addr().port());
+                    kgate_proxy::admin_token::store(&path, &token)?;
                     path
                 }
             };
