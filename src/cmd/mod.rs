@@ -13,3 +13,4 @@ pub mod proxy;
 pub mod role;
 pub mod sim;
 pub mod users;
+pub mod versions;

@@ -357,6 +357,7 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
             authorizer: authorizer.clone(),
             audit: Some(Arc::new(audit)),
             credentials: credentials.clone(),
+            topic_ids: Default::default(),
         }));
     }
     let admin_listen = match (args.admin_listen, &file.admin_listen) {
