@@ -60,6 +60,8 @@ enum Command {
     Lab(cmd::lab::LabArgs),
     /// Benchmark programs: gateway, authorization, simulator.
     Bench(cmd::bench::BenchArgs),
+    /// The Kafka APIs and versions the gateway serves, with Kafka's checks for each.
+    Versions(cmd::versions::VersionsArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -130,6 +132,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Lab(args) => cmd::lab::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Versions(args) => cmd::versions::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

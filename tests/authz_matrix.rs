@@ -31,13 +31,23 @@ enum Upstream {
 
 /// APIs the embedded cluster does not serve (kgate does not offer them in front of it): each
 /// is checked against tansu instead.
-const EMBEDDED_LACKS: &[(ApiKey, &str)] = &[(
-    ApiKey::DescribeGroups,
-    "librdkafka's mock cluster has no DescribeGroups",
-)];
+const EMBEDDED_LACKS: &[(ApiKey, &str)] = &[
+    (
+        ApiKey::DescribeGroups,
+        "librdkafka's mock cluster has no DescribeGroups",
+    ),
+    (
+        ApiKey::ConsumerGroupDescribe,
+        "librdkafka's mock cluster has no ConsumerGroupDescribe",
+    ),
+];
 /// APIs tansu 0.6.0 does not serve: each is checked against the embedded cluster instead.
 const TANSU_LACKS: &[(ApiKey, &str)] = &[
     (ApiKey::EndTxn, "tansu 0.6.0 has no EndTxn"),
+    (
+        ApiKey::ConsumerGroupHeartbeat,
+        "tansu 0.6.0 has no ConsumerGroupHeartbeat",
+    ),
     (
         ApiKey::OffsetForLeaderEpoch,
         "tansu 0.6.0 has no OffsetForLeaderEpoch",
@@ -162,7 +172,8 @@ fn batch() -> Bytes {
 }
 
 async fn produce(c: &mut RawClient) -> i16 {
-    let v = c.version(ApiKey::Produce, 7);
+    // The highest version each upstream serves (v10+ answers may name leaders: rewritten).
+    let v = c.version(ApiKey::Produce, 12);
     let req = ProduceRequest::default()
         .with_acks(1)
         .with_timeout_ms(5000)
@@ -415,6 +426,26 @@ async fn offset_for_leader_epoch(c: &mut RawClient) -> i16 {
 /// not decode; every one of these responses (at the versions used, v1 and later) starts with
 /// throttle_time_ms (int32) then error_code (int16), and the code is read from there. A
 /// denial comes from kgate, so it must decode.
+async fn consumer_group_heartbeat(c: &mut RawClient) -> i16 {
+    let v = c.version(ApiKey::ConsumerGroupHeartbeat, 1);
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(n("g848")))
+        .with_member_id(n("m848-0000000000000"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(n(TOPIC))]))
+        .with_topic_partitions(Some(Vec::new()));
+    let r: ConsumerGroupHeartbeatResponse = c.call(ApiKey::ConsumerGroupHeartbeat, v, &req).await;
+    r.error_code
+}
+
+async fn consumer_group_describe(c: &mut RawClient) -> i16 {
+    let v = c.version(ApiKey::ConsumerGroupDescribe, 0);
+    let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(n("g848"))]);
+    let r: ConsumerGroupDescribeResponse = c.call(ApiKey::ConsumerGroupDescribe, v, &req).await;
+    r.groups[0].error_code
+}
+
 async fn group_error_code<Resp: Decodable, Req: Encodable>(
     c: &mut RawClient,
     api: ApiKey,
@@ -725,6 +756,25 @@ async fn every_case(e: &Arc<Env>) {
         },
         offset_for_leader_epoch
     );
+    // KIP-848: READ on the group, then DESCRIBE on every subscribed topic (Kafka 4.0+).
+    run_case!(
+        e,
+        failures,
+        Case {
+            api: ApiKey::ConsumerGroupHeartbeat,
+            steps: vec![((Group, "g848", Read), 30), ((Topic, TOPIC, Describe), 29)]
+        },
+        consumer_group_heartbeat
+    );
+    run_case!(
+        e,
+        failures,
+        Case {
+            api: ApiKey::ConsumerGroupDescribe,
+            steps: vec![((Group, "g848", Describe), 30)]
+        },
+        consumer_group_describe
+    );
     // Idempotent producers may also use IDEMPOTENT_WRITE on the cluster instead of a topic WRITE.
     run_case!(
         e,
@@ -781,5 +831,98 @@ async fn partial_denials_keep_the_allowed_part_and_hide_existence() {
     let r: MetadataResponse = c.call(ApiKey::Metadata, v, &req).await;
     assert_eq!(r.topics[0].error_code, 29);
     assert!(r.topics[0].partitions.is_empty());
+    e.gateway.shutdown().await;
+}
+
+/// Topics named by id (Metadata v12, Fetch v13+): authorized by the name kgate learned for the
+/// id from a Metadata answer; an id kgate has not seen is UNKNOWN_TOPIC_ID, never forwarded.
+async fn topic_ids_are_authorized_by_name(e: &Env) {
+    use ResourceType::Topic;
+    e.reset();
+    let mut c = e.alice().await;
+    let mv = c.version(ApiKey::Metadata, 12);
+    let fv = c.version(ApiKey::Fetch, 13);
+    assert_eq!((mv, fv), (12, 13), "in front of {}", e.name());
+    let by_name = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(n(TOPIC)))),
+    ]));
+    let by_id = |id| {
+        MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default()
+                .with_name(None)
+                .with_topic_id(id),
+        ]))
+    };
+    let unseen = uuid::Uuid::from_u128(0x6b67_6174_6500_0000_0000_0000_0000_0001);
+    // Not seen by kgate: looked up as asked, and the broker knows no such id (Kafka: 100;
+    // tansu 0.6.0 answers 3).
+    let r: MetadataResponse = c.call(ApiKey::Metadata, mv, &by_id(unseen)).await;
+    assert!([3, 100].contains(&r.topics[0].error_code), "{}", e.name());
+    assert_eq!(r.topics[0].name, None);
+    e.grant(Topic, TOPIC, Operation::Describe);
+    let r: MetadataResponse = c.call(ApiKey::Metadata, mv, &by_name).await;
+    assert_eq!(r.topics[0].error_code, 0, "{}", e.name());
+    let id = r.topics[0].topic_id;
+    assert!(!id.is_nil(), "{} gives no topic id", e.name());
+    let fetch = |id| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(10)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(-1)
+                    .with_log_start_offset(-1)
+                    .with_partition_max_bytes(1 << 20)])])
+    };
+    // Known id, DESCRIBE but no READ: 29, the id echoed.
+    let r: FetchResponse = c.call(ApiKey::Fetch, fv, &fetch(id)).await;
+    assert_eq!(r.responses[0].topic_id, id);
+    assert_eq!(r.responses[0].partitions[0].error_code, 29, "{}", e.name());
+    let r: FetchResponse = c.call(ApiKey::Fetch, fv, &fetch(unseen)).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 100, "{}", e.name());
+    e.grant(Topic, TOPIC, Operation::Read);
+    // Allowed: forwarded by id, the broker's answer passed on as bytes (tansu's carries a
+    // tagged field kafka-protocol 0.18 refuses at v13; kgate never decodes it).
+    match c
+        .try_call::<_, FetchResponse>(ApiKey::Fetch, fv, &fetch(id))
+        .await
+    {
+        Ok(r) => {
+            let code = r.responses[0].partitions[0].error_code;
+            assert!(
+                !AUTH_CODES.contains(&code) && code != 100,
+                "{}: {code}",
+                e.name()
+            );
+        }
+        Err(err) => assert!(err.contains("Tag"), "{}: {err}", e.name()),
+    }
+    // Metadata by id: the name when describable; 29 with no name once it is not.
+    let r: MetadataResponse = c.call(ApiKey::Metadata, mv, &by_id(id)).await;
+    assert_eq!(r.topics[0].error_code, 0, "{}", e.name());
+    e.reset();
+    let r: MetadataResponse = c.call(ApiKey::Metadata, mv, &by_id(id)).await;
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(r.topics[0].error_code, 29, "{}", e.name());
+    assert_eq!(r.topics[0].name, None);
+    assert_eq!(r.topics[0].topic_id, id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_by_id_are_authorized_by_their_name() {
+    let e = env().await;
+    topic_ids_are_authorized_by_name(&e).await;
+    e.gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_by_id_are_authorized_by_their_name_in_front_of_tansu() {
+    let e = tansu_env().await;
+    topic_ids_are_authorized_by_name(&e).await;
     e.gateway.shutdown().await;
 }

@@ -359,6 +359,50 @@ fn proxy_does_not_start_without_an_authorization_choice() {
     assert!(err.contains("cannot start the gateway"), "{err}");
 }
 
+#[test]
+fn a_broker_port_already_taken_refuses_the_start_and_names_it() {
+    let cluster = common::cluster_with_topic("t", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert!(run(&["certs", "init", "--dir", "certs"], d)
+        .status
+        .success());
+    assert!(run(&["certs", "server", "--dir", "certs"], d)
+        .status
+        .success());
+    std::fs::write(d.join("users.toml"), "").expect("users");
+    // Broker 1 would be served on base + 1: someone else holds that port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let base = (port - 1).to_string();
+    let out = run(
+        &[
+            "proxy",
+            "--upstream",
+            cluster.bootstrap_servers(),
+            "--listen",
+            "127.0.0.1:0",
+            "--broker-port-base",
+            &base,
+            "--cert",
+            "certs/server.pem",
+            "--key",
+            "certs/server-key.pem",
+            "--users",
+            "users.toml",
+            "--allow-all-authenticated",
+        ],
+        d,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("node 1"),
+        "{err}"
+    );
+    drop(taken);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() {
     let cluster = common::cluster_with_topic("system_logs", 3);

@@ -106,6 +106,7 @@ async fn lab() -> Lab {
         authorizer: Arc::new(authorizer),
         audit: None,
         credentials: Some(credentials.clone()),
+        topic_ids: Default::default(),
     }));
     let gateway = Gateway::start(config).await.expect("gateway starts");
     let addr = gateway.bootstrap_addr();

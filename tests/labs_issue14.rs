@@ -237,7 +237,9 @@ fn auto_names_one_seed_and_the_catalogue_explains_its_numbers() {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .expect("p50");
-    assert!((200.0..700.0).contains(&p50), "{slow}");
+    // Two delays of 200 ms: at least 300 ms; a loaded machine (CI with builds beside it)
+    // adds queueing on top, seen up to ~740 ms, so the upper bound is loose.
+    assert!((300.0..1200.0).contains(&p50), "{slow}");
     let lab = kgate_labs::Lab::find("troubleshooting-catalogue").expect("lab");
     assert!(lab.steps[4].text.contains("about 400 ms is two delays"));
     // AllBrokersDown 1/1 is explained, in the step and next to the error.

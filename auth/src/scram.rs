@@ -22,7 +22,8 @@
 //!   login), which fails cleanly: kgate has no delegation tokens.
 //! * An unknown user, or a user without a credential for this mechanism, is answered with a
 //!   decoy credential (RFC 5802 §5.1): a salt and keys derived from a per-process secret and
-//!   the name, with the default iteration count ([`DEFAULT_ITERATIONS`]). The exchange then
+//!   the name, with the iteration count most stored credentials of that mechanism use
+//!   ([`crate::DEFAULT_ITERATIONS`] when there are none). The exchange then
 //!   fails at client-final with the same message as a wrong password, and the same name
 //!   always gets the same salt, so neither the step nor the salt tells whether a user exists.
 //!   Kafka, unlike kgate, fails an unknown user at client-first. A restart draws a new
@@ -45,10 +46,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::credential::check_iterations;
-use crate::{
-    crypto, AuthError, CredentialStore, FailureReason, Mechanism, ScramCredential,
-    DEFAULT_ITERATIONS,
-};
+use crate::{crypto, AuthError, CredentialStore, FailureReason, Mechanism, ScramCredential};
 
 /// What the server says after one client message.
 #[derive(Clone, PartialEq, Eq)]
@@ -239,12 +237,12 @@ impl ScramServer {
             Some(user) => match user.credential(self.mechanism) {
                 Some(credential) => (credential.clone(), None),
                 None => (
-                    self.decoy_credential(&first.username)?,
+                    self.decoy_credential(store, &first.username)?,
                     Some(FailureReason::NoCredentialForMechanism),
                 ),
             },
             None => (
-                self.decoy_credential(&first.username)?,
+                self.decoy_credential(store, &first.username)?,
                 Some(FailureReason::UnknownUser),
             ),
         };
@@ -338,7 +336,11 @@ impl ScramServer {
     }
 
     /// The credential `username` would have if it existed: see [`crypto::decoy`].
-    fn decoy_credential(&self, username: &str) -> Result<ScramCredential, Failure> {
+    fn decoy_credential(
+        &self,
+        store: &CredentialStore,
+        username: &str,
+    ) -> Result<ScramCredential, Failure> {
         let mechanism = self.mechanism;
         let unavailable = |_| Failure::Generic(FailureReason::RandomUnavailable);
         let salt = crypto::decoy_salt(mechanism, username).map_err(unavailable)?;
@@ -349,7 +351,7 @@ impl ScramServer {
             salt,
             stored_key.to_vec(),
             server_key.to_vec(),
-            DEFAULT_ITERATIONS,
+            store.usual_iterations(mechanism),
         )
         .map_err(|_| malformed("decoy credential"))
     }

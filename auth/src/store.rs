@@ -213,6 +213,9 @@ pub struct CredentialStore {
     /// The mechanism and iterations PLAIN's decoy work uses for an unknown user
     /// ([`CredentialStore::plain_decoy`]), computed once; every change of `users` clears it.
     plain_decoy: std::sync::OnceLock<(Mechanism, u32)>,
+    /// Per mechanism, the iteration count most stored credentials use (for SCRAM decoys),
+    /// computed once; every change of `users` clears it.
+    usual_iterations: std::sync::OnceLock<BTreeMap<Mechanism, u32>>,
 }
 
 impl PartialEq for CredentialStore {
@@ -667,9 +670,36 @@ impl CredentialStore {
         })
     }
 
+    /// The iteration count most stored `mechanism` credentials use (the default when there
+    /// are none): what an unknown user's SCRAM decoy announces, so that its count does not
+    /// stand out among real users'.
+    pub fn usual_iterations(&self, mechanism: Mechanism) -> u32 {
+        let usual = self.usual_iterations.get_or_init(|| {
+            let mut counts: BTreeMap<(Mechanism, u32), usize> = BTreeMap::new();
+            for user in self.users.values() {
+                for (m, c) in user.iter() {
+                    *counts.entry((m, c.iterations())).or_default() += 1;
+                }
+            }
+            let mut best: BTreeMap<Mechanism, (u32, usize)> = BTreeMap::new();
+            for ((m, iterations), n) in counts {
+                let entry = best.entry(m).or_insert((iterations, n));
+                if n > entry.1 {
+                    *entry = (iterations, n);
+                }
+            }
+            best.into_iter().map(|(m, (i, _))| (m, i)).collect()
+        });
+        usual
+            .get(&mechanism)
+            .copied()
+            .unwrap_or(crate::DEFAULT_ITERATIONS)
+    }
+
     /// The users, for a change: clears what is derived from them.
     fn users_mut(&mut self) -> &mut BTreeMap<String, UserCredentials> {
         self.plain_decoy = std::sync::OnceLock::new();
+        self.usual_iterations = std::sync::OnceLock::new();
         &mut self.users
     }
 }

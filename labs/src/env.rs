@@ -481,6 +481,7 @@ impl LabEnv {
                 authorizer: Arc::new(authorizer),
                 audit,
                 credentials: self.credentials.clone(),
+                topic_ids: Default::default(),
             });
             gw.authz = Some(authz.clone());
             self.authz = Some(authz);

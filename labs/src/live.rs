@@ -55,6 +55,9 @@ pub enum LiveError {
         /// Why.
         source: std::io::Error,
     },
+    /// The token file for fault changes cannot be written.
+    #[error(transparent)]
+    Token(#[from] kgate_proxy::admin_token::TokenError),
     /// Only loopback addresses are served: the page shows the lab's internals.
     #[error("{0} is not a loopback address: the views bind 127.0.0.1 or ::1 only")]
     NotLoopback(SocketAddr),
@@ -176,10 +179,7 @@ pub async fn serve_live(addr: SocketAddr, live: Arc<Live>) -> Result<ViewServer,
     let token = Arc::new(Mutex::new(String::new()));
     let server = serve(addr, Mode::Live(live, Arc::default(), token.clone())).await?;
     // `kgate fault --admin` finds the token where it finds the gateway's.
-    let written = write_token(server.addr.port()).map_err(|source| LiveError::Bind {
-        addr: server.addr,
-        source,
-    })?;
+    let written = write_token(server.addr.port())?;
     if let Ok(mut t) = token.lock() {
         *t = written;
     }
@@ -231,53 +231,19 @@ struct Request {
 /// Where `kgate fault --admin 127.0.0.1:PORT` looks for the token of the endpoint on `port`
 /// (the same place as for the gateway's admin endpoint).
 pub fn token_path(port: u16) -> PathBuf {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("kgate").join(format!("admin-{port}.token"))
+    kgate_proxy::admin_token::default_path(port)
 }
 
 /// A new token in a 0600 file (directory 0700), never written through a link: what separates
 /// the instructor's `kgate fault` from a web page that can send requests to loopback.
-fn write_token(port: u16) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let path = token_path(port);
-    if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    writeln!(f, "{token}")?;
+fn write_token(port: u16) -> Result<String, kgate_proxy::admin_token::TokenError> {
+    let token = kgate_proxy::admin_token::generate();
+    kgate_proxy::admin_token::store(&token_path(port), &token)?;
     Ok(token)
 }
 
 fn authorized(head: &str, token: &str) -> bool {
-    head.lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
-        .filter_map(|(_, v)| v.trim().strip_prefix("Bearer "))
-        .any(|given| {
-            let (a, b) = (given.trim().as_bytes(), token.as_bytes());
-            // Compared in full, whatever the first difference.
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-        })
+    kgate_proxy::admin_token::bearer_matches(head, token)
 }
 
 async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
@@ -358,6 +324,26 @@ fn text_plain() -> &'static str {
     "text/plain; charset=utf-8"
 }
 
+/// Whether a request comes from the live view's own page on loopback: its Host is a
+/// loopback name, and a browser's Origin, if any, is that same host. A page of another site
+/// (its own Origin) or reached through DNS rebinding (another Host) is refused.
+fn from_own_page(head: &str) -> bool {
+    let header = |name: &str| {
+        head.lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_ascii_lowercase())
+    };
+    let Some(host) = header("host") else {
+        return false;
+    };
+    let loopback = ["127.0.0.1:", "localhost:", "[::1]:"]
+        .iter()
+        .any(|p| host.starts_with(p));
+    loopback && header("origin").is_none_or(|o| o == format!("http://{host}"))
+}
+
 async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
     let Some(req) = read_request(&mut stream).await? else {
         return respond(&mut stream, 400, "text/plain", "bad request\n").await;
@@ -399,6 +385,15 @@ async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
             }
         }
         (Mode::Live(live, _, _), "POST", "/reveal") => {
+            if !from_own_page(&req.head) {
+                return respond(
+                    &mut stream,
+                    403,
+                    text,
+                    "reveal from the live view's own page (another site or host name is refused)\n",
+                )
+                .await;
+            }
             if let Ok(mut s) = live.status.lock() {
                 s.revealed = true;
             }
@@ -727,5 +722,26 @@ pub fn post_progress(url: &str, progress: &Progress) -> Result<(), String> {
             "the class view answered: {}",
             reply.lines().next().unwrap_or("nothing")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_own_page;
+
+    #[test]
+    fn only_the_live_views_own_page_may_reveal() {
+        let req = |extra: &str| format!("POST /reveal HTTP/1.1\r\n{extra}\r\n");
+        assert!(from_own_page(&req("host: 127.0.0.1:7000\r\n")));
+        assert!(from_own_page(&req(
+            "host: 127.0.0.1:7000\r\norigin: http://127.0.0.1:7000\r\n"
+        )));
+        assert!(!from_own_page(&req(
+            "host: 127.0.0.1:7000\r\norigin: http://evil.example\r\n"
+        )));
+        assert!(!from_own_page(&req(
+            "host: evil.example:7000\r\norigin: http://evil.example:7000\r\n"
+        )));
+        assert!(!from_own_page(&req("")));
     }
 }

@@ -55,14 +55,6 @@ impl std::fmt::Debug for AdminOptions {
     }
 }
 
-/// Compares two byte strings in time that depends only on their lengths.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Why a request is refused before its path is looked at, if it is.
 fn refuse_origin_or_host(head: &str, addr: SocketAddr) -> Option<&'static str> {
     let header = |name: &str| {
@@ -94,15 +86,7 @@ fn refuse_origin_or_host(head: &str, addr: SocketAddr) -> Option<&'static str> {
 
 /// Whether the request carries the endpoint's bearer token.
 fn authorized(head: &str, token: Option<&str>) -> bool {
-    let Some(token) = token else {
-        return false;
-    };
-    head.lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
-        .filter_map(|(_, v)| v.trim().strip_prefix("Bearer "))
-        .any(|given| same_secret(given.trim().as_bytes(), token.as_bytes()))
+    token.is_some_and(|t| crate::admin_token::bearer_matches(head, t))
 }
 
 /// A running admin endpoint.

@@ -396,11 +396,8 @@ async fn handle_request(
                 header,
                 body,
             };
-            let local = move |session: &Session, incoming: &Incoming| {
-                crate::authz::local::answer(session, incoming).unwrap_or_else(|e| {
-                    Outcome::Close(format!("malformed {api:?} v{version}: {e}"))
-                })
-            };
+            // kgate's own answers go through the registry's rule too.
+            let local = |session: &Session, incoming: &Incoming| authorize(session, incoming);
             let writes_files = matches!(
                 api,
                 ApiKey::CreateAcls | ApiKey::DeleteAcls | ApiKey::AlterUserScramCredentials
@@ -473,8 +470,9 @@ fn inject_faults(
         // What goes upstream may be in a newer version than the client's (Metadata v0–3 is
         // sent as v4): read it in its own.
         let sent_version = RequestPrefix::peek(&outgoing).map_or(version, |p| p.api_version);
+        let ids = session.authz.as_ref().map(|a| &a.topic_ids);
         let (names, all) =
-            request_topics(api, sent_version, &outgoing).map_err(CloseReason::Refused)?;
+            request_topics(api, sent_version, &outgoing, ids).map_err(CloseReason::Refused)?;
         (Some(names), all)
     } else {
         (None, false)
@@ -540,7 +538,13 @@ fn inject_faults(
                     fixup = Some(f);
                 }
             }
-        } else if let Some(f) = error_fixup(api, version, code, topic) {
+        } else if let Some(f) = error_fixup(
+            api,
+            version,
+            code,
+            topic,
+            session.authz.as_ref().map(|a| a.topic_ids.clone()),
+        ) {
             fixup = Some(chain(f, fixup));
         }
     }

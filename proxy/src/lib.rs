@@ -8,7 +8,9 @@
 //! # Layout
 //! - [`frame`]: the 4-byte size prefix, with a size cap enforced before allocating.
 //! - [`header`]: request and response headers read with checked lengths.
-//! - [`versions`]: the allow-table and the ApiVersions answer.
+//! - [`registry`]: every Kafka API kgate serves, declared once (versions, who answers, checks,
+//!   names carried, rewriting, faults), and those it leaves out with the reason.
+//! - [`versions`]: the versions offered (from the registry and the upstream) and ApiVersions.
 //! - [`sasl`]: Kafka's SASL framing (handshake v0 and v1) around pluggable mechanisms.
 //! - [`directory`]: node id → upstream broker and kgate port, and new listeners.
 //! - [`rewrite`]: broker addresses in Metadata, FindCoordinator and DescribeCluster.
@@ -24,6 +26,7 @@
 //! - [`timings`]: per-broker request timings (broker time vs the rest), for the labs.
 
 pub mod admin;
+pub mod admin_token;
 pub mod audit;
 pub mod authz;
 pub mod connection;
@@ -38,6 +41,7 @@ pub mod limits;
 pub mod log_safe;
 pub mod metrics;
 pub mod reauth;
+pub mod registry;
 pub mod rewrite;
 pub mod sasl;
 pub mod server;

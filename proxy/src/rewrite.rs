@@ -1,12 +1,15 @@
 //! Rewriting broker addresses in responses so that clients only ever see kgate's.
 //!
-//! Only three responses carry broker addresses in the versions kgate accepts: Metadata,
-//! FindCoordinator and DescribeCluster (Produce and Fetch responses carry node endpoints only
-//! from versions the allow-table refuses). Every other response is forwarded byte for byte.
+//! Which responses carry broker addresses is declared in [`crate::registry`]: Metadata,
+//! FindCoordinator, DescribeCluster, and Produce from v10 (KIP-951 leader endpoints, sent with
+//! NOT_LEADER_OR_FOLLOWER). A Produce answer without endpoints (the usual case) is decoded to
+//! find out but passed on as the broker's bytes; Fetch answers carry endpoints only from v16,
+//! which kgate does not serve. Every other response is forwarded byte for byte.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse,
+    ProduceResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -35,12 +38,12 @@ pub enum RewriteError {
 /// Kafka's COORDINATOR_NOT_AVAILABLE: what a client gets for a coordinator kgate cannot serve.
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 
-/// Whether responses of this API carry broker addresses.
+/// The first Produce version whose answers may carry leader endpoints (KIP-951).
+const PRODUCE_WITH_ENDPOINTS: i16 = 10;
+
+/// Whether responses of this API carry broker addresses (declared in [`crate::registry`]).
 pub fn needs_rewrite(api: ApiKey) -> bool {
-    matches!(
-        api,
-        ApiKey::Metadata | ApiKey::FindCoordinator | ApiKey::DescribeCluster
-    )
+    crate::registry::names_brokers(api)
 }
 
 /// Rewrites the broker addresses of one response frame (header and body, no size prefix).
@@ -58,6 +61,9 @@ pub fn rewrite_response(
         version,
         reason,
     };
+    if api == ApiKey::Produce && version < PRODUCE_WITH_ENDPOINTS {
+        return Ok(frame);
+    }
     let (_, body) =
         decode_response_header(api, version, &frame).map_err(|e| decode_err(e.reason))?;
     let header_len = frame.len() - body.len();
@@ -147,6 +153,26 @@ pub fn rewrite_response(
             }
             encode(&r, &mut out, version).map_err(decode_err)?;
         }
+        ApiKey::Produce => {
+            let mut r = decode::<ProduceResponse>(body, version).map_err(decode_err)?;
+            if r.node_endpoints.is_empty() {
+                return Ok(frame);
+            }
+            // An endpoint kgate cannot serve is dropped: the client then asks Metadata.
+            r.node_endpoints
+                .retain_mut(|n| match dir.register(n.node_id.0, &n.host, n.port) {
+                    Ok(port) => {
+                        n.host = host.clone();
+                        n.port = i32::from(port);
+                        true
+                    }
+                    Err(e) => {
+                        dir.report_unservable(n.node_id.0, &e);
+                        false
+                    }
+                });
+            encode(&r, &mut out, version).map_err(decode_err)?;
+        }
         _ => return Ok(frame),
     }
     Ok(out.freeze())
@@ -208,6 +234,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_broker_whose_port_cannot_be_bound_is_left_out_and_the_rest_is_served() {
+        // Node 5's port (base + 5) is taken by someone else.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let Some(base) = port.checked_sub(5) else {
+            return;
+        };
+        let dir = Directory::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "gw".into(),
+            PortPolicy::Offset(base),
+        );
+        let broker = |id: i32| {
+            MetadataResponseBroker::default()
+                .with_node_id(broker_id(id))
+                .with_host(StrBytes::from_static_str("10.0.0.1"))
+                .with_port(9092 + id)
+        };
+        let body = MetadataResponse::default()
+            .with_controller_id(broker_id(5))
+            .with_brokers(vec![broker(5), broker(6)]);
+        let frame = encode_response(ApiKey::Metadata, 9, 7, &body).unwrap();
+        let out = rewrite_response(ApiKey::Metadata, 9, frame, &dir).expect("still answered");
+        let (_, rest) = decode_response_header(ApiKey::Metadata, 9, &out).unwrap();
+        let m: MetadataResponse = decode(rest, 9).unwrap();
+        let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+        assert_eq!(ids, [6], "node 5 is left out, node 6 served");
+        assert_eq!(m.controller_id, broker_id(6));
+        // Its coordinator is answered COORDINATOR_NOT_AVAILABLE, not a closed connection.
+        let coordinator = FindCoordinatorResponse::default()
+            .with_node_id(broker_id(5))
+            .with_host(StrBytes::from_static_str("10.0.0.1"))
+            .with_port(9097);
+        let frame = encode_response(ApiKey::FindCoordinator, 3, 8, &coordinator).unwrap();
+        let out = rewrite_response(ApiKey::FindCoordinator, 3, frame, &dir).expect("answered");
+        let (_, rest) = decode_response_header(ApiKey::FindCoordinator, 3, &out).unwrap();
+        let r: FindCoordinatorResponse = decode(rest, 3).unwrap();
+        assert_eq!(r.error_code, COORDINATOR_NOT_AVAILABLE);
+        assert_eq!(r.node_id, broker_id(-1));
+        drop(taken);
+    }
+
+    #[tokio::test]
     async fn garbage_upstream_response_is_an_error_not_a_panic() {
         let dir = Directory::new(
             IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -216,5 +285,32 @@ mod tests {
         );
         let frame = Bytes::from_static(&[0, 0, 0, 1, 0xff, 0xff, 0xff, 0x7f, 1]);
         assert!(rewrite_response(ApiKey::Metadata, 9, frame, &dir).is_err());
+    }
+
+    #[tokio::test]
+    async fn produce_leader_endpoints_get_kgate_addresses_and_plain_answers_pass_as_bytes() {
+        use kafka_protocol::messages::produce_response::NodeEndpoint;
+        let dir = Directory::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "gw.example".into(),
+            PortPolicy::Ephemeral,
+        );
+        let plain =
+            encode_response(ApiKey::Produce, 11, 5, &ProduceResponse::default()).expect("encode");
+        let same = rewrite_response(ApiKey::Produce, 11, plain.clone(), &dir).expect("rewrite");
+        assert_eq!(
+            same, plain,
+            "an answer without endpoints is passed on as is"
+        );
+        let moved = ProduceResponse::default().with_node_endpoints(vec![NodeEndpoint::default()
+            .with_node_id(broker_id(2))
+            .with_host(StrBytes::from_static_str("10.1.2.3"))
+            .with_port(9092)]);
+        let frame = encode_response(ApiKey::Produce, 11, 5, &moved).expect("encode");
+        let out = rewrite_response(ApiKey::Produce, 11, frame, &dir).expect("rewrite");
+        let (_, body) = decode_response_header(ApiKey::Produce, 11, &out).expect("header");
+        let r: ProduceResponse = decode(body, 11).expect("decode");
+        assert_eq!(r.node_endpoints[0].host.as_str(), "gw.example");
+        assert_ne!(r.node_endpoints[0].port, 9092);
     }
 }

@@ -1,15 +1,18 @@
 //! Which APIs and versions kgate accepts, and the ApiVersions answer it gives.
 //!
-//! kgate never forwards a request it has no model for. The allow-table below names every
-//! client API kgate can authorize and, where needed, rewrite, with the version range it
-//! understands. What a client is offered is the intersection of that table, what the
-//! kafka-protocol crate can parse, and what the upstream cluster supports. Broker-internal
-//! APIs (LeaderAndIsr, Envelope, BrokerHeartbeat, ...) are absent, so they are refused.
+//! kgate never forwards a request it has no model for. The APIs and version ranges come from
+//! [`crate::registry`], where each API kgate serves is declared once. What a client is offered
+//! is the intersection of that declaration, what the kafka-protocol crate can parse, and what
+//! the upstream cluster supports (with a lower cap for an upstream that advertises versions it
+//! cannot parse). Broker-internal APIs (LeaderAndIsr, Envelope, BrokerHeartbeat, ...) are never
+//! declared, so they are refused.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+
+use crate::registry::{Answer, Upstream, SERVED};
 
 /// Where a request goes once it is allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,94 +22,6 @@ pub enum Route {
     /// Sent to the upstream broker of the connection, its response possibly rewritten.
     Forward,
 }
-
-/// One row of the allow-table.
-#[derive(Debug, Clone, Copy)]
-pub struct Allowed {
-    /// The API.
-    pub api: ApiKey,
-    /// Lowest version kgate accepts.
-    pub min: i16,
-    /// Highest version kgate accepts; the comment beside each row says why it stops there.
-    pub max: i16,
-    /// Local or forwarded.
-    pub route: Route,
-}
-
-const fn fwd(api: ApiKey, min: i16, max: i16) -> Allowed {
-    Allowed {
-        api,
-        min,
-        max,
-        route: Route::Forward,
-    }
-}
-
-const fn local(api: ApiKey, min: i16, max: i16) -> Allowed {
-    Allowed {
-        api,
-        min,
-        max,
-        route: Route::Local,
-    }
-}
-
-/// The allow-table. Caps are deliberate: a crate upgrade must never let through a version
-/// with topic IDs or broker-address fields that kgate does not handle.
-pub const ALLOW_TABLE: &[Allowed] = &[
-    fwd(ApiKey::Produce, 3, 9), // v10+ adds node endpoints to the response
-    fwd(ApiKey::Fetch, 4, 12),  // v13+ names topics by ID
-    fwd(ApiKey::ListOffsets, 1, 10), //
-    fwd(ApiKey::Metadata, 0, 11), // v12+ may name topics by ID
-    fwd(ApiKey::OffsetCommit, 2, 9), // v10 names topics by ID
-    fwd(ApiKey::OffsetFetch, 1, 9), // v10 names topics by ID
-    fwd(ApiKey::FindCoordinator, 0, 5), // v6 adds the internal SHARE key type
-    fwd(ApiKey::JoinGroup, 0, 5), // librdkafka's mock cluster cannot parse v6
-    fwd(ApiKey::Heartbeat, 0, 4),
-    fwd(ApiKey::LeaveGroup, 0, 2), // the mock cluster cannot parse v3+
-    fwd(ApiKey::SyncGroup, 0, 3),  // the mock cluster cannot parse v4
-    fwd(ApiKey::DescribeGroups, 0, 5),
-    fwd(ApiKey::ListGroups, 0, 5),
-    local(ApiKey::SaslHandshake, 0, 1),
-    local(ApiKey::ApiVersions, 0, 4),
-    fwd(ApiKey::CreateTopics, 2, 7),
-    fwd(ApiKey::DeleteTopics, 1, 5), // v6 names topics by ID
-    fwd(ApiKey::DeleteRecords, 0, 2),
-    fwd(ApiKey::InitProducerId, 0, 5),
-    fwd(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    fwd(ApiKey::AddPartitionsToTxn, 0, 3), // v4+ is broker-to-broker
-    fwd(ApiKey::AddOffsetsToTxn, 0, 4),
-    fwd(ApiKey::EndTxn, 0, 4),
-    fwd(ApiKey::TxnOffsetCommit, 0, 4),
-    fwd(ApiKey::DescribeConfigs, 1, 4),
-    fwd(ApiKey::AlterConfigs, 0, 2),
-    fwd(ApiKey::DescribeLogDirs, 1, 4),
-    local(ApiKey::SaslAuthenticate, 0, 2),
-    fwd(ApiKey::CreatePartitions, 0, 3),
-    fwd(ApiKey::DeleteGroups, 0, 2),
-    fwd(ApiKey::ElectLeaders, 0, 2),
-    fwd(ApiKey::IncrementalAlterConfigs, 0, 1),
-    fwd(ApiKey::AlterPartitionReassignments, 0, 0),
-    fwd(ApiKey::ListPartitionReassignments, 0, 0),
-    fwd(ApiKey::OffsetDelete, 0, 0),
-    fwd(ApiKey::DescribeClientQuotas, 0, 1),
-    fwd(ApiKey::AlterClientQuotas, 0, 1),
-    fwd(ApiKey::DescribeCluster, 0, 1), // v2 adds controller endpoints
-    fwd(ApiKey::DescribeProducers, 0, 0),
-    fwd(ApiKey::DescribeTransactions, 0, 0),
-    fwd(ApiKey::ListTransactions, 0, 1), // v2 adds a transactional-id regex
-    fwd(ApiKey::DescribeTopicPartitions, 0, 0),
-];
-
-/// APIs kgate answers itself only when an administration handler is installed
-/// (ACL and SCRAM-credential administration).
-pub const ADMIN_TABLE: &[Allowed] = &[
-    local(ApiKey::DescribeAcls, 1, 3),
-    local(ApiKey::CreateAcls, 1, 3),
-    local(ApiKey::DeleteAcls, 1, 3),
-    local(ApiKey::DescribeUserScramCredentials, 0, 0),
-    local(ApiKey::AlterUserScramCredentials, 0, 0),
-];
 
 /// The versions kgate offers and accepts, after intersecting with the upstream.
 #[derive(Debug, Clone, Default)]
@@ -119,23 +34,27 @@ impl VersionTable {
     ///
     /// Forwarded APIs the upstream lacks are left out; local APIs need only kafka-protocol.
     pub fn negotiate(upstream: &BTreeMap<i16, (i16, i16)>, with_admin: bool) -> Self {
+        let kind = Upstream::identify(upstream);
         let mut ranges = BTreeMap::new();
-        let rows = ALLOW_TABLE
+        let rows = SERVED
             .iter()
-            .chain(ADMIN_TABLE.iter().filter(|_| with_admin));
+            .filter(|api| with_admin || api.answer != Answer::KgatePolicy);
         for row in rows {
-            let lib = row.api.valid_versions();
+            let lib = row.key.valid_versions();
             let mut min = row.min.max(lib.min);
-            let mut max = row.max.min(lib.max);
-            if row.route == Route::Forward {
-                let Some(&(up_min, up_max)) = upstream.get(&(row.api as i16)) else {
+            let mut max = row.max_for(kind).min(lib.max);
+            let route = if row.answer == Answer::Broker {
+                let Some(&(up_min, up_max)) = upstream.get(&(row.key as i16)) else {
                     continue;
                 };
                 min = min.max(up_min);
                 max = max.min(up_max);
-            }
+                Route::Forward
+            } else {
+                Route::Local
+            };
             if min <= max {
-                ranges.insert(row.api as i16, (min, max, row.route));
+                ranges.insert(row.key as i16, (min, max, route));
             }
         }
         Self { ranges }
@@ -308,16 +227,21 @@ mod tests {
     }
 
     #[test]
-    fn allow_table_stays_within_what_the_library_parses() {
-        for row in ALLOW_TABLE.iter().chain(ADMIN_TABLE) {
-            let lib = row.api.valid_versions();
-            assert!(
-                row.max <= lib.max,
-                "{:?} max {} > {}",
-                row.api,
-                row.max,
-                lib.max
-            );
-        }
+    fn group_caps_follow_the_upstream() {
+        let table = VersionTable::negotiate(&upstream_all(), false);
+        assert_eq!(table.range(ApiKey::JoinGroup), Some((0, 9)));
+        assert_eq!(table.range(ApiKey::SyncGroup), Some((0, 5)));
+        assert_eq!(table.range(ApiKey::LeaveGroup), Some((0, 5)));
+        // librdkafka's mock cluster: ApiVersions v0-2 with JoinGroup v6, SyncGroup v4 and
+        // LeaveGroup v4, none of which it can parse.
+        let mut mock = upstream_all();
+        mock.insert(ApiKey::ApiVersions as i16, (0, 2));
+        mock.insert(ApiKey::JoinGroup as i16, (0, 6));
+        mock.insert(ApiKey::SyncGroup as i16, (0, 4));
+        mock.insert(ApiKey::LeaveGroup as i16, (0, 4));
+        let table = VersionTable::negotiate(&mock, false);
+        assert_eq!(table.range(ApiKey::JoinGroup), Some((0, 5)));
+        assert_eq!(table.range(ApiKey::SyncGroup), Some((0, 3)));
+        assert_eq!(table.range(ApiKey::LeaveGroup), Some((0, 2)));
     }
 }

@@ -453,13 +453,10 @@ fn probe(api: ApiKey, version: i16, bytes: &[u8], response: bool) -> Option<Stri
 fn huge_counts_at_every_offset_of_every_request_are_survived() {
     let mut failures = Vec::new();
     let mut probes = 0;
-    for row in kgate_proxy::versions::ALLOW_TABLE
-        .iter()
-        .chain(kgate_proxy::versions::ADMIN_TABLE)
-    {
-        let versions = row.api.valid_versions();
+    for row in kgate_proxy::registry::SERVED {
+        let versions = row.key.valid_versions();
         for version in versions.min..=versions.max {
-            let Some(body) = default_request(row.api, version) else {
+            let Some(body) = default_request(row.key, version) else {
                 continue;
             };
             for at in 0..body.len() {
@@ -468,7 +465,7 @@ fn huge_counts_at_every_offset_of_every_request_are_survived() {
                     let end = (at + hostile.len()).min(bytes.len());
                     bytes.splice(at..end, hostile.iter().copied());
                     probes += 1;
-                    failures.extend(probe(row.api, version, &bytes, false));
+                    failures.extend(probe(row.key, version, &bytes, false));
                 }
             }
         }

@@ -175,6 +175,7 @@ async fn throughput(options: &Options) -> anyhow::Result<(f64, f64)> {
         authorizer: Arc::new(Authorizer::new(policy, AuthorizerOptions::default())),
         audit: None,
         credentials: None,
+        topic_ids: Default::default(),
     });
     let start = |authz: Option<Arc<kgate_proxy::authz::Authz>>| {
         let mut config = GatewayConfig::new(

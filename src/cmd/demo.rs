@@ -151,7 +151,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     // The demo is a playground on loopback: fault rules are allowed, for whoever can read
     // the token file (`kgate fault` finds it by the port).
-    let token = super::admin_token::generate();
+    let token = kgate_proxy::admin_token::generate();
     let admin = match kgate_proxy::admin::AdminServer::start(
         args.admin_listen,
         gateway.shared().clone(),
@@ -165,8 +165,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     {
         Ok(admin) => {
             let at = admin.addr();
-            let token_file = super::admin_token::default_path(at.port());
-            super::admin_token::store(&token_file, &token)?;
+            let token_file = kgate_proxy::admin_token::default_path(at.port());
+            kgate_proxy::admin_token::store(&token_file, &token)?;
             println!("Admin endpoint: http://{at}/metrics  — inject faults from another terminal:");
             println!("  kgate fault add latency=300ms topic=telemetry api=produce --admin {at}");
             println!("  kgate fault list --admin {at}     kgate fault clear --admin {at}");

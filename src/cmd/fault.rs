@@ -122,8 +122,8 @@ pub fn run(args: FaultArgs) -> anyhow::Result<()> {
         let file = args
             .token_file
             .clone()
-            .unwrap_or_else(|| super::admin_token::default_path(args.admin.port()));
-        Some(super::admin_token::read(&file).with_context(|| {
+            .unwrap_or_else(|| kgate_proxy::admin_token::default_path(args.admin.port()));
+        Some(kgate_proxy::admin_token::read(&file).with_context(|| {
             format!(
                 "changes need the gateway's admin token: pass --token-file (the gateway's \
                  admin_token_file), or run as the user who started the gateway at {}",

@@ -1,7 +1,6 @@
 //! One module per subcommand.
 
 pub mod acl;
-pub mod admin_token;
 pub mod bench;
 pub mod bench_sim;
 pub mod certs;
@@ -14,3 +13,4 @@ pub mod proxy;
 pub mod role;
 pub mod sim;
 pub mod users;
+pub mod versions;

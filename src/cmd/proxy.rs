@@ -357,6 +357,7 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
             authorizer: authorizer.clone(),
             audit: Some(Arc::new(audit)),
             credentials: credentials.clone(),
+            topic_ids: Default::default(),
         }));
     }
     let admin_listen = match (args.admin_listen, &file.admin_listen) {
@@ -476,8 +477,8 @@ pub async fn serve(
     let admin = match admin_listen {
         Some(addr) => {
             let token = match &admin_token_file {
-                Some(path) => super::admin_token::load_or_create(path)?,
-                None => super::admin_token::generate(),
+                Some(path) => kgate_proxy::admin_token::load_or_create(path)?,
+                None => kgate_proxy::admin_token::generate(),
             };
             let admin = kgate_proxy::admin::AdminServer::start(
                 addr,
@@ -493,8 +494,8 @@ pub async fn serve(
             let path = match admin_token_file {
                 Some(path) => path,
                 None => {
-                    let path = super::admin_token::default_path(admin.addr().port());
-                    super::admin_token::store(&path, &token)?;
+                    let path = kgate_proxy::admin_token::default_path(admin.addr().port());
+                    kgate_proxy::admin_token::store(&path, &token)?;
                     path
                 }
             };

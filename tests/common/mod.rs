@@ -248,6 +248,7 @@ pub fn authz(dir: &std::path::Path, text: &str) -> std::sync::Arc<kgate_proxy::a
         authorizer: std::sync::Arc::new(authorizer),
         audit: Some(std::sync::Arc::new(audit)),
         credentials: None,
+        topic_ids: Default::default(),
     })
 }
 pub mod raw;

@@ -283,7 +283,7 @@ fn unknown_user_and_wrong_password_fail_at_client_final_alike() {
     );
     // The decoy has the default iteration count and a salt shaped like a real one.
     let (salt, iterations) = salt_and_iterations(&first);
-    assert_eq!(iterations, DEFAULT_ITERATIONS.to_string());
+    assert_eq!(iterations, crate::DEFAULT_ITERATIONS.to_string());
     let salt = BASE64.decode(salt).unwrap();
     assert!((20..=26).contains(&salt.len()), "{salt:?}");
     assert!(salt
@@ -314,6 +314,26 @@ fn a_decoy_salt_is_stable_for_a_name_and_differs_between_names() {
         .salt()
         .to_vec();
     assert_eq!(real, BASE64.encode(stored));
+}
+
+#[test]
+fn a_decoy_announces_the_iteration_count_real_users_have() {
+    let mut store = CredentialStore::new();
+    for user in ["alice", "bob", "carol"] {
+        store
+            .add(user, Mechanism::ScramSha512, b"pw", 8192)
+            .unwrap();
+    }
+    let store = std::sync::Arc::new(store);
+    let iterations_of = |user: &str| {
+        let client = Client::new(Mechanism::ScramSha512, user, None, "x");
+        let mut server = ScramServer::new(Mechanism::ScramSha512, store.clone());
+        let Step::Continue(first) = server.step(&client.first()).unwrap() else {
+            panic!("client-first must not finish the exchange")
+        };
+        salt_and_iterations(std::str::from_utf8(&first).unwrap()).1
+    };
+    assert_eq!(iterations_of("alice"), iterations_of("mallory"));
 }
 
 #[test]

@@ -17,11 +17,17 @@ use kafka_protocol::messages::{
 };
 use kgate_policies::{Operation, ResourceType};
 
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
 use super::codes::{
     TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNKNOWN_SERVER_ERROR,
-    UNKNOWN_TOPIC_OR_PARTITION,
+    UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
 };
-use super::{check_each_topic, partition_by, typed_fixup, Incoming, Outcome, Session, CLUSTER};
+use super::{
+    check_each_topic, partition_by, typed_fixup, AuthzError, Incoming, Outcome, Session, CLUSTER,
+};
 use crate::header::encode_request;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 
@@ -54,7 +60,7 @@ pub fn produce_errors(
 
 /// Produce: WRITE on the transactional id (if any), then WRITE per topic; denied partitions
 /// get 29 while the allowed ones are written. With `acks=0` any error closes the connection.
-pub fn produce(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn produce(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: ProduceRequest = inc.decode()?;
     let acks = req.acks;
     if let Some(tid) = &req.transactional_id {
@@ -115,7 +121,7 @@ pub fn produce(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 /// Fetch: READ per topic; follower fetches are refused. Fetch sessions are turned off
 /// (every fetch is a full fetch) so that a revoked ACL stops data at the next fetch instead
 /// of flowing on through partitions cached in a session (KIP-227, reference §5 item 3).
-pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: FetchRequest = inc.decode()?;
     let replica = if inc.version >= 15 {
         req.replica_state.replica_id.0
@@ -137,12 +143,22 @@ pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
         changed = true;
     }
     let topics = std::mem::take(&mut req.topics);
+    // From v13 topics are named by id: each is authorized by the name kgate learned for it,
+    // and an id kgate has not seen is answered UNKNOWN_TOPIC_ID, never forwarded.
+    let by_id = inc.version >= FETCH_BY_TOPIC_ID;
+    let (topics, unknown, names) = resolve_ids(s, topics, by_id, |t| t.topic_id);
     let (allowed, denied) = partition_by(
         topics,
-        |t| t.topic.to_string(),
+        |t| {
+            if by_id {
+                names.get(&t.topic_id).cloned().unwrap_or_default()
+            } else {
+                t.topic.to_string()
+            }
+        },
         |n| s.allow(ApiKey::Fetch, ResourceType::Topic, n, Operation::Read),
     );
-    if denied.is_empty() {
+    if denied.is_empty() && unknown.is_empty() {
         req.topics = allowed;
         if !changed {
             return Ok(Outcome::forward());
@@ -182,7 +198,8 @@ pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
             })
             .collect()
     };
-    let errors = fetch_errors(&denied, TOPIC_AUTHORIZATION_FAILED);
+    let mut errors = fetch_errors(&denied, TOPIC_AUTHORIZATION_FAILED);
+    errors.extend(fetch_errors(&unknown, UNKNOWN_TOPIC_ID));
     let mut unparsable = fetch_errors(&allowed, UNKNOWN_SERVER_ERROR);
     unparsable.extend(errors.iter().cloned());
     let version = inc.version;
@@ -207,8 +224,38 @@ pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
     ))
 }
 
+/// The first Fetch version that names topics by id.
+const FETCH_BY_TOPIC_ID: i16 = 13;
+/// The first Metadata version whose requests may name topics by id.
+const METADATA_BY_TOPIC_ID: i16 = 12;
+
+/// Splits request items that name a topic by id (when `by_id`) into those whose id kgate
+/// knows and those it does not, with the known ids' names.
+fn resolve_ids<T>(
+    s: &Session,
+    items: Vec<T>,
+    by_id: bool,
+    id: impl Fn(&T) -> Uuid,
+) -> (Vec<T>, Vec<T>, HashMap<Uuid, String>) {
+    let mut names = HashMap::new();
+    if !by_id {
+        return (items, Vec::new(), names);
+    }
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for item in items {
+        match s.topic_name(id(&item)) {
+            Some(name) => {
+                names.insert(id(&item), name);
+                known.push(item);
+            }
+            None => unknown.push(item),
+        }
+    }
+    (known, unknown, names)
+}
+
 /// ListOffsets: DESCRIBE per topic; denied partitions get 29 with offset and timestamp -1.
-pub fn list_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn list_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: ListOffsetsRequest = inc.decode()?;
     Ok(check_each_topic(
         inc,
@@ -264,7 +311,7 @@ pub const METADATA_WITH_CREATE_FLAG: i16 = 4;
 /// - whatever the broker answers, only the topics the client named and may describe (or,
 ///   for an all-topics request, may describe) reach it (a broker that reads an empty list
 ///   as "all topics" leaks nothing).
-pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: MetadataRequest = inc.decode()?;
     let version = inc.version;
     let all_topics = match &req.topics {
@@ -281,10 +328,16 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
         }
     });
     let session = s.clone();
+    // Every Metadata answer teaches kgate the ids of the topics it names (before filtering:
+    // the map is never shown to anyone, it only lets later requests by id be authorized).
+    let learn = s.authz.as_ref().map(|a| a.topic_ids.clone());
     if all_topics {
         return Ok(Outcome::Forward {
             request: None,
             fixup: Some(typed_fixup::<MetadataResponse, _>(version, move |r| {
+                if let Some(ids) = &learn {
+                    ids.learn_metadata(r);
+                }
                 r.topics.retain(|t| {
                     t.name.as_ref().is_some_and(|n| {
                         session.allow_quietly(ResourceType::Topic, n, Operation::Describe)
@@ -295,14 +348,29 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
         });
     }
     let topics = req.topics.take().unwrap_or_default();
-    if topics.iter().any(|t| t.name.is_none()) {
+    // From v12 a topic may be named by id only (Kafka refuses it below v12): it is authorized
+    // by the name kgate learned for the id. An id kgate has not learned yet (a KIP-848 member
+    // is assigned partitions by id before it ever names the topic) is looked up as asked: a
+    // Metadata lookup changes nothing, and the answer is authorized by the name it carries
+    // before the client sees it (29 with no name if not describable); an id the broker does
+    // not know stays the broker's UNKNOWN_TOPIC_ID.
+    if topics
+        .iter()
+        .any(|t| t.name.is_none() && (version < METADATA_BY_TOPIC_ID || t.topic_id.is_nil()))
+    {
         return Ok(Outcome::Close(
-            "Metadata request names a topic by ID only".into(),
+            "Metadata request names a topic by id below v12, or by neither name nor id".into(),
         ));
     }
-    let name_of = |t: &kafka_protocol::messages::metadata_request::MetadataRequestTopic| {
-        t.name.as_ref().map(|n| n.to_string()).unwrap_or_default()
-    };
+    let (named, by_id): (Vec<_>, Vec<_>) = topics.into_iter().partition(|t| t.name.is_some());
+    let (by_id, unknown, id_names) = resolve_ids(s, by_id, true, |t| t.topic_id);
+    let mut topics = named;
+    topics.extend(by_id);
+    let name_of =
+        |t: &kafka_protocol::messages::metadata_request::MetadataRequestTopic| match &t.name {
+            Some(n) => n.to_string(),
+            None => id_names.get(&t.topic_id).cloned().unwrap_or_default(),
+        };
     let (allowed, denied) = partition_by(topics, name_of, |n| {
         s.allow(
             ApiKey::Metadata,
@@ -323,6 +391,7 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
     } else {
         allowed
             .iter()
+            .filter(|t| t.name.is_some())
             .map(name_of)
             .filter(|n| !s.allow_quietly(ResourceType::Topic, n, Operation::Create))
             .collect()
@@ -342,20 +411,65 @@ pub fn metadata(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
         req.allow_auto_topic_creation = false;
         send_version = METADATA_WITH_CREATE_FLAG;
     }
-    let asked: std::collections::HashSet<String> = allowed.iter().map(name_of).collect();
+    let asked: HashSet<String> = allowed.iter().map(name_of).collect();
+    let mut asked_ids: HashSet<Uuid> = allowed
+        .iter()
+        .filter(|t| t.name.is_none())
+        .map(|t| t.topic_id)
+        .collect();
+    let unresolved: HashSet<Uuid> = unknown.iter().map(|t| t.topic_id).collect();
+    asked_ids.extend(unresolved.iter().copied());
+    let mut allowed = allowed;
+    allowed.extend(unknown);
     req.topics = Some(allowed);
+    // Denied by name: 29 with the name; by id: 29 with the id echoed and no name (Kafka
+    // reveals the name only to whoever may describe the topic); unknown id: 100.
     let errors: Vec<MetadataResponseTopic> = denied
         .iter()
         .map(|t| {
             MetadataResponseTopic::default()
                 .with_error_code(TOPIC_AUTHORIZATION_FAILED)
                 .with_name(t.name.clone())
+                .with_topic_id(if t.name.is_some() {
+                    Uuid::nil()
+                } else {
+                    t.topic_id
+                })
         })
         .collect();
     let fixup = move |r: &mut MetadataResponse| {
+        if let Some(ids) = &learn {
+            ids.learn_metadata(r);
+        }
+        // An id kgate could not resolve before: authorized now by the name the broker gave.
+        for t in r.topics.iter_mut() {
+            if t.topic_id.is_nil() || !unresolved.contains(&t.topic_id) {
+                continue;
+            }
+            if let Some(n) = &t.name {
+                if !session.allow(
+                    ApiKey::Metadata,
+                    ResourceType::Topic,
+                    n,
+                    Operation::Describe,
+                ) {
+                    *t = MetadataResponseTopic::default()
+                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                        .with_name(None)
+                        .with_topic_id(t.topic_id);
+                }
+            }
+        }
         // Defence in depth: whatever the broker answered, only what was asked (and allowed).
-        r.topics
-            .retain(|t| t.name.as_ref().is_some_and(|n| asked.contains(n.as_str())));
+        r.topics.retain(|t| {
+            if !t.topic_id.is_nil() && unresolved.contains(&t.topic_id) {
+                return true;
+            }
+            match &t.name {
+                Some(n) => asked.contains(n.as_str()),
+                None => asked_ids.contains(&t.topic_id),
+            }
+        });
         finish_metadata(&session, r, topic_ops, cluster_mask, &no_create);
         r.topics.extend(errors);
     };
@@ -396,7 +510,7 @@ fn finish_metadata(
 
 /// OffsetForLeaderEpoch: CLUSTER_ACTION on the cluster allows every topic; otherwise
 /// DESCRIBE per topic (KIP-320).
-pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: OffsetForLeaderEpochRequest = inc.decode()?;
     if inc.version >= 3 && req.replica_id.0 >= 0 {
         return Ok(Outcome::Close(
@@ -446,7 +560,7 @@ pub fn offset_for_leader_epoch(s: &Session, inc: &Incoming) -> Result<Outcome, S
 
 /// DescribeCluster: no check on a broker; DESCRIBE on the cluster decides whether the
 /// authorized-operations mask is computed (otherwise 0).
-pub fn describe_cluster(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn describe_cluster(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: DescribeClusterRequest = inc.decode()?;
     if !req.include_cluster_authorized_operations {
         return Ok(Outcome::forward());

@@ -22,11 +22,13 @@ use kgate_policies::{Operation, ResourceType};
 use super::codes::{
     GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 };
-use super::{check_each_topic, partition_by, typed_fixup, Incoming, Outcome, Session, CLUSTER};
+use super::{
+    check_each_topic, partition_by, typed_fixup, AuthzError, Incoming, Outcome, Session, CLUSTER,
+};
 
 /// JoinGroup, Heartbeat, LeaveGroup, SyncGroup: READ on the group, or the whole request
 /// fails with 30.
-pub fn membership(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn membership(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let group = match inc.api {
         ApiKey::JoinGroup => inc.decode::<JoinGroupRequest>()?.group_id.to_string(),
         ApiKey::Heartbeat => inc.decode::<HeartbeatRequest>()?.group_id.to_string(),
@@ -53,7 +55,7 @@ pub fn membership(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 
 /// OffsetCommit: READ on the group (else every partition gets 30), then READ per topic
 /// (denied partitions get 29).
-pub fn offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: OffsetCommitRequest = inc.decode()?;
     let errors_for =
         |topics: &[kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic],
@@ -107,7 +109,7 @@ pub fn offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 /// OffsetFetch: DESCRIBE on each group (else 30 for that group), then DESCRIBE per topic:
 /// named topics get 29 per partition with offset -1; "all partitions" silently drops the
 /// topics the principal may not describe.
-pub fn offset_fetch(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn offset_fetch(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: OffsetFetchRequest = inc.decode()?;
     let version = inc.version;
     if version >= 8 {
@@ -198,7 +200,7 @@ fn offset_fetch_batched(
     s: &Session,
     inc: &Incoming,
     mut req: OffsetFetchRequest,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, AuthzError> {
     let groups = std::mem::take(&mut req.groups);
     let (mut allowed, denied) = partition_by(
         groups,
@@ -301,7 +303,7 @@ fn offset_fetch_batched(
 
 /// FindCoordinator: DESCRIBE on the group (key type 0) or transactional id (key type 1).
 /// The share coordinator (key type 2) is broker-internal.
-pub fn find_coordinator(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn find_coordinator(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: FindCoordinatorRequest = inc.decode()?;
     let (resource_type, code) = match req.key_type {
         0 => (ResourceType::Group, GROUP_AUTHORIZATION_FAILED),
@@ -375,7 +377,7 @@ pub fn find_coordinator(s: &Session, inc: &Incoming) -> Result<Outcome, String> 
 
 /// DescribeGroups: DESCRIBE per group (else 30 for that group), with the group's
 /// authorized-operations mask when asked.
-pub fn describe_groups(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn describe_groups(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: DescribeGroupsRequest = inc.decode()?;
     let groups = std::mem::take(&mut req.groups);
     let (allowed, denied) = partition_by(
@@ -423,7 +425,7 @@ pub fn describe_groups(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 
 /// ListGroups: never errors. DESCRIBE on the cluster shows every group; otherwise each group
 /// is shown only if the principal may describe it.
-pub fn list_groups(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn list_groups(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     if s.allow_quietly(ResourceType::Cluster, CLUSTER, Operation::Describe) {
         return Ok(Outcome::forward());
     }

@@ -8,18 +8,35 @@
 //! describe gets `TOPIC_AUTHORIZATION_FAILED` whether or not it exists.
 //!
 //! # Layout
-//! - this file: [`Authz`], [`Session`], [`Outcome`] and the generic forward/merge helpers;
+//! Which function authorizes which API is declared once, in [`crate::registry`].
+//!
+//! - this file: [`Authz`], [`Session`], [`Outcome`], [`AuthzError`] and the generic
+//!   forward/merge helpers;
 //! - [`data`]: Produce, Fetch, ListOffsets, Metadata, OffsetForLeaderEpoch, DescribeCluster;
 //! - [`groups`]: consumer-group APIs, OffsetCommit/OffsetFetch, FindCoordinator;
+//! - [`consumer_groups`]: KIP-848 ConsumerGroupHeartbeat and ConsumerGroupDescribe;
 //! - [`txn`]: InitProducerId and the transaction APIs;
-//! - [`admin`]: topic, config, log-dir, quota and other administrative APIs;
-//! - [`local`]: APIs kgate answers itself (ACL and SCRAM-credential administration).
+//! - Kafka's admin APIs by family: [`topics`], [`configs`], [`cluster`], [`group_admin`],
+//!   [`producers`], with what they share in [`answers`];
+//! - [`security_admin`]: ACL and SCRAM-credential administration, which kgate answers itself
+//!   from its own policy and credential store;
+//! - [`topic_ids`]: the topic id → name map learned from Metadata answers.
 
-pub mod admin;
+pub mod answers;
+pub mod cluster;
+pub mod configs;
+pub mod consumer_groups;
 pub mod data;
+pub mod group_admin;
 pub mod groups;
-pub mod local;
+pub mod producers;
+pub mod security_admin;
+pub mod topic_ids;
+pub mod topics;
 pub mod txn;
+
+#[cfg(test)]
+mod admin_tests;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -54,6 +71,29 @@ pub mod codes {
     pub const SECURITY_DISABLED: i16 = 54;
     /// OPERATION_NOT_ATTEMPTED
     pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+    /// UNKNOWN_TOPIC_ID
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+}
+
+/// Why a request could not be authorized: the connection is closed with this reason.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthzError {
+    /// The request body could not be decoded.
+    #[error(transparent)]
+    Malformed(#[from] crate::header::DecodeError),
+    /// A request kgate could not re-encode (a bug, or a request beyond what kgate models).
+    #[error(transparent)]
+    Encode(#[from] crate::header::EncodeError),
+    /// A request that is well-formed but that Kafka would refuse outright.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<String> for AuthzError {
+    fn from(reason: String) -> Self {
+        AuthzError::Refused(reason)
+    }
 }
 
 /// The cluster resource's only name.
@@ -76,6 +116,8 @@ pub struct Authz {
     pub audit: Option<Arc<Audit>>,
     /// The credential store, for DescribeUserScramCredentials / AlterUserScramCredentials.
     pub credentials: Option<kgate_auth::SharedCredentials>,
+    /// Topic ids → names learned from Metadata answers, to authorize requests by topic id.
+    pub topic_ids: topic_ids::TopicIds,
 }
 
 /// One authenticated client, as authorization sees it.
@@ -151,6 +193,11 @@ impl Session {
             }
             None => true,
         }
+    }
+
+    /// The name of a topic id, as learned from the upstream's Metadata answers.
+    pub fn topic_name(&self, id: uuid::Uuid) -> Option<String> {
+        self.authz.as_ref().and_then(|a| a.topic_ids.name(id))
     }
 
     /// Kafka's `authorizeByResourceType` (InitProducerId's WRITE-on-any-topic rule).
@@ -279,8 +326,8 @@ impl Incoming {
     ///
     /// # Errors
     /// A malformed body: the caller closes the connection.
-    pub fn decode<T: Decodable>(&self) -> Result<T, String> {
-        decode_body(self.api, self.version, self.body.clone()).map_err(|e| e.to_string())
+    pub fn decode<T: Decodable>(&self) -> Result<T, AuthzError> {
+        Ok(decode_body(self.api, self.version, self.body.clone())?)
     }
 
     /// A local response with this body.
@@ -442,35 +489,22 @@ pub fn apply_fixup(api: ApiKey, version: i16, frame: Bytes, fixup: Fixup) -> Res
     Ok(out.freeze())
 }
 
-/// Authorizes one request.
+/// Authorizes one request with the rule [`crate::registry`] declares for its API.
+///
+/// A request of an API without a rule there is refused (the connection is closed): kgate
+/// never forwards a request it has no model for.
 pub fn authorize(session: &Session, incoming: &Incoming) -> Outcome {
-    let result = match incoming.api {
-        ApiKey::Produce => data::produce(session, incoming),
-        ApiKey::Fetch => data::fetch(session, incoming),
-        ApiKey::ListOffsets => data::list_offsets(session, incoming),
-        ApiKey::Metadata => data::metadata(session, incoming),
-        ApiKey::OffsetForLeaderEpoch => data::offset_for_leader_epoch(session, incoming),
-        ApiKey::DescribeCluster => data::describe_cluster(session, incoming),
-        ApiKey::OffsetCommit => groups::offset_commit(session, incoming),
-        ApiKey::OffsetFetch => groups::offset_fetch(session, incoming),
-        ApiKey::FindCoordinator => groups::find_coordinator(session, incoming),
-        ApiKey::JoinGroup | ApiKey::Heartbeat | ApiKey::LeaveGroup | ApiKey::SyncGroup => {
-            groups::membership(session, incoming)
-        }
-        ApiKey::DescribeGroups => groups::describe_groups(session, incoming),
-        ApiKey::ListGroups => groups::list_groups(session, incoming),
-        ApiKey::InitProducerId => txn::init_producer_id(session, incoming),
-        ApiKey::AddPartitionsToTxn => txn::add_partitions_to_txn(session, incoming),
-        ApiKey::AddOffsetsToTxn => txn::add_offsets_to_txn(session, incoming),
-        ApiKey::EndTxn => txn::end_txn(session, incoming),
-        ApiKey::TxnOffsetCommit => txn::txn_offset_commit(session, incoming),
-        _ => admin::authorize(session, incoming),
+    let rule = crate::registry::find(incoming.api).map(|api| api.rule);
+    let Some(crate::registry::Rule::Checks(check)) = rule else {
+        return Outcome::Close(format!(
+            "{:?} v{} has no authorization rule in kgate: {}",
+            incoming.api,
+            incoming.version,
+            crate::registry::why_not(incoming.api)
+        ));
     };
-    result.unwrap_or_else(|e| {
-        Outcome::Close(format!(
-            "malformed {:?} v{}: {e}",
-            incoming.api, incoming.version
-        ))
+    check(session, incoming).unwrap_or_else(|e| {
+        Outcome::Close(format!("{:?} v{}: {e}", incoming.api, incoming.version))
     })
 }
 

@@ -17,11 +17,11 @@ use super::codes::{
     CLUSTER_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, OPERATION_NOT_ATTEMPTED,
     TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 };
-use super::{check_each_topic, Incoming, Outcome, Session, CLUSTER, INTERNAL_TOPICS};
+use super::{check_each_topic, AuthzError, Incoming, Outcome, Session, CLUSTER, INTERNAL_TOPICS};
 
 /// InitProducerId: WRITE on the transactional id; without one (idempotent producer),
 /// IDEMPOTENT_WRITE on the cluster or WRITE on any topic (KIP-679).
-pub fn init_producer_id(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn init_producer_id(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: InitProducerIdRequest = inc.decode()?;
     let denied = match &req.transactional_id {
         Some(tid) => (!s.allow(
@@ -59,7 +59,7 @@ pub fn init_producer_id(s: &Session, inc: &Incoming) -> Result<Outcome, String> 
 /// AddPartitionsToTxn v0–3: WRITE on the transactional id (else every partition 53), then
 /// WRITE per topic; internal topics are always refused. If any partition is refused, the
 /// refused ones get 29 and the others 55, and nothing is added.
-pub fn add_partitions_to_txn(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn add_partitions_to_txn(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: AddPartitionsToTxnRequest = inc.decode()?;
     if inc.version >= 4 {
         return Ok(Outcome::Close(
@@ -127,7 +127,7 @@ pub fn add_partitions_to_txn(s: &Session, inc: &Incoming) -> Result<Outcome, Str
 }
 
 /// AddOffsetsToTxn: WRITE on the transactional id (53), then READ on the group (30).
-pub fn add_offsets_to_txn(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn add_offsets_to_txn(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: AddOffsetsToTxnRequest = inc.decode()?;
     let code = if !s.allow(
         ApiKey::AddOffsetsToTxn,
@@ -150,7 +150,7 @@ pub fn add_offsets_to_txn(s: &Session, inc: &Incoming) -> Result<Outcome, String
 }
 
 /// EndTxn: WRITE on the transactional id (53).
-pub fn end_txn(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn end_txn(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: EndTxnRequest = inc.decode()?;
     if s.allow(
         ApiKey::EndTxn,
@@ -170,7 +170,7 @@ pub fn end_txn(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
 
 /// TxnOffsetCommit: WRITE on the transactional id (53 for every partition), READ on the
 /// group (30 for every partition), then READ per topic (29 per partition).
-pub fn txn_offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn txn_offset_commit(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: TxnOffsetCommitRequest = inc.decode()?;
     let errors_for = |topics: &[kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic], code: i16| {
         topics

@@ -9,14 +9,15 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
-    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
-    SyncGroupResponse,
+    ApiKey, ConsumerGroupHeartbeatResponse, FetchRequest, FetchResponse, FindCoordinatorResponse,
+    HeartbeatResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, SyncGroupResponse,
 };
 
 use crate::authz::data::produce_errors;
+use crate::authz::topic_ids::TopicIds;
 use crate::authz::{apply_fixup, typed_fixup, Fixup};
 use crate::header::{decode_body, decode_request_header, encode_request, encode_response};
 
@@ -30,7 +31,10 @@ pub fn request_topics(
     api: ApiKey,
     version: i16,
     frame: &Bytes,
+    ids: Option<&TopicIds>,
 ) -> Result<(Vec<String>, bool), String> {
+    // A topic named by id (Fetch v13+) matches by the name kgate learned for the id.
+    let by_id = |id: uuid::Uuid| ids.and_then(|ids| ids.name(id)).unwrap_or_default();
     let (_, body) = decode_request_header(api, version, frame).map_err(|e| e.to_string())?;
     let names = |it: &mut dyn Iterator<Item = String>| it.collect::<Vec<_>>();
     let d = |e: crate::header::DecodeError| e.to_string();
@@ -42,7 +46,13 @@ pub fn request_topics(
         }
         ApiKey::Fetch => {
             let r: FetchRequest = decode_body(api, version, body).map_err(d)?;
-            names(&mut r.topics.iter().map(|t| t.topic.to_string()))
+            names(&mut r.topics.iter().map(|t| {
+                if t.topic.is_empty() {
+                    by_id(t.topic_id)
+                } else {
+                    t.topic.to_string()
+                }
+            }))
         }
         ApiKey::ListOffsets => {
             let r: ListOffsetsRequest = decode_body(api, version, body).map_err(d)?;
@@ -94,10 +104,26 @@ fn hits(topic: &Option<String>, name: &str) -> bool {
 
 /// A fixup that puts `code` into the broker's answer (into the partitions of `topic`, or
 /// everywhere when `topic` is `None`); `None` for an API faults cannot fail.
-pub fn error_fixup(api: ApiKey, version: i16, code: i16, topic: Option<String>) -> Option<Fixup> {
+pub fn error_fixup(
+    api: ApiKey,
+    version: i16,
+    code: i16,
+    topic: Option<String>,
+    ids: Option<TopicIds>,
+) -> Option<Fixup> {
     Some(match api {
         ApiKey::Fetch => typed_fixup::<FetchResponse, _>(version, move |r| {
-            for t in r.responses.iter_mut().filter(|t| hits(&topic, &t.topic)) {
+            // From v13 the answer names topics by id: matched by the name kgate learned.
+            let name = |t: &kafka_protocol::messages::fetch_response::FetchableTopicResponse| {
+                if t.topic.is_empty() {
+                    ids.as_ref()
+                        .and_then(|ids| ids.name(t.topic_id))
+                        .unwrap_or_default()
+                } else {
+                    t.topic.to_string()
+                }
+            };
+            for t in r.responses.iter_mut().filter(|t| hits(&topic, &name(t))) {
                 for p in &mut t.partitions {
                     p.error_code = code;
                     p.records = None;
@@ -172,6 +198,12 @@ pub fn error_fixup(api: ApiKey, version: i16, code: i16, topic: Option<String>) 
             r.producer_id = (-1).into();
             r.producer_epoch = -1;
         }),
+        ApiKey::ConsumerGroupHeartbeat => {
+            typed_fixup::<ConsumerGroupHeartbeatResponse, _>(version, move |r| {
+                r.error_code = code;
+                r.assignment = None;
+            })
+        }
         _ => return None,
     })
 }
@@ -321,7 +353,7 @@ mod tests {
     fn a_produce_keeps_the_topics_the_fault_does_not_name() {
         for version in [3i16, 8, 9] {
             let raw = request(version, -1, vec![topic("orders", 2), topic("audit", 1)]);
-            let (names, all) = request_topics(ApiKey::Produce, version, &raw).unwrap();
+            let (names, all) = request_topics(ApiKey::Produce, version, &raw, None).unwrap();
             assert_eq!(
                 (names, all),
                 (vec!["orders".to_string(), "audit".to_string()], false)
@@ -332,7 +364,7 @@ mod tests {
                 panic!("v{version}: audit should still be written");
             };
             assert_eq!(
-                request_topics(ApiKey::Produce, version, &request)
+                request_topics(ApiKey::Produce, version, &request, None)
                     .unwrap()
                     .0,
                 ["audit"]
@@ -383,7 +415,7 @@ mod tests {
             let h = header.clone().with_request_api_version(version);
             encode_request(ApiKey::Metadata, version, &h, &req).unwrap()
         };
-        let topics = |v, t| request_topics(ApiKey::Metadata, v, &encode(v, t)).unwrap();
+        let topics = |v, t| request_topics(ApiKey::Metadata, v, &encode(v, t), None).unwrap();
         assert_eq!(topics(9, None), (vec![], true));
         assert_eq!(topics(0, Some(vec![])), (vec![], true));
         assert_eq!(topics(4, Some(vec![])), (vec![], false));
@@ -449,17 +481,60 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         let raw = Bytes::from_static(&[0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0x7f]);
         assert!(produce(9, &raw, 6, None, None).is_err());
-        assert!(request_topics(ApiKey::Produce, 9, &raw).is_err());
-        assert!(request_topics(ApiKey::Fetch, 12, &raw).is_err());
+        assert!(request_topics(ApiKey::Produce, 9, &raw, None).is_err());
+        assert!(request_topics(ApiKey::Fetch, 12, &raw, None).is_err());
     }
 
     #[test]
     fn every_error_api_has_a_fixup() {
-        for api in crate::faults::ERROR_APIS {
+        for api in &crate::registry::error_apis().collect::<Vec<_>>() {
             if *api != ApiKey::Produce {
-                assert!(error_fixup(*api, 4, 6, None).is_some(), "{api:?}");
+                assert!(error_fixup(*api, 4, 6, None, None).is_some(), "{api:?}");
             }
         }
-        assert!(error_fixup(ApiKey::CreateTopics, 4, 6, None).is_none());
+        assert!(error_fixup(ApiKey::CreateTopics, 4, 6, None, None).is_none());
+    }
+
+    #[test]
+    fn topics_named_by_id_match_by_their_learned_name() {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        let ids = TopicIds::default();
+        let (audit, other) = (uuid::Uuid::from_u128(5), uuid::Uuid::from_u128(6));
+        ids.learn(audit, "audit");
+        let req = FetchRequest::default().with_topics(
+            [audit, other]
+                .iter()
+                .map(|id| {
+                    FetchTopic::default()
+                        .with_topic_id(*id)
+                        .with_partitions(vec![FetchPartition::default()])
+                })
+                .collect(),
+        );
+        let h = RequestHeader::default()
+            .with_request_api_key(ApiKey::Fetch as i16)
+            .with_request_api_version(13);
+        let frame = encode_request(ApiKey::Fetch, 13, &h, &req).unwrap();
+        let (names, _) = request_topics(ApiKey::Fetch, 13, &frame, Some(&ids)).unwrap();
+        assert_eq!(names, ["audit", ""]);
+        let resp = FetchResponse::default().with_responses(
+            [audit, other]
+                .iter()
+                .map(|id| {
+                    FetchableTopicResponse::default()
+                        .with_topic_id(*id)
+                        .with_partitions(vec![PartitionData::default()])
+                })
+                .collect(),
+        );
+        let mut body = BytesMut::new();
+        resp.encode(&mut body, 13).unwrap();
+        let fixup = error_fixup(ApiKey::Fetch, 13, 6, Some("audit".into()), Some(ids)).unwrap();
+        let mut out = fixup(body.freeze()).unwrap();
+        let r =
+            <FetchResponse as kafka_protocol::protocol::Decodable>::decode(&mut out, 13).unwrap();
+        assert_eq!(r.responses[0].partitions[0].error_code, 6);
+        assert_eq!(r.responses[1].partitions[0].error_code, 0);
     }
 }

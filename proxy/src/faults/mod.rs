@@ -84,39 +84,6 @@ fn err<T>(msg: impl Into<String>) -> Result<T, RuleError> {
     Err(RuleError(msg.into()))
 }
 
-/// The APIs whose requests can be failed with an injected error.
-pub const ERROR_APIS: &[ApiKey] = &[
-    ApiKey::Produce,
-    ApiKey::Fetch,
-    ApiKey::ListOffsets,
-    ApiKey::Metadata,
-    ApiKey::OffsetCommit,
-    ApiKey::OffsetFetch,
-    ApiKey::FindCoordinator,
-    ApiKey::JoinGroup,
-    ApiKey::Heartbeat,
-    ApiKey::LeaveGroup,
-    ApiKey::SyncGroup,
-    ApiKey::InitProducerId,
-];
-
-/// APIs kgate answers itself after authentication: never forwarded, never faulted.
-const LOCAL_APIS: &[ApiKey] = &[
-    ApiKey::ApiVersions,
-    ApiKey::SaslHandshake,
-    ApiKey::SaslAuthenticate,
-];
-
-/// APIs whose requests name topics, so that a `topic=` filter can match them.
-const TOPIC_APIS: &[ApiKey] = &[
-    ApiKey::Produce,
-    ApiKey::Fetch,
-    ApiKey::ListOffsets,
-    ApiKey::Metadata,
-    ApiKey::OffsetCommit,
-    ApiKey::OffsetFetch,
-];
-
 /// The APIs an error rule without `api` applies to.
 pub const DEFAULT_ERROR_APIS: &[ApiKey] = &[ApiKey::Produce, ApiKey::Fetch];
 
@@ -308,13 +275,13 @@ impl std::str::FromStr for FaultRule {
             None => return err(format!("no effect: {USAGE}")),
         };
         if let Some(api) = rule.api {
-            if LOCAL_APIS.contains(&api) {
+            if crate::registry::answered_by_kgate(api) {
                 return err(format!(
                     "api={}: kgate answers it itself, so no rule can touch it",
                     api_name(api)
                 ));
             }
-            if rule.topic.is_some() && !TOPIC_APIS.contains(&api) {
+            if rule.topic.is_some() && !crate::registry::faults_by_topic(api) {
                 return err(format!(
                     "topic= with api={}: its requests name no topic, so the rule would never apply",
                     api_name(api)
@@ -322,11 +289,10 @@ impl std::str::FromStr for FaultRule {
             }
         }
         if let (Effect::Error(_), Some(api)) = (rule.effect, rule.api) {
-            if !ERROR_APIS.contains(&api) {
+            if !crate::registry::error_apis().any(|a| a == api) {
                 return err(format!(
                     "error faults apply to {}; not to {api:?}",
-                    ERROR_APIS
-                        .iter()
+                    crate::registry::error_apis()
                         .map(|a| format!("{a:?}"))
                         .collect::<Vec<_>>()
                         .join(", ")

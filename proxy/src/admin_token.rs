@@ -5,18 +5,52 @@
 //! on the same machine (which can send requests to loopback but cannot read files) and from
 //! other local users. Without `admin_token_file`, kgate keeps the token in a per-port file
 //! under `$XDG_RUNTIME_DIR/kgate/` (or `~/.cache/kgate/`), where `kgate fault --admin
-//! HOST:PORT` finds it without being told.
+//! HOST:PORT` finds it without being told. The lab's live view keeps its token the same way.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use rand::RngCore;
 
+/// Why a token file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The file or its directory cannot be read or written.
+    #[error("admin token file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// Group or others may read the file.
+    #[error("{path}: readable by others (mode {mode:o}); run `chmod 600 {path}`")]
+    Loose {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Not one word of at least [`MIN_TOKEN`] characters.
+    #[error("{path}: the token must be one word of at least {MIN_TOKEN} characters (delete the file and kgate writes a new one)")]
+    Weak {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TokenError + '_ {
+    move |source| TokenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Shortest token kgate accepts from a file someone wrote by hand.
-const MIN_TOKEN: usize = 16;
+pub const MIN_TOKEN: usize = 16;
 
 /// Where the token of the admin endpoint on `port` lives unless configured otherwise.
 pub fn default_path(port: u16) -> PathBuf {
@@ -38,26 +72,20 @@ pub fn generate() -> String {
 ///
 /// # Errors
 /// A missing or unreadable file, a file readable by group or others, or a short token.
-pub fn read(path: &Path) -> anyhow::Result<String> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+pub fn read(path: &Path) -> Result<String, TokenError> {
+    let meta = std::fs::metadata(path).map_err(io(path))?;
     if meta.mode() & 0o077 != 0 {
-        bail!(
-            "{}: readable by others (mode {:o}); run `chmod 600 {}`",
-            path.display(),
-            meta.mode() & 0o777,
-            path.display()
-        );
+        return Err(TokenError::Loose {
+            path: path.to_path_buf(),
+            mode: meta.mode() & 0o777,
+        });
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
     let token = text.trim().to_owned();
     if token.len() < MIN_TOKEN || token.chars().any(char::is_whitespace) {
-        bail!(
-            "{}: the token must be one word of at least {MIN_TOKEN} characters \
-             (delete the file and kgate writes a new one)",
-            path.display()
-        );
+        return Err(TokenError::Weak {
+            path: path.to_path_buf(),
+        });
     }
     Ok(token)
 }
@@ -66,7 +94,7 @@ pub fn read(path: &Path) -> anyhow::Result<String> {
 ///
 /// # Errors
 /// As [`read`], or the file cannot be created.
-pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
+pub fn load_or_create(path: &Path) -> Result<String, TokenError> {
     if path.exists() {
         return read(path);
     }
@@ -79,30 +107,45 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
 ///
 /// # Errors
 /// The directory or the file cannot be written.
-pub fn store(path: &Path, token: &str) -> anyhow::Result<()> {
+pub fn store(path: &Path, token: &str) -> Result<(), TokenError> {
     let tmp = path.with_extension(format!("token.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     write_new(&tmp, token)?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot write the admin token file {}", path.display()))
+    std::fs::rename(&tmp, path).map_err(io(path))
 }
 
-fn write_new(path: &Path, token: &str) -> anyhow::Result<()> {
+fn write_new(path: &Path, token: &str) -> Result<(), TokenError> {
     if let Some(dir) = path.parent() {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+            .map_err(io(dir))?;
     }
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot create the admin token file {}", path.display()))?;
-    writeln!(file, "{token}")
-        .with_context(|| format!("cannot write the admin token file {}", path.display()))
+        .map_err(io(path))?;
+    writeln!(file, "{token}").map_err(io(path))
+}
+
+/// Whether an HTTP request head carries `Authorization: Bearer <token>`, compared in time
+/// that depends only on the lengths.
+pub fn bearer_matches(head: &str, token: &str) -> bool {
+    if token.is_empty() {
+        return false;
+    }
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
+        .filter_map(|(_, v)| v.trim().strip_prefix("Bearer "))
+        .any(|given| {
+            let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        })
 }
 
 #[cfg(test)]

@@ -40,9 +40,9 @@ use kgate_policies::{
     ResourcePattern, ResourceType, CLUSTER_NAME,
 };
 
-use super::admin::CLUSTER_AUTHORIZATION_MESSAGE;
+use super::answers::CLUSTER_AUTHORIZATION_MESSAGE;
 use super::codes::{CLUSTER_AUTHORIZATION_FAILED, INVALID_REQUEST, SECURITY_DISABLED};
-use super::{Incoming, Outcome, Session, CLUSTER};
+use super::{AuthzError, Incoming, Outcome, Session, CLUSTER};
 
 /// UNKNOWN_SERVER_ERROR: a change kgate could not persist. Kafka sends it without a message
 /// (`ApiError.fromThrowable` never carries one for this code); the cause goes to kgate's log.
@@ -56,23 +56,6 @@ const UNKNOWN: i8 = 0;
 /// What a client is told when kgate authenticates without a SCRAM credential store.
 const NO_CREDENTIAL_STORE: &str = "kgate has no SCRAM credential store configured: users of \
      this gateway are not authenticated with SCRAM credentials kgate could describe or alter";
-
-/// Answers a local administration API.
-///
-/// # Errors
-/// A malformed request body; the caller closes the connection.
-pub fn answer(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
-    match inc.api {
-        ApiKey::DescribeAcls => describe_acls(s, inc),
-        ApiKey::CreateAcls => create_acls(s, inc),
-        ApiKey::DeleteAcls => delete_acls(s, inc),
-        ApiKey::DescribeUserScramCredentials => describe_user_scram_credentials(s, inc),
-        ApiKey::AlterUserScramCredentials => alter_user_scram_credentials(s, inc),
-        other => Ok(Outcome::Close(format!(
-            "{other:?} is not served by kgate; refused"
-        ))),
-    }
-}
 
 fn text(s: &'static str) -> Option<StrBytes> {
     Some(StrBytes::from_static_str(s))
@@ -171,7 +154,7 @@ fn acl_resources(acls: &[AclBinding]) -> Vec<DescribeAclsResource> {
 
 /// DescribeAcls: DESCRIBE on the cluster, else 31 for the whole request; then the ACLs the
 /// filter matches (Kafka's ANY / MATCH / LITERAL / PREFIXED semantics), grouped by pattern.
-pub fn describe_acls(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn describe_acls(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: DescribeAclsRequest = inc.decode()?;
     if let Some(reason) = normalize_filter(
         inc.version,
@@ -259,7 +242,7 @@ fn checked_creation(c: &AclCreation) -> Result<AclBinding, String> {
 /// (UNKNOWN_SERVER_ERROR everywhere); otherwise each creation is checked on its own
 /// ([`checked_creation`]) and the valid ones are added (an existing ACL is a no-op success)
 /// and written to the policy file.
-pub fn create_acls(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn create_acls(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: CreateAclsRequest = inc.decode()?;
     for c in &req.creations {
         if inc.version == 0 && c.resource_pattern_type != PatternType::Literal.code() {
@@ -368,7 +351,7 @@ fn matching_acl(acl: &AclBinding) -> DeleteAclsMatchingAcl {
 /// delete every ACL they match, atomically and written to the policy file, and each reports
 /// the ACLs it matched (an ACL matched by two filters is reported by both, as Kafka's
 /// controller does).
-pub fn delete_acls(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn delete_acls(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let mut req: DeleteAclsRequest = inc.decode()?;
     for f in &mut req.filters {
         if let Some(reason) = normalize_filter(
@@ -489,7 +472,7 @@ fn credential_infos(user: &UserCredentials) -> Vec<CredentialInfo> {
 /// for, no message). No users asked for means every user; a user asked for twice gets
 /// DUPLICATE_RESOURCE, an unknown one RESOURCE_NOT_FOUND. Only mechanisms and iteration counts
 /// are returned, never salts or keys.
-pub fn describe_user_scram_credentials(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn describe_user_scram_credentials(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     const RESOURCE_NOT_FOUND: i16 = 91;
     const DUPLICATE_RESOURCE: i16 = 92;
     let req: DescribeUserScramCredentialsRequest = inc.decode()?;
@@ -676,7 +659,7 @@ fn apply(plan: Plan<'_>, store: &mut CredentialStore) -> Vec<AlterUserScramCrede
 /// response: each distinct user once, sorted). Upsertions carry the salt, the salted password
 /// the client computed and the iteration count; kgate derives and stores StoredKey and
 /// ServerKey, so the new credential is in force for the very next SCRAM or PLAIN login.
-pub fn alter_user_scram_credentials(s: &Session, inc: &Incoming) -> Result<Outcome, String> {
+pub fn alter_user_scram_credentials(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
     let req: AlterUserScramCredentialsRequest = inc.decode()?;
     let users: BTreeSet<&str> = req
         .deletions
@@ -807,6 +790,7 @@ mod tests {
             authorizer: authorizer.clone(),
             audit: None,
             credentials: credentials.clone(),
+            topic_ids: Default::default(),
         });
         let session = |who: &str| Session {
             principal: who.parse().expect("principal"),
@@ -834,7 +818,7 @@ mod tests {
                 .with_correlation_id(9),
             body: buf.freeze(),
         };
-        answer(s, &inc).expect("well-formed")
+        crate::authz::authorize(s, &inc)
     }
 
     fn answered<R: Decodable, T: Encodable>(s: &Session, api: ApiKey, version: i16, body: &T) -> R {
