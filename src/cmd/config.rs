@@ -8,6 +8,8 @@ use crate::config;
 
 /// Arguments of `kgate config`.
 #[derive(Debug, Args)]
+#[command(after_help = "Example:
+  kgate config check kgate.toml     # every mistake as FILE:LINE: field: problem (fix); exit status 64")]
 pub struct ConfigArgs {
     #[command(subcommand)]
     command: ConfigCommand,

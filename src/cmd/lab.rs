@@ -37,6 +37,12 @@ pub enum LabCommand {
     /// List the labs.
     List,
     /// Run a lab: guided in the terminal, or every step automatically with --auto.
+    #[command(after_help = "Examples:
+  kgate lab run secure-the-cluster                         # guided: check, hint, solution, next
+  kgate lab run delayed-sensor-data --seed 4               # a given hidden fault
+  kgate lab run delivery-guarantees --auto                 # every solution and check
+  kgate lab run troubleshooting-catalogue --view 127.0.0.1:8090   # live view for the projector
+  kgate lab run secure-the-cluster --class http://INSTRUCTOR:8080 --student alice")]
     Run {
         #[command(flatten)]
         lab: LabRef,
@@ -61,12 +67,19 @@ pub enum LabCommand {
         student: Option<String>,
     },
     /// Serve the class view: each student's progress per step, for the projector.
+    #[command(after_help = "Examples:
+  kgate lab serve                                  # http://127.0.0.1:8080, this machine only
+  kgate lab serve --listen 0.0.0.0:8080            # students on the network post their progress
+  kgate lab run secure-the-cluster --class http://INSTRUCTOR:8080 --student alice")]
     Serve {
-        /// Where to listen (loopback only).
+        /// Where to listen: loopback by default; an address on the class's network lets
+        /// students' laptops reach it (it shows progress per step, nothing else).
         #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
     /// Check one step of a lab (non-zero exit status if it is not done).
+    #[command(after_help = "Example:
+  kgate lab check secure-the-cluster --step 3")]
     Check {
         #[command(flatten)]
         lab: LabRef,
@@ -92,6 +105,9 @@ pub enum LabCommand {
     },
     /// Operate the lab's cluster, from the lab directory: the fixes of a troubleshooting lab.
     #[command(after_help = "\
+Example:
+  kgate lab cluster move-leader sensors 2 1      # partition 2 of sensors led by broker 1
+
 Operations:
   move-leader TOPIC PARTITION BROKER   move a partition's leadership (a preferred-leader change)
   restart-broker N                     start a broker that is down (same hardware)
@@ -111,6 +127,8 @@ The running lab applies the operation before its next `check` (and a separate
         dir: Option<PathBuf>,
     },
     /// Write a commented lab file to start from (it validates and passes --auto).
+    #[command(after_help = "Example:
+  kgate lab new ./my-lab.toml && kgate lab validate ./my-lab.toml && kgate lab run ./my-lab.toml --auto")]
     New {
         /// Where to write it (refused if it exists).
         #[arg(value_name = "FILE")]

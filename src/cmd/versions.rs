@@ -4,6 +4,8 @@
 /// Arguments of `kgate versions` (none: the table is the same for every gateway; what one
 /// gateway offers is further capped by what its upstream serves).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  kgate versions            # API, versions served, who answers, Kafka's checks; and what is left out, with why")]
 pub struct VersionsArgs {}
 
 /// Prints the table.
