@@ -272,3 +272,39 @@ async fn a_create_acls_waiting_for_the_policy_lock_holds_no_runtime_thread() {
     drop(lock);
     env.gateway.shutdown().await;
 }
+
+/// A flood of connections that never log in leaves at most a handful of lines a second and
+/// one line that counts the rest, instead of a line per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closed_before_login_are_logged_a_few_a_second_and_counted() {
+    let e = env().await;
+    let addr = e.gateway.bootstrap_addr();
+    for _ in 0..300 {
+        let c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        drop(c);
+    }
+    // The count comes out with the first close of the next second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let counted = loop {
+        let counted: u64 = lines_with("more connections closed before login")
+            .iter()
+            .filter_map(|l| {
+                l.split("not_logged=")
+                    .nth(1)
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .sum();
+        if counted >= 270 || std::time::Instant::now() > deadline {
+            break counted;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        counted >= 270,
+        "{counted} of 300 closes counted instead of logged one by one"
+    );
+    e.gateway.shutdown().await;
+}

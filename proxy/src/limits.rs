@@ -2,9 +2,12 @@
 //! repeated failed logins.
 //!
 //! Kafka caps connections per address (`max.connections.per.ip`) and delays the close after a
-//! failed login (`connection.failed.authentication.delay.ms`). kgate does both, and doubles
-//! the delay for an address that keeps failing (up to [`MAX_FAILURE_DELAY`]), so a password
-//! guesser gets slower and slower while everyone else is served as usual. The table holds an
+//! failed login (`connection.failed.authentication.delay.ms`). kgate does both, and for an
+//! address that keeps failing it holds each failure's *answer* twice as long as the last (up
+//! to [`MAX_FAILURE_DELAY`]), so a password guesser learns each verdict later and later while
+//! everyone else is served as usual. A successful login from the address does not clear its
+//! history (behind NAT, or on loopback, a real user's login must not reset a guesser's
+//! backoff); a minute without failures does. The table holds an
 //! entry only for an address with an open connection or a recent failure, and forgets quiet
 //! addresses, so many source addresses cannot grow it without bound.
 
@@ -109,14 +112,6 @@ impl AddressLimits {
             .min(MAX_FAILURE_DELAY.max(base))
     }
 
-    /// A successful login from `ip` clears its failures.
-    pub fn logged_in(&self, ip: IpAddr) {
-        if let Some(e) = self.lock().get_mut(&ip) {
-            e.failures = 0;
-            e.last_failure = None;
-        }
-    }
-
     /// Addresses currently tracked (for tests and metrics).
     pub fn tracked(&self) -> usize {
         self.lock().len()
@@ -148,7 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_logins_double_the_delay_up_to_the_cap_and_a_login_resets_it() {
+    fn failed_logins_double_the_delay_up_to_the_cap() {
         let limits = AddressLimits::new(10);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let base = Duration::from_millis(100);
@@ -158,8 +153,6 @@ mod tests {
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
         let other: IpAddr = "10.0.0.9".parse().unwrap();
         assert_eq!(limits.failed_login(other, base), base);
-        limits.logged_in(a);
-        assert_eq!(limits.failed_login(a, base), base);
     }
 
     #[test]

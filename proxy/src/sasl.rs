@@ -173,11 +173,17 @@ impl std::fmt::Debug for SaslSettings {
 /// # Errors
 /// [`AuthClose`] says why the connection must be closed; responses Kafka sends before such a
 /// close (error 33, error 58) have already been written, and the failure delay has passed.
+///
+/// `on_failure` is called when a login fails: it records the failure (per client address)
+/// and returns how much longer than `failure_delay` this one is held. The failure's answer is
+/// held that long before it is sent, so an address that keeps guessing learns each verdict
+/// later and later; the close follows after `failure_delay`, as in Kafka.
 pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     versions: &VersionTable,
     settings: &SaslSettings,
     cert_principal: Option<String>,
+    on_failure: &(dyn Fn() -> Duration + Sync),
 ) -> Result<AuthOutcome, AuthClose> {
     let Some(authenticator) = settings.authenticator.clone() else {
         let who = match cert_principal {
@@ -252,7 +258,12 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                     )));
                 };
                 let exchange = if prefix.api_version == 0 {
-                    raw_tokens(stream, session, &mechanism).await
+                    let result = raw_tokens(stream, session, &mechanism).await;
+                    if matches!(result, Err(AuthClose::Failed { .. })) {
+                        // No answer in v0: the close itself comes later.
+                        tokio::time::sleep(on_failure()).await;
+                    }
+                    result
                 } else {
                     authenticate_requests(
                         stream,
@@ -260,6 +271,7 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                         session,
                         &mechanism,
                         settings.session_lifetime_ms(),
+                        on_failure,
                     )
                     .await
                 };
@@ -342,6 +354,7 @@ async fn authenticate_requests<S: AsyncRead + AsyncWrite + Unpin>(
     mut session: Box<dyn SaslSession>,
     mechanism: &str,
     lifetime_ms: i64,
+    on_failure: &(dyn Fn() -> Duration + Sync),
 ) -> Result<String, AuthClose> {
     loop {
         let frame = read_frame(stream, MAX_PRE_AUTH_FRAME)
@@ -409,6 +422,9 @@ async fn authenticate_requests<S: AsyncRead + AsyncWrite + Unpin>(
             &resp,
         )
         .map_err(|e| AuthClose::Protocol(e.to_string()))?;
+        if matches!(outcome, Some(Err(AuthClose::Failed { .. }))) {
+            tokio::time::sleep(on_failure()).await;
+        }
         write_frame(stream, &bytes).await?;
         if let Some(done) = outcome {
             return done;

@@ -166,6 +166,8 @@ pub struct Shared {
     pub addresses: Arc<crate::limits::AddressLimits>,
     /// When a refused connection was last logged (one line per second at most).
     refused_log: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The pre-login close lines of the current second.
+    prelogin_log: std::sync::Mutex<PreloginLog>,
     /// Counters for the admin endpoint.
     pub metrics: crate::metrics::Metrics,
 }
@@ -277,6 +279,7 @@ impl Gateway {
             connections,
             addresses: crate::limits::AddressLimits::new(config_per_ip),
             refused_log: std::sync::Mutex::new(None),
+            prelogin_log: std::sync::Mutex::default(),
             metrics: crate::metrics::Metrics::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -484,6 +487,7 @@ async fn serve_connection(
                             Ok(p) => Some(format!("User:{p}")),
                             Err(e) => {
                                 log_close(
+                                    &shared,
                                     &peer,
                                     &listener,
                                     None,
@@ -529,6 +533,7 @@ async fn serve_connection(
         traffic.to_client.load(Ordering::Relaxed),
     );
     log_close(
+        &shared,
         &peer,
         &listener,
         who.as_ref(),
@@ -541,7 +546,21 @@ async fn serve_connection(
 /// The one line a connection leaves in the text log; a warning when the client failed to
 /// authenticate (the reason then names the mechanism, the user name, capped and escaped,
 /// and the cause).
+/// Pre-login close lines let through per second; the rest are counted and summed up in one
+/// line, so a flood of connections that never log in cannot flood the log.
+const PRELOGIN_LINES_PER_SECOND: u32 = 10;
+
+/// The current second's pre-login close lines.
+#[derive(Debug, Default)]
+struct PreloginLog {
+    window: Option<std::time::Instant>,
+    logged: u32,
+    suppressed: u32,
+    failed_logins: u32,
+}
+
 fn log_close(
+    shared: &Shared,
     peer: &SocketAddr,
     listener: &str,
     who: Option<&Authenticated>,
@@ -553,6 +572,36 @@ fn log_close(
     let mechanism = who.map_or("-", |w| w.mechanism.as_str());
     let bytes_in = traffic.from_client.load(Ordering::Relaxed);
     let bytes_out = traffic.to_client.load(Ordering::Relaxed);
+    if who.is_none() {
+        let mut log = shared
+            .prelogin_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if log
+            .window
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            if log.suppressed > 0 {
+                warn!(
+                    target: "kgate::connection",
+                    not_logged = log.suppressed,
+                    failed_logins = log.failed_logins,
+                    "more connections closed before login in the last second than are logged one by one"
+                );
+            }
+            *log = PreloginLog {
+                window: Some(now),
+                ..PreloginLog::default()
+            };
+        }
+        if log.logged >= PRELOGIN_LINES_PER_SECOND {
+            log.suppressed += 1;
+            log.failed_logins += u32::from(failed_authentication);
+            return;
+        }
+        log.logged += 1;
+    }
     if failed_authentication {
         warn!(
             target: "kgate::connection",
@@ -584,9 +633,20 @@ where
     let versions = shared.versions();
     let mut stop = shutdown.clone();
     let limit = shared.config.authentication_timeout;
+    // A failed login from an address that keeps failing is answered later each time.
+    let ip = peer.ip().to_canonical();
+    let base = shared.config.sasl.failure_delay;
+    let addresses = shared.addresses.clone();
+    let on_failure = move || addresses.failed_login(ip, base).saturating_sub(base);
     let auth = tokio::time::timeout(
         limit,
-        authenticate(&mut stream, &versions, &shared.config.sasl, cert_principal),
+        authenticate(
+            &mut stream,
+            &versions,
+            &shared.config.sasl,
+            cert_principal,
+            &on_failure,
+        ),
     );
     let outcome = tokio::select! {
         r = auth => match r {
@@ -612,15 +672,6 @@ where
             } = &e
             {
                 shared.metrics.auth_failure();
-                // An address that keeps failing waits longer and longer before its close
-                // (authentication already waited the base delay).
-                let base = shared.config.sasl.failure_delay;
-                let delay = shared
-                    .addresses
-                    .failed_login(peer.ip().to_canonical(), base);
-                if delay > base {
-                    tokio::time::sleep(delay - base).await;
-                }
                 // The connection's close line, a warning, says it once (with the user name
                 // capped and escaped): no line of its own here.
                 if let Some(audit) = &audit {
@@ -640,7 +691,6 @@ where
         "authenticated"
     );
     shared.metrics.auth_success();
-    shared.addresses.logged_in(peer.ip().to_canonical());
     if let Some(audit) = &audit {
         let who = &outcome.who;
         audit
