@@ -103,6 +103,13 @@ pub struct FileConfig {
     pub allow_faults: Option<Spanned<bool>>,
     /// Fault rules in force from the start (`latency=200ms principal=User:batch`).
     pub faults: Option<Spanned<Vec<String>>>,
+    /// Where the policy and users live: `"file"` (the default: `policy` and `users`) or
+    /// `"kafka"` (a compacted topic of the upstream cluster, shared by several gateways).
+    pub state: Option<Spanned<String>>,
+    /// The shared state topic (default `__kgate_state`).
+    pub state_topic: Option<Spanned<String>>,
+    /// The key every gateway signs state records with (`kgate state key --out FILE`).
+    pub state_key_file: Option<Spanned<PathBuf>>,
 }
 
 /// One mistake in a configuration file.
@@ -310,6 +317,54 @@ pub fn check(config: &FileConfig, text: &str, path: &Path) -> Vec<Problem> {
             if let Err(e) = kgate_policies::Policy::load(&full) {
                 push(Some(policy.span()), "policy", e.to_string());
             }
+        }
+    }
+    if let Some(state) = &config.state {
+        match state.get_ref().as_str() {
+            "file" => {}
+            "kafka" => {
+                for (field, set) in [
+                    ("policy", config.policy.as_ref().map(Spanned::span)),
+                    ("users", config.users.as_ref().map(Spanned::span)),
+                    (
+                        "allow_all_authenticated",
+                        config.allow_all_authenticated.as_ref().map(Spanned::span),
+                    ),
+                ] {
+                    if set.is_some() {
+                        push(
+                            set,
+                            field,
+                            format!(
+                                "set together with state = \"kafka\", which keeps the policy and \
+                                 users in the cluster: remove {field} (move a file into the \
+                                 cluster with `kgate state import`)"
+                            ),
+                        );
+                    }
+                }
+                match &config.state_key_file {
+                    None => push(
+                        Some(state.span()),
+                        "state_key_file",
+                        "state = \"kafka\" needs state_key_file (make one with `kgate state key \
+                         --out state.key` and copy it to every gateway)"
+                            .into(),
+                    ),
+                    Some(k) => {
+                        if let Err(e) = kgate_state::StateKey::load(&base.join(k.get_ref())) {
+                            push(Some(k.span()), "state_key_file", e.to_string());
+                        }
+                    }
+                }
+            }
+            other => push(
+                Some(state.span()),
+                "state",
+                format!(
+                    "{other:?} is not a state store: write \"file\" (the default) or \"kafka\""
+                ),
+            ),
         }
     }
     if let (Some(_), Some(all)) = (&config.policy, &config.allow_all_authenticated) {

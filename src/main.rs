@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway in front of a Kafka cluster.
-    Proxy(cmd::proxy::ProxyArgs),
+    Proxy(Box<cmd::proxy::ProxyArgs>),
     /// The gateway in front of an embedded 3-broker cluster: try kgate with no Kafka at all.
     Demo(cmd::demo::DemoArgs),
     /// Create a CA, the gateway's certificate and client certificates.
@@ -62,6 +62,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// The Kafka APIs and versions the gateway serves, with Kafka's checks for each.
     Versions(cmd::versions::VersionsArgs),
+    /// The policy and users several gateways share through a topic of the cluster.
+    State(cmd::state::StateArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -116,7 +118,7 @@ fn main() -> ExitCode {
         });
     }
     let result = match cli.command {
-        Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Proxy(args) => cmd::proxy::run(*args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Certs(args) => cmd::certs::run(args),
         Command::Users(args) => cmd::users::run(args),
@@ -133,6 +135,7 @@ fn main() -> ExitCode {
         Command::Lab(args) => cmd::lab::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Versions(args) => cmd::versions::run(args),
+        Command::State(args) => cmd::state::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

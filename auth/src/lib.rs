@@ -63,8 +63,8 @@ pub use mechanism::{
 };
 pub use scram::{ScramServer, Step};
 pub use store::{
-    CredentialError, CredentialLock, CredentialStore, Deletion, SharedCredentials, StoreError,
-    Upsertion, UserCredentials, UserSummary,
+    CredentialError, CredentialLock, CredentialSink, CredentialStore, Deletion, SharedCredentials,
+    StoreError, Upsertion, UserCredentials, UserSummary,
 };
 /// Re-exported so callers (the CLI) can hold passwords in zeroizing buffers without a
 /// dependency of their own.

@@ -136,6 +136,10 @@ pub enum StoreError {
     /// The operating system's random source failed (no salt could be made).
     #[error("the operating system's random source failed: {0}")]
     Random(getrandom::Error),
+    /// The shared state in the cluster (`state = "kafka"`) could not take the change;
+    /// nothing changed.
+    #[error("the shared state in the cluster: {0}")]
+    Shared(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 // === impl CredentialStore ===
@@ -871,6 +875,19 @@ fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 // === impl SharedCredentials ===
 
+/// Where the credentials live when they are not a file: the shared state topic of several
+/// gateways. The sink owns them: [`SharedCredentials::update`] hands it the change, and the
+/// sink puts every change (this instance's and others') in force with
+/// [`SharedCredentials::install_from_sink`].
+pub trait CredentialSink: Send + Sync + fmt::Debug {
+    /// Makes the change from `before` (in force) to `after` durable and returns once it is
+    /// in force here.
+    ///
+    /// # Errors
+    /// [`StoreError::Shared`]: the sink could not take the change; nothing changed.
+    fn commit(&self, before: &CredentialStore, after: &CredentialStore) -> Result<(), StoreError>;
+}
+
 /// The proxy's handle on the credential file: cheap to clone, lock-free to read.
 ///
 /// Each authentication takes a [`snapshot`](SharedCredentials::snapshot) (an
@@ -893,6 +910,8 @@ struct SharedInner {
     writer: Mutex<()>,
     /// Bumped each time other credentials are put in force.
     generation: std::sync::atomic::AtomicU64,
+    /// The shared store that owns the credentials, if any (then `path` is only a label).
+    sink: Option<Arc<dyn CredentialSink>>,
 }
 
 impl fmt::Debug for SharedCredentials {
@@ -925,8 +944,43 @@ impl SharedCredentials {
                 current: ArcSwap::from_pointee(store),
                 writer: Mutex::new(()),
                 generation: std::sync::atomic::AtomicU64::new(0),
+                sink: None,
             }),
         }
+    }
+
+    /// Credentials owned by a shared [`CredentialSink`] (the cluster's state topic): changes
+    /// go to the sink, reloads do nothing, and the sink puts every change in force with
+    /// [`SharedCredentials::install_from_sink`]. `label` names the store in messages.
+    pub fn with_sink(
+        label: impl Into<PathBuf>,
+        store: CredentialStore,
+        sink: Arc<dyn CredentialSink>,
+    ) -> Self {
+        SharedCredentials {
+            inner: Arc::new(SharedInner {
+                path: label.into(),
+                current: ArcSwap::from_pointee(store),
+                writer: Mutex::new(()),
+                generation: std::sync::atomic::AtomicU64::new(0),
+                sink: Some(sink),
+            }),
+        }
+    }
+
+    /// Whether the credentials live in a shared sink rather than a file.
+    pub fn is_shared(&self) -> bool {
+        self.inner.sink.is_some()
+    }
+
+    /// Puts in force the credentials the shared sink has read (a change from any instance).
+    pub fn install_from_sink(&self, store: CredentialStore) {
+        // Not under `writer`: `update` holds it while the sink waits for this very call.
+        if *self.inner.current.load_full() == store {
+            return;
+        }
+        self.inner.current.store(Arc::new(store));
+        self.bump();
     }
 
     /// The credentials in force now.
@@ -958,6 +1012,9 @@ impl SharedCredentials {
     /// # Errors
     /// As [`CredentialStore::load`].
     pub fn reload(&self) -> Result<(), StoreError> {
+        if self.is_shared() {
+            return Ok(());
+        }
         let _guard = self.lock();
         let store = CredentialStore::load(&self.inner.path)?;
         self.inner.current.store(Arc::new(store));
@@ -975,6 +1032,15 @@ impl SharedCredentials {
         change: impl FnOnce(&mut CredentialStore) -> T,
     ) -> Result<T, StoreError> {
         let _guard = self.lock();
+        if let Some(sink) = &self.inner.sink {
+            let current = self.inner.current.load_full();
+            let mut next = CredentialStore::clone(&current);
+            let out = change(&mut next);
+            if next != *current {
+                sink.commit(&current, &next)?;
+            }
+            return Ok(out);
+        }
         // `kgate users add` may have changed the file since the last reload: change what is
         // on disk, under the file's lock, so neither change is lost.
         let _file_lock = CredentialLock::acquire_within(&self.inner.path, Some(GATEWAY_LOCK_WAIT))?;

@@ -26,6 +26,9 @@ pub struct AuthorizerOptions {
     pub super_users: Vec<Principal>,
     /// Decision cache size; 0 turns the cache off.
     pub cache_capacity: usize,
+    /// Topics no client may touch, super users included (kgate's shared state topic): every
+    /// operation on them is denied, so they are refused by name and left out of listings.
+    pub reserved_topics: Vec<Arc<str>>,
 }
 
 impl Default for AuthorizerOptions {
@@ -33,8 +36,23 @@ impl Default for AuthorizerOptions {
         AuthorizerOptions {
             super_users: Vec::new(),
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            reserved_topics: Vec::new(),
         }
     }
+}
+
+/// Where the policy lives when it is not a file: the shared state topic of several gateways.
+///
+/// The store owns the policy: [`Authorizer::update`] hands it the change and the store makes
+/// it durable, then puts it in force through [`Authorizer::install_from_store`] (as it does
+/// for changes made by other instances), so that one path applies every change in one order.
+pub trait PolicyStore: Send + Sync + std::fmt::Debug {
+    /// Makes the change from `before` (the policy in force) to `after` durable and returns
+    /// once it is in force here.
+    ///
+    /// # Errors
+    /// The store could not take the change; nothing changed.
+    fn commit(&self, before: &Policy, after: &Policy) -> Result<(), PolicyError>;
 }
 
 #[derive(Debug)]
@@ -59,6 +77,8 @@ pub struct Authorizer {
     options: AuthorizerOptions,
     /// Serializes changes, so that read-modify-write-persist sequences do not interleave.
     admin: Mutex<()>,
+    /// The shared store that owns the policy, if any (then `file` is `None`).
+    store: Option<Arc<dyn PolicyStore>>,
 }
 
 impl Authorizer {
@@ -89,7 +109,37 @@ impl Authorizer {
             file,
             options,
             admin: Mutex::new(()),
+            store: None,
         }
+    }
+
+    /// An authorizer whose policy lives in a shared [`PolicyStore`]: changes go to the store,
+    /// and the store puts every change (this instance's and others') in force with
+    /// [`Authorizer::install_from_store`].
+    pub fn with_store(
+        policy: Policy,
+        options: AuthorizerOptions,
+        store: Arc<dyn PolicyStore>,
+    ) -> Self {
+        let mut authorizer = Self::build(policy, options, None);
+        authorizer.store = Some(store);
+        authorizer
+    }
+
+    /// Puts in force a policy the shared store has read (a change from any instance).
+    /// Returns the new generation, or the current one if nothing changed.
+    pub fn install_from_store(&self, policy: Policy) -> u64 {
+        // Not under `admin`: `update` holds it while the store waits for this very call.
+        let current = self.snapshot();
+        if *current.policy == policy {
+            return current.generation;
+        }
+        self.install(policy)
+    }
+
+    /// Whether the policy lives in a shared store rather than a file.
+    pub fn is_shared(&self) -> bool {
+        self.store.is_some()
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
@@ -119,6 +169,9 @@ impl Authorizer {
 
     /// Decides one request, from the cache when it can.
     pub fn authorize(&self, req: &Request<'_>) -> Decision {
+        if let Some(d) = self.reserved(req) {
+            return d;
+        }
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(d) = self.cache.get(state.generation, Kind::Resource, req) {
             return d;
@@ -130,8 +183,23 @@ impl Authorizer {
 
     /// Decides one request without the cache (for tools and benchmarks).
     pub fn authorize_uncached(&self, req: &Request<'_>) -> Decision {
+        if let Some(d) = self.reserved(req) {
+            return d;
+        }
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         state.compiled.authorize(req)
+    }
+
+    /// The denial of a request on a reserved topic, checked before super users.
+    fn reserved(&self, req: &Request<'_>) -> Option<Decision> {
+        if req.resource_type != ResourceType::Topic {
+            return None;
+        }
+        self.options
+            .reserved_topics
+            .iter()
+            .find(|t| ***t == *req.name)
+            .map(|t| Decision::reserved(t.clone()))
     }
 
     /// Kafka's `authorizeByResourceType` (reference §2.3): is `operation` allowed on at least
@@ -264,6 +332,15 @@ impl Authorizer {
         change: impl FnOnce(&mut Policy) -> R,
     ) -> Result<(R, u64), PolicyError> {
         let _guard = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(store) = &self.store {
+            let current = self.snapshot();
+            let mut policy = (*current.policy).clone();
+            let out = change(&mut policy);
+            if policy != *current.policy {
+                store.commit(&current.policy, &policy)?;
+            }
+            return Ok((out, self.generation()));
+        }
         // Another process (`kgate acl add`) may have changed the file since the last reload:
         // change what is on disk, under the file's lock, so neither change is lost.
         let _file_lock = match &self.file {
@@ -297,7 +374,8 @@ impl Authorizer {
         Ok((out, self.install(policy)))
     }
 
-    /// Compiles and swaps in `policy`; the caller holds `admin`.
+    /// Compiles and swaps in `policy`; the caller holds `admin` (or is the shared store,
+    /// the only writer then).
     fn install(&self, policy: Policy) -> u64 {
         let compiled = Compiled::new(&policy, &self.options.super_users);
         let generation = {

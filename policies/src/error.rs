@@ -93,4 +93,8 @@ pub enum PolicyError {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// The shared state in the cluster (`state = "kafka"`) could not take the change; nothing
+    /// changed.
+    #[error("the shared state in the cluster: {0}")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -54,6 +54,9 @@ pub enum Rule {
     AllowEveryoneNoAcl,
     /// Nothing allowed it.
     DefaultDeny,
+    /// The topic is kgate's own (the shared state topic): no client may touch it, super
+    /// users included; only kgate writes it.
+    Reserved(Arc<str>),
 }
 
 impl fmt::Display for Rule {
@@ -64,6 +67,7 @@ impl fmt::Display for Rule {
             Rule::Role(r) => write!(f, "role binding: {r}"),
             Rule::AllowEveryoneNoAcl => f.write_str("allow everyone: no acl found"),
             Rule::DefaultDeny => f.write_str("no rule matched: default deny"),
+            Rule::Reserved(t) => write!(f, "reserved: {t} is kgate's state topic"),
         }
     }
 }
@@ -82,6 +86,14 @@ impl Decision {
         Decision {
             allowed: true,
             rule,
+        }
+    }
+
+    /// The denial of a reserved topic.
+    pub(crate) fn reserved(topic: Arc<str>) -> Self {
+        Decision {
+            allowed: false,
+            rule: Rule::Reserved(topic),
         }
     }
 

@@ -6,7 +6,7 @@
 //!
 //! | request | does |
 //! |---|---|
-//! | `GET /healthz`, `GET /readyz` | liveness; readiness (an upstream broker is known) |
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness (an upstream broker is known, the shared state is read) |
 //! | `GET /metrics` | Prometheus text |
 //! | `POST /reload` | reloads certificates, users and policy |
 //! | `GET /faults` | the fault rules in force, one per line |
@@ -31,10 +31,19 @@ use tracing::{info, warn};
 use crate::faults::FaultRule;
 use crate::server::Shared;
 
-/// Reloads certificates, users and policy; implemented by the binary, which owns them.
+/// Reloads certificates, users and policy; implemented by the binary, which owns them (and
+/// knows whether they are ready and what to count about them).
 pub trait Reload: Send + Sync + 'static {
     /// Reloads everything; `Err` names what was refused (the old file stays in force).
     fn reload(&self) -> Result<String, String>;
+
+    /// Why kgate is not ready to serve, if it is not (e.g. the shared state is behind).
+    fn not_ready(&self) -> Option<String> {
+        None
+    }
+
+    /// Prometheus lines about what the binary owns (e.g. the shared state's lag).
+    fn render_metrics(&self, _out: &mut String) {}
 }
 
 /// What the admin endpoint may do beyond health, metrics and reload.
@@ -232,6 +241,8 @@ async fn serve(
         ("GET", "/readyz") => {
             if shared.directory.brokers().is_empty() {
                 respond(&mut stream, 503, "no upstream broker known\n").await
+            } else if let Some(why) = reload.not_ready() {
+                respond(&mut stream, 503, &format!("{why}\n")).await
             } else {
                 respond(&mut stream, 200, "ready\n").await
             }
@@ -245,6 +256,7 @@ async fn serve(
                     shared.config.authz.is_some(),
                 );
             body.push_str(&shared.config.faults.render_metrics());
+            reload.render_metrics(&mut body);
             respond(&mut stream, 200, &body).await
         }
         ("POST", "/reload") => match reload.reload() {

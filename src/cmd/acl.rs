@@ -343,6 +343,7 @@ impl AclStore for FileStore {
         let options = AuthorizerOptions {
             super_users,
             cache_capacity: 0,
+            ..AuthorizerOptions::default()
         };
         Ok(Authorizer::new(self.policy.clone(), options).authorize(req))
     }

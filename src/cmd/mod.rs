@@ -12,5 +12,6 @@ pub mod lab;
 pub mod proxy;
 pub mod role;
 pub mod sim;
+pub mod state;
 pub mod users;
 pub mod versions;

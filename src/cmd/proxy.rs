@@ -117,6 +117,17 @@ pub struct ProxyArgs {
     /// see `kgate fault --help`.
     #[arg(long = "fault", value_name = "RULE")]
     pub faults: Vec<String>,
+    /// Where the policy and users live: `file` (--policy and --users, the default) or `kafka`
+    /// (a compacted topic of the upstream cluster, shared by every gateway started with the
+    /// same --state-key-file; see `kgate state --help`).
+    #[arg(long, value_name = "file|kafka")]
+    pub state: Option<String>,
+    /// The shared state topic (default __kgate_state).
+    #[arg(long, value_name = "TOPIC")]
+    pub state_topic: Option<String>,
+    /// The key every gateway signs state records with (made by `kgate state key`).
+    #[arg(long, value_name = "FILE")]
+    pub state_key_file: Option<PathBuf>,
 }
 
 /// Everything `kgate proxy` needs, resolved from flags and file.
@@ -128,6 +139,7 @@ pub struct Resolved {
     pub authorizer: Option<Arc<kgate_policies::Authorizer>>,
     pub admin_listen: Option<SocketAddr>,
     pub allow_faults: bool,
+    pub state: Option<kgate_state::KafkaState>,
 }
 
 fn pick<T: Clone>(flag: Option<T>, file: Option<&toml::Spanned<T>>) -> Option<T> {
@@ -220,14 +232,54 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
              `kgate certs server --dir certs --dns HOST`), or pass --plaintext for a lab"
         ),
     };
-    let credentials = match &users {
-        Some(path) => Some(SharedCredentials::load(path)?),
-        None if client_ca.is_some() => None,
-        None if plaintext => {
+    let shared_state = match args
+        .state
+        .as_deref()
+        .or(file.state.as_ref().map(|s| s.get_ref().as_str()))
+    {
+        None | Some("file") => None,
+        Some("kafka") => {
+            if users.is_some() || args.policy.is_some() || file.policy.is_some() {
+                bail!(
+                    "state = kafka keeps the policy and users in the cluster: drop --policy and \
+                     --users (move files into the cluster with `kgate state import`)"
+                );
+            }
+            if args.allow_all_authenticated
+                || file
+                    .allow_all_authenticated
+                    .as_ref()
+                    .is_some_and(|a| *a.get_ref())
+            {
+                bail!(
+                    "state = kafka keeps a policy in the cluster: drop --allow-all-authenticated"
+                );
+            }
+            let key_file = pick_path(args.state_key_file.clone(), file.state_key_file.as_ref(), cfg_path)
+                .context("state = kafka needs --state-key-file FILE (make one with `kgate state key --out state.key` and copy it to every gateway)")?;
+            let key = kgate_state::StateKey::load(&key_file)?;
+            let mut options = kgate_state::StateOptions::new(upstream.join(","), key);
+            if let Some(topic) = pick(args.state_topic.clone(), file.state_topic.as_ref()) {
+                options.topic = topic;
+            }
+            info!(topic = %options.topic, upstream = %options.bootstrap, "reading the shared state");
+            Some(kgate_state::KafkaState::open(options)?)
+        }
+        Some(other) => bail!("--state {other:?}: write `file` (the default) or `kafka`"),
+    };
+    let credentials = match (&users, &shared_state) {
+        (_, Some(state)) => Some(SharedCredentials::with_sink(
+            format!("kafka topic {}", state.topic()),
+            state.credentials(),
+            Arc::new(state.clone()),
+        )),
+        (Some(path), None) => Some(SharedCredentials::load(path)?),
+        (None, None) if client_ca.is_some() => None,
+        (None, None) if plaintext => {
             warn!("no --users with --plaintext: clients are NOT authenticated (User:ANONYMOUS)");
             None
         }
-        None => bail!("no users file: pass --users FILE (create it with `kgate users add NAME --users FILE --password-stdin`)"),
+        (None, None) => bail!("no users file: pass --users FILE (create it with `kgate users add NAME --users FILE --password-stdin`)"),
     };
     let mut gateway = GatewayConfig::new(listen, upstream);
     gateway.advertised_host = pick(args.advertised_host, file.advertised_host.as_ref());
@@ -315,32 +367,48 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
     let audit_log = pick_path(args.audit_log, file.audit_log.as_ref(), cfg_path);
     let audit_allows =
         args.audit_allows || file.audit_allows.as_ref().is_some_and(|a| *a.get_ref());
-    let authorizer = match policy {
-        Some(path) => {
-            let super_users = super_users
-                .iter()
-                .map(|p| {
-                    p.parse::<kgate_policies::Principal>()
-                        .with_context(|| format!("--super-user {p:?} (write e.g. User:admin)"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+    let parse_super_users = || {
+        super_users
+            .iter()
+            .map(|p| {
+                p.parse::<kgate_policies::Principal>()
+                    .with_context(|| format!("--super-user {p:?} (write e.g. User:admin)"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let authorizer = match (policy, &shared_state) {
+        (_, Some(state)) => {
             let options = kgate_policies::AuthorizerOptions {
-                super_users,
+                super_users: parse_super_users()?,
+                reserved_topics: vec![state.topic().into()],
+                ..Default::default()
+            };
+            let authorizer = Arc::new(kgate_policies::Authorizer::with_store(
+                state.policy(),
+                options,
+                Arc::new(state.clone()),
+            ));
+            state.attach(Some(authorizer.clone()), credentials.clone());
+            Some(authorizer)
+        }
+        (Some(path), None) => {
+            let options = kgate_policies::AuthorizerOptions {
+                super_users: parse_super_users()?,
                 ..Default::default()
             };
             Some(Arc::new(kgate_policies::Authorizer::open(&path, options)?))
         }
-        None if !super_users.is_empty() => {
+        (None, None) if !super_users.is_empty() => {
             bail!("--super-user needs --policy FILE (authorization is off without a policy)")
         }
-        None if allow_all => {
+        (None, None) if allow_all => {
             warn!(
                 "--allow-all-authenticated: authorization is OFF; every authenticated client may \
                  do anything kgate forwards"
             );
             None
         }
-        None => bail!(
+        (None, None) => bail!(
             "choose how kgate authorizes: --policy FILE (Kafka ACLs and roles; start one with \
              `kgate acl add --allow-principal User:alice --operation Read --topic orders --policy \
              policy.toml`) or --allow-all-authenticated (no authorization: every authenticated \
@@ -401,6 +469,7 @@ pub fn resolve(args: ProxyArgs) -> anyhow::Result<Resolved> {
         authorizer,
         admin_listen,
         allow_faults,
+        state: shared_state,
     })
 }
 
@@ -464,6 +533,7 @@ pub async fn serve(
         authorizer,
         admin_listen,
         allow_faults,
+        state,
     } = resolved;
     let upstream = gateway.upstream.join(",");
     let gateway = Gateway::start(gateway)
@@ -473,6 +543,7 @@ pub async fn serve(
         tls,
         credentials,
         authorizer,
+        state,
     });
     let admin = match admin_listen {
         Some(addr) => {
@@ -505,9 +576,10 @@ pub async fn serve(
         None => None,
     };
     let watcher = tokio::spawn(watch_files(reloader.clone()));
-    let authorization = match &reloader.authorizer {
-        Some(_) => "policy (Kafka ACLs and roles)",
-        None => "OFF (--allow-all-authenticated)",
+    let authorization = match (&reloader.authorizer, &reloader.state) {
+        (Some(_), Some(_)) => "policy (Kafka ACLs and roles) shared through the cluster",
+        (Some(_), None) => "policy (Kafka ACLs and roles)",
+        (None, _) => "OFF (--allow-all-authenticated)",
     };
     info!(bootstrap = %gateway.bootstrap_servers(), authorization, "kgate is ready");
     wait_for_stop(stop, &reloader).await;
@@ -516,6 +588,9 @@ pub async fn serve(
         admin.stop();
     }
     gateway.shutdown().await;
+    if let Some(state) = &reloader.state {
+        state.stop();
+    }
     Ok(())
 }
 
@@ -524,9 +599,22 @@ pub struct Reloader {
     tls: Option<Arc<TlsSettings>>,
     credentials: Option<SharedCredentials>,
     authorizer: Option<Arc<kgate_policies::Authorizer>>,
+    state: Option<kgate_state::KafkaState>,
 }
 
 impl kgate_proxy::admin::Reload for Reloader {
+    fn not_ready(&self) -> Option<String> {
+        let metrics = self.state.as_ref()?.metrics();
+        (!metrics.caught_up.load(std::sync::atomic::Ordering::Relaxed))
+            .then(|| "still reading the shared state topic".to_string())
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        if let Some(state) = &self.state {
+            state.metrics().render(out);
+        }
+    }
+
     fn reload(&self) -> Result<String, String> {
         let mut done = Vec::new();
         let mut failed = Vec::new();

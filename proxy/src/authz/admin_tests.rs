@@ -96,6 +96,7 @@ fn alice(acls: Vec<AclBinding>) -> Session {
         AuthorizerOptions {
             super_users: vec!["User:admin".parse().expect("principal")],
             cache_capacity: 0,
+            ..AuthorizerOptions::default()
         },
     );
     Session {

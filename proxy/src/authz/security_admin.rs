@@ -775,6 +775,7 @@ mod tests {
                 AuthorizerOptions {
                     super_users: vec!["User:admin".parse().expect("principal")],
                     cache_capacity: 0,
+                    ..AuthorizerOptions::default()
                 },
             )
             .expect("authorizer"),
