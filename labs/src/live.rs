@@ -5,9 +5,10 @@
 //!   watermark, whoever writes) and the consume rate (records the lab's own probes and checks
 //!   read: kgate does not count the records in a student's fetches); per broker kgate's p99
 //!   for produce requests (the same figure on each partition it leads); consumer lag as the
-//!   last probe left it, with its age; the faults in force (a hidden fault stays hidden until the instructor reveals it);
-//!   the stream of authorization denials from the audit log; each step's check results. It
-//!   also takes `kgate fault add --admin ADDR RULE` as the gateway's admin endpoint does.
+//!   last probe left it, with its age; the faults in force (a hidden fault stays hidden until
+//!   the instructor reveals it); the stream of authorization denials from the audit log; each
+//!   step's check results. It also takes `kgate fault add --admin ADDR RULE` as the gateway's
+//!   admin endpoint does.
 //! - **Class view** (`kgate lab serve --listen 127.0.0.1:PORT`): it prints a class token, students
 //!   run `kgate lab run LAB --class http://HOST:PORT --class-token TOKEN` (or the one URL
 //!   `http://HOST:PORT/?token=TOKEN` it prints), and the page shows each student's progress per
