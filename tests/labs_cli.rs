@@ -2,44 +2,11 @@
 //! single steps are checked in separate invocations, and broken lab files fail with the file,
 //! step and field named.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-fn kgate(args: &[&str], state: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kgate"))
-        .args(args)
-        .env("XDG_STATE_HOME", state)
-        .env("KGATE_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("kgate runs")
-}
-
-/// Runs `kgate` with `input` on standard input (a guided run typed by a student).
-fn typed(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
-        .args(args)
-        .env("KGATE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(input).expect("write");
-    }
-    child.wait_with_output().expect("wait")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::lab::{answer, kgate, kgate_in, text, typed, SMALL_LAB};
 
 fn auto(lab: &str) {
     let state = tempfile::tempdir().expect("tempdir");
@@ -89,25 +56,6 @@ fn list_names_every_lab() {
     }
 }
 
-const SMALL_LAB: &str = r#"
-id = "small"
-title = "A small lab"
-summary = "certificates"
-[environment]
-topics = [{ name = "t", partitions = 1, messages = 2 }]
-
-[[step]]
-title = "Make a CA"
-text = "kgate certs init --dir certs"
-commands = ["kgate certs init --dir certs"]
-check = [{ kind = "file", path = "certs/ca.pem" }]
-
-[[step]]
-title = "Read the topic"
-text = "anyone can"
-check = [{ kind = "consume", topic = "t", security = "plaintext", expect = "ok", min = 2 }]
-"#;
-
 #[test]
 fn a_step_is_checked_in_a_separate_invocation_and_reset_clears_it() {
     let state = tempfile::tempdir().expect("tempdir");
@@ -139,11 +87,7 @@ fn a_step_is_checked_in_a_separate_invocation_and_reset_clears_it() {
         text(&out)
     );
     // The student's own command, then the check passes.
-    let made = Command::new(env!("CARGO_BIN_EXE_kgate"))
-        .args(["certs", "init", "--dir", "certs"])
-        .current_dir(&dir)
-        .output()
-        .expect("certs init");
+    let made = kgate_in(&["certs", "init", "--dir", "certs"], Path::new(&dir), b"");
     assert!(made.status.success(), "{}", text(&made));
     let out = kgate(
         &["lab", "check", &file, "--step", "1", "--dir", &dir],
@@ -234,34 +178,7 @@ answer = "all"
     std::fs::write(&file, lab).expect("write");
     let file = file.display().to_string();
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let answer = |a: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
-            .args([
-                "lab",
-                "answer",
-                &file,
-                "--step",
-                "1",
-                "--question",
-                "q",
-                "--dir",
-                &dir,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(a.as_bytes())
-            .expect("write");
-        let out = child.wait_with_output().expect("wait");
-        assert!(out.status.success(), "{}", text(&out));
-    };
+    let answer = |a: &str| answer(&file, "1", "q", &dir, a);
     answer("b");
     let out = kgate(
         &["lab", "check", &file, "--step", "1", "--dir", &dir],
@@ -283,23 +200,18 @@ fn a_guided_run_reads_commands_from_stdin() {
     let file = state.path().join("small.toml");
     std::fs::write(&file, SMALL_LAB).expect("write lab");
     let dir = state.path().join("guided").display().to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
-        .args(["lab", "run", &file.display().to_string(), "--dir", &dir])
-        .args(["--listen", "127.0.0.1:0"])
-        .env("KGATE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(b"check\nhint\nsolution\ndo\ncheck\nnext\ncheck\nstatus\nquit\n")
-            .expect("write");
-    }
-    let out = child.wait_with_output().expect("wait");
+    let out = typed(
+        &[
+            "lab",
+            "run",
+            &file.display().to_string(),
+            "--dir",
+            &dir,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        b"check\nhint\nsolution\ndo\ncheck\nnext\ncheck\nstatus\nquit\n",
+    );
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(all.contains("== Step 1/2: Make a CA =="), "{all}");
@@ -373,8 +285,8 @@ fn a_root_cause_analysis_is_graded_against_the_hidden_fault() {
     let state = tempfile::tempdir().expect("tempdir");
     let dir = state.path().join("rca").display().to_string();
     // Seed 1 hides consumer lag (slow processing, one consumer); `quit` keeps the seed.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
-        .args([
+    let out = typed(
+        &[
             "lab",
             "run",
             "delayed-sensor-data",
@@ -382,38 +294,14 @@ fn a_root_cause_analysis_is_graded_against_the_hidden_fault() {
             "1",
             "--dir",
             &dir,
-        ])
-        .args(["--listen", "127.0.0.1:0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(b"quit\n").expect("write");
-    }
-    let out = child.wait_with_output().expect("wait");
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        b"quit\n",
+    );
     assert!(out.status.success(), "{}", text(&out));
     let answer_at = |step: &str, question: &str, body: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kgate"))
-            .args(["lab", "answer", "delayed-sensor-data", "--step", step])
-            .args(["--question", question, "--dir", &dir])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(body.as_bytes())
-            .expect("write");
-        let out = child.wait_with_output().expect("wait");
-        assert!(out.status.success(), "{}", text(&out));
+        answer("delayed-sensor-data", step, question, &dir, body)
     };
     let answer = |question: &str, body: &str| answer_at("3", question, body);
     // A plausible but wrong chain: it blames a slow broker.

@@ -34,10 +34,14 @@ pub struct CheckResult {
 /// baseline).
 #[derive(Debug, Default)]
 pub struct Evidence {
-    /// The p99 produce latency of the baseline probe, ms.
+    /// The baseline's p99 produce latency, ms: the median of its runs' p99s.
     pub baseline_p99_ms: Option<f64>,
+    /// The p99 of each baseline run, ms, in the order measured (the median above is theirs).
+    pub baseline_runs_ms: Vec<f64>,
     /// Consumer lag per `topic-partition` of the last probe that consumed (the live view).
     pub last_lag: BTreeMap<String, i64>,
+    /// When that probe measured it.
+    pub last_lag_at: Option<std::time::SystemTime>,
     /// The last `sim` check's report.
     pub sim: Option<kgate_sim::Report>,
     /// Reports by scenario text: the simulator is deterministic, so a scenario runs once.
@@ -138,11 +142,12 @@ pub async fn run_check(
                 user.as_deref().zip(password.as_deref()),
                 mechanism.as_deref(),
             );
+            let reads = env.reads_handle();
             let seen = match group {
                 None if *expect == Expect::Denied => consume_assigned(client, topic).await,
                 _ => {
                     let group = group.clone().unwrap_or_else(|| "kgate-lab-check".into());
-                    consume_outcome(client, topic, &group, *min, *expect).await
+                    consume_outcome(client, topic, &group, *min, *expect, &reads).await
                 }
             };
             let (passed, detail) = judge(*expect, seen, "messages read");
@@ -492,6 +497,7 @@ async fn consume_outcome(
     group: &str,
     min: usize,
     expect: Expect,
+    reads: &crate::env::ReadMeter,
 ) -> Seen {
     let recorder = Recorder::default();
     let consumer: StreamConsumer<Recorder> = match config
@@ -526,7 +532,10 @@ async fn consume_outcome(
         }
         let step = left.min(Duration::from_millis(300));
         match tokio::time::timeout(step, consumer.recv()).await {
-            Ok(Ok(_)) => got += 1,
+            Ok(Ok(m)) => {
+                got += 1;
+                reads.add(m.topic(), m.partition(), 1);
+            }
             Ok(Err(e)) => {
                 if let Some(seen) = classify_code(e.rdkafka_error_code(), &e.to_string()) {
                     return seen;
@@ -748,6 +757,9 @@ pub struct ProbeReport {
     pub lag: BTreeMap<i32, i64>,
     /// The cluster's replication health when the probe ran.
     pub health: Option<crate::env::ClusterHealth>,
+    /// p99 produce latency before rounding, ms (`values["p99_ms"]` is rounded for display;
+    /// comparisons with a baseline of a few ms need the fraction).
+    pub p99_exact_ms: Option<f64>,
 }
 
 /// One broker's timings in a probe: what the client waited for, and where the time went.
@@ -812,29 +824,123 @@ fn partition_leaders<C: ClientContext>(
         .collect()
 }
 
-/// Below this, a baseline p99 is noise on a laptop: "within 2× of the baseline" counts from
-/// at least this.
-pub const BASELINE_FLOOR_MS: f64 = 10.0;
+/// How many times a baseline probe measures p99 (the probe itself, then produce-only repeats):
+/// one run's p99 of a few dozen records is its slowest record, and one scheduling hiccup on a
+/// shared laptop would set the baseline; the median of five does not move with one.
+pub const BASELINE_RUNS: usize = 5;
+
+/// How many times a check against the baseline measures p99, compared by their median.
+pub const CHECK_RUNS: usize = 3;
+
+/// The median of `runs` (the mean of the middle two for an even count); `None` if empty.
+pub fn median(runs: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = runs.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => v.get(n / 2).copied(),
+        _ => Some((v.get(n / 2 - 1)? + v.get(n / 2)?) / 2.0),
+    }
+}
+
+/// Scheduling noise added to the baseline's median before "within 2×" applies: a p99 of a few
+/// milliseconds on a loaded 2-core laptop (a build beside the lab) moves by several ms with
+/// no fault at all, so 2 × 1.5 ms would call a fixed cluster broken. The check prints this
+/// term with the others; a p99 of 50 ms against a 2 ms baseline still fails.
+pub const NOISE_MS: f64 = 10.0;
+
+/// The terms of a check against the baseline, each printed: `factor` × the baseline's median,
+/// the baseline's own slowest run (the healthy cluster measured it, so it is no symptom), and
+/// the median plus [`NOISE_MS`]. The check passes at or below the largest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BaselineLimit {
+    /// `factor` × the baseline's median.
+    pub scaled: f64,
+    /// The slowest baseline run (0 if the runs were not kept).
+    pub slowest: f64,
+    /// The baseline's median + [`NOISE_MS`].
+    pub noise: f64,
+}
+
+impl BaselineLimit {
+    /// The limit: the largest term.
+    pub fn ms(&self) -> f64 {
+        self.scaled.max(self.slowest).max(self.noise)
+    }
+}
+
+/// The limit of a check against a baseline of `median_ms` (from `runs_ms`).
+pub fn baseline_limit(factor: f64, median_ms: f64, runs_ms: &[f64]) -> BaselineLimit {
+    BaselineLimit {
+        scaled: factor * median_ms,
+        slowest: runs_ms.iter().copied().fold(0.0, f64::max),
+        noise: median_ms + NOISE_MS,
+    }
+}
+
+fn runs_text(runs: &[f64]) -> String {
+    runs.iter()
+        .map(|r| fmt_ms(*r))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A latency in ms for the student: one decimal below 10 ms, whole ms above.
+fn fmt_ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// `n` more p99 measurements of the probe's produce side (no consuming, same faults and
+/// settings), for a median.
+async fn more_p99_runs(env: &mut LabEnv, p: &ProbeSpec, n: usize) -> anyhow::Result<Vec<f64>> {
+    let mut produce_only = p.clone();
+    produce_only.consume_for_ms = 0;
+    let mut runs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let r = run_probe(env, &produce_only).await?;
+        if let Some(v) = r.p99_exact_ms {
+            runs.push(v);
+        }
+    }
+    Ok(runs)
+}
 
 async fn probe(
     env: &mut LabEnv,
     p: &ProbeSpec,
     evidence: &mut Evidence,
 ) -> anyhow::Result<(bool, String)> {
-    let mut report = run_probe(env, p).await?;
+    let report = run_probe(env, p).await?;
     for (part, lag) in &report.lag {
         evidence
             .last_lag
             .insert(format!("{}-{part}", p.topic), *lag);
     }
-    // A check against the baseline measures twice before it says the symptom is still there:
-    // one slow run on a busy laptop is not a symptom.
-    if let (Some(factor), Some(base)) = (p.within_baseline, evidence.baseline_p99_ms) {
-        let limit = factor * base.max(BASELINE_FLOOR_MS);
-        if report.values.get("p99_ms").is_some_and(|v| *v > limit) {
-            let again = run_probe(env, p).await?;
-            if again.values.get("p99_ms").is_some_and(|v| *v <= limit) {
-                report = again;
+    if !report.lag.is_empty() {
+        evidence.last_lag_at = Some(std::time::SystemTime::now());
+    }
+    // The baseline and the checks against it compare medians of several runs' p99, so that
+    // one slow run on a busy laptop neither sets the baseline nor counts as the symptom.
+    let mut runs: Vec<f64> = report.p99_exact_ms.into_iter().collect();
+    let mut first_runs: Vec<f64> = Vec::new();
+    if p.baseline {
+        runs.extend(more_p99_runs(env, p, BASELINE_RUNS.saturating_sub(1)).await?);
+    } else if let Some(factor) = p.within_baseline {
+        runs.extend(more_p99_runs(env, p, CHECK_RUNS.saturating_sub(1)).await?);
+        // Over the limit: measure once more before calling it a symptom (a moment of load
+        // passes; a fault stays). The output shows both sets.
+        if let Some(base) = evidence.baseline_p99_ms {
+            let limit = baseline_limit(factor, base, &evidence.baseline_runs_ms).ms();
+            if median(&runs).is_some_and(|m| m > limit) {
+                let again = more_p99_runs(env, p, CHECK_RUNS).await?;
+                if median(&again).is_some_and(|m| m <= limit) {
+                    first_runs = std::mem::replace(&mut runs, again);
+                }
             }
         }
     }
@@ -891,20 +997,52 @@ async fn probe(
     }
     let mut passed = true;
     if let Some(factor) = p.within_baseline {
-        match (evidence.baseline_p99_ms, report.values.get("p99_ms")) {
+        match (evidence.baseline_p99_ms, median(&runs)) {
             (Some(base), Some(p99)) => {
-                let limit = factor * base.max(BASELINE_FLOOR_MS);
+                let terms = baseline_limit(factor, base, &evidence.baseline_runs_ms);
+                let limit = terms.ms();
+                let base_runs = if evidence.baseline_runs_ms.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " of {} runs ({} ms)",
+                        evidence.baseline_runs_ms.len(),
+                        runs_text(&evidence.baseline_runs_ms)
+                    )
+                };
+                let again = if first_runs.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (measured again: the first {} runs had median {} ms: {} ms)",
+                        first_runs.len(),
+                        median(&first_runs).map_or_else(String::new, fmt_ms),
+                        runs_text(&first_runs)
+                    )
+                };
                 detail.push_str(&format!(
-                    "\n  baseline p99 {} ms: this run must stay within {}× ({} ms)",
-                    fmt_num(base),
+                    "\n  baseline p99: median {} ms{base_runs}\
+                     \n  now p99: median {} ms of {} runs ({} ms){again}\
+                     \n  compared: median {} ms against at most {} ms, the largest of {}× the baseline \
+                     median ({} ms), its slowest run ({} ms) and the median + {} ms of scheduling \
+                     noise ({} ms)",
+                    fmt_ms(base),
+                    fmt_ms(p99),
+                    runs.len(),
+                    runs_text(&runs),
+                    fmt_ms(p99),
+                    fmt_ms(limit),
                     fmt_num(factor),
-                    fmt_num(limit.round())
+                    fmt_ms(terms.scaled),
+                    fmt_ms(terms.slowest),
+                    fmt_num(NOISE_MS),
+                    fmt_ms(terms.noise),
                 ));
-                if *p99 > limit {
+                if p99 > limit {
                     passed = false;
                     detail.push_str(&format!(
                         "\n  not met: p99 {} ms is more than {}× the baseline: the symptom is still there",
-                        fmt_num(*p99),
+                        fmt_ms(p99),
                         fmt_num(factor)
                     ));
                 }
@@ -922,8 +1060,15 @@ async fn probe(
         }
     }
     if p.baseline {
-        if let Some(p99) = report.values.get("p99_ms") {
-            evidence.baseline_p99_ms = Some(*p99);
+        if let Some(base) = median(&runs) {
+            evidence.baseline_p99_ms = Some(base);
+            evidence.baseline_runs_ms = runs.clone();
+            detail.push_str(&format!(
+                "\n  baseline kept: p99 median {} ms of {} runs ({} ms); checks after a fix compare with this median",
+                fmt_ms(base),
+                runs.len(),
+                runs_text(&runs)
+            ));
         }
     }
     for cond in &p.expect {
@@ -1187,6 +1332,7 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
     report.values.insert("failed", failed as f64);
     report.values.insert("p50_ms", pct(0.5).round());
     report.values.insert("p99_ms", pct(0.99).round());
+    report.p99_exact_ms = (!latencies.is_empty()).then(|| pct(0.99));
     report.values.insert("max_ms", pct(1.0).round());
     report.values.insert(
         "throttle_ms",
@@ -1196,8 +1342,15 @@ pub async fn run_probe(env: &mut LabEnv, p: &ProbeSpec) -> anyhow::Result<ProbeR
             .max(0) as f64,
     );
     if p.consume_for_ms > 0 {
-        let (counts, others, end, lag) =
-            consume_run(&base, &p.topic, run, p, env.consumers.max(1), &start).await?;
+        let (counts, others, end, lag) = consume_run(
+            &base,
+            &p.topic,
+            run,
+            p,
+            (env.consumers.max(1), env.reads_handle()),
+            &start,
+        )
+        .await?;
         report.lag = lag;
         let consumed: usize = counts.values().sum();
         let distinct = counts.len();
@@ -1253,7 +1406,7 @@ async fn consume_run(
     topic: &str,
     run: u64,
     p: &ProbeSpec,
-    consumers: usize,
+    (consumers, reads): (usize, Arc<crate::env::ReadMeter>),
     start: &BTreeMap<i32, i64>,
 ) -> anyhow::Result<Consumed> {
     let probe_consumer = |k: usize| -> anyhow::Result<StreamConsumer> {
@@ -1307,6 +1460,7 @@ async fn consume_run(
         let want: i64 = mine.iter().filter_map(|part| ends.get(part)).sum();
         let prefix = format!("{run}:");
         let processing = p.processing_ms;
+        let reads = reads.clone();
         tasks.push(tokio::spawn(async move {
             let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
             let mut per_partition: BTreeMap<i32, i64> = BTreeMap::new();
@@ -1324,6 +1478,7 @@ async fn consume_run(
                     Ok(Ok(msg)) => {
                         read += 1;
                         *per_partition.entry(msg.partition()).or_default() += 1;
+                        reads.add(msg.topic(), msg.partition(), 1);
                         let number = msg
                             .payload()
                             .and_then(|v| std::str::from_utf8(v).ok())
@@ -1527,6 +1682,31 @@ fn sim_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_baseline_is_the_median_of_its_runs_and_one_slow_run_does_not_set_it() {
+        assert_eq!(median(&[2.0, 40.0, 1.5, 2.5, 2.0]), Some(2.0));
+        assert_eq!(median(&[1.0, 3.0]), Some(2.0));
+        assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn the_limit_is_the_largest_of_its_printed_terms() {
+        // A 2 ms baseline: 2× is 4 ms, noise allows 12 ms; a 52 ms p99 is a symptom.
+        let l = baseline_limit(2.0, 2.0, &[1.8, 2.0, 2.0, 2.1, 2.4]);
+        assert_eq!(
+            (l.scaled, l.slowest, l.noise, l.ms()),
+            (4.0, 2.4, 12.0, 12.0)
+        );
+        assert!(52.0 > l.ms());
+        // The healthy cluster's own slowest run is not a symptom.
+        assert_eq!(
+            baseline_limit(2.0, 2.0, &[1.8, 2.0, 2.0, 2.1, 30.0]).ms(),
+            30.0
+        );
+        // Above the noise, 2× the median decides (a progress file without runs: no slowest).
+        assert_eq!(baseline_limit(2.0, 40.0, &[]).ms(), 80.0);
+    }
 
     fn report() -> kgate_sim::Report {
         kgate_sim::Scenario::from_toml_str(

@@ -193,6 +193,8 @@ pub struct LabEnv {
     publish: bool,
     /// Per-broker request timings the gateway records (broker time vs the rest).
     timings: Arc<kgate_proxy::timings::Timings>,
+    /// Records the lab's own consumers read (the live view's consume rate).
+    reads: Arc<ReadMeter>,
     /// The cluster's state as the labs model it (the embedded cluster keeps no replicas).
     pub health: ClusterHealth,
     /// Consumers in the group the probes read with (`kgate lab cluster consumers N`).
@@ -203,6 +205,29 @@ pub struct LabEnv {
     hidden_rules: Vec<u64>,
     /// Partitions per topic, for leaders and replica counts.
     topics: Vec<(String, i32)>,
+}
+
+/// How many records the lab's own consumers (its probes and `consume` checks) have read, per
+/// topic and partition: the live view's consume rate. A student's own clients are not counted:
+/// the gateway forwards their fetches without counting the records in them, so the live view
+/// says whose reads it shows.
+#[derive(Debug, Default)]
+pub struct ReadMeter {
+    counts: std::sync::Mutex<std::collections::BTreeMap<(String, i32), u64>>,
+}
+
+impl ReadMeter {
+    /// Counts `n` records read from `topic`/`partition`.
+    pub fn add(&self, topic: &str, partition: i32, n: u64) {
+        if let Ok(mut c) = self.counts.lock() {
+            *c.entry((topic.to_owned(), partition)).or_default() += n;
+        }
+    }
+
+    /// Records read so far, per topic and partition.
+    pub fn totals(&self) -> std::collections::BTreeMap<(String, i32), u64> {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
 }
 
 /// Replication as the labs model it: every partition has a replica on each broker (up to
@@ -275,6 +300,7 @@ impl LabEnv {
             lab_rules: std::collections::HashMap::new(),
             publish,
             timings: Arc::default(),
+            reads: Arc::default(),
             health: ClusterHealth::default(),
             consumers: 1,
             ops_applied: 0,
@@ -832,6 +858,11 @@ impl LabEnv {
     /// The gateway's timings (shared with the live view).
     pub fn timings_handle(&self) -> Arc<kgate_proxy::timings::Timings> {
         self.timings.clone()
+    }
+
+    /// What the lab's consumers read (shared with the live view).
+    pub fn reads_handle(&self) -> Arc<ReadMeter> {
+        self.reads.clone()
     }
 
     /// The audit log the gateway writes, as a path, if one is configured.

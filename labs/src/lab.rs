@@ -661,10 +661,12 @@ pub struct ProbeSpec {
     /// time, network and throttle, the client's queue time; lag per partition; ISR changes.
     #[serde(default)]
     pub evidence: bool,
-    /// This probe's p99 is the lab's baseline (kept in the progress file).
+    /// This probe's p99 is the lab's baseline (kept in the progress file): the median of
+    /// [`crate::check::BASELINE_RUNS`] runs' p99, the probe and produce-only repeats.
     #[serde(default)]
     pub baseline: bool,
-    /// The check passes only if p99 is within this factor of the baseline (`2.0`).
+    /// The check passes only if p99 (the median of [`crate::check::CHECK_RUNS`] runs) is
+    /// within this factor of the baseline (`2.0`), or no slower than the baseline's slowest run.
     #[serde(default)]
     pub within_baseline: Option<f64>,
 }

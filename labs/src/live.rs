@@ -1,13 +1,20 @@
 //! The live view for the instructor and the class view, in the browser.
 //!
 //! - **Live view** of a running lab (`kgate lab run LAB --view 127.0.0.1:PORT`): brokers,
-//!   partitions, leaders and in-sync replicas; produce rate and latency per partition, consumer
-//!   lag; the faults in force (a hidden fault stays hidden until the instructor reveals it);
-//!   the stream of authorization denials from the audit log; each step's check results. It
-//!   also takes `kgate fault add --admin ADDR RULE` as the gateway's admin endpoint does.
-//! - **Class view** (`kgate lab serve --listen 127.0.0.1:PORT`): students run
-//!   `kgate lab run LAB --class http://HOST:PORT`, and the page shows each student's progress
-//!   per step, nothing else about their machine.
+//!   partitions, leaders and in-sync replicas; per partition the produce rate (its high
+//!   watermark, whoever writes) and the consume rate (records the lab's own probes and checks
+//!   read: kgate does not count the records in a student's fetches); per broker kgate's p99
+//!   for produce requests (the same figure on each partition it leads); consumer lag as the
+//!   last probe left it, with its age; the faults in force (a hidden fault stays hidden until
+//!   the instructor reveals it); the stream of authorization denials from the audit log; each
+//!   step's check results. It also takes `kgate fault add --admin ADDR RULE` as the gateway's
+//!   admin endpoint does.
+//! - **Class view** (`kgate lab serve --listen 127.0.0.1:PORT`): it prints a class token, students
+//!   run `kgate lab run LAB --class http://HOST:PORT --class-token TOKEN` (or the one URL
+//!   `http://HOST:PORT/?token=TOKEN` it prints), and the page shows each student's progress per
+//!   step, nothing else about their machine. Progress without the token is refused (401), with
+//!   another token too (403): the class view may listen on the class's network, and whoever can
+//!   reach it must not write into the projected page.
 //!
 //! Both are one page embedded in the binary (no CDN, works offline), updated by server-sent
 //! events twice a second. The HTTP server is the same small one as kgate's admin endpoint: one
@@ -20,7 +27,7 @@
 //! | `GET /state` | the current snapshot |
 //! | `POST /reveal` | (live) shows the hidden fault |
 //! | `GET`, `POST`, `DELETE /faults[/<id>]` | (live) the gateway's fault rules, as the admin endpoint; changes need its bearer token, in a 0600 file where `kgate fault --admin` looks |
-//! | `POST /progress` | (class) a student's progress, JSON |
+//! | `POST /progress` | (class) a student's progress, JSON, with `Authorization: Bearer <class token>` |
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -34,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::env::ClusterHealth;
+use crate::env::{ClusterHealth, ReadMeter};
 
 const LIVE_PAGE: &str = include_str!("../assets/live.html");
 const CLASS_PAGE: &str = include_str!("../assets/class.html");
@@ -61,6 +68,9 @@ pub enum LiveError {
     /// The live view serves loopback only: the page shows the lab's internals.
     #[error("{0} is not a loopback address: the live view binds 127.0.0.1 or ::1 only")]
     NotLoopback(SocketAddr),
+    /// A class token the instructor chose is too short to keep others out.
+    #[error("the class token must be at least {0} characters, without spaces")]
+    ShortToken(usize),
 }
 
 /// One check result, as the page shows it.
@@ -105,6 +115,8 @@ pub struct LabStatus {
     pub health: ClusterHealth,
     /// Consumer lag per `topic-partition` from the last probe.
     pub lag: BTreeMap<String, i64>,
+    /// When the last probe measured `lag` (the page says how old the figure is).
+    pub lag_at: Option<std::time::SystemTime>,
     /// The audit log, to stream its denials.
     pub audit_log: Option<PathBuf>,
 }
@@ -118,15 +130,17 @@ pub struct Live {
     topics: Vec<String>,
     faults: Arc<FaultTable>,
     timings: Arc<Timings>,
+    reads: Arc<ReadMeter>,
 }
 
 impl Live {
-    /// The live state of a lab whose cluster is at `cluster` (bootstrap servers).
+    /// The live state of a lab whose cluster is at `cluster` (bootstrap servers), from the
+    /// lab environment's gateway faults, timings and read counts.
     pub fn new(
         cluster: String,
         topics: Vec<String>,
         faults: Arc<FaultTable>,
-        timings: Arc<Timings>,
+        (timings, reads): (Arc<Timings>, Arc<ReadMeter>),
     ) -> Self {
         Live {
             status: Mutex::new(LabStatus::default()),
@@ -134,6 +148,7 @@ impl Live {
             topics,
             faults,
             timings,
+            reads,
         }
     }
 }
@@ -159,14 +174,15 @@ pub struct ViewServer {
 enum Mode {
     /// The lab, its sampler, and the token fault changes need.
     Live(Arc<Live>, Arc<Mutex<Sampler>>, Arc<Mutex<String>>),
-    Class(Arc<Mutex<BTreeMap<String, Progress>>>),
+    /// The students' progress by name, and the class token their posts must carry.
+    Class(Arc<Mutex<BTreeMap<String, Progress>>>, Arc<str>),
 }
 
 impl Clone for Mode {
     fn clone(&self) -> Self {
         match self {
             Mode::Live(l, s, t) => Mode::Live(l.clone(), s.clone(), t.clone()),
-            Mode::Class(c) => Mode::Class(c.clone()),
+            Mode::Class(c, t) => Mode::Class(c.clone(), t.clone()),
         }
     }
 }
@@ -188,19 +204,33 @@ pub async fn serve_live(addr: SocketAddr, live: Arc<Live>) -> Result<ViewServer,
 
 /// Starts the class view. Unlike the live view it may listen beyond loopback when told to
 /// (students' laptops post their progress to it; it shows progress per step and nothing else
-/// about their machines), with a warning.
+/// about their machines), with a warning. Posts must carry `token` ([`class_token`] makes
+/// one), so that reaching the port is not enough to write into the projected page.
 ///
 /// # Errors
-/// The address cannot be bound.
-pub async fn serve_class(addr: SocketAddr) -> Result<ViewServer, LiveError> {
+/// The address cannot be bound, or the token is shorter than 16 characters.
+pub async fn serve_class(addr: SocketAddr, token: &str) -> Result<ViewServer, LiveError> {
+    let min = kgate_proxy::admin_token::MIN_TOKEN;
+    if token.trim().len() < min || token.trim() != token {
+        return Err(LiveError::ShortToken(min));
+    }
     if !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,
             "the class view listens beyond loopback: anyone on the network can read the class's \
-             progress and post progress under any name"
+             progress; only holders of the class token can post it"
         );
     }
-    serve(addr, Mode::Class(Arc::default())).await
+    serve(addr, Mode::Class(Arc::default(), Arc::from(token))).await
+}
+
+/// A new class token: 16 hex digits (64 random bits), short enough to read off a projector
+/// and type, long enough that a guess is hopeless at one HTTP request per try.
+pub fn class_token() -> String {
+    kgate_proxy::admin_token::generate()
+        .chars()
+        .take(kgate_proxy::admin_token::MIN_TOKEN)
+        .collect()
 }
 
 async fn serve(addr: SocketAddr, mode: Mode) -> Result<ViewServer, LiveError> {
@@ -315,6 +345,7 @@ async fn respond(
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         409 => "Conflict",
         _ => "Error",
@@ -373,9 +404,11 @@ async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
             .await;
         }
     }
-    match (&mode, req.method.as_str(), req.path.as_str()) {
+    // `?token=...` in the URL printed for students (and opened in a browser) is not a path.
+    let path = req.path.split('?').next().unwrap_or_default();
+    match (&mode, req.method.as_str(), path) {
         (Mode::Live(..), "GET", "/") => respond(&mut stream, 200, html, LIVE_PAGE).await,
-        (Mode::Class(_), "GET", "/") => respond(&mut stream, 200, html, CLASS_PAGE).await,
+        (Mode::Class(..), "GET", "/") => respond(&mut stream, 200, html, CLASS_PAGE).await,
         (_, "GET", "/state") => {
             let snap = snapshot(&mode).await;
             respond(&mut stream, 200, json, &snap).await
@@ -462,7 +495,30 @@ async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
                 _ => respond(&mut stream, 404, text, "no such fault rule of yours\n").await,
             }
         }
-        (Mode::Class(class), "POST", "/progress") => {
+        (Mode::Class(class, token), "POST", "/progress") => {
+            match class_auth(&req.head, token) {
+                ClassAuth::Missing => {
+                    return respond(
+                        &mut stream,
+                        401,
+                        text,
+                        "progress needs the class token: kgate lab run LAB --class URL \
+                         --class-token TOKEN (the instructor's `kgate lab serve` prints both)\n",
+                    )
+                    .await
+                }
+                ClassAuth::Wrong => {
+                    return respond(
+                        &mut stream,
+                        403,
+                        text,
+                        "this is not the class token: ask the instructor for the one \
+                         `kgate lab serve` printed\n",
+                    )
+                    .await
+                }
+                ClassAuth::Granted => {}
+            }
             match serde_json::from_slice::<Progress>(&req.body) {
                 Ok(p) if !p.student.trim().is_empty() && p.student.len() <= 64 => {
                     if let Ok(mut c) = class.lock() {
@@ -476,6 +532,32 @@ async fn handle(mut stream: TcpStream, mode: Mode) -> std::io::Result<()> {
             }
         }
         _ => respond(&mut stream, 404, text, "not found\n").await,
+    }
+}
+
+/// What a progress post's `Authorization` header says.
+#[derive(Debug, PartialEq, Eq)]
+enum ClassAuth {
+    /// The class token.
+    Granted,
+    /// No `Authorization` header: the student did not pass the token (401).
+    Missing,
+    /// Something else: another class's token or a guess (403).
+    Wrong,
+}
+
+fn class_auth(head: &str, token: &str) -> ClassAuth {
+    let has_header = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .any(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"));
+    if !has_header {
+        ClassAuth::Missing
+    } else if kgate_proxy::admin_token::bearer_matches(head, token) {
+        ClassAuth::Granted
+    } else {
+        ClassAuth::Wrong
     }
 }
 
@@ -506,16 +588,48 @@ fn visible_rules(live: &Live) -> Vec<String> {
         .collect()
 }
 
-/// Samples for rates: the last high watermark of each partition and when.
+/// A per-second rate from a counter sampled now and then: the change since the previous
+/// sample over the time between them. Samples closer than [`RateMeter::MIN_GAP`] keep the
+/// last rate (two pages asking at once must not divide by almost nothing).
+#[derive(Debug, Default)]
+struct RateMeter {
+    last: BTreeMap<(String, i32), (u64, Instant)>,
+    rates: BTreeMap<(String, i32), f64>,
+}
+
+impl RateMeter {
+    const MIN_GAP: Duration = Duration::from_millis(50);
+
+    /// The rate of `key` given its counter `value` at `now`; 0 on the first sample, and a
+    /// counter that went down (a restarted cluster) restarts the measurement.
+    fn update(&mut self, key: &(String, i32), value: u64, now: Instant) -> f64 {
+        let rate = match self.last.get(key) {
+            Some((_, at)) if now.saturating_duration_since(*at) < Self::MIN_GAP => {
+                return self.rates.get(key).copied().unwrap_or(0.0);
+            }
+            Some((prev, at)) if value >= *prev => {
+                (value - prev) as f64 / now.saturating_duration_since(*at).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        self.last.insert(key.clone(), (value, now));
+        self.rates.insert(key.clone(), rate);
+        rate
+    }
+}
+
+/// What the live view keeps between pushes: the rate meters, the audit log read so far, the
+/// last denials, and the last snapshot (shared by pages asking at once).
 #[derive(Debug, Default)]
 struct Sampler {
-    last: BTreeMap<(String, i32), (i64, Instant)>,
-    rates: BTreeMap<(String, i32), f64>,
+    produced: RateMeter,
+    consumed: RateMeter,
     audit_read: u64,
     denials: VecDeque<serde_json::Value>,
     cache: Option<(Instant, String)>,
 }
 
+/// One partition as the page shows it; each figure's name says what it measures.
 #[derive(Serialize)]
 struct PartitionRow {
     topic: String,
@@ -523,14 +637,35 @@ struct PartitionRow {
     leader: i32,
     replicas: Vec<i32>,
     isr: Vec<i32>,
-    rate: f64,
-    p99_ms: f64,
+    /// Records appended per second: the change of the high watermark (any producer,
+    /// transaction markers included).
+    produce_rate: f64,
+    /// Records per second the lab's own probes and checks read.
+    consume_rate: f64,
+    /// Records the lab's probes and checks have read from it since the lab started.
+    read_by_lab: u64,
+    /// kgate's p99 for produce requests to this partition's leader (a broker figure, the
+    /// same on each partition it leads); `None` before any produce request.
+    leader_produce_p99_ms: Option<f64>,
+    /// Consumer lag the last probe left (see `lag_age_s`).
     lag: Option<i64>,
+}
+
+/// One broker as the page shows it.
+#[derive(Serialize)]
+struct BrokerRow {
+    id: i32,
+    up: bool,
+    /// kgate's p99 for produce requests to this broker (arrival at kgate → answer leaving
+    /// it), over its most recent requests since the last probe started.
+    produce_p99_ms: Option<f64>,
+    /// How many produce requests that p99 is over (the window holds the last 2048).
+    produce_requests: u64,
 }
 
 async fn snapshot(mode: &Mode) -> String {
     match mode {
-        Mode::Class(class) => {
+        Mode::Class(class, _) => {
             let students: Vec<Progress> = class
                 .lock()
                 .map(|c| c.values().cloned().collect())
@@ -575,6 +710,7 @@ fn live_snapshot(live: &Live, sampler: &Mutex<Sampler>) -> String {
         Err(_) => return "{}".into(),
     };
     let (lab, steps, faults, hidden, revealed, health, lag, audit_log) = status;
+    let lag_at = live.status.lock().ok().and_then(|s| s.lag_at);
     let consumer: Option<BaseConsumer> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &live.cluster)
         .set("log_level", "0")
@@ -582,20 +718,25 @@ fn live_snapshot(live: &Live, sampler: &Mutex<Sampler>) -> String {
         .ok();
     let mut brokers = Vec::new();
     let mut rows = Vec::new();
-    let timings: BTreeMap<i32, f64> = live
+    // Produce (API key 0) timings per broker; the window is since the last probe reset it.
+    let timings: BTreeMap<i32, (f64, u64)> = live
         .timings
         .summary()
         .into_iter()
         .filter(|t| t.api == 0)
-        .map(|t| (t.broker, t.total_p99_ms))
+        .map(|t| (t.broker, (t.total_p99_ms, t.count)))
         .collect();
+    let reads = live.reads.totals();
     if let Some(c) = &consumer {
         if let Ok(md) = c.fetch_metadata(None, Duration::from_secs(2)) {
             for b in md.brokers() {
-                brokers.push(serde_json::json!({
-                    "id": b.id(),
-                    "up": !health.down.contains(&b.id()),
-                }));
+                let t = timings.get(&b.id());
+                brokers.push(BrokerRow {
+                    id: b.id(),
+                    up: !health.down.contains(&b.id()),
+                    produce_p99_ms: t.map(|t| t.0),
+                    produce_requests: t.map_or(0, |t| t.1),
+                });
             }
             let now = Instant::now();
             let mut s = sampler.lock().ok();
@@ -617,27 +758,25 @@ fn live_snapshot(live: &Live, sampler: &Mutex<Sampler>) -> String {
                         .map(|(_, hi)| hi)
                         .ok();
                     let key = (t.name().to_owned(), p.id());
-                    let mut rate = 0.0;
-                    if let (Some(s), Some(hi)) = (s.as_mut(), hi) {
-                        if let Some((prev, at)) = s.last.get(&key) {
-                            let dt = now.duration_since(*at).as_secs_f64();
-                            if dt > 0.05 {
-                                rate = ((hi - prev) as f64 / dt).max(0.0);
-                                s.rates.insert(key.clone(), rate);
-                            } else {
-                                rate = s.rates.get(&key).copied().unwrap_or(0.0);
-                            }
+                    let read = reads.get(&key).copied().unwrap_or(0);
+                    let (mut produce_rate, mut consume_rate) = (0.0, 0.0);
+                    if let Some(s) = s.as_mut() {
+                        if let Some(hi) = hi.and_then(|h| u64::try_from(h).ok()) {
+                            produce_rate = s.produced.update(&key, hi, now);
                         }
-                        s.last.insert(key.clone(), (hi, now));
+                        consume_rate = s.consumed.update(&key, read, now);
                     }
+                    let tenth = |r: f64| (r * 10.0).round() / 10.0;
                     rows.push(PartitionRow {
                         topic: t.name().to_owned(),
                         partition: p.id(),
                         leader: p.leader(),
                         replicas,
                         isr,
-                        rate: (rate * 10.0).round() / 10.0,
-                        p99_ms: timings.get(&p.leader()).copied().unwrap_or(0.0),
+                        produce_rate: tenth(produce_rate),
+                        consume_rate: tenth(consume_rate),
+                        read_by_lab: read,
+                        leader_produce_p99_ms: timings.get(&p.leader()).map(|t| t.0),
                         lag: lag.get(&format!("{}-{}", t.name(), p.id())).copied(),
                     });
                 }
@@ -681,6 +820,9 @@ fn live_snapshot(live: &Live, sampler: &Mutex<Sampler>) -> String {
         "lab": lab,
         "brokers": brokers,
         "partitions": rows,
+        "lag_age_s": lag_at
+            .and_then(|at| at.elapsed().ok())
+            .map(|d| d.as_secs()),
         "faults": fault_lines,
         "rules": visible_rules(live),
         "revealed": revealed,
@@ -695,48 +837,182 @@ fn live_snapshot(live: &Live, sampler: &Mutex<Sampler>) -> String {
     .to_string()
 }
 
-/// Posts a student's progress to a class view (`--class http://HOST:PORT`); a class view
-/// that does not answer is reported once by the caller, never fatal.
+/// Where a student's progress goes: the class view's `HOST:PORT` and the class token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassTarget {
+    /// `HOST:PORT` of the class view.
+    pub host: String,
+    /// The class token `kgate lab serve` printed.
+    pub token: String,
+}
+
+/// Why progress cannot be posted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClassError {
+    /// `--class` is not an `http://HOST:PORT` address.
+    #[error(
+        "{0:?}: the class view is an http://HOST:PORT address (as `kgate lab serve` prints it)"
+    )]
+    Url(String),
+    /// Neither `--class-token` nor the URL carries the token.
+    #[error(
+        "the class view needs the class token: pass --class-token TOKEN, or the URL with \
+         ?token=TOKEN, as the instructor's `kgate lab serve` printed them"
+    )]
+    NoToken,
+    /// `--class-token` and the URL's token differ.
+    #[error("--class-token and the token in the --class URL differ: pass one of them")]
+    TwoTokens,
+    /// The class view cannot be reached (reported once, never fatal).
+    #[error("the class view does not answer: {0}")]
+    Unreachable(String),
+    /// The class view refused the post (a wrong token: 401 or 403).
+    #[error("the class view refused your progress: {0}")]
+    Refused(String),
+}
+
+impl ClassTarget {
+    /// Reads `--class URL` (`http://HOST:PORT`, optionally `/?token=TOKEN`) and
+    /// `--class-token`.
+    ///
+    /// # Errors
+    /// Not an `http://` URL, no token at all, or two different tokens.
+    pub fn parse(url: &str, token: Option<&str>) -> Result<ClassTarget, ClassError> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| ClassError::Url(url.to_owned()))?;
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if host.is_empty() {
+            return Err(ClassError::Url(url.to_owned()));
+        }
+        let in_url = path
+            .split_once('?')
+            .map_or("", |(_, q)| q)
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .filter(|t| !t.is_empty());
+        let token = match (in_url, token.map(str::trim).filter(|t| !t.is_empty())) {
+            (Some(a), Some(b)) if a != b => return Err(ClassError::TwoTokens),
+            (Some(t), _) | (None, Some(t)) => t.to_owned(),
+            (None, None) => return Err(ClassError::NoToken),
+        };
+        Ok(ClassTarget {
+            host: host.to_owned(),
+            token,
+        })
+    }
+}
+
+/// Posts a student's progress to a class view (`--class`); a class view that does not answer
+/// or refuses is reported once by the caller, never fatal.
 ///
 /// # Errors
-/// The URL is not `http://HOST:PORT` or the server does not answer 200.
-pub fn post_progress(url: &str, progress: &Progress) -> Result<(), String> {
+/// The class view cannot be reached or does not answer 200 (then its own words say why).
+pub fn post_progress(class: &ClassTarget, progress: &Progress) -> Result<(), ClassError> {
     use std::io::{Read, Write};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url:?}: the class view is an http://HOST:PORT address"))?;
-    let host = rest.split('/').next().unwrap_or_default();
+    let host = class.host.as_str();
     let addr = std::net::ToSocketAddrs::to_socket_addrs(host)
-        .map_err(|e| format!("{host}: {e}"))?
+        .map_err(|e| ClassError::Unreachable(format!("{host}: {e}")))?
         .next()
-        .ok_or_else(|| format!("{host}: no address"))?;
-    let body = serde_json::to_string(progress).map_err(|e| e.to_string())?;
+        .ok_or_else(|| ClassError::Unreachable(format!("{host}: no address")))?;
+    let body =
+        serde_json::to_string(progress).map_err(|e| ClassError::Unreachable(e.to_string()))?;
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| format!("{addr}: {e}"))?;
+        .map_err(|e| ClassError::Unreachable(format!("{addr}: {e}")))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
     write!(
         s,
         "POST /progress HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+         authorization: Bearer {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        class.token,
         body.len()
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| ClassError::Unreachable(e.to_string()))?;
     let mut reply = String::new();
     let _ = s.read_to_string(&mut reply);
     if reply.starts_with("HTTP/1.1 200") {
-        Ok(())
+        return Ok(());
+    }
+    let status = reply.lines().next().unwrap_or("nothing").to_owned();
+    let said = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim())
+        .filter(|b| !b.is_empty());
+    let detail = said.map_or(status.clone(), |b| format!("{status}: {b}"));
+    if reply.starts_with("HTTP/1.1 401") || reply.starts_with("HTTP/1.1 403") {
+        Err(ClassError::Refused(detail))
     } else {
-        Err(format!(
-            "the class view answered: {}",
-            reply.lines().next().unwrap_or("nothing")
-        ))
+        Err(ClassError::Unreachable(format!("it answered {detail}")))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::from_own_page;
+    use std::time::{Duration, Instant};
+
+    use super::{class_auth, from_own_page, ClassAuth, ClassError, ClassTarget, RateMeter};
+
+    #[test]
+    fn a_rate_is_the_counters_change_over_the_time_between_samples() {
+        let mut m = RateMeter::default();
+        let key = ("t".to_owned(), 0);
+        let t0 = Instant::now();
+        assert_eq!(m.update(&key, 100, t0), 0.0, "no rate from one sample");
+        assert_eq!(m.update(&key, 150, t0 + Duration::from_millis(500)), 100.0);
+        // A second page asking 10 ms later gets the same figure, not 0 or a spike.
+        assert_eq!(m.update(&key, 151, t0 + Duration::from_millis(510)), 100.0);
+        assert_eq!(m.update(&key, 150, t0 + Duration::from_millis(1500)), 0.0);
+        // A counter that goes back (the cluster restarted) restarts the measurement.
+        assert_eq!(m.update(&key, 10, t0 + Duration::from_millis(2500)), 0.0);
+        assert_eq!(m.update(&key, 40, t0 + Duration::from_millis(3500)), 30.0);
+    }
+
+    #[test]
+    fn a_class_url_carries_the_token_or_the_flag_does() {
+        let t = ClassTarget::parse("http://10.0.0.5:8080/?token=0123456789abcdef", None);
+        assert_eq!(
+            t,
+            Ok(ClassTarget {
+                host: "10.0.0.5:8080".into(),
+                token: "0123456789abcdef".into()
+            })
+        );
+        let t = ClassTarget::parse("http://10.0.0.5:8080", Some("0123456789abcdef"));
+        assert_eq!(t.map(|t| t.token), Ok("0123456789abcdef".into()));
+        assert_eq!(
+            ClassTarget::parse("http://10.0.0.5:8080/", None),
+            Err(ClassError::NoToken)
+        );
+        assert_eq!(
+            ClassTarget::parse("http://h:1/?token=aaaa", Some("bbbb")),
+            Err(ClassError::TwoTokens)
+        );
+        assert!(matches!(
+            ClassTarget::parse("10.0.0.5:8080", Some("x")),
+            Err(ClassError::Url(_))
+        ));
+    }
+
+    #[test]
+    fn progress_without_the_class_token_is_told_apart_from_a_wrong_one() {
+        let head = |extra: &str| format!("POST /progress HTTP/1.1\r\nhost: h\r\n{extra}\r\n");
+        let token = "0123456789abcdef";
+        assert_eq!(class_auth(&head(""), token), ClassAuth::Missing);
+        assert_eq!(
+            class_auth(&head("authorization: Bearer 0123456789abcdee\r\n"), token),
+            ClassAuth::Wrong
+        );
+        assert_eq!(
+            class_auth(&head("Authorization: Basic eDp5\r\n"), token),
+            ClassAuth::Wrong
+        );
+        assert_eq!(
+            class_auth(&head("authorization: Bearer 0123456789abcdef\r\n"), token),
+            ClassAuth::Granted
+        );
+    }
 
     #[test]
     fn only_the_live_views_own_page_may_reveal() {

@@ -47,8 +47,8 @@ pub struct Options {
     pub publish: bool,
     /// Serve the live view for the instructor here (loopback only).
     pub view: Option<SocketAddr>,
-    /// Post progress to this class view (`http://HOST:PORT`).
-    pub class: Option<String>,
+    /// Post progress to this class view, with its class token.
+    pub class: Option<crate::live::ClassTarget>,
     /// The name the class view shows.
     pub student: String,
 }
@@ -81,9 +81,14 @@ pub struct Progress {
     pub done: BTreeSet<usize>,
     /// Answers, by `step.question` (1-based step).
     pub answers: BTreeMap<String, String>,
-    /// The baseline probe's p99 produce latency, ms (checks after a fix compare with it).
+    /// The baseline's p99 produce latency, ms: the median of its runs (checks after a fix
+    /// compare with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_p99_ms: Option<f64>,
+    /// Each baseline run's p99, ms: the student sees what the median came from, and the
+    /// slowest healthy run is not mistaken for a symptom.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_runs_ms: Vec<f64>,
 }
 
 impl Progress {
@@ -202,6 +207,7 @@ impl<'a, W: Write> Session<'a, W> {
             .context("cannot start the async runtime")?;
         let evidence = Evidence {
             baseline_p99_ms: progress.baseline_p99_ms,
+            baseline_runs_ms: progress.baseline_runs_ms.clone(),
             ..Evidence::default()
         };
         Ok(Session {
@@ -255,7 +261,7 @@ impl<'a, W: Write> Session<'a, W> {
                     env.cluster_bootstrap().to_owned(),
                     env.topics().iter().map(|(t, _)| t.clone()).collect(),
                     env.fault_table(),
-                    env.timings_handle(),
+                    (env.timings_handle(), env.reads_handle()),
                 ));
                 match self
                     .rt
@@ -377,6 +383,7 @@ impl<'a, W: Write> Session<'a, W> {
                 s.lab_rules = env.lab_rule_ids();
                 s.health = env.health.clone();
                 s.lag = self.evidence.last_lag.clone();
+                s.lag_at = self.evidence.last_lag_at;
                 s.audit_log = env.audit_path();
             }
         }
@@ -389,7 +396,7 @@ impl<'a, W: Write> Session<'a, W> {
             if let Err(e) = crate::live::post_progress(&url, &progress) {
                 if !self.class_failed {
                     self.class_failed = true;
-                    self.say(&format!("(the class view does not answer: {e})"));
+                    self.say(&format!("({e})"));
                 }
             }
         }
@@ -453,8 +460,11 @@ impl<'a, W: Write> Session<'a, W> {
             self.print_result(&r);
             results.push(r);
         }
-        if self.evidence.baseline_p99_ms != self.progress.baseline_p99_ms {
+        if self.evidence.baseline_p99_ms != self.progress.baseline_p99_ms
+            || self.evidence.baseline_runs_ms != self.progress.baseline_runs_ms
+        {
             self.progress.baseline_p99_ms = self.evidence.baseline_p99_ms;
+            self.progress.baseline_runs_ms = self.evidence.baseline_runs_ms.clone();
             self.progress.save(&self.opts.dir)?;
         }
         let trail = self.trail(i);

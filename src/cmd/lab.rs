@@ -42,7 +42,8 @@ pub enum LabCommand {
   kgate lab run delayed-sensor-data --seed 4               # a given hidden fault
   kgate lab run delivery-guarantees --auto                 # every solution and check
   kgate lab run troubleshooting-catalogue --view 127.0.0.1:8090   # live view for the projector
-  kgate lab run secure-the-cluster --class http://INSTRUCTOR:8080 --student alice")]
+  kgate lab run secure-the-cluster --class http://INSTRUCTOR:8080 --class-token TOKEN --student alice
+  kgate lab run secure-the-cluster --class 'http://INSTRUCTOR:8080/?token=TOKEN' --student alice")]
     Run {
         #[command(flatten)]
         lab: LabRef,
@@ -59,9 +60,14 @@ pub enum LabCommand {
         /// denials, checks) on this loopback address; it also takes `kgate fault --admin`.
         #[arg(long, value_name = "IP:PORT")]
         view: Option<SocketAddr>,
-        /// Show your progress per step in the instructor's class view (`kgate lab serve`).
+        /// Show your progress per step in the instructor's class view (`kgate lab serve`):
+        /// http://HOST:PORT with --class-token, or the URL with ?token=TOKEN it printed.
         #[arg(long, value_name = "URL")]
         class: Option<String>,
+        /// The class token the instructor's `kgate lab serve` printed (progress without it is
+        /// refused).
+        #[arg(long, value_name = "TOKEN", requires = "class")]
+        class_token: Option<String>,
         /// Your name in the class view (default: $USER).
         #[arg(long, value_name = "NAME")]
         student: Option<String>,
@@ -70,12 +76,19 @@ pub enum LabCommand {
     #[command(after_help = "Examples:
   kgate lab serve                                  # http://127.0.0.1:8080, this machine only
   kgate lab serve --listen 0.0.0.0:8080            # students on the network post their progress
-  kgate lab run secure-the-cluster --class http://INSTRUCTOR:8080 --student alice")]
+  kgate lab run secure-the-cluster --class http://INSTRUCTOR:8080 --class-token TOKEN --student alice
+
+It prints a class token: students pass it with --class-token (or use the URL with ?token=TOKEN
+it prints). Progress without it is refused (401), with another token too (403).")]
     Serve {
         /// Where to listen: loopback by default; an address on the class's network lets
         /// students' laptops reach it (it shows progress per step, nothing else).
         #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// The class token students must pass (at least 16 characters), e.g. to keep last
+        /// session's; default: a new random one.
+        #[arg(long, value_name = "TOKEN")]
+        class_token: Option<String>,
     },
     /// Check one step of a lab (non-zero exit status if it is not done).
     #[command(after_help = "Example:
@@ -257,18 +270,25 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             println!("lab {} reset ({} removed)", lab.id, dir.display());
             Ok(())
         }
-        LabCommand::Serve { listen } => {
+        LabCommand::Serve {
+            listen,
+            class_token,
+        } => {
+            let token = class_token.unwrap_or_else(kgate_labs::live::class_token);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
             rt.block_on(async {
-                let server = kgate_labs::live::serve_class(listen).await?;
+                let server = kgate_labs::live::serve_class(listen, &token).await?;
+                let addr = server.addr;
+                println!("class view: http://{addr}/");
+                println!("class token: {token}");
                 println!(
-                    "class view: http://{}/ (students: kgate lab run LAB --class http://{})",
-                    server.addr, server.addr
+                    "students: kgate lab run LAB --class http://{addr} --class-token {token} --student NAME"
                 );
+                println!("      or: kgate lab run LAB --class 'http://{addr}/?token={token}' --student NAME");
                 tokio::signal::ctrl_c()
                     .await
                     .context("cannot wait for Ctrl-C")?;
@@ -282,8 +302,14 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             seed,
             view,
             class,
+            class_token,
             student,
         } => {
+            // A missing or doubled token is a mistake in the command: said before the lab
+            // starts, not after the first step.
+            let class = class
+                .map(|url| kgate_labs::live::ClassTarget::parse(&url, class_token.as_deref()))
+                .transpose()?;
             let (lab, dir) = lab.resolve()?;
             if auto {
                 reset(&lab, &dir)?;

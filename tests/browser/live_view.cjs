@@ -39,6 +39,7 @@ async function main() {
     const faultMs = Date.now() - t0;
     if (faultMs > 2000) throw new Error("the fault took " + faultMs + " ms to appear");
     const fontPx = await page.$eval("body", b => parseFloat(getComputedStyle(b).fontSize));
+    const columns = await page.$$eval("thead th", ths => ths.map(th => th.textContent.trim()));
     if (foreign.length) throw new Error("requests beyond the view: " + foreign.join(", "));
 
     const cls = await browser.newPage();
@@ -47,7 +48,7 @@ async function main() {
                               null, { timeout: 10000 });
     const states = await cls.$$eval("[data-student]", rows => Object.fromEntries(rows.map(r =>
       [r.dataset.student, [...r.querySelectorAll("[data-state]")].map(c => c.dataset.state)])));
-    console.log(JSON.stringify({ ok: true, brokers, faultMs, fontPx, states, forged }));
+    console.log(JSON.stringify({ ok: true, brokers, faultMs, fontPx, states, forged, columns }));
   } finally {
     await browser.close();
   }

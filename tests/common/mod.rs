@@ -251,5 +251,6 @@ pub fn authz(dir: &std::path::Path, text: &str) -> std::sync::Arc<kgate_proxy::a
         topic_ids: Default::default(),
     })
 }
+pub mod lab;
 pub mod raw;
 pub mod tansu;
