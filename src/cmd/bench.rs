@@ -50,6 +50,37 @@ Issue 4's targets: >= 1,000,000 simulated events/s on one core; <= 200 MB for th
         #[arg(long)]
         json: bool,
     },
+    /// Several gateways sharing state through the cluster: how long an ACL change takes to be
+    /// enforced by the other instances, and how long a new instance takes to read a large
+    /// state (with its peak memory).
+    #[command(after_help = "\
+Examples:
+  kgate bench state
+  kgate bench state --rounds 5 --bindings 100000 --users 10000 --json
+
+Issue 11's targets: propagation p99 <= 1 s; a new instance reads 100,000 bindings and 10,000
+users in <= 2 s with <= 200 MB.")]
+    State(StateBenchArgs),
+}
+
+/// Arguments of `kgate bench state`.
+#[derive(Debug, Args)]
+pub struct StateBenchArgs {
+    /// Rounds of each measurement.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub rounds: usize,
+    /// ACL changes per propagation round.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub changes: usize,
+    /// ACL bindings in the topic a new instance reads.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub bindings: usize,
+    /// Users in that topic.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub users: usize,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `kgate bench authz`.
@@ -168,5 +199,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             json: a.json,
         }),
         BenchCommand::Sim { json } => crate::cmd::bench_sim::run_bench(json),
+        BenchCommand::State(a) => crate::bench::state::run(crate::bench::state::Options {
+            rounds: a.rounds,
+            changes: a.changes,
+            bindings: a.bindings,
+            users: a.users,
+            json: a.json,
+        }),
     }
 }

@@ -232,6 +232,22 @@ fn status(t: &Target) -> anyhow::Result<()> {
             .load(std::sync::atomic::Ordering::Relaxed)
     );
     println!("read in:          {} ms", took.as_millis());
+    if let Some(kib) = peak_memory_kib() {
+        println!("peak memory:      {:.1} MiB", kib as f64 / 1024.0);
+    }
     state.stop();
     Ok(())
+}
+
+/// This process's peak resident memory (VmHWM), for `status` and `kgate bench state`.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix("VmHWM:")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    })
 }

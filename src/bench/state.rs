@@ -1,0 +1,286 @@
+//! `kgate bench state`: how fast several gateways agree (issue 11's targets).
+//!
+//! Two figures, each over several rounds against the embedded cluster:
+//! - **propagation**: an ACL created through instance A (the `CreateAcls` path:
+//!   `Authorizer::create_acls` on a policy kept in the state topic) until instances B and C
+//!   enforce it (target p99 ≤ 1 s). The three instances are in this process; each reads the
+//!   topic with its own client, exactly as three `kgate proxy` processes do.
+//! - **catch-up**: a new `kgate` process (`kgate state status`) reading a topic that holds
+//!   100,000 bindings and 10,000 users to its end: time and peak memory (targets ≤ 2 s,
+//!   ≤ 200 MB).
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use kgate_auth::{CredentialStore, Mechanism, ScramCredential};
+use kgate_labs::EmbeddedCluster;
+use kgate_policies::{
+    AclBinding, Authorizer, AuthorizerOptions, Host, Operation, Permission, Policy, Principal,
+    ResourcePattern, ResourceType,
+};
+use kgate_state::{credential_entries, policy_entries, KafkaState, StateKey, StateOptions};
+use serde::Serialize;
+
+use super::stats::{Latency, Target};
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Rounds of each measurement.
+    pub rounds: usize,
+    /// ACL changes per propagation round.
+    pub changes: usize,
+    /// ACL bindings in the catch-up topic.
+    pub bindings: usize,
+    /// Users in the catch-up topic.
+    pub users: usize,
+    /// Print JSON instead of the table.
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Round {
+    write: Latency,
+    propagation: Latency,
+}
+
+#[derive(Debug, Serialize)]
+struct CatchUp {
+    read_ms: f64,
+    peak_mib: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    changes_per_round: usize,
+    rounds: Vec<Round>,
+    propagation_p50_ms: Spread,
+    propagation_p99_ms: Spread,
+    bindings: usize,
+    users: usize,
+    catch_up: Vec<CatchUp>,
+    catch_up_ms: Spread,
+    catch_up_peak_mib: Spread,
+    targets: Vec<Target>,
+}
+
+/// Median and range of one figure over the rounds.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(mut values: Vec<f64>) -> Self {
+        values.sort_by(f64::total_cmp);
+        let median = values.get(values.len() / 2).copied().unwrap_or(0.0);
+        Spread {
+            median,
+            min: values.first().copied().unwrap_or(0.0),
+            max: values.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1} ({:.1}-{:.1})", self.median, self.min, self.max)
+    }
+}
+
+const TOPIC: &str = "__kgate_state";
+
+fn open(cluster: &EmbeddedCluster, key: &StateKey) -> anyhow::Result<KafkaState> {
+    let mut options = StateOptions::new(cluster.bootstrap_servers(), key.clone());
+    options.commit_timeout = Duration::from_secs(60);
+    Ok(KafkaState::open(options)?)
+}
+
+fn binding(topic: &str, user: &str) -> anyhow::Result<AclBinding> {
+    Ok(AclBinding {
+        pattern: ResourcePattern::new(
+            ResourceType::Topic,
+            kgate_policies::PatternType::Literal,
+            topic,
+        )?,
+        principal: Principal::user(user)?,
+        host: Host::Any,
+        operation: Operation::Read,
+        permission: Permission::Allow,
+    })
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// The embedded cluster, the state topic or a child process failed.
+pub fn run(o: Options) -> anyhow::Result<()> {
+    if o.rounds == 0 || o.changes == 0 {
+        bail!("--rounds and --changes must be at least 1");
+    }
+    let cluster = EmbeddedCluster::start(3).context("cannot start the embedded cluster")?;
+    cluster.create_topic(TOPIC, 1)?;
+    let key = StateKey::generate()?;
+    let dir = tempfile::tempdir()?;
+    let key_file = dir.path().join("state.key");
+    key.write_new(&key_file)?;
+
+    // Propagation: three instances, changes through the first.
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let state = open(&cluster, &key)?;
+        let authorizer = Arc::new(Authorizer::with_store(
+            state.policy(),
+            AuthorizerOptions::default(),
+            Arc::new(state.clone()),
+        ));
+        state.attach(Some(authorizer.clone()), None);
+        instances.push((state, authorizer));
+    }
+    let mut rounds = Vec::new();
+    for round in 0..o.rounds {
+        let (mut writes, mut seen) = (Vec::new(), Vec::new());
+        for i in 0..o.changes {
+            let acl = binding(&format!("bench-{round}-{i}"), "reader")?;
+            let started = Instant::now();
+            instances[0].1.create_acls(vec![acl.clone()])?;
+            writes.push(started.elapsed());
+            let deadline = started + Duration::from_secs(10);
+            while !instances[1..]
+                .iter()
+                .all(|(_, a)| a.policy().acls().contains(&acl))
+            {
+                if Instant::now() > deadline {
+                    bail!("an ACL did not reach the other instances within 10 s");
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            seen.push(started.elapsed());
+        }
+        rounds.push(Round {
+            write: Latency::of(writes),
+            propagation: Latency::of(seen),
+        });
+    }
+    // The readers are done; the writer stays to read its own change back.
+    for (state, _) in &instances[1..] {
+        state.stop();
+    }
+
+    // Catch-up: a topic with many bindings and users, read by a new process.
+    let acls = (0..o.bindings)
+        .map(|i| binding(&format!("topic-{i}"), &format!("user-{}", i % 1000)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let policy = Policy::from_parts(false, [], [], acls, [])?;
+    let credential = ScramCredential::from_password(Mechanism::ScramSha512, b"bench", 4096)?;
+    let mut users = CredentialStore::new();
+    for i in 0..o.users {
+        users.insert(&format!("user-{i}"), Mechanism::ScramSha512, credential.clone())?;
+    }
+    let writer = &instances[0].0;
+    writer.commit_entries(&policy_entries(&writer.policy()), &policy_entries(&policy))?;
+    writer.commit_entries(&[], &credential_entries(&users))?;
+    writer.stop();
+
+    let mut catch_up = Vec::new();
+    for _ in 0..o.rounds {
+        catch_up.push(status(cluster.bootstrap_servers(), &key_file)?);
+    }
+
+    let p50 = Spread::of(rounds.iter().map(|r| r.propagation.p50_ms).collect());
+    let p99 = Spread::of(rounds.iter().map(|r| r.propagation.p99_ms).collect());
+    let read = Spread::of(catch_up.iter().map(|c| c.read_ms).collect());
+    let peak = Spread::of(catch_up.iter().map(|c| c.peak_mib).collect());
+    let targets = vec![
+        Target::at_most("ACL propagation p99 (median of rounds)", p99.median, 1000.0, "ms"),
+        Target::at_most("catch-up of a new instance", read.median, 2000.0, "ms"),
+        Target::at_most("its peak memory", peak.median, 200.0, "MiB"),
+    ];
+    let report = Report {
+        changes_per_round: o.changes,
+        rounds,
+        propagation_p50_ms: p50,
+        propagation_p99_ms: p99,
+        bindings: o.bindings,
+        users: o.users,
+        catch_up,
+        catch_up_ms: read,
+        catch_up_peak_mib: peak,
+        targets,
+    };
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("kgate bench state (embedded 3-broker cluster, {} rounds)", o.rounds);
+    println!();
+    println!(
+        "ACL created through A until B and C enforce it ({} changes a round):",
+        o.changes
+    );
+    println!("  round   write p50   write p99   propagation p50   propagation p99");
+    for (i, r) in report.rounds.iter().enumerate() {
+        println!(
+            "  {:>5}   {:>6.1} ms   {:>6.1} ms   {:>12.1} ms   {:>12.1} ms",
+            i + 1,
+            r.write.p50_ms,
+            r.write.p99_ms,
+            r.propagation.p50_ms,
+            r.propagation.p99_ms
+        );
+    }
+    println!("  propagation p50 {p50} ms, p99 {p99} ms (median (min-max) of rounds)");
+    println!();
+    println!(
+        "A new instance reads {} bindings and {} users: {read} ms, peak memory {peak} MiB",
+        o.bindings, o.users
+    );
+    println!();
+    for t in &report.targets {
+        println!(
+            "  {:<40} {:>9.1} {} {} {:.0} {}  {}",
+            t.name,
+            t.value,
+            t.unit,
+            t.comparison,
+            t.limit,
+            t.unit,
+            t.verdict()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `kgate state status` as a new process and reads its timing and peak memory.
+fn status(bootstrap: &str, key_file: &Path) -> anyhow::Result<CatchUp> {
+    let exe = std::env::current_exe().context("cannot find the kgate binary")?;
+    let out = Command::new(exe)
+        .args(["state", "status", "--upstream", bootstrap, "--state-key-file"])
+        .arg(key_file)
+        .env("KGATE_LOG", "warn")
+        .output()
+        .context("cannot run kgate state status")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "kgate state status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let field = |name: &str| -> anyhow::Result<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("kgate state status printed no {name:?}: {text}"))
+    };
+    Ok(CatchUp {
+        read_ms: field("read in:")?,
+        peak_mib: field("peak memory:")?,
+    })
+}
