@@ -368,13 +368,10 @@ impl Kafka {
             return;
         }
         let one_way = cx.rng.latency(&self.cfg.one_way).plus(self.extra_latency);
-        let mut arrive = cx.now().plus(one_way);
-        for (r, _) in &batch {
-            arrive = self.order.arrival(r.key, arrive);
-        }
-        for (r, _) in &batch {
-            self.order.arrival(r.key, arrive);
-        }
+        let arrive = cx.now().plus(one_way);
+        let arrive = self
+            .order
+            .arrival_of_request(batch.iter().map(|r| r.0.key), arrive);
         cx.at(arrive, KEv::Append { p: p as u32, batch });
     }
 

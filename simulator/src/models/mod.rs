@@ -13,17 +13,15 @@ pub(crate) mod kinesis;
 pub(crate) mod log;
 pub(crate) mod pubsub;
 
-use std::collections::HashMap;
-
 use crate::engine::EventQueue;
 use crate::fault::Fault;
 use crate::metrics::{fmt_rate, Bottleneck, Cause, Collector, CostEstimate, ServiceReport};
 use crate::models::log::Rec;
 use crate::profile::Profile;
-use crate::rng::{FixedState, SimRng};
+use crate::rng::SimRng;
 use crate::time::SimTime;
 use crate::trail::CausalTrail;
-use crate::workload::{Msg, Workload};
+use crate::workload::{KeyTable, Msg, Workload};
 use crate::SimError;
 
 /// The driver's events around a model's own.
@@ -343,18 +341,39 @@ pub(crate) fn drive<M: Model>(
 /// subscriber's stream) behind the slowest recent one instead turns latency jitter into a
 /// queue that grows with the rate: at 5,000 messages/s the median would be the maximum of the
 /// last few dozen latencies, a load effect no real service shows far below its quotas.
-#[derive(Default)]
 pub(crate) struct KeyOrder {
-    last: HashMap<u64, SimTime, FixedState>,
+    last: KeyTable<SimTime>,
+}
+
+impl Default for KeyOrder {
+    fn default() -> Self {
+        KeyOrder {
+            last: KeyTable::new(SimTime::ZERO),
+        }
+    }
 }
 
 impl KeyOrder {
     /// When a message of `key` that would arrive at `at` arrives: not before the key's
     /// previous message.
     pub fn arrival(&mut self, key: u64, at: SimTime) -> SimTime {
-        let last = self.last.entry(key).or_insert(SimTime::ZERO);
+        let last = self.last.get_mut(key);
         let at = at.max(*last);
         *last = at;
+        at
+    }
+
+    /// When a request carrying `keys` that would arrive at `at` arrives: not before the
+    /// previous message of any of its keys, and all of them at once (one request).
+    pub fn arrival_of_request(
+        &mut self,
+        keys: impl Iterator<Item = u64> + Clone,
+        at: SimTime,
+    ) -> SimTime {
+        let at = keys.clone().fold(at, |at, k| at.max(self.last.get(k)));
+        for k in keys {
+            *self.last.get_mut(k) = at;
+        }
         at
     }
 }

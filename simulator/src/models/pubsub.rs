@@ -425,12 +425,9 @@ impl PubSub {
             // Without ordering keys Pub/Sub promises no order at all; with them, a key's
             // messages reach its subscriber in order.
             if self.cfg.ordering {
-                for &(_, _, key) in &batch {
-                    arrive = self.key_delivery.arrival(key, arrive);
-                }
-                for &(_, _, key) in &batch {
-                    self.key_delivery.arrival(key, arrive);
-                }
+                arrive = self
+                    .key_delivery
+                    .arrival_of_request(batch.iter().map(|m| m.2), arrive);
             }
             let epoch = self.subs[s].epoch;
             cx.at(
