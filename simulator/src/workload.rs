@@ -129,6 +129,10 @@ pub struct WorkloadSpec {
     pub keys: Option<u64>,
     /// Fixed message size in bytes; `None` takes the generator's size distribution.
     pub message_bytes: Option<u32>,
+    /// The share of messages (0 to 1) that carry one hot key, the first; the others spread as
+    /// the generator spreads them. A key lives in one partition or shard, so that partition
+    /// takes this share of the traffic whatever the partition count: the lesson of hot keys.
+    pub hot_key_share: Option<f64>,
 }
 
 impl WorkloadSpec {
@@ -153,6 +157,7 @@ impl WorkloadSpec {
             rate,
             keys: None,
             message_bytes: None,
+            hot_key_share: None,
         })
     }
 
@@ -164,6 +169,7 @@ impl WorkloadSpec {
             rate,
             keys: None,
             message_bytes: None,
+            hot_key_share: None,
         }
     }
 
@@ -247,7 +253,14 @@ impl Workload {
                     self.next_time = SimTime::from_secs_f64(gap);
                 }
                 let u = self.rng.unit();
+                // The hot key takes its share first (one more draw, only when asked for, so
+                // other workloads keep their message streams).
+                let hot = self
+                    .spec
+                    .hot_key_share
+                    .is_some_and(|share| self.rng.unit() < share);
                 let key_index = match kind {
+                    _ if hot => 0,
                     // A power law: a small share of sessions makes most of the clicks.
                     WorkloadKind::Clickstream => (self.keys as f64 * u * u * u) as u64,
                     _ => (self.keys as f64 * u) as u64,
@@ -274,6 +287,11 @@ impl Workload {
             size,
             created,
         })
+    }
+
+    /// The share of messages with the hot key (0 for none).
+    pub fn hot_key_share(&self) -> f64 {
+        self.spec.hot_key_share.unwrap_or(0.0)
     }
 
     /// Messages generated so far.
@@ -513,6 +531,19 @@ mod tests {
     fn one_seed_gives_one_message_stream() {
         let spec = WorkloadSpec::named("payments", 300.0).unwrap();
         assert_eq!(collect(&spec, 3), collect(&spec, 3));
+    }
+
+    #[test]
+    fn a_hot_key_carries_its_share_of_the_messages() {
+        let mut spec = WorkloadSpec::named("telemetry", 5_000.0).unwrap();
+        spec.hot_key_share = Some(0.3);
+        let msgs = collect(&spec, 4);
+        let hot = msgs.iter().filter(|m| m.key == KEY_BASE).count() as f64;
+        // 30% by choice plus the 1 in 5,000 that the uniform spread gives key 0 anyway.
+        let expected = 0.3 + 0.7 / 5_000.0;
+        let share = hot / msgs.len() as f64;
+        let sd = (expected * (1.0 - expected) / msgs.len() as f64).sqrt();
+        assert!((share - expected).abs() < 5.0 * sd, "hot share {share}");
     }
 
     #[test]

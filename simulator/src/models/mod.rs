@@ -109,6 +109,8 @@ pub(crate) struct Offered {
     pub msgs_per_s: f64,
     /// Bytes per second.
     pub bytes_per_s: f64,
+    /// The share of messages that carry the workload's one hot key (0 for none).
+    pub hot_key_share: f64,
 }
 
 impl Offered {
@@ -125,6 +127,15 @@ impl Offered {
     /// retention window of that length.
     pub fn gb_in(&self, span: SimTime) -> f64 {
         self.bytes_per_s * span.as_secs_f64() / 1e9
+    }
+
+    /// What `partitions` partitions of `per_partition` messages/s each can take of this
+    /// workload: all of it spread evenly, unless a hot key sends more than an even share to
+    /// its one partition, which then fills first.
+    pub fn across_partitions(&self, per_partition: f64, partitions: usize) -> f64 {
+        let n = partitions.max(1) as f64;
+        let h = self.hot_key_share.clamp(0.0, 1.0);
+        per_partition / (h + (1.0 - h) / n)
     }
 }
 
@@ -255,6 +266,7 @@ pub(crate) fn drive<M: Model>(
         col: Collector::new(service, &faults, bounds.interval),
         faults,
     };
+    let hot_key_share = workload.hot_key_share();
     let mut next = workload.next_msg();
     for (i, f) in cx.faults.iter().enumerate() {
         cx.q.schedule_at(f.at, Ev::FaultStart(i));
@@ -319,6 +331,7 @@ pub(crate) fn drive<M: Model>(
     let offered = Offered {
         msgs_per_s: cx.col.produced_count() as f64 / secs,
         bytes_per_s: cx.col.produced_bytes() as f64 / secs,
+        hot_key_share,
     };
     let bottleneck = bottleneck(model.capacities(&offered), &offered);
     let (settings, cost) = model.finish(&mut cx, end, &offered);
@@ -658,6 +671,7 @@ mod capacity_tests {
         let offered = Offered {
             msgs_per_s: 5_000.0,
             bytes_per_s: 2e6,
+            hot_key_share: 0.0,
         };
         let stages = vec![
             Capacity {
