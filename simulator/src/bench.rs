@@ -72,6 +72,9 @@ pub struct BenchRun {
     pub messages_per_s: f64,
     /// Peak resident memory in MiB, where `/proc` tells it.
     pub peak_rss_mib: Option<f64>,
+    /// Seconds the run spent on a CPU, where `/proc` tells it: on a machine busy with other
+    /// work the wall time grows and this does not (much), so it says what an idle core takes.
+    pub cpu_s: Option<f64>,
 }
 
 /// A figure measured in several rounds.
@@ -116,6 +119,8 @@ pub struct BenchRounds {
     pub wall_s: Spread,
     /// Simulated events per wall second, per round.
     pub events_per_s: Spread,
+    /// CPU seconds per round (none where `/proc` is missing).
+    pub cpu_s: Option<Spread>,
 }
 
 /// The benchmark's result.
@@ -138,6 +143,13 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Time this thread has spent on a CPU (`/proc/thread-self/schedstat`, nanoseconds first).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
 fn reset_peak() {
     // "5" resets the peak resident set size (Linux ≥ 4.0); harmless where refused.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -147,9 +159,11 @@ fn measure(rate: f64, duration: SimTime) -> Result<BenchRun, SimError> {
     let workload = WorkloadSpec::named("telemetry", rate)?;
     let scenario = Scenario::compare(workload, duration, &ServiceKind::COMPARE)?;
     reset_peak();
+    let cpu_start = cpu_seconds();
     let start = Instant::now();
     let report = scenario.run()?;
     let wall = start.elapsed().as_secs_f64().max(1e-9);
+    let cpu_s = cpu_start.and_then(|a| cpu_seconds().map(|b| b - a));
     let events = report.events();
     let messages: u64 = report.services.iter().map(|s| s.produced).sum();
     Ok(BenchRun {
@@ -160,6 +174,7 @@ fn measure(rate: f64, duration: SimTime) -> Result<BenchRun, SimError> {
         events_per_s: events as f64 / wall,
         messages_per_s: messages as f64 / wall,
         peak_rss_mib: peak_rss_mib(),
+        cpu_s,
     })
 }
 
@@ -170,6 +185,7 @@ fn rounds(rate: f64, duration: SimTime, n: usize) -> Result<BenchRounds, SimErro
     }
     let wall: Vec<f64> = runs.iter().map(|r| r.wall_s).collect();
     let eps: Vec<f64> = runs.iter().map(|r| r.events_per_s).collect();
+    let cpu: Option<Vec<f64>> = runs.iter().map(|r| r.cpu_s).collect();
     let last = runs
         .pop()
         .ok_or_else(|| SimError::Invalid("no round ran".into()))?;
@@ -177,6 +193,7 @@ fn rounds(rate: f64, duration: SimTime, n: usize) -> Result<BenchRounds, SimErro
         last,
         wall_s: Spread::of(&wall),
         events_per_s: Spread::of(&eps),
+        cpu_s: cpu.map(|c| Spread::of(&c)),
     })
 }
 
@@ -235,6 +252,17 @@ impl BenchReport {
                 o.last.events,
                 millions(o.events_per_s.median)
             ));
+            if let Some(c) = &o.cpu_s {
+                out.push_str(&format!(
+                    "overload on the CPU: {:.1} s, median of {} rounds (spread {:.1} to {:.1} s): \
+                     what an idle core takes; the wall time above also holds the time other \
+                     processes had the CPU\n",
+                    c.median,
+                    c.rounds.len(),
+                    c.min,
+                    c.max
+                ));
+            }
         }
         if let Some(m) = &self.memory {
             out.push_str(&format!(

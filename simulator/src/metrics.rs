@@ -536,7 +536,10 @@ impl Collector {
     /// The producer offered `id`.
     pub fn produced(&mut self, id: u64, size: u32) {
         let i = id as usize;
-        if i >= self.status.len() {
+        // Ids come in order: one push per message (a resize call per message cost more).
+        if i == self.status.len() {
+            self.status.push(0);
+        } else if i > self.status.len() {
             self.status.resize(i + 1, 0);
         }
         self.produced += 1;
