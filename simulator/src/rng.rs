@@ -380,7 +380,7 @@ mod tests {
         assert!((mean - 1.0).abs() < 0.01, "mean {mean}");
         assert!((var - 1.0).abs() < 0.02, "variance {var}");
         for t in [0.5, 1.0, 3.0, 6.0, ZIG_EXP_R] {
-            let p = (-t as f64).exp();
+            let p = (-t).exp();
             let s = v.iter().filter(|&&x| x > t).count() as f64 / n as f64;
             let sd = (p * (1.0 - p) / n as f64).sqrt();
             assert!((s - p).abs() < 5.0 * sd, "P(X > {t}) = {s}, expected {p}");
