@@ -83,10 +83,11 @@ impl KinesisCfg {
     }
 
     /// PUT payload units (25 KB each) a user record of `bytes` is billed: rounded up per
-    /// Kinesis record, which with aggregation holds many user records.
+    /// Kinesis record, which with aggregation holds many user records; a record takes its
+    /// share of the units of a full aggregated record (3 for 51,200 B).
     pub fn put_units(&self, bytes: f64) -> f64 {
         match self.aggregate_bytes {
-            Some(_) => bytes / 25_000.0,
+            Some(max) => bytes / max * (max / 25_000.0).ceil(),
             None => (bytes / 25_000.0).ceil().max(1.0),
         }
     }
