@@ -9,6 +9,7 @@ fn main() -> Result<(), kgate_sim::SimError> {
     let mut opts = BenchOptions::default();
     if args.iter().any(|a| a == "--quick") {
         opts.speed_duration = SimTime::from_secs(60);
+        opts.overload_duration = Some(SimTime::from_secs(60));
         opts.memory_duration = None;
     }
     let report = run(&opts)?;

@@ -10,7 +10,7 @@
 //! ## Layout
 //! - [`engine`]: the clock and the event queue. Simulated time only; ties break by insertion
 //!   order, so a seed replays a run byte for byte.
-//! - [`rng`]: seeded ChaCha streams, one per service and one for the workload.
+//! - [`rng`]: seeded random streams (xoshiro256++), one per service and one for the workload.
 //! - [`profile`]: service profiles, TOML data with a `source_url` and `as_of` on every number,
 //!   embedded in the binary and replaceable at run time.
 //! - [`workload`]: telemetry, clickstream and payments generators, and trace replay.

@@ -5,15 +5,13 @@
 //! log-linear histogram; counters are cut into [`Sample`]s every sample interval. It also owns
 //! the attribution of mechanisms and symptoms to faults, which becomes the causal trails.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::fault::Fault;
 use crate::profile::ServiceKind;
-use crate::rng::FixedState;
 use crate::time::SimTime;
 use crate::trail::{CausalTrail, Stage, TrailStep};
+use crate::workload::KeyTable;
 
 /// How many message ids a report lists per category (the counts are always complete).
 pub const MAX_LISTED_IDS: usize = 10_000;
@@ -32,6 +30,9 @@ const PENDING: u8 = 64;
 /// Read by a consumer, then cut from the log (unclean leader election): lost from the log
 /// although the reader that already had it keeps it.
 const CUT_AFTER_READ: u8 = 128;
+
+/// No message of a key delivered yet.
+const NO_ID: u64 = u64::MAX;
 
 /// A log-linear latency histogram over microseconds (about 3% precision, fixed 16 KiB).
 #[derive(Clone, Debug)]
@@ -435,7 +436,9 @@ pub enum Cause {
 pub struct Collector {
     service: ServiceKind,
     status: Vec<u8>,
-    last_by_key: HashMap<u64, u64, FixedState>,
+    /// The highest id delivered so far per key ([`NO_ID`] for none): an id below it arrived
+    /// out of order.
+    last_by_key: KeyTable<u64>,
     latency: Histogram,
     ack_latency: Histogram,
     produced: u64,
@@ -469,7 +472,7 @@ impl Collector {
         Collector {
             service,
             status: Vec::new(),
-            last_by_key: HashMap::default(),
+            last_by_key: KeyTable::new(NO_ID),
             latency: Histogram::default(),
             ack_latency: Histogram::default(),
             produced: 0,
@@ -533,7 +536,10 @@ impl Collector {
     /// The producer offered `id`.
     pub fn produced(&mut self, id: u64, size: u32) {
         let i = id as usize;
-        if i >= self.status.len() {
+        // Ids come in order: one push per message (a resize call per message cost more).
+        if i == self.status.len() {
+            self.status.push(0);
+        } else if i > self.status.len() {
             self.status.resize(i + 1, 0);
         }
         self.produced += 1;
@@ -608,8 +614,8 @@ impl Collector {
         self.acc.lat_n += 1;
         self.acc.lat_max = self.acc.lat_max.max(lat.as_micros());
         self.acc.lat.record(lat);
-        let last = self.last_by_key.entry(key).or_insert(id);
-        if *last > id {
+        let last = self.last_by_key.get(key);
+        if last != NO_ID && last > id {
             self.flag(id, REORDERED);
             if let Some(i) = self.slot(cause, at) {
                 self.fault_acc[i].reordered.push(id, MAX_TRAIL_IDS);
@@ -618,7 +624,7 @@ impl Collector {
                 self.outside[2] += 1;
             }
         } else {
-            *last = id;
+            *self.last_by_key.get_mut(key) = id;
         }
         if let Some(i) = self.slot(Cause::Window, at) {
             let acc = &mut self.fault_acc[i];

@@ -16,6 +16,7 @@
 //! rate = "5000/s"
 //! keys = 5000                    # optional
 //! message_bytes = 400            # optional: fixed size
+//! hot_key_share = 0.3            # optional: this share of messages carries one key (0 to 1)
 //! # trace = "recorded.csv"       # with kind = "trace": CSV or JSON lines, path relative to this file
 //!
 //! [kafka]                        # optional overrides of profile parameters, per service
@@ -51,7 +52,7 @@ use crate::models::{drive, RunBounds};
 use crate::profile::{to_param_value, ProfileSet, ServiceKind};
 use crate::report::Report;
 use crate::time::{parse_duration, parse_rate, SimTime};
-use crate::workload::{Trace, WorkloadSpec};
+use crate::workload::{Trace, WorkloadKind, WorkloadSpec};
 
 /// The seed used when none is given.
 pub const DEFAULT_SEED: u64 = 1;
@@ -126,6 +127,7 @@ struct WorkloadFile {
     rate: Option<Spanned<toml::Value>>,
     keys: Option<u64>,
     message_bytes: Option<u32>,
+    hot_key_share: Option<Spanned<f64>>,
     trace: Option<Spanned<String>>,
 }
 
@@ -627,6 +629,25 @@ fn parse_workload(src: &Src<'_>, w: &WorkloadFile, base: &Path) -> Result<Worklo
     };
     spec.keys = w.keys;
     spec.message_bytes = w.message_bytes;
+    if let Some(h) = &w.hot_key_share {
+        let share = *h.get_ref();
+        if !(0.0..=1.0).contains(&share) {
+            return Err(SimError::at(
+                src.loc(h).with_field("workload.hot_key_share"),
+                format!(
+                    "hot_key_share is the share of messages with the hot key, from 0 to 1; \
+                     got {share} (write 0.3 for 30%)"
+                ),
+            ));
+        }
+        if matches!(spec.kind, WorkloadKind::Trace(_)) {
+            return Err(SimError::at(
+                src.loc(h).with_field("workload.hot_key_share"),
+                "a trace keeps its own keys: remove hot_key_share or use a generated workload",
+            ));
+        }
+        spec.hot_key_share = Some(share);
+    }
     Ok(spec)
 }
 
@@ -845,6 +866,17 @@ at = "1s"
             err.starts_with("demo.toml:17:23: field `kafka.min_insync_replicas`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_hot_key_share_above_one_is_refused_on_its_line_with_the_fix() {
+        let text = GOOD.replace("rate = \"200/s\"", "rate = \"200/s\"\nhot_key_share = 30.0");
+        let err = Scenario::from_toml_str(&text, "demo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("demo.toml:10:"), "{err}");
+        assert!(err.contains("write 0.3 for 30%"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
     }
 
     #[test]

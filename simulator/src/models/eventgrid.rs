@@ -4,8 +4,10 @@
 //! - The endpoint has `endpoint_concurrency` request slots and takes `processing_ms` per event.
 //!   Event Grid waits `response_timeout_s` (30 s); a slower answer counts as a failure even
 //!   though the endpoint did the work, so the retry is a duplicate.
-//! - Retries follow 10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, then hourly, jittered, up to
-//!   `max_delivery_attempts` (30) or the event's time to live (24 h).
+//! - Retries follow `retry_schedule`: 10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, 3 h, 6 h,
+//!   then every 12 h (the last step repeats), jittered, up to `max_delivery_attempts` (30) or
+//!   the event's time to live (24 h). With the defaults the time to live ends it first, after
+//!   11 attempts: the 30 attempts only matter with a longer time to live or a shorter schedule.
 //! - Dead-lettering is off by default: an event that runs out of attempts is **dropped**, which
 //!   the report counts as lost. With it on, the event lands in the dead-letter container about
 //!   five minutes after the last attempt.
@@ -189,10 +191,12 @@ impl EventGrid {
             "request_timeout" => "Event Grid cannot reach the endpoint: the POST times out and is retried later".into(),
             _ => "the endpoint is down: the POST fails and Event Grid retries on its schedule".into(),
         });
+        // Past the end of the schedule its last step repeats ("every 12 hours").
         let delay = self
             .cfg
             .schedule
             .get(attempt as usize - 1)
+            .or(self.cfg.schedule.last())
             .copied()
             .unwrap_or(SimTime::from_secs(3600));
         let next = now.plus(cx.rng.jitter(delay, 0.1));
@@ -383,6 +387,31 @@ mod tests {
         assert!(eg.redeliveries > 0);
         let t = r.trail(0, ServiceKind::EventGrid).unwrap();
         assert!(t.has(Stage::Mechanism, "push_retry"), "{}", t.summary());
+    }
+
+    #[test]
+    fn a_dead_endpoint_gets_ten_retries_in_the_24_hour_time_to_live() {
+        // Retries at 10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, 3 h, 6 h and 12 h add up to
+        // 22.8 h; the next 12 h step would pass the 24 h time to live, so the event is dropped
+        // after 11 attempts. Each step is jittered by ±10%, which pushes the tenth retry past
+        // 24 h for a few events (9 retries). The older, hourly schedule gave 29.
+        let text = "seed = 5\nduration = \"3s\"\ndrain = \"25h\"\nsample_interval = \"10m\"\n\
+                    services = [\"eventgrid\"]\n[workload]\nkind = \"payments\"\nrate = \"20/s\"\n\
+                    [[fault]]\nkind = \"consumer_crash\"\nconsumer = 0\nat = \"0s\"\n";
+        let r = Scenario::from_toml_str(text, "eg.toml")
+            .unwrap()
+            .run()
+            .unwrap();
+        let eg = r.service(ServiceKind::EventGrid).unwrap();
+        let n = eg.produced;
+        assert!(n > 40);
+        assert_eq!((eg.delivered, eg.lost.count), (0, n));
+        let per_event = eg.redeliveries as f64 / n as f64;
+        assert!(
+            (9.0..=10.0).contains(&per_event),
+            "{per_event} retries per event"
+        );
+        assert!(per_event > 9.5, "{per_event}: most events get all ten");
     }
 
     #[test]

@@ -247,13 +247,10 @@ impl EventHubs {
             return;
         }
         let lat = cx.rng.latency(&self.cfg.publish).plus(self.extra_latency);
-        let mut at = cx.now().plus(lat);
-        for r in &batch {
-            at = self.order.arrival(r.key, at);
-        }
-        for r in &batch {
-            self.order.arrival(r.key, at);
-        }
+        let at = cx.now().plus(lat);
+        let at = self
+            .order
+            .arrival_of_request(batch.iter().map(|r| r.key), at);
         cx.at(at, EhEv::Arrive { batch, p, attempt });
     }
 

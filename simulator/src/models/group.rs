@@ -428,10 +428,14 @@ impl Group {
                 }
             }
             let r = &mut self.parts[p];
+            // Offsets go up, so the visibility step of each is found by walking forward.
+            let mut i = r.seen.partition_point(|&(e, _)| e <= r.position);
             for off in r.position..r.position + n as u64 {
                 // Records readable since before the oldest step remembered count as readable
                 // long ago (prefetched); the batch's fetch time is filled in below.
-                let i = r.seen.partition_point(|&(e, _)| e <= off);
+                while r.seen.get(i).is_some_and(|&(e, _)| e <= off) {
+                    i += 1;
+                }
                 let readable = r.seen.get(i).map_or(SimTime::ZERO, |&(_, t)| t);
                 batch.push((p as u32, off, readable));
             }

@@ -368,13 +368,10 @@ impl Kafka {
             return;
         }
         let one_way = cx.rng.latency(&self.cfg.one_way).plus(self.extra_latency);
-        let mut arrive = cx.now().plus(one_way);
-        for (r, _) in &batch {
-            arrive = self.order.arrival(r.key, arrive);
-        }
-        for (r, _) in &batch {
-            self.order.arrival(r.key, arrive);
-        }
+        let arrive = cx.now().plus(one_way);
+        let arrive = self
+            .order
+            .arrival_of_request(batch.iter().map(|r| r.0.key), arrive);
         cx.at(arrive, KEv::Append { p: p as u32, batch });
     }
 
@@ -547,10 +544,13 @@ impl Kafka {
         }
         part.hw = hw;
         self.visible[p] = hw;
+        // The records the high watermark just passed are answered now, in the responses to
+        // their produce requests on the producer's connection to this leader: one trip back.
+        let mut back = None;
         while part.waiting.front().is_some_and(|w| w.off < hw) {
             if let Some(w) = part.waiting.pop_front() {
                 self.outstanding = self.outstanding.saturating_sub(1);
-                let back = cx.rng.latency(&self.cfg.one_way);
+                let back = *back.get_or_insert_with(|| cx.rng.latency(&self.cfg.one_way));
                 cx.col.acked(cx.now().plus(back).minus(w.rec.created));
             }
         }

@@ -49,6 +49,9 @@ pub(crate) struct KinesisCfg {
     pub batch_max_records: usize,
     pub batch_max_bytes: u64,
     pub linger: SimTime,
+    /// KPL aggregation: user records packed into Kinesis records of at most this many bytes
+    /// (`None`: one Kinesis record per user record).
+    pub aggregate_bytes: Option<f64>,
     pub max_retries: u32,
     pub retry_base: SimTime,
     pub retry_max: SimTime,
@@ -68,6 +71,27 @@ pub(crate) struct KinesisCfg {
 }
 
 impl KinesisCfg {
+    /// The share of a shard's 1,000 records/s that one user record of `bytes` takes: a whole
+    /// record each without aggregation; with it, the KPL packs records bound for one shard
+    /// into Kinesis records of up to `kpl_aggregation_max_bytes`, so a record takes its share
+    /// of one of those, and only the byte limit is left to bind for small records.
+    pub fn record_cost(&self, bytes: f64) -> f64 {
+        match self.aggregate_bytes {
+            Some(max) => (bytes / max).min(1.0),
+            None => 1.0,
+        }
+    }
+
+    /// PUT payload units (25 KB each) a user record of `bytes` is billed: rounded up per
+    /// Kinesis record, which with aggregation holds many user records; a record takes its
+    /// share of the units of a full aggregated record (3 for 51,200 B).
+    pub fn put_units(&self, bytes: f64) -> f64 {
+        match self.aggregate_bytes {
+            Some(max) => bytes / max * (max / 25_000.0).ceil(),
+            None => (bytes / 25_000.0).ceil().max(1.0),
+        }
+    }
+
     pub fn from_profile(p: &Profile) -> Result<KinesisCfg, SimError> {
         let on_demand = p.choice("capacity_mode", &["provisioned", "on_demand"])? == "on_demand";
         let efo = p.bool("enhanced_fan_out")?;
@@ -140,6 +164,11 @@ impl KinesisCfg {
             batch_max_records: p.count("put_records_max_records", 1, 500)?,
             batch_max_bytes: p.int("put_records_max_bytes", 1, 10_485_760)? as u64,
             linger: p.millis("producer_linger_ms")?,
+            aggregate_bytes: if p.bool("kpl_aggregation")? {
+                Some(p.int("kpl_aggregation_max_bytes", 64, 1_048_576)? as f64)
+            } else {
+                None
+            },
             max_retries: p.int("client_max_retries", 0, 100)? as u32,
             retry_base: p.millis("client_retry_base_ms")?,
             retry_max: p.millis("client_retry_max_ms")?,
@@ -455,13 +484,10 @@ impl Kinesis {
             return;
         }
         let lat = cx.rng.latency(&self.cfg.put).plus(self.extra_latency);
-        let mut at = cx.now().plus(lat);
-        for r in &batch {
-            at = self.order.arrival(r.key, at);
-        }
-        for r in &batch {
-            self.order.arrival(r.key, at);
-        }
+        let at = cx.now().plus(lat);
+        let at = self
+            .order
+            .arrival_of_request(batch.iter().map(|r| r.key), at);
         cx.at(at, KinEv::Arrive { batch, attempt });
     }
 
@@ -515,23 +541,24 @@ impl Kinesis {
         for rec in batch {
             let s = self.route(rec.key);
             let bytes = f64::from(rec.size) + 16.0; // data plus a short partition key
-            let shard_ok = self.w_bytes[s].has(now, bytes) && self.w_records[s].has(now, 1.0);
+            let n = self.cfg.record_cost(bytes);
+            let shard_ok = self.w_bytes[s].has(now, bytes) && self.w_records[s].has(now, n);
             let stream_ok = !self.cfg.on_demand
-                || (self.stream_bytes.has(now, bytes) && self.stream_records.has(now, 1.0));
+                || (self.stream_bytes.has(now, bytes) && self.stream_records.has(now, n));
             if !(shard_ok && stream_ok) {
                 stream_full |= shard_ok;
                 failed.push(rec);
                 continue;
             }
             self.w_bytes[s].try_take(now, bytes);
-            self.w_records[s].try_take(now, 1.0);
+            self.w_records[s].try_take(now, n);
             if self.cfg.on_demand {
                 self.stream_bytes.try_take(now, bytes);
-                self.stream_records.try_take(now, 1.0);
+                self.stream_records.try_take(now, n);
                 self.window_bytes += bytes;
-                self.window_records += 1.0;
+                self.window_records += n;
             }
-            self.put_units += (bytes / 25_000.0).ceil().max(1.0);
+            self.put_units += self.cfg.put_units(bytes);
             cx.col.acked(now.plus(back).minus(rec.created));
             self.logs[s].push(rec);
             self.outstanding = self.outstanding.saturating_sub(1);
@@ -836,16 +863,48 @@ impl Model for Kinesis {
         let mean = offered.mean_bytes();
         let put = mean + 16.0; // data plus a short partition key
         let shards = n_open as f64;
+        let per_record = c.record_cost(put);
         let mut out = vec![Capacity {
             stage: "partitions",
-            per_s: shards * (c.write_bytes / put).min(c.write_records),
-            how: format!(
-                "{} shards × min({:.2} MB/s ÷ {put:.0} B, {} records/s)",
+            per_s: offered.across_partitions(
+                (c.write_bytes / put).min(c.write_records / per_record),
                 n_open,
-                c.write_bytes / 1e6,
-                fmt(c.write_records)
             ),
-            relief: "add shards (UpdateShardCount) or aggregate records (KPL)".into(),
+            how: match c.aggregate_bytes {
+                _ if offered.hot_key_share > 0.0 => format!(
+                    "the hot key's shard takes min({:.2} MB/s ÷ {put:.0} B, {} records/s) and \
+                     gets {:.0}% of the records ({:.0}% hot key, a {}th of the rest)",
+                    c.write_bytes / 1e6,
+                    fmt(c.write_records / per_record),
+                    100.0 * (offered.hot_key_share + (1.0 - offered.hot_key_share) / shards),
+                    100.0 * offered.hot_key_share,
+                    n_open
+                ),
+                None => format!(
+                    "{} shards × min({:.2} MB/s ÷ {put:.0} B, {} records/s)",
+                    n_open,
+                    c.write_bytes / 1e6,
+                    fmt(c.write_records)
+                ),
+                Some(max) => format!(
+                    "{} shards × min({:.2} MB/s ÷ {put:.0} B, {} records/s of up to {max:.0} B \
+                     aggregated by the KPL)",
+                    n_open,
+                    c.write_bytes / 1e6,
+                    fmt(c.write_records)
+                ),
+            },
+            relief: if offered.hot_key_share > 0.0 {
+                format!(
+                    "spread the hot key ({:.0}% of the records) over several partition keys: \
+                     one key never gets more than one shard, so adding shards does not help it",
+                    100.0 * offered.hot_key_share
+                )
+            } else if c.aggregate_bytes.is_some() {
+                "add shards (UpdateShardCount)".into()
+            } else {
+                "add shards (UpdateShardCount) or aggregate records (KPL)".into()
+            },
         }];
         if c.on_demand {
             out.push(Capacity {
@@ -934,6 +993,7 @@ impl Model for Kinesis {
             } else {
                 format!("shards={} (started with {})", open, c.shards)
             },
+            format!("kpl_aggregation={}", c.aggregate_bytes.is_some()),
             format!("consumer_apps={}", c.consumer_apps),
             format!("enhanced_fan_out={}", c.efo),
             format!("workers={}", c.group.consumers),
@@ -1091,6 +1151,69 @@ mod tests {
             (k.latency.p50_ms - 70.0).abs() < 7.0,
             "EFO p50 {} ms",
             k.latency.p50_ms
+        );
+    }
+
+    #[test]
+    fn kpl_aggregation_fits_telemetry_at_5000_per_second_in_three_shards() {
+        // Telemetry sizes are log-normal with median 400 B and p99 1,100 B: a mean of
+        // 400 × e^(σ²/2) with σ = ln(1100/400) / 2.326, plus 16 B of partition key. Three shards
+        // take 3 × 1,000 records/s one by one, under the 5,000/s offered; aggregated into
+        // Kinesis records of up to 51,200 B, only their 3 × 1 MiB/s binds, which is above it.
+        let sigma = (1100.0f64 / 400.0).ln() / 2.326_347_874;
+        let put = 400.0 * (sigma * sigma / 2.0).exp() + 16.0;
+        let by_bytes = 3.0 * 1_048_576.0 / put;
+        let workload = "kind = \"telemetry\"\nrate = \"5000/s\"";
+        let plain = run("shards = 3\nkpl_aggregation = false", workload, 20);
+        let plain = plain.service(ServiceKind::Kinesis).unwrap();
+        assert!(plain.bottleneck.binding && plain.bottleneck.capacity_per_s == 3_000.0);
+        assert!(plain.throttled > 0 && plain.failed.count > 0);
+        let agg = run("shards = 3\nkpl_aggregation = true", workload, 20);
+        let agg = agg.service(ServiceKind::Kinesis).unwrap();
+        assert!(!agg.bottleneck.binding, "{}", agg.bottleneck.detail);
+        let cap = agg.bottleneck.capacity_per_s;
+        assert!(
+            (cap - by_bytes).abs() < 0.02 * by_bytes,
+            "{cap} vs {by_bytes:.0}"
+        );
+        assert_eq!((agg.throttled, agg.failed.count), (0, 0));
+        assert!(agg.settings.iter().any(|s| s == "kpl_aggregation=true"));
+        // Billed PUT units shrink too: a 25 KB unit per aggregated record, not per record.
+        let units = |r: &crate::ServiceReport| {
+            r.cost
+                .lines
+                .iter()
+                .find(|l| l.item.contains("PUT payload"))
+                .map_or(0.0, |l| l.quantity)
+        };
+        assert!(
+            units(agg) < units(plain) / 20.0,
+            "{} vs {}",
+            units(agg),
+            units(plain)
+        );
+    }
+
+    #[test]
+    fn a_hot_key_is_held_to_one_shards_thousand_records_per_second() {
+        // 5,000 records/s on 10 shards, half of them with one key: its shard gets 2,500/s plus
+        // a tenth of the rest (250/s) and writes 1,000/s; the other shards get 250/s each.
+        // Without retries about (2,750 − 1,000) / 5,000 = 35% of the records fail.
+        let r = run(
+            "shards = 10\nclient_max_retries = 0",
+            "kind = \"telemetry\"\nrate = \"5000/s\"\nmessage_bytes = 100\nhot_key_share = 0.5",
+            20,
+        );
+        let k = r.service(ServiceKind::Kinesis).unwrap();
+        let share = k.failed.count as f64 / k.produced as f64;
+        assert!((share - 0.35).abs() < 0.03, "failed share {share}");
+        // The bottleneck says so: 1,000/s ÷ (0.5 + 0.5/10) = 1,818/s, not 10 × 1,000/s.
+        assert!(k.bottleneck.binding);
+        assert!((k.bottleneck.capacity_per_s - 1_000.0 / 0.55).abs() < 1.0);
+        assert!(
+            k.bottleneck.detail.contains("hot key"),
+            "{}",
+            k.bottleneck.detail
         );
     }
 

@@ -13,17 +13,15 @@ pub(crate) mod kinesis;
 pub(crate) mod log;
 pub(crate) mod pubsub;
 
-use std::collections::HashMap;
-
 use crate::engine::EventQueue;
 use crate::fault::Fault;
 use crate::metrics::{fmt_rate, Bottleneck, Cause, Collector, CostEstimate, ServiceReport};
 use crate::models::log::Rec;
 use crate::profile::Profile;
-use crate::rng::{FixedState, SimRng};
+use crate::rng::SimRng;
 use crate::time::SimTime;
 use crate::trail::CausalTrail;
-use crate::workload::{Msg, Workload};
+use crate::workload::{KeyTable, Msg, Workload};
 use crate::SimError;
 
 /// The driver's events around a model's own.
@@ -111,6 +109,8 @@ pub(crate) struct Offered {
     pub msgs_per_s: f64,
     /// Bytes per second.
     pub bytes_per_s: f64,
+    /// The share of messages that carry the workload's one hot key (0 for none).
+    pub hot_key_share: f64,
 }
 
 impl Offered {
@@ -127,6 +127,15 @@ impl Offered {
     /// retention window of that length.
     pub fn gb_in(&self, span: SimTime) -> f64 {
         self.bytes_per_s * span.as_secs_f64() / 1e9
+    }
+
+    /// What `partitions` partitions of `per_partition` messages/s each can take of this
+    /// workload: all of it spread evenly, unless a hot key sends more than an even share to
+    /// its one partition, which then fills first.
+    pub fn across_partitions(&self, per_partition: f64, partitions: usize) -> f64 {
+        let n = partitions.max(1) as f64;
+        let h = self.hot_key_share.clamp(0.0, 1.0);
+        per_partition / (h + (1.0 - h) / n)
     }
 }
 
@@ -257,6 +266,7 @@ pub(crate) fn drive<M: Model>(
         col: Collector::new(service, &faults, bounds.interval),
         faults,
     };
+    let hot_key_share = workload.hot_key_share();
     let mut next = workload.next_msg();
     for (i, f) in cx.faults.iter().enumerate() {
         cx.q.schedule_at(f.at, Ev::FaultStart(i));
@@ -321,6 +331,7 @@ pub(crate) fn drive<M: Model>(
     let offered = Offered {
         msgs_per_s: cx.col.produced_count() as f64 / secs,
         bytes_per_s: cx.col.produced_bytes() as f64 / secs,
+        hot_key_share,
     };
     let bottleneck = bottleneck(model.capacities(&offered), &offered);
     let (settings, cost) = model.finish(&mut cx, end, &offered);
@@ -343,18 +354,39 @@ pub(crate) fn drive<M: Model>(
 /// subscriber's stream) behind the slowest recent one instead turns latency jitter into a
 /// queue that grows with the rate: at 5,000 messages/s the median would be the maximum of the
 /// last few dozen latencies, a load effect no real service shows far below its quotas.
-#[derive(Default)]
 pub(crate) struct KeyOrder {
-    last: HashMap<u64, SimTime, FixedState>,
+    last: KeyTable<SimTime>,
+}
+
+impl Default for KeyOrder {
+    fn default() -> Self {
+        KeyOrder {
+            last: KeyTable::new(SimTime::ZERO),
+        }
+    }
 }
 
 impl KeyOrder {
     /// When a message of `key` that would arrive at `at` arrives: not before the key's
     /// previous message.
     pub fn arrival(&mut self, key: u64, at: SimTime) -> SimTime {
-        let last = self.last.entry(key).or_insert(SimTime::ZERO);
+        let last = self.last.get_mut(key);
         let at = at.max(*last);
         *last = at;
+        at
+    }
+
+    /// When a request carrying `keys` that would arrive at `at` arrives: not before the
+    /// previous message of any of its keys, and all of them at once (one request).
+    pub fn arrival_of_request(
+        &mut self,
+        keys: impl Iterator<Item = u64> + Clone,
+        at: SimTime,
+    ) -> SimTime {
+        let at = keys.clone().fold(at, |at, k| at.max(self.last.get(k)));
+        for k in keys {
+            *self.last.get_mut(k) = at;
+        }
         at
     }
 }
@@ -639,6 +671,7 @@ mod capacity_tests {
         let offered = Offered {
             msgs_per_s: 5_000.0,
             bytes_per_s: 2e6,
+            hot_key_share: 0.0,
         };
         let stages = vec![
             Capacity {
