@@ -765,40 +765,92 @@ async fn on_tansu_kgate_creates_the_state_topic_and_enforces_the_imported_policy
     run_ok(&["state", "key", "--out", "state.key"], d, None);
     for user in ["admin", "carol"] {
         run_ok(
-            &["users", "add", user, "--password-stdin", "--users", "users.toml"],
+            &[
+                "users",
+                "add",
+                user,
+                "--password-stdin",
+                "--users",
+                "users.toml",
+            ],
             d,
             Some(PASSWORD),
         );
     }
     run_ok(
-        &["acl", "add", "--allow-principal", "User:carol", "--operation", "Describe", "--topic", "orders", "--policy", "policy.toml"],
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:carol",
+            "--operation",
+            "Describe",
+            "--topic",
+            "orders",
+            "--policy",
+            "policy.toml",
+        ],
         d,
         None,
     );
     let upstream = broker.bootstrap();
     let out = run_ok(
-        &["state", "import", "--upstream", &upstream, "--state-key-file", "state.key", "--policy", "policy.toml", "--users", "users.toml"],
+        &[
+            "state",
+            "import",
+            "--upstream",
+            &upstream,
+            "--state-key-file",
+            "state.key",
+            "--policy",
+            "policy.toml",
+            "--users",
+            "users.toml",
+        ],
         d,
         None,
     );
     assert!(out.contains("record(s) written"), "{out}");
     let status = run_ok(
-        &["state", "status", "--upstream", &upstream, "--state-key-file", "state.key"],
+        &[
+            "state",
+            "status",
+            "--upstream",
+            &upstream,
+            "--state-key-file",
+            "state.key",
+        ],
         d,
         None,
     );
-    assert!(status.contains("acl bindings:     1") && status.contains("users:            2"), "{status}");
+    assert!(
+        status.contains("acl bindings:     1") && status.contains("users:            2"),
+        "{status}"
+    );
 
     let port = shared_ports();
     let mut gw = Instance {
         ip: "127.0.0.1".into(),
         port,
         args: [
-            "proxy", "--upstream", &upstream, "--listen", &format!("127.0.0.1:{port}"),
-            "--plaintext", "--state", "kafka", "--state-key-file", &d.join("state.key").display().to_string(),
-            "--super-user", "User:admin", "--admin-listen", &format!("127.0.0.1:{}", port + 5),
-            "--admin-token-file", &d.join("admin.token").display().to_string(),
-            "--audit-log", &d.join("audit.log").display().to_string(),
+            "proxy",
+            "--upstream",
+            &upstream,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--plaintext",
+            "--state",
+            "kafka",
+            "--state-key-file",
+            &d.join("state.key").display().to_string(),
+            "--super-user",
+            "User:admin",
+            "--admin-listen",
+            &format!("127.0.0.1:{}", port + 5),
+            "--admin-token-file",
+            &d.join("admin.token").display().to_string(),
+            "--audit-log",
+            &d.join("audit.log").display().to_string(),
         ]
         .map(String::from)
         .to_vec(),

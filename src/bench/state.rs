@@ -37,6 +37,8 @@ pub struct Options {
     pub bindings: usize,
     /// Users in the catch-up topic.
     pub users: usize,
+    /// A cluster to run against instead of the embedded one.
+    pub upstream: Option<String>,
     /// Print JSON instead of the table.
     pub json: bool,
 }
@@ -93,10 +95,13 @@ impl std::fmt::Display for Spread {
     }
 }
 
-const TOPIC: &str = "__kgate_state";
+/// State records the embedded cluster holds: it keeps at most 5 MB per partition (older
+/// records are deleted, as retention would), about 200 bytes a record.
+const EMBEDDED_RECORDS: usize = 20_000;
 
-fn open(cluster: &EmbeddedCluster, key: &StateKey) -> anyhow::Result<KafkaState> {
-    let mut options = StateOptions::new(cluster.bootstrap_servers(), key.clone());
+fn open(bootstrap: &str, topic: &str, key: &StateKey) -> anyhow::Result<KafkaState> {
+    let mut options = StateOptions::new(bootstrap, key.clone());
+    options.topic = topic.to_owned();
     options.commit_timeout = Duration::from_secs(60);
     Ok(KafkaState::open(options)?)
 }
@@ -123,8 +128,40 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     if o.rounds == 0 || o.changes == 0 {
         bail!("--rounds and --changes must be at least 1");
     }
-    let cluster = EmbeddedCluster::start(3).context("cannot start the embedded cluster")?;
-    cluster.create_topic(TOPIC, 1)?;
+    let mut o = o;
+    // A topic of its own per run, so that runs against one cluster do not mix.
+    let topic = format!(
+        "__kgate_state_bench_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    );
+    let cluster = match &o.upstream {
+        Some(_) => None,
+        None => {
+            let cluster = EmbeddedCluster::start(3).context("cannot start the embedded cluster")?;
+            // The embedded cluster cannot create topics over the protocol.
+            cluster.create_topic(&topic, 1)?;
+            if o.bindings + o.users > EMBEDDED_RECORDS {
+                let scale = EMBEDDED_RECORDS as f64 / (o.bindings + o.users) as f64;
+                o.bindings = (o.bindings as f64 * scale) as usize;
+                o.users = (o.users as f64 * scale) as usize;
+                eprintln!(
+                    "note: the embedded cluster keeps at most 5 MB per partition; catch-up is \
+                     measured with {} bindings and {} users (pass --upstream HOST:PORT, e.g. \
+                     a tansu broker, for 100,000 and 10,000)",
+                    o.bindings, o.users
+                );
+            }
+            Some(cluster)
+        }
+    };
+    let bootstrap = match (&o.upstream, &cluster) {
+        (Some(u), _) => u.clone(),
+        (None, Some(c)) => c.bootstrap_servers().to_owned(),
+        (None, None) => bail!("no cluster"),
+    };
     let key = StateKey::generate()?;
     let dir = tempfile::tempdir()?;
     let key_file = dir.path().join("state.key");
@@ -133,7 +170,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     // Propagation: three instances, changes through the first.
     let mut instances = Vec::new();
     for _ in 0..3 {
-        let state = open(&cluster, &key)?;
+        let state = open(&bootstrap, &topic, &key)?;
         let authorizer = Arc::new(Authorizer::with_store(
             state.policy(),
             AuthorizerOptions::default(),
@@ -180,7 +217,11 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     let credential = ScramCredential::from_password(Mechanism::ScramSha512, b"bench", 4096)?;
     let mut users = CredentialStore::new();
     for i in 0..o.users {
-        users.insert(&format!("user-{i}"), Mechanism::ScramSha512, credential.clone())?;
+        users.insert(
+            &format!("user-{i}"),
+            Mechanism::ScramSha512,
+            credential.clone(),
+        )?;
     }
     let writer = &instances[0].0;
     writer.commit_entries(&policy_entries(&writer.policy()), &policy_entries(&policy))?;
@@ -189,7 +230,16 @@ pub fn run(o: Options) -> anyhow::Result<()> {
 
     let mut catch_up = Vec::new();
     for _ in 0..o.rounds {
-        catch_up.push(status(cluster.bootstrap_servers(), &key_file)?);
+        let (figures, acls, users) = status(&bootstrap, &topic, &key_file)?;
+        // The import replaced the propagation rounds' bindings: exactly these remain.
+        if acls != o.bindings || users != o.users {
+            bail!(
+                "the new instance read {acls} bindings and {users} users, not {} and {}",
+                o.bindings,
+                o.users
+            );
+        }
+        catch_up.push(figures);
     }
 
     let p50 = Spread::of(rounds.iter().map(|r| r.propagation.p50_ms).collect());
@@ -197,7 +247,12 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     let read = Spread::of(catch_up.iter().map(|c| c.read_ms).collect());
     let peak = Spread::of(catch_up.iter().map(|c| c.peak_mib).collect());
     let targets = vec![
-        Target::at_most("ACL propagation p99 (median of rounds)", p99.median, 1000.0, "ms"),
+        Target::at_most(
+            "ACL propagation p99 (median of rounds)",
+            p99.median,
+            1000.0,
+            "ms",
+        ),
         Target::at_most("catch-up of a new instance", read.median, 2000.0, "ms"),
         Target::at_most("its peak memory", peak.median, 200.0, "MiB"),
     ];
@@ -217,7 +272,11 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("kgate bench state (embedded 3-broker cluster, {} rounds)", o.rounds);
+    let upstream = o.upstream.as_deref().map_or_else(
+        || "embedded 3-broker cluster".to_owned(),
+        |u| format!("upstream {u}"),
+    );
+    println!("kgate bench state ({upstream}, {} rounds)", o.rounds);
     println!();
     println!(
         "ACL created through A until B and C enforce it ({} changes a round):",
@@ -257,10 +316,22 @@ pub fn run(o: Options) -> anyhow::Result<()> {
 }
 
 /// Runs `kgate state status` as a new process and reads its timing and peak memory.
-fn status(bootstrap: &str, key_file: &Path) -> anyhow::Result<CatchUp> {
+fn status(
+    bootstrap: &str,
+    topic: &str,
+    key_file: &Path,
+) -> anyhow::Result<(CatchUp, usize, usize)> {
     let exe = std::env::current_exe().context("cannot find the kgate binary")?;
     let out = Command::new(exe)
-        .args(["state", "status", "--upstream", bootstrap, "--state-key-file"])
+        .args([
+            "state",
+            "status",
+            "--upstream",
+            bootstrap,
+            "--state-topic",
+            topic,
+        ])
+        .arg("--state-key-file")
         .arg(key_file)
         .env("KGATE_LOG", "warn")
         .output()
@@ -279,8 +350,12 @@ fn status(bootstrap: &str, key_file: &Path) -> anyhow::Result<CatchUp> {
             .and_then(|v| v.parse().ok())
             .with_context(|| format!("kgate state status printed no {name:?}: {text}"))
     };
-    Ok(CatchUp {
-        read_ms: field("read in:")?,
-        peak_mib: field("peak memory:")?,
-    })
+    Ok((
+        CatchUp {
+            read_ms: field("read in:")?,
+            peak_mib: field("peak memory:")?,
+        },
+        field("acl bindings:")? as usize,
+        field("users:")? as usize,
+    ))
 }

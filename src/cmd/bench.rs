@@ -56,7 +56,7 @@ Issue 4's targets: >= 1,000,000 simulated events/s on one core; <= 200 MB for th
     #[command(after_help = "\
 Examples:
   kgate bench state
-  kgate bench state --rounds 5 --bindings 100000 --users 10000 --json
+  kgate bench state --rounds 5 --upstream 127.0.0.1:9092 --json
 
 Issue 11's targets: propagation p99 <= 1 s; a new instance reads 100,000 bindings and 10,000
 users in <= 2 s with <= 200 MB.")]
@@ -78,6 +78,10 @@ pub struct StateBenchArgs {
     /// Users in that topic.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub users: usize,
+    /// Run against this cluster (a topic of its own per run) instead of the embedded one,
+    /// which keeps only 5 MB per partition (the catch-up sizes are scaled down to fit it).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub upstream: Option<String>,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -204,6 +208,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             changes: a.changes,
             bindings: a.bindings,
             users: a.users,
+            upstream: a.upstream,
             json: a.json,
         }),
     }

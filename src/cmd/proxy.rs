@@ -605,6 +605,16 @@ pub struct Reloader {
 impl kgate_proxy::admin::Reload for Reloader {
     fn not_ready(&self) -> Option<String> {
         let metrics = self.state.as_ref()?.metrics();
+        if metrics
+            .records_lost
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Some(
+                "state records were deleted before this gateway read them: the policy here is \
+                 incomplete (see the log)"
+                    .into(),
+            );
+        }
         (!metrics.caught_up.load(std::sync::atomic::Ordering::Relaxed))
             .then(|| "still reading the shared state topic".to_string())
     }

@@ -231,7 +231,16 @@ fn status(t: &Target) -> anyhow::Result<()> {
             .invalid_records
             .load(std::sync::atomic::Ordering::Relaxed)
     );
-    println!("read in:          {} ms", took.as_millis());
+    println!(
+        "read in:          {} ms",
+        metrics
+            .caught_up_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    println!(
+        "started in:       {} ms (with the topic's checks)",
+        took.as_millis()
+    );
     if let Some(kib) = peak_memory_kib() {
         println!("peak memory:      {:.1} MiB", kib as f64 / 1024.0);
     }

@@ -160,6 +160,10 @@ pub struct StateMetrics {
     pub entries: AtomicU64,
     /// Whether the topic has been read to its end once.
     pub caught_up: AtomicBool,
+    /// How long the first read to the end took (from connecting), in milliseconds.
+    pub caught_up_ms: AtomicU64,
+    /// Records were deleted from the topic before this instance read them.
+    pub records_lost: AtomicBool,
 }
 
 impl StateMetrics {
@@ -231,6 +235,8 @@ struct Progress {
     next_offset: i64,
     caught_up: bool,
     last_error: Option<String>,
+    /// Records were deleted before they were read: the state is incomplete for good.
+    broken: bool,
 }
 
 struct Inner {
@@ -306,13 +312,16 @@ impl KafkaState {
             .set("group.id", "kgate-state-reader")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
+            // Records gone before they were read (retention on the topic, or a cluster that
+            // keeps little) must stop the instance, never be skipped in silence.
+            .set("auto.offset.reset", "error")
             .set("allow.auto.create.topics", "false")
             .set("fetch.wait.max.ms", "50")
             .set("fetch.error.backoff.ms", "100")
             .set("queued.max.messages.kbytes", "16384")
             .create()
             .map_err(client_err)?;
-        ensure_topic(&consumer, &options)?;
+        let policy_check = ensure_topic(&consumer, &options)?;
         let producer: ThreadedProducer<Delivery> = base_config(&options.bootstrap)
             .set("acks", "all")
             .set("enable.idempotence", "true")
@@ -341,6 +350,7 @@ impl KafkaState {
                     next_offset: 0,
                     caught_up: false,
                     last_error: None,
+                    broken: false,
                 }),
                 changed: Condvar::new(),
                 targets: OnceLock::new(),
@@ -368,7 +378,7 @@ impl KafkaState {
                 |p| !p.caught_up,
             )
             .unwrap_or_else(PoisonError::into_inner);
-        if !progress.caught_up {
+        if !progress.caught_up || progress.broken {
             let err = StateError::CatchUp {
                 topic: options.topic.clone(),
                 waited: started.elapsed(),
@@ -382,6 +392,29 @@ impl KafkaState {
             state.stop();
             return Err(err);
         }
+        let caught_up_after = started.elapsed();
+        drop(progress);
+        if let Some(check) = policy_check {
+            match check.join().ok().flatten() {
+                Some(p) if p.trim() == "compact" => {}
+                Some(p) => {
+                    state.stop();
+                    return Err(StateError::CleanupPolicy {
+                        topic: options.topic.clone(),
+                        policy: p,
+                    });
+                }
+                None => {
+                    warn!(topic = %options.topic, "the cluster does not say the state topic's cleanup.policy; make sure it is `compact`")
+                }
+            }
+        }
+        let progress = state.lock();
+        state
+            .inner
+            .metrics
+            .caught_up_ms
+            .store(caught_up_after.as_millis() as u64, Ordering::Relaxed);
         info!(
             topic = %options.topic,
             entries = progress.state.len(),
@@ -548,8 +581,15 @@ impl CredentialSink for KafkaState {
     }
 }
 
-/// Makes sure the topic exists with one partition and compaction.
-fn ensure_topic(consumer: &BaseConsumer, options: &StateOptions) -> Result<(), StateError> {
+/// The cleanup.policy check of an existing topic, running beside the catch-up.
+type PolicyCheck = std::thread::JoinHandle<Option<String>>;
+
+/// Makes sure the topic exists with one partition; creates it with compaction, or starts the
+/// check of an existing one's cleanup.policy.
+fn ensure_topic(
+    consumer: &BaseConsumer,
+    options: &StateOptions,
+) -> Result<Option<PolicyCheck>, StateError> {
     let topic = &options.topic;
     let started = Instant::now();
     let metadata = loop {
@@ -571,15 +611,15 @@ fn ensure_topic(consumer: &BaseConsumer, options: &StateOptions) -> Result<(), S
         .topics()
         .iter()
         .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-    let admin: AdminClient<DefaultClientContext> = base_config(&options.bootstrap)
-        .create()
-        .map_err(|source| StateError::Client {
-            bootstrap: options.bootstrap.clone(),
-            source,
-        })?;
-    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
     match found {
         None => {
+            let admin: AdminClient<DefaultClientContext> = base_config(&options.bootstrap)
+                .create()
+                .map_err(|source| StateError::Client {
+                    bootstrap: options.bootstrap.clone(),
+                    source,
+                })?;
+            let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
             let replication = i32::try_from(brokers.clamp(1, 3)).unwrap_or(1);
             let new = NewTopic::new(topic, 1, TopicReplication::Fixed(replication))
                 .set("cleanup.policy", "compact");
@@ -613,31 +653,33 @@ fn ensure_topic(consumer: &BaseConsumer, options: &StateOptions) -> Result<(), S
             })
         }
         Some(_) => {
-            let described =
-                block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &opts));
-            let policy = match described {
-                Ok(results) => results
-                    .into_iter()
-                    .next()
-                    .and_then(|r| r.ok())
-                    .and_then(|c| c.get("cleanup.policy").and_then(|e| e.value.clone())),
-                Err(_) => None,
-            };
-            match policy {
-                Some(p) if p.trim() == "compact" => {}
-                Some(p) => {
-                    return Err(StateError::CleanupPolicy {
-                        topic: topic.clone(),
-                        policy: p,
-                    })
-                }
-                None => {
-                    warn!(%topic, "the cluster does not say the state topic's cleanup.policy; make sure it is `compact`")
-                }
-            }
+            // Asked beside the catch-up: a cluster without DescribeConfigs (the embedded
+            // one) makes librdkafka wait for its timeout, which must not add to the start.
+            let bootstrap = options.bootstrap.clone();
+            let topic = topic.clone();
+            let check = std::thread::Builder::new()
+                .name("kgate-state-check".into())
+                .spawn(move || cleanup_policy(&bootstrap, &topic))
+                .ok();
+            return Ok(check);
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// The topic's cleanup.policy, if the cluster says (within 3 s).
+fn cleanup_policy(bootstrap: &str, topic: &str) -> Option<String> {
+    let admin: AdminClient<DefaultClientContext> = base_config(bootstrap).create().ok()?;
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(3)));
+    let described = block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &opts));
+    described
+        .ok()?
+        .into_iter()
+        .next()?
+        .ok()?
+        .get("cleanup.policy")?
+        .value
+        .clone()
 }
 
 /// The tail: applies records in offset order until stopped.
@@ -690,12 +732,34 @@ fn tail(inner: &Inner, consumer: &BaseConsumer) {
                     break;
                 }
                 Some(Err(e)) => {
-                    inner.lock_progress().last_error = Some(e.to_string());
+                    let lost = matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            rdkafka::types::RDKafkaErrorCode::AutoOffsetReset
+                                | rdkafka::types::RDKafkaErrorCode::OffsetOutOfRange
+                        )
+                    );
+                    if lost && !inner.metrics.records_lost.swap(true, Ordering::Relaxed) {
+                        tracing::error!(
+                            topic = %inner.topic,
+                            error = %e,
+                            "state records were deleted before this instance read them (is the \
+                             topic's cleanup.policy `compact`, without retention?): the state here \
+                             is incomplete, /readyz reports it; fix the topic, then restart"
+                        );
+                    }
+                    let mut progress = inner.lock_progress();
+                    progress.last_error = Some(e.to_string());
+                    if lost {
+                        progress.broken = true;
+                    }
+                    drop(progress);
+                    inner.changed.notify_all();
                     break;
                 }
             }
         }
-        if !batch.is_empty() || reached_end {
+        if !batch.is_empty() || (reached_end && !inner.metrics.caught_up.load(Ordering::Relaxed)) {
             apply(inner, std::mem::take(&mut batch), reached_end);
         }
         if last_watermark.elapsed() >= Duration::from_secs(1) {
@@ -733,6 +797,8 @@ fn log_bad(inner: &Inner, offset: i64, why: &str) {
 }
 
 fn apply(inner: &Inner, batch: Vec<(i64, Vec<u8>, Option<Entry>)>, reached_end: bool) {
+    let started = Instant::now();
+    let records = batch.len();
     let mut progress = inner.lock_progress();
     let (mut policy, mut credentials) = (false, false);
     for (offset, key, entry) in batch {
@@ -766,6 +832,14 @@ fn apply(inner: &Inner, batch: Vec<(i64, Vec<u8>, Option<Entry>)>, reached_end: 
         .entries
         .store(progress.state.len() as u64, Ordering::Relaxed);
     progress.last_error = None;
+    tracing::debug!(
+        records,
+        next_offset = progress.next_offset,
+        policy,
+        credentials,
+        took_ms = started.elapsed().as_millis() as u64,
+        "state records applied"
+    );
     drop(progress);
     inner.changed.notify_all();
 }
