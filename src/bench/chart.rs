@@ -3,6 +3,7 @@
 //! dashed, so a reader sees where each path's queueing starts.
 
 use std::path::Path;
+use std::sync::Once;
 
 use anyhow::Context;
 use plotters::prelude::*;
@@ -15,6 +16,12 @@ pub struct CurveLine {
     pub points: Vec<(f64, f64, f64)>,
 }
 
+/// plotters measures text with a font even for SVG: the simulator's embedded DejaVu Sans Mono
+/// (Bitstream Vera licence, `simulator/assets/DejaVuSansMono.LICENSE`), so the chart needs no
+/// system fonts.
+static FONT: &[u8] = include_bytes!("../../simulator/assets/DejaVuSansMono.ttf");
+static REGISTER: Once = Once::new();
+
 const COLORS: [RGBColor; 3] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -26,6 +33,10 @@ const COLORS: [RGBColor; 3] = [
 /// # Errors
 /// When the file cannot be written.
 pub fn write_curve(file: &Path, title: &str, lines: &[CurveLine]) -> anyhow::Result<()> {
+    REGISTER.call_once(|| {
+        // On failure the text is left out of the chart; the lines are still drawn.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
     let x_max = lines
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.0))

@@ -119,6 +119,9 @@ pub struct Options {
     pub chart: Option<PathBuf>,
     /// Idle authenticated connections for the memory figure.
     pub connections: usize,
+    /// The `kgate` binary run as the gateway children; `None` runs this one. Comparing two
+    /// builds with the same benchmark code keeps "before" and "after" comparable.
+    pub gateway_binary: Option<PathBuf>,
     /// Print one JSON document instead of the table.
     pub json: bool,
 }
@@ -336,6 +339,8 @@ pub struct IdleConnections {
 /// Temporary files, the cluster and the user, shared by every phase.
 pub(super) struct Setup {
     dir: tempfile::TempDir,
+    /// The binary of the gateway children; `None`: this one.
+    pub(super) gateway_binary: Option<PathBuf>,
     pub(super) cluster: EmbeddedCluster,
     pub(super) password: String,
 }
@@ -362,6 +367,7 @@ impl Setup {
             EmbeddedCluster::start(BROKERS).context("cannot start the embedded cluster")?;
         Ok(Self {
             dir,
+            gateway_binary: None,
             cluster,
             password,
         })
@@ -487,7 +493,11 @@ impl Setup {
             Route::Direct => bail!("the direct path has no gateway"),
         }
         args.extend(extra.iter().cloned());
-        let child = Child::spawn(name, &args, &self.path(&format!("{name}.log")), log_level)?;
+        let log = self.path(&format!("{name}.log"));
+        let child = match &self.gateway_binary {
+            Some(exe) => Child::spawn_exe(exe, name, &args, &log, log_level)?,
+            None => Child::spawn(name, &args, &log, log_level)?,
+        };
         let mut addrs = vec![listen];
         addrs.extend(
             (1..=BROKERS).map(|n| SocketAddr::from((Ipv4Addr::LOCALHOST, port + 1 + n as u16))),
@@ -570,7 +580,8 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
     let rounds = options.rounds;
 
     progress("starting the embedded cluster and two gateway children");
-    let setup = Setup::new()?;
+    let mut setup = Setup::new()?;
+    setup.gateway_binary = options.gateway_binary.clone();
     let plain = setup.gateway(Route::Plaintext, "kgate-plaintext")?;
     let tls = setup.gateway(Route::TlsScram, "kgate-tls")?;
     let gateway_of = |route: Route| match route {
@@ -727,8 +738,14 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
                 peak_rate,
                 slowest.label()
             );
-            write_curve(file, &title, &lines)?;
-            Some(file.clone())
+            match write_curve(file, &title, &lines) {
+                Ok(()) => Some(file.clone()),
+                Err(e) => {
+                    // The figures matter more than the picture: report and carry on.
+                    progress(&format!("cannot write the chart: {e:#}"));
+                    None
+                }
+            }
         }
         None => None,
     };

@@ -112,6 +112,10 @@ pub struct GatewayArgs {
     /// Idle authenticated connections opened for the memory figure.
     #[arg(long, default_value_t = 2_000, value_name = "N")]
     pub connections: usize,
+    /// Run this kgate binary as the gateway (default: this one), e.g. an older build, so
+    /// two builds are measured by the same benchmark.
+    #[arg(long, value_name = "FILE")]
+    pub gateway_binary: Option<PathBuf>,
     /// Print one JSON document with every figure instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -177,6 +181,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             pin: !a.no_pin,
             chart: Some(a.chart),
             connections: a.connections,
+            gateway_binary: a.gateway_binary,
             json: a.json,
         }),
         BenchCommand::Hostile(a) => crate::bench::hostile::run(crate::bench::hostile::Options {
