@@ -1,6 +1,6 @@
 //! The load–latency chart of `kgate bench gateway`, as SVG (plotters, as the simulator's
-//! charts): send→ack latency against offered load, one colour per path, p50 solid and p99
-//! dashed, so a reader sees where each path's queueing starts.
+//! charts): send→ack latency against offered load on a log scale, one colour per path, p50
+//! solid and p99 dashed, so a reader sees where each path's queueing starts.
 
 use std::path::Path;
 use std::sync::Once;
@@ -43,12 +43,16 @@ pub fn write_curve(file: &Path, title: &str, lines: &[CurveLine]) -> anyhow::Res
         .fold(0.0, f64::max)
         .max(10.0)
         * 1.08;
-    let y_max = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.2))
-        .fold(0.0, f64::max)
-        .max(1.0)
-        * 1.1;
+    // Log scale: a 3 ms line and a 300 ms line (a path near saturation) both stay readable.
+    let values = || {
+        lines
+            .iter()
+            .flat_map(|l| l.points.iter().flat_map(|p| [p.1, p.2]))
+    };
+    let hi = values().fold(0.0, f64::max).max(1.0);
+    let lo = values().filter(|v| *v > 0.0).fold(hi, f64::min);
+    let y_min = 10f64.powf(lo.log10().floor()).min(hi / 10.0);
+    let y_max = 10f64.powf(hi.log10().ceil()).max(y_min * 10.0);
     let e = |err: DrawingAreaErrorKind<std::io::Error>| anyhow::anyhow!("{err}");
     let root = SVGBackend::new(file, (960, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
@@ -57,12 +61,12 @@ pub fn write_curve(file: &Path, title: &str, lines: &[CurveLine]) -> anyhow::Res
         .margin(14)
         .x_label_area_size(52)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())
         .map_err(e)?;
     chart
         .configure_mesh()
         .x_desc("offered load, % of the slowest path's peak")
-        .y_desc("send→ack latency, ms")
+        .y_desc("send→ack latency, ms (log scale)")
         .axis_desc_style(("sans-serif", 16))
         .draw()
         .map_err(e)?;
@@ -71,7 +75,7 @@ pub fn write_curve(file: &Path, title: &str, lines: &[CurveLine]) -> anyhow::Res
         let style = color.stroke_width(2);
         chart
             .draw_series(LineSeries::new(
-                line.points.iter().map(|p| (p.0, p.1)),
+                line.points.iter().map(|p| (p.0, p.1.max(y_min))),
                 style,
             ))
             .map_err(e)?
@@ -79,7 +83,7 @@ pub fn write_curve(file: &Path, title: &str, lines: &[CurveLine]) -> anyhow::Res
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         chart
             .draw_series(DashedLineSeries::new(
-                line.points.iter().map(|p| (p.0, p.2)),
+                line.points.iter().map(|p| (p.0, p.2.max(y_min))),
                 10,
                 6,
                 style,
@@ -91,7 +95,7 @@ pub fn write_curve(file: &Path, title: &str, lines: &[CurveLine]) -> anyhow::Res
             .draw_series(
                 line.points
                     .iter()
-                    .flat_map(|p| [(p.0, p.1), (p.0, p.2)])
+                    .flat_map(|p| [(p.0, p.1.max(y_min)), (p.0, p.2.max(y_min))])
                     .map(|p| Circle::new(p, 3, color.filled())),
             )
             .map_err(e)?;
