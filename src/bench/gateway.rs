@@ -1277,7 +1277,16 @@ async fn settled_rss(child: &Child, min_fds: usize) -> anyhow::Result<u64> {
 }
 
 fn idle_connections(setup: &Setup, count: usize) -> anyhow::Result<IdleConnections> {
-    let gateway = setup.gateway(Route::TlsScram, "kgate-idle")?;
+    // Every connection comes from 127.0.0.1: raise the per-address cap (1,000 by default)
+    // to fit them all.
+    let per_ip = (count + WARM_CONNECTIONS + 16).to_string();
+    let args: Vec<OsString> = vec![
+        "--policy".into(),
+        setup.policy()?.into(),
+        "--max-connections-per-ip".into(),
+        per_ip.into(),
+    ];
+    let gateway = setup.spawn_gateway(Route::TlsScram, "kgate-idle", &args, "warn")?;
     let dialer = TlsDialer::new(
         gateway.bootstrap,
         &setup.path("ca.pem"),
