@@ -1339,6 +1339,9 @@ fn idle_connections(setup: &Setup, count: usize) -> anyhow::Result<IdleConnectio
     result
 }
 
+/// Which peak figures of a path a table shows (free-running or pinned).
+type FiguresOf = fn(&PathReport) -> Option<&PeakFigures>;
+
 fn render(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -1365,7 +1368,7 @@ fn render(r: &Report) -> String {
         (Route::Plaintext, &r.paths.plaintext),
         (Route::TlsScram, &r.paths.tls_scram),
     ];
-    let modes: [(&str, fn(&PathReport) -> Option<&PeakFigures>); 2] = [
+    let modes: [(&str, FiguresOf); 2] = [
         ("Peak, free-running", |p| Some(&p.free)),
         (
             "Peak, pinned: kgate on the last CPU, clients and cluster on the others",

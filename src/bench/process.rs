@@ -49,7 +49,7 @@ impl Child {
     ) -> anyhow::Result<Self> {
         let stderr =
             File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new(&exe)
+        let child = Command::new(exe)
             .args(args)
             .env("KGATE_LOG", level)
             .stdin(Stdio::null())
