@@ -60,7 +60,11 @@ fn run_kgate(args: &[&str], tmp: &Path, limit: Duration) -> (bool, String, Strin
 fn num(v: &Value, path: &str) -> f64 {
     let mut cur = v;
     for part in path.split('.') {
-        cur = &cur[part];
+        // A number picks an array element ("curve.points.0.direct").
+        cur = match part.parse::<usize>() {
+            Ok(i) => &cur[i],
+            Err(_) => &cur[part],
+        };
     }
     let n = cur
         .as_f64()
