@@ -11,6 +11,7 @@ use serde_json::Value;
 
 const MESSAGES: u64 = 2000;
 const CONNECTIONS: u64 = 50;
+const ROUNDS: u64 = 3;
 
 /// Runs the binary with `args`, TMPDIR set to `tmp`; returns (status ok, stdout, stderr).
 fn run_kgate(args: &[&str], tmp: &Path, limit: Duration) -> (bool, String, String) {
@@ -59,7 +60,11 @@ fn run_kgate(args: &[&str], tmp: &Path, limit: Duration) -> (bool, String, Strin
 fn num(v: &Value, path: &str) -> f64 {
     let mut cur = v;
     for part in path.split('.') {
-        cur = &cur[part];
+        // A number picks an array element ("curve.points.0.direct").
+        cur = match part.parse::<usize>() {
+            Ok(i) => &cur[i],
+            Err(_) => &cur[part],
+        };
     }
     let n = cur
         .as_f64()
@@ -90,18 +95,25 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 #[test]
 fn bench_gateway_reports_every_figure_as_json() {
     let tmp = tempfile::tempdir().expect("tempdir");
+    let chart = tmp.path().join("curve.svg");
     let (ok, stdout, stderr) = run_kgate(
         &[
             "bench",
             "gateway",
             "--messages",
             &MESSAGES.to_string(),
+            "--rounds",
+            &ROUNDS.to_string(),
+            "--load-seconds",
+            "0.2",
             "--connections",
             &CONNECTIONS.to_string(),
+            "--chart",
+            &chart.display().to_string(),
             "--json",
         ],
         tmp.path(),
-        Duration::from_secs(600),
+        Duration::from_secs(900),
     );
     assert!(ok, "kgate bench gateway failed; stderr:\n{stderr}");
     let report: Value = serde_json::from_str(&stdout)
@@ -112,65 +124,123 @@ fn bench_gateway_reports_every_figure_as_json() {
         report["build"].as_str(),
         Some("debug" | "release")
     ));
-    assert!(num(&report, "cpus") >= 1.0);
+    let cpus = num(&report, "cpus");
+    assert!(cpus >= 1.0);
     assert_eq!(num(&report, "config.messages") as u64, MESSAGES);
     assert_eq!(num(&report, "config.record_bytes") as u64, 1024);
     assert_eq!(num(&report, "config.connections") as u64, CONNECTIONS);
-    let warmup = num(&report, "config.warmup_messages") as u64;
-    assert!(warmup > 0);
-    let rounds = num(&report, "config.rounds") as u64;
-    assert!(rounds >= 1);
-    let consume_factor = num(&report, "config.consume_factor") as u64;
-    assert!(consume_factor >= 1);
+    assert_eq!(num(&report, "config.rounds") as u64, ROUNDS);
+    assert_eq!(num(&report, "config.policy_bindings") as u64, 10_000);
+    assert!(num(&report, "config.warmup_messages") > 0.0);
+    assert!(num(&report, "config.consume_factor") >= 1.0);
+    // The pinned phase runs wherever there are two CPUs (and taskset).
+    let pinned = report["config"]["pinned"].as_bool().expect("config.pinned");
 
+    // A median and its range over the rounds.
+    let spread = |path: &str| {
+        let (median, min, max) = (
+            num(&report, &format!("{path}.median")),
+            num(&report, &format!("{path}.min")),
+            num(&report, &format!("{path}.max")),
+        );
+        assert!(
+            min <= median && median <= max,
+            "{path}: {min} {median} {max}"
+        );
+        assert_eq!(
+            num(&report, &format!("{path}.rounds")) as u64,
+            ROUNDS,
+            "{path}"
+        );
+        median
+    };
     for path in ["direct", "plaintext", "tls_scram"] {
-        let p = |field: &str| num(&report, &format!("paths.{path}.{field}"));
-        for field in ["produce_mb_s", "consume_mb_s", "half_load_rate"] {
-            assert!(p(field) > 0.0, "{path}.{field} = {}", p(field));
-        }
-        for field in ["produce_ratio", "consume_ratio"] {
-            let r = p(field);
-            assert!(r > 0.0 && r < 10.0, "{path}.{field} = {r}");
-        }
-        for phase in ["peak_latency", "half_load_latency"] {
-            let p50 = p(&format!("{phase}.p50_ms"));
-            let p99 = p(&format!("{phase}.p99_ms"));
-            assert!(
-                p50 > 0.0 && p99 >= p50,
-                "{path}.{phase}: p50 {p50}, p99 {p99}"
-            );
-            assert!(p99 < 60_000.0, "{path}.{phase}: p99 {p99} ms");
-            // At peak: the best round; at half load: every round's samples.
-            let rounds = if phase == "peak_latency" { 1 } else { rounds };
-            assert_eq!(p(&format!("{phase}.samples")) as u64, rounds * MESSAGES);
-        }
-        let gateway = &report["paths"][path]["gateway"];
-        if path == "direct" {
-            assert!(gateway.is_null(), "direct has no gateway: {gateway}");
-            assert!((p("produce_ratio") - 1.0).abs() < 1e-9);
-            assert!((p("consume_ratio") - 1.0).abs() < 1e-9);
+        let base = format!("paths.{path}");
+        let mut modes = vec!["free"];
+        if pinned {
+            modes.push("pinned");
         } else {
-            let g = |field: &str| num(&report, &format!("paths.{path}.gateway.{field}"));
-            assert_eq!(
-                g("bytes_forwarded") as u64,
-                rounds * (MESSAGES + consume_factor * (MESSAGES + warmup)) * 1024,
-                "{path}: produced + consumed record bytes"
-            );
-            for field in ["cpu_s_produce", "cpu_s_consume", "cpu_s_per_gb"] {
-                assert!(g(field) >= 0.0, "{path}.gateway.{field} = {}", g(field));
+            assert!(report["paths"][path]["pinned"].is_null());
+        }
+        for mode in modes {
+            let m = format!("{base}.{mode}");
+            for field in [
+                "produce_mb_s",
+                "consume_mb_s",
+                "clients_and_cluster_cpu_s_per_gb",
+            ] {
+                assert!(spread(&format!("{m}.{field}")) > 0.0, "{m}.{field}");
             }
-            assert!(g("cpu_s_per_gb") < 10_000.0);
-            assert!(
-                g("rss_kib") > 1000.0,
-                "{path}: gateway RSS {} KiB",
-                g("rss_kib")
-            );
+            for field in ["produce_ratio", "consume_ratio"] {
+                let r = spread(&format!("{m}.{field}"));
+                assert!(r > 0.0 && r < 10.0, "{m}.{field} = {r}");
+                if path == "direct" {
+                    assert!((r - 1.0).abs() < 1e-9, "{m}.{field} = {r}");
+                }
+            }
+            for field in [
+                "gateway_produce_cpu_s_per_gb",
+                "gateway_consume_cpu_s_per_gb",
+            ] {
+                let v = &report["paths"][path][mode][field];
+                if path == "direct" {
+                    assert!(v.is_null(), "direct has no gateway: {v}");
+                } else {
+                    let c = spread(&format!("{m}.{field}"));
+                    assert!((0.0..10_000.0).contains(&c), "{m}.{field} = {c}");
+                }
+            }
+        }
+        let p50 = num(&report, &format!("{base}.peak_latency.p50_ms"));
+        let p99 = num(&report, &format!("{base}.peak_latency.p99_ms"));
+        assert!(
+            p50 > 0.0 && p99 >= p50 && p99 < 60_000.0,
+            "{path}: {p50} {p99}"
+        );
+        assert_eq!(
+            num(&report, &format!("{base}.peak_latency.samples")) as u64,
+            ROUNDS * MESSAGES
+        );
+        if path == "direct" {
+            assert!(report["paths"][path]["rss_kib"].is_null());
+        } else {
+            assert!(num(&report, &format!("{base}.rss_kib")) > 1000.0);
         }
     }
 
-    assert!(num(&report, "half_load.rate") > 0.0);
-    num(&report, "half_load.added_p99_ms");
-    num(&report, "half_load.added_p99_ms_plaintext");
+    // The curve: four loads of the slowest path's peak, every path at each.
+    assert!(matches!(
+        report["curve"]["slowest"].as_str(),
+        Some("direct" | "plaintext" | "tls_scram")
+    ));
+    assert!(num(&report, "curve.peak_rate") > 0.0);
+    let points = report["curve"]["points"].as_array().expect("points");
+    let fractions: Vec<f64> = points
+        .iter()
+        .map(|p| p["fraction"].as_f64().expect("fraction"))
+        .collect();
+    assert_eq!(fractions, [0.10, 0.25, 0.50, 0.75]);
+    for (i, point) in points.iter().enumerate() {
+        for path in ["direct", "plaintext", "tls_scram"] {
+            let l = format!("curve.points.{i}.{path}");
+            let p50 = spread(&format!("{l}.p50_ms"));
+            let p99 = spread(&format!("{l}.p99_ms"));
+            assert!(p50 > 0.0 && p99 >= p50, "{l}: {p50} {p99}");
+            assert!(spread(&format!("{l}.rate")) > 0.0);
+            for added in ["added_p50_ms", "added_p99_ms"] {
+                if path == "direct" {
+                    assert!(point[path][added].is_null());
+                } else {
+                    spread(&format!("{l}.{added}"));
+                }
+            }
+        }
+    }
+    let svg = std::fs::read_to_string(&chart).expect("the chart was written");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("kgate TLS+SCRAM p99"),
+        "{svg:.200}"
+    );
 
     let idle = |field: &str| num(&report, &format!("idle_connections.{field}"));
     assert_eq!(idle("count") as u64, CONNECTIONS);
@@ -191,7 +261,8 @@ fn bench_gateway_reports_every_figure_as_json() {
     );
 
     let targets = report["targets"].as_array().expect("targets");
-    assert_eq!(targets.len(), 4, "{targets:?}");
+    // Throughput, 2 latency, 4 CPU (8 when pinned), memory.
+    assert_eq!(targets.len(), if pinned { 12 } else { 8 }, "{targets:?}");
     for t in targets {
         assert!(t["name"].as_str().is_some_and(|n| !n.is_empty()));
         assert!(t["value"].as_f64().is_some_and(f64::is_finite), "{t}");

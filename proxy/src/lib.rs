@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`frame`]: the 4-byte size prefix, with a size cap enforced before allocating.
+//! - [`read_ahead`]: sockets that take up to 64 KiB per `recv` (fewer system calls).
 //! - [`header`]: request and response headers read with checked lengths.
 //! - [`registry`]: every Kafka API kgate serves, declared once (versions, who answers, checks,
 //!   names carried, rewriting, faults), and those it leaves out with the reason.
@@ -40,6 +41,7 @@ pub mod header;
 pub mod limits;
 pub mod log_safe;
 pub mod metrics;
+pub mod read_ahead;
 pub mod reauth;
 pub mod registry;
 pub mod rewrite;

@@ -16,6 +16,7 @@ use crate::connection::{forward, CloseReason, Traffic};
 use crate::counted::Counted;
 use crate::directory::{Directory, PortPolicy};
 use crate::log_safe::LogSafe;
+use crate::read_ahead::ReadAhead;
 use crate::sasl::{authenticate, AuthClose, Authenticated, SaslSettings};
 use crate::upstream::{connect, connect_any, discover, UpstreamError};
 use crate::versions::VersionTable;
@@ -39,6 +40,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const AUTHENTICATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to finish the TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much rustls may hold encrypted for a client before the socket takes it: one `writev`
+/// carries up to this much (a few TLS records' worth of 16 KiB each).
+pub const TLS_SEND_BUFFER: usize = 256 * 1024;
 /// Longest wait at shutdown for the audit writer to write what the connections queued.
 const AUDIT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
@@ -475,10 +479,15 @@ async fn serve_connection(
     let (who, reason, failed_authentication) = match shared.config.tls.clone() {
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-            match tokio::time::timeout(shared.config.tls_handshake_timeout, acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(tls_stream)) => {
+            let handshake = acceptor.accept(ReadAhead::new(stream));
+            match tokio::time::timeout(shared.config.tls_handshake_timeout, handshake).await {
+                Ok(Ok(mut tls_stream)) => {
+                    // rustls encrypts at most this much ahead of the socket; its 64 KiB
+                    // default cut a 1 MiB fetch response into 16 `writev`s.
+                    tls_stream
+                        .get_mut()
+                        .1
+                        .set_buffer_limit(Some(TLS_SEND_BUFFER));
                     let cert_principal = match (
                         &tls.principal_mapper,
                         tls_stream.get_ref().1.peer_certificates(),
@@ -518,7 +527,7 @@ async fn serve_connection(
         None => {
             run(
                 shared.clone(),
-                Counted::new(stream, traffic.clone()),
+                Counted::new(ReadAhead::new(stream), traffic.clone()),
                 peer,
                 &listener,
                 target,
@@ -759,7 +768,7 @@ where
         session,
         stream,
         crate::connection::Upstream {
-            stream: upstream,
+            stream: ReadAhead::new(upstream),
             node,
         },
         outcome.first_request,

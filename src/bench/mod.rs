@@ -1,7 +1,8 @@
 //! `kgate bench`: benchmark programs (not timed tests). Each program runs real clients
 //! against the embedded cluster and prints its figures as a table or as one JSON document.
 //!
-//! - [`gateway`]: throughput, latency, CPU and memory of the gateway (issue 2's targets).
+//! - [`gateway`]: throughput, a load–latency curve, CPU per byte (free-running and pinned)
+//!   and memory of the gateway (issues 2 and 15's targets).
 //! - [`hostile`]: a producer's throughput, kgate's memory and log under a pre-authentication
 //!   attack (issue 12's targets).
 //! - [`authz`]: decision cost and throughput with authorization on vs off (issue 3's targets).
@@ -11,11 +12,14 @@
 //!
 //! Helpers that other benchmarks may reuse: [`process`] (a child `kgate` process that is
 //! always killed, and its CPU, RSS and file descriptors from `/proc`), [`stats`]
-//! (percentiles, PASS/MISS), [`wire`] (a minimal Kafka client over TLS with SCRAM).
+//! (percentiles, median and range, PASS/MISS), [`pin`] (CPU pinning with `taskset`),
+//! [`chart`] (the load–latency SVG), [`wire`] (a minimal Kafka client over TLS with SCRAM).
 
 pub mod authz;
+pub mod chart;
 pub mod gateway;
 pub mod hostile;
+pub mod pin;
 pub mod process;
 pub mod state;
 pub mod stats;

@@ -32,9 +32,24 @@ impl Child {
     /// When the binary cannot be found or started.
     pub fn spawn(name: &str, args: &[OsString], log: &Path, level: &str) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the kgate binary")?;
+        Self::spawn_exe(&exe, name, args, log, level)
+    }
+
+    /// [`Child::spawn`] with another `kgate` binary (an older build, to compare two builds
+    /// with one benchmark).
+    ///
+    /// # Errors
+    /// When the binary cannot be started.
+    pub fn spawn_exe(
+        exe: &Path,
+        name: &str,
+        args: &[OsString],
+        log: &Path,
+        level: &str,
+    ) -> anyhow::Result<Self> {
         let stderr =
             File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new(&exe)
+        let child = Command::new(exe)
             .args(args)
             .env("KGATE_LOG", level)
             .stdin(Stdio::null())

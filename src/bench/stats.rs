@@ -37,6 +37,59 @@ impl Latency {
     }
 }
 
+/// Median and range of one figure over rounds: the median says what a round typically gives,
+/// the range how much this (shared, noisy) machine moved it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    /// Median (the mean of the middle two for an even count).
+    pub median: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Number of rounds.
+    pub rounds: usize,
+}
+
+impl Spread {
+    /// The spread of `values`; all zero when empty.
+    pub fn of(mut values: Vec<f64>) -> Self {
+        values.retain(|v| v.is_finite());
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        if n == 0 {
+            return Self {
+                median: 0.0,
+                min: 0.0,
+                max: 0.0,
+                rounds: 0,
+            };
+        }
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Self {
+            median,
+            min: values[0],
+            max: values[n - 1],
+            rounds: n,
+        }
+    }
+
+    /// `median (min–max)` with `decimals` digits.
+    pub fn show(&self, decimals: usize) -> String {
+        format!(
+            "{:.d$} ({:.d$}–{:.d$})",
+            self.median,
+            self.min,
+            self.max,
+            d = decimals
+        )
+    }
+}
+
 /// One target of an issue, checked against a measured figure.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
@@ -102,6 +155,16 @@ mod tests {
         assert_eq!(percentile_ms(&[], 99.0), 0.0);
         let one = [Duration::from_millis(7)];
         assert!((percentile_ms(&one, 1.0) - 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spreads_take_the_median_and_the_range() {
+        let s = Spread::of(vec![3.0, 1.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max, s.rounds), (2.0, 1.0, 3.0, 3));
+        let s = Spread::of(vec![4.0, 1.0, 2.0, 3.0, f64::NAN]);
+        assert_eq!((s.median, s.min, s.max, s.rounds), (2.5, 1.0, 4.0, 4));
+        assert_eq!(Spread::of(Vec::new()).rounds, 0);
+        assert_eq!(Spread::of(vec![1.0, 2.0, 3.0]).show(1), "2.0 (1.0–3.0)");
     }
 
     #[test]
