@@ -36,6 +36,9 @@ admin_listen = "127.0.0.1:9644"          # health, metrics, reload, fault rules
 # admin_token_file = "admin.token"       # bearer token for changes (default: per-port file kgate fault finds)
 # allow_faults = true                    # let the admin endpoint add fault rules (rehearsals)
 # faults = ["latency=200ms principal=User:batch"]   # fault rules in force from the start
+# state = "kafka"                        # several gateways: policy and users in the cluster
+# state_key_file = "state.key"           # (then no policy/users): `kgate state key --out state.key`
+# state_topic = "__kgate_state"
 "#;
 
 /// The file's contents; every field is optional because flags may supply it.
@@ -491,6 +494,32 @@ mod tests {
         assert!(problems[0].message.contains("latency=soon"), "{problems:?}");
         assert!(problems[0].message.contains("300ms"), "{problems:?}");
         assert!(check_text("faults = [\"error=6 topic=orders api=produce\"]\n").is_empty());
+    }
+
+    #[test]
+    fn state_settings_are_checked_with_their_line_and_fix() {
+        let problems = check_text("state = \"zookeeper\"\n");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, Some(1));
+        assert!(problems[0].message.contains("\"kafka\""), "{problems:?}");
+
+        let problems =
+            check_text("listen = \"127.0.0.1:1\"\npolicy = \"p.toml\"\nstate = \"kafka\"\n");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert!(fields.contains(&"policy"), "{problems:?}");
+        assert!(fields.contains(&"state_key_file"), "{problems:?}");
+        let key = problems
+            .iter()
+            .find(|p| p.field == "state_key_file")
+            .unwrap();
+        assert!(key.message.contains("kgate state key"), "{problems:?}");
+        let policy = problems.iter().find(|p| p.field == "policy").unwrap();
+        assert_eq!(policy.line, Some(2));
+
+        let problems = check_text("state = \"kafka\"\nstate_key_file = \"none.key\"\n");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, Some(2));
+        assert!(problems[0].message.contains("none.key"), "{problems:?}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use kgate_policies::{
 use kgate_state::{credential_entries, policy_entries, KafkaState, StateKey, StateOptions};
 use serde::Serialize;
 
-use super::stats::{Latency, Target};
+use super::stats::{Latency, Spread, Target};
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
@@ -67,32 +67,6 @@ struct Report {
     catch_up_ms: Spread,
     catch_up_peak_mib: Spread,
     targets: Vec<Target>,
-}
-
-/// Median and range of one figure over the rounds.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn of(mut values: Vec<f64>) -> Self {
-        values.sort_by(f64::total_cmp);
-        let median = values.get(values.len() / 2).copied().unwrap_or(0.0);
-        Spread {
-            median,
-            min: values.first().copied().unwrap_or(0.0),
-            max: values.last().copied().unwrap_or(0.0),
-        }
-    }
-}
-
-impl std::fmt::Display for Spread {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.1} ({:.1}-{:.1})", self.median, self.min, self.max)
-    }
 }
 
 /// State records the embedded cluster holds: it keeps at most 5 MB per partition (older
@@ -293,11 +267,18 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             r.propagation.p99_ms
         );
     }
-    println!("  propagation p50 {p50} ms, p99 {p99} ms (median (min-max) of rounds)");
+    println!(
+        "  propagation p50 {} ms, p99 {} ms (median (min-max) of rounds)",
+        p50.show(1),
+        p99.show(1)
+    );
     println!();
     println!(
-        "A new instance reads {} bindings and {} users: {read} ms, peak memory {peak} MiB",
-        o.bindings, o.users
+        "A new instance reads {} bindings and {} users: {} ms, peak memory {} MiB",
+        o.bindings,
+        o.users,
+        read.show(0),
+        peak.show(1)
     );
     println!();
     for t in &report.targets {
