@@ -149,7 +149,11 @@ mod tests {
         let mut turn = 0usize;
         while got.len() < data.len() {
             turn += 1;
-            let buf: &mut [u8] = if turn.is_multiple_of(2) { &mut small } else { &mut big };
+            let buf: &mut [u8] = if turn.is_multiple_of(2) {
+                &mut small
+            } else {
+                &mut big
+            };
             let n = rx.read(buf).await.unwrap();
             assert!(n > 0, "early end of stream at {}", got.len());
             got.extend_from_slice(&buf[..n]);
