@@ -589,6 +589,52 @@ async fn three_gateways_share_acls_and_users_survive_a_kill_and_refuse_forged_st
         "the restarted instance enforces the ACL made while it was down"
     );
 
+    // `kgate acl` pointed at the cluster (a kgate.toml with state = "kafka") changes what
+    // every gateway enforces.
+    std::fs::write(
+        d.join("kgate.toml"),
+        format!(
+            "upstream = [{}]\nstate = \"kafka\"\nstate_key_file = \"state.key\"\n",
+            cluster
+                .bootstrap_servers()
+                .split(',')
+                .map(|b| format!("\"{b}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .expect("kgate.toml");
+    let out = run_ok(
+        &[
+            "acl",
+            "add",
+            "--deny-principal",
+            "User:carol",
+            "--operation",
+            "Read",
+            "--topic",
+            "orders",
+            "--state-config",
+            "kgate.toml",
+        ],
+        d,
+        None,
+    );
+    assert!(out.contains("added"), "{out}");
+    for (name, addr) in [("A", &a), ("B", &b), ("C", &c)] {
+        within(
+            Duration::from_secs(3),
+            &format!("the CLI's DENY on {name}"),
+            || async { fetch_error(addr, "carol").await == 29 },
+        )
+        .await;
+    }
+    let listed = run_ok(&["acl", "list", "--state-config", "kgate.toml"], d, None);
+    assert!(
+        listed.contains("User:carol") && listed.contains("DENY"),
+        "{listed}"
+    );
+
     // SIGKILL of the gateway an idempotent producer uses loses and duplicates nothing.
     let all_three = format!("{a},{b},{c}");
     let producer: FutureProducer = ClientConfig::new()
@@ -862,4 +908,35 @@ async fn on_tansu_kgate_creates_the_state_topic_and_enforces_the_imported_policy
     let addr = gw.bootstrap();
     assert_eq!(topic_error(&addr, "carol", "orders").await, 0);
     assert_eq!(topic_error(&addr, "admin", STATE).await, 29);
+}
+
+/// A state topic that would lose records (cleanup.policy=delete) is refused at start, with the
+/// command that fixes it.
+#[test]
+fn a_state_topic_with_the_delete_policy_is_refused() {
+    let broker = common::tansu::Tansu::start(&[]);
+    broker.create_topic_with(STATE, 1, &["cleanup.policy=delete"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    run_ok(&["state", "key", "--out", "state.key"], d, None);
+    let upstream = broker.bootstrap();
+    let e = run_err(
+        &[
+            "proxy",
+            "--upstream",
+            &upstream,
+            "--listen",
+            "127.0.0.1:0",
+            "--plaintext",
+            "--state",
+            "kafka",
+            "--state-key-file",
+            "state.key",
+        ],
+        d,
+    );
+    assert!(
+        e.contains("cleanup.policy=delete") && e.contains("kafka-configs.sh --alter"),
+        "{e}"
+    );
 }

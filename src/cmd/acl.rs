@@ -52,12 +52,31 @@ enum AclCommand {
     Check(CheckArgs),
 }
 
-/// The policy file every command works on.
+/// The policy every command works on: a file, or the policy several gateways share in the
+/// cluster.
 #[derive(Debug, Args)]
 pub(crate) struct PolicyArg {
     /// The policy file (created by the first `add` or `bind` if missing).
-    #[arg(long, value_name = "FILE", env = "KGATE_POLICY")]
-    pub(crate) policy: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KGATE_POLICY",
+        required_unless_present = "state_config",
+        conflicts_with = "state_config"
+    )]
+    pub(crate) policy: Option<PathBuf>,
+    /// Change the policy the gateways share through the cluster instead of a file: a
+    /// kgate.toml with `state = "kafka"` (its upstream, state_topic and state_key_file).
+    /// Every gateway enforces the change within a second.
+    #[arg(long, value_name = "KGATE_TOML")]
+    pub(crate) state_config: Option<PathBuf>,
+}
+
+impl PolicyArg {
+    /// Whether the policy is a file that does not exist yet.
+    pub(crate) fn is_new_file(&self) -> bool {
+        self.policy.as_ref().is_some_and(|p| !p.exists())
+    }
 }
 
 /// Resources, as kafka-acls names them.
@@ -261,30 +280,64 @@ pub(crate) trait AclStore {
     fn check(&self, req: &Request<'_>, super_users: Vec<Principal>) -> anyhow::Result<Decision>;
 }
 
-/// The policy file: read whole, changed in memory, written back atomically.
+/// The policy file (read whole, changed in memory, written back atomically), or the shared
+/// state topic (read to its end, changed in memory, the difference written as records).
 pub(crate) struct FileStore {
     path: PathBuf,
     pub(crate) policy: Policy,
     /// Held from reading to writing when the store was opened for an update.
     _lock: Option<kgate_policies::PolicyLock>,
+    /// The shared state and the policy as read from it, when not a file.
+    shared: Option<(kgate_state::KafkaState, Policy)>,
 }
 
 impl FileStore {
+    /// Opens the policy `arg` names to change it (see [`FileStore::open_file_for_update`]).
+    pub(crate) fn open_for_update(arg: &PolicyArg, create: bool) -> anyhow::Result<Self> {
+        match (&arg.policy, &arg.state_config) {
+            (Some(path), _) => Self::open_file_for_update(path, create),
+            (None, Some(config)) => Self::open_shared(config),
+            (None, None) => bail!("no policy: pass --policy FILE or --state-config kgate.toml"),
+        }
+    }
+
+    /// Opens the policy `arg` names to read it.
+    pub(crate) fn open(arg: &PolicyArg, create: bool) -> anyhow::Result<Self> {
+        match (&arg.policy, &arg.state_config) {
+            (Some(path), _) => Self::open_file(path, create),
+            (None, Some(config)) => Self::open_shared(config),
+            (None, None) => bail!("no policy: pass --policy FILE or --state-config kgate.toml"),
+        }
+    }
+
+    /// Reads the shared state topic to its end.
+    fn open_shared(config: &Path) -> anyhow::Result<Self> {
+        let options = crate::cmd::state::options_from_config(config)?;
+        let state = kgate_state::KafkaState::open(options)?;
+        let policy = state.policy();
+        Ok(FileStore {
+            path: config.to_owned(),
+            policy: policy.clone(),
+            _lock: None,
+            shared: Some((state, policy)),
+        })
+    }
+
     /// Opens `path` to change it: waits until no other `kgate acl`/`kgate role` or gateway is
     /// changing it, and keeps them waiting until this store is dropped.
-    pub(crate) fn open_for_update(path: &Path, create: bool) -> anyhow::Result<Self> {
+    pub(crate) fn open_file_for_update(path: &Path, create: bool) -> anyhow::Result<Self> {
         if !create {
             // A missing file is reported as such, before a lock file is made beside it.
-            Self::open(path, false)?;
+            Self::open_file(path, false)?;
         }
         let lock = kgate_policies::PolicyLock::acquire(path)?;
-        let mut store = Self::open(path, create)?;
+        let mut store = Self::open_file(path, create)?;
         store._lock = Some(lock);
         Ok(store)
     }
 
     /// Opens `path`; a missing file is an empty policy when `create` is set.
-    pub(crate) fn open(path: &Path, create: bool) -> anyhow::Result<Self> {
+    pub(crate) fn open_file(path: &Path, create: bool) -> anyhow::Result<Self> {
         let policy = match Policy::load(path) {
             Ok(p) => p,
             Err(PolicyError::Io { source, .. })
@@ -307,11 +360,19 @@ impl FileStore {
             path: path.to_owned(),
             policy,
             _lock: None,
+            shared: None,
         })
     }
 
-    /// Writes the policy back.
+    /// Writes the policy back: the file, or the records that differ to the shared topic.
     pub(crate) fn save(&self) -> anyhow::Result<()> {
+        if let Some((state, read)) = &self.shared {
+            state.commit_entries(
+                &kgate_state::policy_entries(read),
+                &kgate_state::policy_entries(&self.policy),
+            )?;
+            return Ok(());
+        }
         self.policy.save(&self.path)?;
         Ok(())
     }
@@ -510,7 +571,7 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut store = FileStore::open_for_update(&a.policy.policy, true)?;
+    let mut store = FileStore::open_for_update(&a.policy, true)?;
     let added = store.create(acls.clone())?;
     for (acl, new) in acls.iter().zip(added) {
         println!("{} {}", if new { "added:  " } else { "exists: " }, acl);
@@ -577,7 +638,7 @@ fn remove(a: AddArgs) -> anyhow::Result<()> {
             });
         }
     }
-    let mut store = FileStore::open_for_update(&a.policy.policy, false)?;
+    let mut store = FileStore::open_for_update(&a.policy, false)?;
     let removed: Vec<AclBinding> = store.delete(&filters)?.into_iter().flatten().collect();
     if removed.is_empty() {
         println!("no matching ACL: nothing removed");
@@ -625,7 +686,7 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
             })
             .collect()
     };
-    let store = FileStore::open(&a.policy.policy, false)?;
+    let store = FileStore::open(&a.policy, false)?;
     let mut shown: Vec<AclBinding> = Vec::new();
     for f in &filters {
         for acl in store.describe(f)? {
@@ -677,7 +738,7 @@ fn check(a: CheckArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| principal("--super-user", p))
         .collect::<anyhow::Result<_>>()?;
-    let store = FileStore::open(&a.policy.policy, false)?;
+    let store = FileStore::open(&a.policy, false)?;
     let decision = store.check(
         &Request {
             principal: &who,

@@ -135,7 +135,7 @@ fn bindings(a: &BindArgs) -> anyhow::Result<Vec<RoleBinding>> {
 
 fn bind(a: BindArgs, add: bool) -> anyhow::Result<()> {
     let wanted = bindings(&a)?;
-    let mut store = FileStore::open_for_update(&a.policy.policy, add)?;
+    let mut store = FileStore::open_for_update(&a.policy, add)?;
     let mut changed = false;
     for b in &wanted {
         let done = if add {
@@ -152,7 +152,7 @@ fn bind(a: BindArgs, add: bool) -> anyhow::Result<()> {
         };
         println!("{word} {b}");
     }
-    if changed || (add && !a.policy.policy.exists()) {
+    if changed || (add && a.policy.is_new_file()) {
         store.save()?;
     }
     Ok(())
@@ -165,7 +165,7 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
         .map(|p| principal("--principal", p))
         .transpose()?;
     let only_role = a.role.as_deref().map(role).transpose()?;
-    let store = FileStore::open(&a.policy.policy, false)?;
+    let store = FileStore::open(&a.policy, false)?;
     let mut any = false;
     for b in store.policy.role_bindings() {
         if who.as_ref().is_some_and(|p| p != b.principal())
@@ -214,7 +214,7 @@ fn member(a: MemberArgs, add: bool) -> anyhow::Result<()> {
         principal("GROUP", &format!("Group:{}", a.group))?
     };
     let member = principal("PRINCIPAL", &a.member)?;
-    let mut store = FileStore::open_for_update(&a.policy.policy, add)?;
+    let mut store = FileStore::open_for_update(&a.policy, add)?;
     let changed = if add {
         store
             .policy
@@ -229,7 +229,7 @@ fn member(a: MemberArgs, add: bool) -> anyhow::Result<()> {
         (false, true) => println!("removed {member} from {group}"),
         (false, false) => println!("{member} was not in {group}"),
     }
-    if changed || (add && !a.policy.policy.exists()) {
+    if changed || (add && a.policy.is_new_file()) {
         store.save()?;
     }
     Ok(())

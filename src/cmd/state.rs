@@ -161,6 +161,17 @@ impl Target {
     }
 }
 
+/// The state settings of a kgate.toml (for `kgate acl|role --state-config`).
+pub(crate) fn options_from_config(config: &Path) -> anyhow::Result<StateOptions> {
+    Target {
+        config: Some(config.to_owned()),
+        upstream: Vec::new(),
+        state_topic: None,
+        state_key_file: None,
+    }
+    .options()
+}
+
 fn import(a: ImportArgs) -> anyhow::Result<()> {
     if a.policy.is_none() && a.users.is_none() {
         bail!("nothing to import: pass --policy FILE and/or --users FILE");

@@ -120,6 +120,11 @@ impl Tansu {
 
     /// Creates a topic with `tansu topic create`; retried until the broker answers.
     pub fn create_topic(&self, name: &str, partitions: i32) {
+        self.create_topic_with(name, partitions, &[]);
+    }
+
+    /// Creates a topic with topic configs (`cleanup.policy=delete`).
+    pub fn create_topic_with(&self, name: &str, partitions: i32, configs: &[&str]) {
         let deadline = Instant::now() + TOPIC_TIMEOUT;
         let url = format!("tcp://{}", self.addr);
         loop {
@@ -128,6 +133,7 @@ impl Tansu {
                 .current_dir(self._dir.path())
                 .args(["--broker", &url])
                 .args(["--partitions", &partitions.to_string()])
+                .args(configs.iter().flat_map(|c| ["--config", c]))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
