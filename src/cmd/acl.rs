@@ -25,7 +25,9 @@ Examples:
   kgate acl add --allow-principal User:app --consumer --topic events --group app --policy policy.toml
   kgate acl remove --allow-principal User:alice --topic orders --policy policy.toml
   kgate acl list --topic orders --resource-pattern-type match --policy policy.toml
-  kgate acl check User:alice Read topic:orders --host 10.0.0.5 --policy policy.toml";
+  kgate acl check User:alice Read topic:orders --host 10.0.0.5 --policy policy.toml
+  kgate acl add --allow-principal User:alice --operation Read --topic orders \\
+                --state-config kgate.toml    # the policy several gateways share (state = \"kafka\")";
 
 /// Arguments of `kgate acl`.
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ Examples:
   kgate role add-member Group:marketing User:alice --policy policy.toml
   kgate role list --principal Group:marketing --policy policy.toml
   kgate role unbind --principal Group:marketing --role DeveloperRead --topic customer_feedback --policy policy.toml
+  kgate role add-member Group:ops User:dan --state-config kgate.toml   # shared by several gateways
 
 A role bound without a resource applies on the whole cluster (every resource of the types it
 covers); --cluster binds it on the cluster resource only. Roles grant like ALLOW ACLs: a DENY
