@@ -187,10 +187,11 @@ fn run_err(args: &[&str], dir: &Path) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Users admin, alice and carol; alice may write `orders`; the signing key.
-fn prepare(dir: &Path, cluster: &EmbeddedCluster) {
+/// The signing key, `users` (password PASSWORD), one `kgate acl add` with `acl`, all imported
+/// into the state topic of `upstream`.
+fn prepare(dir: &Path, upstream: &str, users: &[&str], acl: &[&str]) {
     run_ok(&["state", "key", "--out", "state.key"], dir, None);
-    for user in ["admin", "alice", "carol"] {
+    for user in users {
         run_ok(
             &[
                 "users",
@@ -204,28 +205,16 @@ fn prepare(dir: &Path, cluster: &EmbeddedCluster) {
             Some(PASSWORD),
         );
     }
-    run_ok(
-        &[
-            "acl",
-            "add",
-            "--allow-principal",
-            "User:alice",
-            "--producer",
-            "--idempotent",
-            "--topic",
-            "orders",
-            "--policy",
-            "policy.toml",
-        ],
-        dir,
-        None,
-    );
+    let mut add = vec!["acl", "add"];
+    add.extend_from_slice(acl);
+    add.extend_from_slice(&["--policy", "policy.toml"]);
+    run_ok(&add, dir, None);
     let out = run_ok(
         &[
             "state",
             "import",
             "--upstream",
-            cluster.bootstrap_servers(),
+            upstream,
             "--state-key-file",
             "state.key",
             "--policy",
@@ -239,40 +228,52 @@ fn prepare(dir: &Path, cluster: &EmbeddedCluster) {
     assert!(out.contains("record(s) written"), "{out}");
 }
 
+impl Instance {
+    /// `kgate proxy --state kafka` on `ip:port` (admin on port + 5), files named by `n`.
+    fn new(dir: &Path, upstream: &str, ip: &str, port: u16, n: usize) -> Self {
+        let args = [
+            "proxy",
+            "--upstream",
+            upstream,
+            "--listen",
+            &format!("{ip}:{port}"),
+            "--plaintext",
+            "--state",
+            "kafka",
+            "--state-key-file",
+            &dir.join("state.key").display().to_string(),
+            "--super-user",
+            "User:admin",
+            "--admin-listen",
+            &format!("{ip}:{}", port + 5),
+            "--admin-token-file",
+            &dir.join(format!("admin{n}.token")).display().to_string(),
+            "--audit-log",
+            &dir.join(format!("audit{n}.log")).display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        Instance {
+            ip: ip.to_owned(),
+            port,
+            args,
+            log: dir.join(format!("kgate{n}.log")),
+            child: None,
+        }
+    }
+}
+
 fn instances(dir: &Path, cluster: &EmbeddedCluster) -> Vec<Instance> {
     let port = shared_ports();
     (1..=3)
         .map(|i| {
-            let ip = format!("127.0.0.{i}");
-            let args = [
-                "proxy",
-                "--upstream",
+            Instance::new(
+                dir,
                 cluster.bootstrap_servers(),
-                "--listen",
-                &format!("{ip}:{port}"),
-                "--plaintext",
-                "--state",
-                "kafka",
-                "--state-key-file",
-                &dir.join("state.key").display().to_string(),
-                "--super-user",
-                "User:admin",
-                "--admin-listen",
-                &format!("{ip}:{}", port + 5),
-                "--admin-token-file",
-                &dir.join(format!("admin{i}.token")).display().to_string(),
-                "--audit-log",
-                &dir.join(format!("audit{i}.log")).display().to_string(),
-            ]
-            .map(String::from)
-            .to_vec();
-            Instance {
-                ip,
+                &format!("127.0.0.{i}"),
                 port,
-                args,
-                log: dir.join(format!("kgate{i}.log")),
-                child: None,
-            }
+                i,
+            )
         })
         .collect()
 }
@@ -318,6 +319,18 @@ fn acl_creation(operation: i8) -> AclCreation {
         .with_host(StrBytes::from_static_str("*"))
         .with_operation(operation)
         .with_permission_type(3)
+}
+
+/// CreateAcls: carol may Read `orders`.
+async fn create_carol_read(admin: &mut RawClient) -> CreateAclsResponse {
+    let v = admin.version(ApiKey::CreateAcls, 3);
+    admin
+        .call(
+            ApiKey::CreateAcls,
+            v,
+            &CreateAclsRequest::default().with_creations(vec![acl_creation(3)]),
+        )
+        .await
 }
 
 /// Fetches partition 0 of `orders` from its leader through the gateway at `bootstrap`.
@@ -378,7 +391,19 @@ async fn three_gateways_share_acls_and_users_survive_a_kill_and_refuse_forged_st
     cluster.create_topic(STATE, 1).expect("state topic");
     let dir = tempfile::tempdir().expect("dir");
     let d = dir.path();
-    prepare(d, &cluster);
+    prepare(
+        d,
+        cluster.bootstrap_servers(),
+        &["admin", "alice", "carol"],
+        &[
+            "--allow-principal",
+            "User:alice",
+            "--producer",
+            "--idempotent",
+            "--topic",
+            "orders",
+        ],
+    );
     let mut gw = instances(d, &cluster);
     for g in &mut gw {
         g.start();
@@ -391,14 +416,7 @@ async fn three_gateways_share_acls_and_users_survive_a_kill_and_refuse_forged_st
     // An ACL created through A is enforced by B and C.
     assert_eq!(topic_error(&b, "carol", "orders").await, 29);
     let mut admin = RawClient::login(&a, "admin", PASSWORD).await;
-    let v = admin.version(ApiKey::CreateAcls, 3);
-    let created: CreateAclsResponse = admin
-        .call(
-            ApiKey::CreateAcls,
-            v,
-            &CreateAclsRequest::default().with_creations(vec![acl_creation(3)]),
-        )
-        .await;
+    let created = create_carol_read(&mut admin).await;
     assert_eq!(
         created.results[0].error_code, 0,
         "{:?}",
@@ -572,14 +590,7 @@ async fn three_gateways_share_acls_and_users_survive_a_kill_and_refuse_forged_st
     // A restarted instance is ready only once it has read the state, and then enforces it.
     gw[2].kill();
     let mut admin = RawClient::login(&a, "admin", PASSWORD).await;
-    let v = admin.version(ApiKey::CreateAcls, 3);
-    let created: CreateAclsResponse = admin
-        .call(
-            ApiKey::CreateAcls,
-            v,
-            &CreateAclsRequest::default().with_creations(vec![acl_creation(3)]),
-        )
-        .await;
+    let created = create_carol_read(&mut admin).await;
     assert_eq!(created.results[0].error_code, 0);
     gw[2].start();
     gw[2].wait_ready();
@@ -808,55 +819,20 @@ async fn on_tansu_kgate_creates_the_state_topic_and_enforces_the_imported_policy
     let broker = common::tansu::Tansu::start(&[("orders", 1)]);
     let dir = tempfile::tempdir().expect("dir");
     let d = dir.path();
-    run_ok(&["state", "key", "--out", "state.key"], d, None);
-    for user in ["admin", "carol"] {
-        run_ok(
-            &[
-                "users",
-                "add",
-                user,
-                "--password-stdin",
-                "--users",
-                "users.toml",
-            ],
-            d,
-            Some(PASSWORD),
-        );
-    }
-    run_ok(
+    let upstream = broker.bootstrap();
+    prepare(
+        d,
+        &upstream,
+        &["admin", "carol"],
         &[
-            "acl",
-            "add",
             "--allow-principal",
             "User:carol",
             "--operation",
             "Describe",
             "--topic",
             "orders",
-            "--policy",
-            "policy.toml",
         ],
-        d,
-        None,
     );
-    let upstream = broker.bootstrap();
-    let out = run_ok(
-        &[
-            "state",
-            "import",
-            "--upstream",
-            &upstream,
-            "--state-key-file",
-            "state.key",
-            "--policy",
-            "policy.toml",
-            "--users",
-            "users.toml",
-        ],
-        d,
-        None,
-    );
-    assert!(out.contains("record(s) written"), "{out}");
     let status = run_ok(
         &[
             "state",
@@ -875,34 +851,7 @@ async fn on_tansu_kgate_creates_the_state_topic_and_enforces_the_imported_policy
     );
 
     let port = shared_ports();
-    let mut gw = Instance {
-        ip: "127.0.0.1".into(),
-        port,
-        args: [
-            "proxy",
-            "--upstream",
-            &upstream,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--plaintext",
-            "--state",
-            "kafka",
-            "--state-key-file",
-            &d.join("state.key").display().to_string(),
-            "--super-user",
-            "User:admin",
-            "--admin-listen",
-            &format!("127.0.0.1:{}", port + 5),
-            "--admin-token-file",
-            &d.join("admin.token").display().to_string(),
-            "--audit-log",
-            &d.join("audit.log").display().to_string(),
-        ]
-        .map(String::from)
-        .to_vec(),
-        log: d.join("kgate.log"),
-        child: None,
-    };
+    let mut gw = Instance::new(d, &upstream, "127.0.0.1", port, 1);
     gw.start();
     gw.wait_ready();
     let addr = gw.bootstrap();

@@ -46,10 +46,10 @@ enum StateCommand {
     /// Make the topic hold what the files hold: what is new is written, what the files do not
     /// have is deleted (a file not given is left alone).
     #[command(after_help = EXAMPLES)]
-    Import(ImportArgs),
+    Import(FilesArgs),
     /// Write the topic's policy and users to files (the users file holds salted keys only).
     #[command(after_help = EXAMPLES)]
-    Export(ExportArgs),
+    Export(FilesArgs),
     /// Read the topic and print what it holds and how long reading took.
     #[command(after_help = EXAMPLES)]
     Status(Target),
@@ -72,26 +72,15 @@ struct Target {
     state_key_file: Option<PathBuf>,
 }
 
+/// The files `import` reads and `export` writes.
 #[derive(Debug, Args)]
-struct ImportArgs {
+struct FilesArgs {
     #[command(flatten)]
     target: Target,
-    /// A policy file (kgate acl / kgate role format).
+    /// The policy file (kgate acl / kgate role format).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
-    /// A users file (kgate users format).
-    #[arg(long, value_name = "FILE")]
-    users: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-struct ExportArgs {
-    #[command(flatten)]
-    target: Target,
-    /// Where to write the policy.
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
-    /// Where to write the users (mode 0600).
+    /// The users file (kgate users format: salted keys only; written with mode 0600).
     #[arg(long, value_name = "FILE")]
     users: Option<PathBuf>,
 }
@@ -172,7 +161,7 @@ pub(crate) fn options_from_config(config: &Path) -> anyhow::Result<StateOptions>
     .options()
 }
 
-fn import(a: ImportArgs) -> anyhow::Result<()> {
+fn import(a: FilesArgs) -> anyhow::Result<()> {
     if a.policy.is_none() && a.users.is_none() {
         bail!("nothing to import: pass --policy FILE and/or --users FILE");
     }
@@ -195,7 +184,7 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn export(a: ExportArgs) -> anyhow::Result<()> {
+fn export(a: FilesArgs) -> anyhow::Result<()> {
     if a.policy.is_none() && a.users.is_none() {
         bail!("nothing to export: pass --policy FILE and/or --users FILE");
     }
