@@ -190,6 +190,12 @@ impl Authorizer {
         state.compiled.authorize(req)
     }
 
+    /// Whether a topic is reserved (kgate's own state topic): answers that list resources
+    /// without a per-resource check (ListConfigResources) leave it out.
+    pub fn is_reserved_topic(&self, name: &str) -> bool {
+        self.options.reserved_topics.iter().any(|t| **t == *name)
+    }
+
     /// The denial of a request on a reserved topic, checked before super users.
     fn reserved(&self, req: &Request<'_>) -> Option<Decision> {
         if req.resource_type != ResourceType::Topic {

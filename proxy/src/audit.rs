@@ -538,6 +538,7 @@ mod tests {
             principal: Principal::user("bob").unwrap(),
             host: "10.0.0.5".parse().unwrap(),
             authz: None,
+            share_sessions: Default::default(),
         }
     }
 

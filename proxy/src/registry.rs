@@ -24,7 +24,7 @@ use kafka_protocol::messages::ApiKey;
 
 use crate::authz::{
     cluster, configs, consumer_groups, data, group_admin, groups, producers, security_admin,
-    topics, txn, AuthzError, Incoming, Outcome, Session,
+    share_groups, topics, txn, AuthzError, Incoming, Outcome, Session,
 };
 
 /// Who answers a request once it is allowed.
@@ -420,10 +420,48 @@ pub const SERVED: &[Api] = &[
         "Describe on each group (30); a group whose assignments name a topic the caller may \
          not describe gets 29 and no members")
         .names(&[Group, Topic]),
+    Api::broker(ApiKey::ListConfigResources, 0, 1, configs::list_config_resources,
+        "DescribeConfigs on the cluster (31); kgate's own state topic is left out of the list")
+        .names(&[Topic, Group]),
     Api::broker(ApiKey::DescribeTopicPartitions, 0, 0, topics::describe_topic_partitions,
         "Describe on each topic (29, zero id); all-topics answers filtered")
         .names(&[Topic]),
+    Api::broker(ApiKey::ShareGroupHeartbeat, 1, 1, share_groups::heartbeat,
+        "Read on the group (30), Describe on every subscribed topic (29 for the whole request)")
+        .names(&[Group, Topic])
+        .cap(SHARE_V1),
+    Api::broker(ApiKey::ShareGroupDescribe, 1, 1, share_groups::describe,
+        "Describe on each group (30); a group whose assignments name a topic the caller may \
+         not describe gets 29 and no members")
+        .names(&[Group, Topic])
+        .cap(SHARE_V1),
+    Api::broker(ApiKey::ShareFetch, 1, 1, share_groups::fetch,
+        "Read on the group (30), Read on each topic named or cached in the share session (29 \
+         per partition; a revoked topic is forgotten by the session; by id, 100 unknown); a \
+         session not opened through this connection gets 122")
+        .names(&[Group, TopicId])
+        .cap(SHARE_V1)
+        .rewritten(),
+    Api::broker(ApiKey::ShareAcknowledge, 1, 1, share_groups::acknowledge,
+        "Read on the group (30), Read on each topic (29 per partition; by id, 100 unknown)")
+        .names(&[Group, TopicId])
+        .cap(SHARE_V1)
+        .rewritten(),
+    Api::broker(ApiKey::DescribeShareGroupOffsets, 0, 0, share_groups::describe_offsets,
+        "Describe on each group (30), Describe on each topic (29 per partition; all-topics \
+         answers filtered)")
+        .names(&[Group, Topic]),
+    Api::broker(ApiKey::AlterShareGroupOffsets, 0, 0, share_groups::alter_offsets,
+        "Read on the group (30 for the whole request), Read on each topic (29 per partition)")
+        .names(&[Group, Topic]),
+    Api::broker(ApiKey::DeleteShareGroupOffsets, 0, 0, share_groups::delete_offsets,
+        "Delete on the group (30 for the whole request), Read on each topic (29 per topic)")
+        .names(&[Group, Topic]),
 ];
+
+/// Why the share-group member APIs start and stop at v1.
+const SHARE_V1: &str = "v1 only: v0 was Kafka 4.0's early-access protocol, which kafka-protocol \
+     0.18 no longer parses";
 
 /// Client APIs of Kafka 4.1 that kgate does not serve, with the reason.
 #[rustfmt::skip]
@@ -442,17 +480,8 @@ pub const LEFT_OUT: &[(ApiKey, &str)] = &[
         "KIP-714 telemetry: the broker would attribute it to kgate's connection, not the \
          client's; clients run without it"),
     (ApiKey::PushTelemetry, "as GetTelemetrySubscriptions"),
-    (ApiKey::ListConfigResources,
-        "lists config resources (client metrics, groups): not modelled yet"),
-    (ApiKey::ShareGroupHeartbeat, "share groups (KIP-932): not modelled yet"),
-    (ApiKey::ShareGroupDescribe, "share groups (KIP-932): not modelled yet"),
-    (ApiKey::ShareFetch, "share groups (KIP-932): not modelled yet"),
-    (ApiKey::ShareAcknowledge, "share groups (KIP-932): not modelled yet"),
     (ApiKey::AddRaftVoter, "a controller API: operators use the controllers directly"),
     (ApiKey::RemoveRaftVoter, "a controller API: operators use the controllers directly"),
-    (ApiKey::DescribeShareGroupOffsets, "share groups (KIP-932): not modelled yet"),
-    (ApiKey::AlterShareGroupOffsets, "share groups (KIP-932): not modelled yet"),
-    (ApiKey::DeleteShareGroupOffsets, "share groups (KIP-932): not modelled yet"),
 ];
 
 /// Broker-internal and controller-only APIs (reference §1.2): never served to clients.

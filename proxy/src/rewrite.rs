@@ -1,15 +1,15 @@
 //! Rewriting broker addresses in responses so that clients only ever see kgate's.
 //!
 //! Which responses carry broker addresses is declared in [`crate::registry`]: Metadata,
-//! FindCoordinator, DescribeCluster, and Produce from v10 (KIP-951 leader endpoints, sent with
-//! NOT_LEADER_OR_FOLLOWER). A Produce answer without endpoints (the usual case) is decoded to
+//! FindCoordinator, DescribeCluster, Produce from v10 and ShareFetch / ShareAcknowledge
+//! (KIP-951 leader endpoints, sent with NOT_LEADER_OR_FOLLOWER). A Produce answer without endpoints (the usual case) is decoded to
 //! find out but passed on as the broker's bytes; Fetch answers carry endpoints only from v16,
 //! which kgate does not serve. Every other response is forwarded byte for byte.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse,
-    ProduceResponse,
+    ProduceResponse, ShareAcknowledgeResponse, ShareFetchResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -173,9 +173,53 @@ pub fn rewrite_response(
                 });
             encode(&r, &mut out, version).map_err(decode_err)?;
         }
+        ApiKey::ShareFetch => {
+            let mut r = decode::<ShareFetchResponse>(body, version).map_err(decode_err)?;
+            if r.node_endpoints.is_empty() {
+                return Ok(frame);
+            }
+            rewrite_endpoints(&mut r.node_endpoints, dir, &host, |n| {
+                (n.node_id.0, &mut n.host, &mut n.port)
+            });
+            encode(&r, &mut out, version).map_err(decode_err)?;
+        }
+        ApiKey::ShareAcknowledge => {
+            let mut r = decode::<ShareAcknowledgeResponse>(body, version).map_err(decode_err)?;
+            if r.node_endpoints.is_empty() {
+                return Ok(frame);
+            }
+            rewrite_endpoints(&mut r.node_endpoints, dir, &host, |n| {
+                (n.node_id.0, &mut n.host, &mut n.port)
+            });
+            encode(&r, &mut out, version).map_err(decode_err)?;
+        }
         _ => return Ok(frame),
     }
     Ok(out.freeze())
+}
+
+/// Points leader endpoints (KIP-951 hints) at kgate's listeners; an endpoint kgate cannot
+/// serve is dropped, and the client then asks Metadata.
+fn rewrite_endpoints<E>(
+    endpoints: &mut Vec<E>,
+    dir: &Directory,
+    host: &StrBytes,
+    parts: impl Fn(&mut E) -> (i32, &mut StrBytes, &mut i32),
+) {
+    endpoints.retain_mut(|e| {
+        let (node, h, port) = parts(e);
+        match dir.register(node, h, *port) {
+            Ok(p) => {
+                *h = host.clone();
+                *port = i32::from(p);
+                true
+            }
+            Err(err) => {
+                dir.report_unservable(node, &err);
+                false
+            }
+        }
+    });
 }
 
 fn decode<T: Decodable>(mut body: Bytes, version: i16) -> Result<T, String> {

@@ -728,6 +728,7 @@ where
         // Kafka writes an IPv4 client as 10.0.0.5, never as ::ffff:10.0.0.5.
         host: peer.ip().to_canonical(),
         authz: shared.config.authz.clone(),
+        share_sessions: Default::default(),
     };
     let upstream = match target {
         Target::Bootstrap => connect_any(&shared.config.upstream)

@@ -1,9 +1,6 @@
 //! Tests of the Kafka admin API families (topics, configs, cluster, group administration,
 //! producers): each denial answered as Kafka answers it, partial denials merged in order.
 
-use std::sync::Arc;
-
-use bytes::BytesMut;
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData};
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
@@ -28,17 +25,12 @@ use kafka_protocol::messages::offset_delete_request::{
 };
 use kafka_protocol::messages::{
     describe_producers_request, DescribeClientQuotasRequest, DescribeLogDirsRequest,
-    ListTransactionsRequest, RequestHeader, TransactionalId, UpdateFeaturesRequest,
-};
-use kgate_policies::{
-    AclBinding, Authorizer, AuthorizerOptions, Host, Permission, Policy, ResourcePattern,
+    ListTransactionsRequest, TransactionalId, UpdateFeaturesRequest,
 };
 
 use super::answers::*;
 
 use super::producers::*;
-
-use super::*;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
@@ -65,112 +57,15 @@ use kafka_protocol::messages::{
     DescribeTransactionsResponse, ElectLeadersRequest, ElectLeadersResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
-    ListTransactionsResponse, OffsetDeleteRequest, OffsetDeleteResponse, TopicName,
+    ListTransactionsResponse, OffsetDeleteRequest, OffsetDeleteResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kgate_policies::{Operation, ResourceType};
 
 use crate::authz::codes::{INVALID_REQUEST, INVALID_TOPIC};
-use crate::authz::Authz;
-use crate::authz::{Fixup, Incoming, Outcome, Session, CLUSTER};
+use crate::authz::{Outcome, CLUSTER};
 
-fn acl(principal: &str, operation: Operation, resource: ResourceType, name: &str) -> AclBinding {
-    AclBinding {
-        pattern: ResourcePattern::literal(resource, name).expect("pattern"),
-        principal: principal.parse().expect("principal"),
-        host: Host::Any,
-        operation,
-        permission: Permission::Allow,
-    }
-}
-
-/// `User:alice` from 10.0.0.1 under an in-memory policy with these ACLs (`User:admin` is
-/// a super user).
-fn alice(acls: Vec<AclBinding>) -> Session {
-    let mut policy = Policy::new();
-    for a in acls {
-        policy.add_acl(a);
-    }
-    let authorizer = Authorizer::new(
-        policy,
-        AuthorizerOptions {
-            super_users: vec!["User:admin".parse().expect("principal")],
-            cache_capacity: 0,
-            ..AuthorizerOptions::default()
-        },
-    );
-    Session {
-        principal: "User:alice".parse().expect("principal"),
-        host: "10.0.0.1".parse().expect("ip"),
-        authz: Some(Arc::new(Authz {
-            authorizer: Arc::new(authorizer),
-            audit: None,
-            credentials: None,
-            topic_ids: Default::default(),
-        })),
-    }
-}
-
-fn incoming<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Incoming {
-    let mut buf = BytesMut::new();
-    body.encode(&mut buf, version).expect("encode request");
-    Incoming {
-        api,
-        version,
-        header: RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(42),
-        body: buf.freeze(),
-    }
-}
-
-fn run<T: Encodable>(s: &Session, api: ApiKey, version: i16, body: &T) -> Outcome {
-    authorize(s, &incoming(api, version, body))
-}
-
-/// The body of a local answer.
-fn answered<R: Decodable>(outcome: Outcome, api: ApiKey, version: i16) -> R {
-    let Outcome::Respond(frame) = outcome else {
-        panic!("expected a local answer, got {outcome:?}");
-    };
-    let (header, body) =
-        crate::header::decode_response_header(api, version, &frame).expect("header");
-    assert_eq!(header.correlation_id, 42);
-    R::decode(&mut body.clone(), version).expect("body")
-}
-
-/// The forwarded request (`None`: the original bytes) and the response fixup.
-fn forwarded<Req: Decodable>(
-    outcome: Outcome,
-    api: ApiKey,
-    version: i16,
-) -> (Option<Req>, Option<Fixup>) {
-    let Outcome::Forward { request, fixup } = outcome else {
-        panic!("expected a forward, got {outcome:?}");
-    };
-    let request = request.map(|frame| {
-        let (_, body) = crate::header::decode_request_header(api, version, &frame).expect("header");
-        Req::decode(&mut body.clone(), version).expect("body")
-    });
-    (request, fixup)
-}
-
-/// What the client gets when the broker answers `upstream`.
-fn fixed<R: Encodable + Decodable>(fixup: Fixup, version: i16, upstream: &R) -> R {
-    let mut buf = BytesMut::new();
-    upstream.encode(&mut buf, version).expect("encode response");
-    let body = fixup(buf.freeze()).expect("fixup");
-    R::decode(&mut body.clone(), version).expect("decode merged")
-}
-
-fn tn(s: &str) -> TopicName {
-    topic_name(s)
-}
-
-fn msg(m: &Option<StrBytes>) -> Option<&str> {
-    m.as_deref()
-}
+use super::test_support::*;
 
 #[test]
 fn create_topics_checks_duplicates_metadata_topic_create_and_describe_configs() {

@@ -1,5 +1,5 @@
-//! Config administration: DescribeConfigs, AlterConfigs and IncrementalAlterConfigs, per
-//! resource type with the checks Kafka makes (reference §1.1).
+//! Config administration: DescribeConfigs, AlterConfigs, IncrementalAlterConfigs and
+//! ListConfigResources, per resource type with the checks Kafka makes (reference §1.1).
 //!
 //! Each API asks the checks Kafka 4.0's `KafkaApis` / `ControllerApis` ask and answers a denial
 //! with the response Kafka builds for it (see [`super::answers`] for the shared texts). When
@@ -12,7 +12,8 @@ use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
     AlterConfigsResponse, ApiKey, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListConfigResourcesRequest,
+    ListConfigResourcesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kgate_policies::{Operation, ResourceType};
@@ -349,4 +350,38 @@ pub fn incremental_alter_configs(s: &Session, inc: &Incoming) -> Result<Outcome,
             );
         },
     ))
+}
+
+/// ConfigResource type of a topic in ListConfigResources.
+const TOPIC_RESOURCE: i8 = 2;
+
+/// ListConfigResources (KIP-1142; v0 is ListClientMetricsResources): DESCRIBE_CONFIGS on the
+/// cluster, else the whole request fails with 31. The broker then lists every resource of the
+/// types asked for (v1 lists topics too), so kgate's own state topic, which no client may see,
+/// is taken out of the answer.
+pub fn list_config_resources(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
+    let req: ListConfigResourcesRequest = inc.decode()?;
+    if !s.allow(
+        ApiKey::ListConfigResources,
+        ResourceType::Cluster,
+        CLUSTER,
+        Operation::DescribeConfigs,
+    ) {
+        return Ok(inc.respond(
+            &ListConfigResourcesResponse::default().with_error_code(CLUSTER_AUTHORIZATION_FAILED),
+        ));
+    }
+    let lists_topics = inc.version >= 1
+        && (req.resource_types.is_empty() || req.resource_types.contains(&TOPIC_RESOURCE));
+    if !lists_topics {
+        return Ok(Outcome::forward());
+    }
+    let session = s.clone();
+    Ok(
+        inc.forward_with::<_, ListConfigResourcesResponse, _>(&req, false, false, move |r| {
+            r.config_resources.retain(|c| {
+                c.resource_type != TOPIC_RESOURCE || !session.is_reserved_topic(&c.resource_name)
+            })
+        }),
+    )
 }

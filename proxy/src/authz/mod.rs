@@ -15,6 +15,7 @@
 //! - [`data`]: Produce, Fetch, ListOffsets, Metadata, OffsetForLeaderEpoch, DescribeCluster;
 //! - [`groups`]: consumer-group APIs, OffsetCommit/OffsetFetch, FindCoordinator;
 //! - [`consumer_groups`]: KIP-848 ConsumerGroupHeartbeat and ConsumerGroupDescribe;
+//! - [`share_groups`]: KIP-932 share groups, with the share sessions opened on a connection;
 //! - [`txn`]: InitProducerId and the transaction APIs;
 //! - Kafka's admin APIs by family: [`topics`], [`configs`], [`cluster`], [`group_admin`],
 //!   [`producers`], with what they share in [`answers`];
@@ -31,12 +32,17 @@ pub mod group_admin;
 pub mod groups;
 pub mod producers;
 pub mod security_admin;
+pub mod share_groups;
 pub mod topic_ids;
 pub mod topics;
 pub mod txn;
 
 #[cfg(test)]
 mod admin_tests;
+#[cfg(test)]
+mod share_groups_tests;
+#[cfg(test)]
+mod test_support;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -129,6 +135,9 @@ pub struct Session {
     pub host: IpAddr,
     /// What to enforce; `None` means no authorizer (Kafka's default: allow everything).
     pub authz: Option<Arc<Authz>>,
+    /// The share sessions opened on this connection (KIP-932), re-authorized on every
+    /// ShareFetch.
+    pub share_sessions: share_groups::ShareSessions,
 }
 
 impl Session {
@@ -193,6 +202,13 @@ impl Session {
             }
             None => true,
         }
+    }
+
+    /// Whether a topic is kgate's own (reserved): left out of listings no check filters.
+    pub fn is_reserved_topic(&self, name: &str) -> bool {
+        self.authz
+            .as_ref()
+            .is_some_and(|a| a.authorizer.is_reserved_topic(name))
     }
 
     /// The name of a topic id, as learned from the upstream's Metadata answers.

@@ -797,6 +797,7 @@ mod tests {
             principal: who.parse().expect("principal"),
             host: "10.0.0.1".parse().expect("ip"),
             authz: Some(authz.clone()),
+            share_sessions: Default::default(),
         };
         Lab {
             admin: session("User:admin"),
