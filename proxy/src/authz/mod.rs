@@ -40,6 +40,8 @@ pub mod txn;
 #[cfg(test)]
 mod admin_tests;
 #[cfg(test)]
+mod coverage_tests;
+#[cfg(test)]
 mod share_groups_tests;
 #[cfg(test)]
 mod test_support;

@@ -1,0 +1,459 @@
+//! One authorization case for every API kgate serves, tied to the registry: a request naming
+//! one resource of each kind the API checks, asked once by a principal with no ACL (it gets
+//! Kafka's code, or a filtered answer) and once with the minimal ACLs (the request goes on
+//! untouched, or kgate answers it without the denial). A served API without a case fails
+//! [`every_served_api_has_an_authorization_case`], so no API can be added unauthorized or
+//! untested. The per-family test files check the detail of each answer.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::alter_partition_reassignments_request::ReassignableTopic;
+use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion;
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_producers_request::TopicRequest as ProducersTopic;
+use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request as iac;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use kgate_policies::{AclBinding, Operation, ResourceType};
+
+use super::test_support::{acl, alice};
+use super::{authorize, Incoming, Outcome, CLUSTER};
+use crate::registry::{Answer, Rule, SERVED};
+
+/// What a principal without the ACLs gets.
+enum Denied {
+    /// kgate answers, with this code somewhere in the answer.
+    Code(i16),
+    /// kgate forwards what is allowed and merges this code into the broker's answer (built
+    /// from the broker's empty answer, encoded by the function).
+    Merged(i16, fn(i16) -> Bytes),
+    /// The broker's answer is filtered (listings never fail).
+    Filtered,
+}
+
+struct Case {
+    api: ApiKey,
+    version: i16,
+    body: Bytes,
+    minimal: Vec<AclBinding>,
+    denied: Denied,
+}
+
+fn case<T: Encodable>(
+    api: ApiKey,
+    version: i16,
+    req: T,
+    minimal: Vec<AclBinding>,
+    denied: Denied,
+) -> Case {
+    let mut buf = BytesMut::new();
+    req.encode(&mut buf, version).expect("encode request");
+    Case {
+        api,
+        version,
+        body: buf.freeze(),
+        minimal,
+        denied,
+    }
+}
+
+fn empty<T: Encodable + Default>(version: i16) -> Bytes {
+    let mut buf = BytesMut::new();
+    T::default().encode(&mut buf, version).expect("encode");
+    buf.freeze()
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+fn topic() -> TopicName {
+    TopicName(s("orders"))
+}
+fn group() -> GroupId {
+    GroupId(s("g"))
+}
+fn txn() -> TransactionalId {
+    TransactionalId(s("t"))
+}
+fn on_topic(op: Operation) -> AclBinding {
+    acl("User:alice", op, ResourceType::Topic, "orders")
+}
+fn on_group(op: Operation) -> AclBinding {
+    acl("User:alice", op, ResourceType::Group, "g")
+}
+fn on_txn(op: Operation) -> AclBinding {
+    acl("User:alice", op, ResourceType::TransactionalId, "t")
+}
+fn on_cluster(op: Operation) -> AclBinding {
+    acl("User:alice", op, ResourceType::Cluster, CLUSTER)
+}
+
+const TOPIC_DENIED: i16 = 29;
+const GROUP_DENIED: i16 = 30;
+const CLUSTER_DENIED: i16 = 31;
+const TXN_DENIED: i16 = 53;
+
+#[allow(clippy::too_many_lines)]
+fn cases() -> Vec<Case> {
+    use Denied::{Code, Filtered, Merged};
+    use Operation::{Alter, AlterConfigs, Create, Delete, Describe, DescribeConfigs, Read, Write};
+    let topics_read = |op| vec![on_topic(op)];
+    vec![
+        case(ApiKey::Produce, 9,
+            ProduceRequest::default().with_acks(-1).with_topic_data(vec![
+                TopicProduceData::default().with_name(topic()).with_partition_data(vec![
+                    PartitionProduceData::default().with_index(0),
+                ]),
+            ]),
+            topics_read(Write), Code(TOPIC_DENIED)),
+        case(ApiKey::Fetch, 12,
+            FetchRequest::default().with_replica_id(BrokerId(-1)).with_session_epoch(-1)
+                .with_topics(vec![FetchTopic::default().with_topic(topic())
+                    .with_partitions(vec![FetchPartition::default().with_partition(0)])]),
+            topics_read(Read), Code(TOPIC_DENIED)),
+        case(ApiKey::ListOffsets, 7,
+            ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+                ListOffsetsTopic::default().with_name(topic())
+                    .with_partitions(vec![ListOffsetsPartition::default()]),
+            ]),
+            topics_read(Describe), Code(TOPIC_DENIED)),
+        case(ApiKey::Metadata, 9,
+            MetadataRequest::default().with_allow_auto_topic_creation(false)
+                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic()))])),
+            topics_read(Describe), Merged(TOPIC_DENIED, empty::<MetadataResponse>)),
+        case(ApiKey::OffsetCommit, 8,
+            OffsetCommitRequest::default().with_group_id(group()).with_topics(vec![
+                OffsetCommitRequestTopic::default().with_name(topic())
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()]),
+            ]),
+            vec![on_group(Read), on_topic(Read)], Code(GROUP_DENIED)),
+        case(ApiKey::OffsetFetch, 8,
+            OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default().with_group_id(group())
+                    .with_topics(Some(vec![OffsetFetchRequestTopics::default().with_name(topic())
+                        .with_partition_indexes(vec![0])])),
+            ]),
+            vec![on_group(Describe), on_topic(Describe)], Code(GROUP_DENIED)),
+        case(ApiKey::FindCoordinator, 4,
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g")]),
+            vec![on_group(Describe)], Code(GROUP_DENIED)),
+        case(ApiKey::JoinGroup, 5,
+            JoinGroupRequest::default().with_group_id(group()).with_protocol_type(s("consumer")),
+            vec![on_group(Read)], Code(GROUP_DENIED)),
+        case(ApiKey::Heartbeat, 4, HeartbeatRequest::default().with_group_id(group()),
+            vec![on_group(Read)], Code(GROUP_DENIED)),
+        case(ApiKey::LeaveGroup, 3, LeaveGroupRequest::default().with_group_id(group()),
+            vec![on_group(Read)], Code(GROUP_DENIED)),
+        case(ApiKey::SyncGroup, 3, SyncGroupRequest::default().with_group_id(group()),
+            vec![on_group(Read)], Code(GROUP_DENIED)),
+        case(ApiKey::DescribeGroups, 5, DescribeGroupsRequest::default().with_groups(vec![group()]),
+            vec![on_group(Describe)], Code(GROUP_DENIED)),
+        case(ApiKey::ListGroups, 4, ListGroupsRequest::default(),
+            vec![on_cluster(Describe)], Filtered),
+        case(ApiKey::CreateTopics, 5,
+            CreateTopicsRequest::default().with_topics(vec![
+                CreatableTopic::default().with_name(topic()).with_num_partitions(1)
+                    .with_replication_factor(1),
+            ]),
+            vec![on_topic(Create), on_topic(DescribeConfigs)], Code(TOPIC_DENIED)),
+        case(ApiKey::DeleteTopics, 6,
+            DeleteTopicsRequest::default().with_topics(vec![
+                DeleteTopicState::default().with_name(Some(topic())),
+            ]),
+            vec![on_topic(Describe), on_topic(Delete)], Code(TOPIC_DENIED)),
+        case(ApiKey::DeleteRecords, 2,
+            DeleteRecordsRequest::default().with_topics(vec![
+                DeleteRecordsTopic::default().with_name(topic())
+                    .with_partitions(vec![DeleteRecordsPartition::default()]),
+            ]),
+            topics_read(Delete), Code(TOPIC_DENIED)),
+        case(ApiKey::InitProducerId, 4,
+            InitProducerIdRequest::default().with_transactional_id(Some(txn())),
+            vec![on_txn(Write)], Code(TXN_DENIED)),
+        case(ApiKey::OffsetForLeaderEpoch, 4,
+            OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+                OffsetForLeaderTopic::default().with_topic(topic())
+                    .with_partitions(vec![OffsetForLeaderPartition::default()]),
+            ]),
+            topics_read(Describe), Code(TOPIC_DENIED)),
+        case(ApiKey::AddPartitionsToTxn, 3,
+            AddPartitionsToTxnRequest::default().with_v3_and_below_transactional_id(txn())
+                .with_v3_and_below_topics(vec![
+                    AddPartitionsToTxnTopic::default().with_name(topic()).with_partitions(vec![0]),
+                ]),
+            vec![on_txn(Write), on_topic(Write)], Code(TXN_DENIED)),
+        case(ApiKey::AddOffsetsToTxn, 3,
+            AddOffsetsToTxnRequest::default().with_transactional_id(txn()).with_group_id(group()),
+            vec![on_txn(Write), on_group(Read)], Code(TXN_DENIED)),
+        case(ApiKey::EndTxn, 4, EndTxnRequest::default().with_transactional_id(txn()),
+            vec![on_txn(Write)], Code(TXN_DENIED)),
+        case(ApiKey::TxnOffsetCommit, 3,
+            TxnOffsetCommitRequest::default().with_transactional_id(txn()).with_group_id(group())
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default().with_name(topic())
+                    .with_partitions(vec![TxnOffsetCommitRequestPartition::default()])]),
+            vec![on_txn(Write), on_group(Read), on_topic(Read)], Code(TXN_DENIED)),
+        case(ApiKey::DescribeAcls, 3, DescribeAclsRequest::default().with_resource_type_filter(1)
+                .with_pattern_type_filter(1).with_operation(1).with_permission_type(1),
+            vec![on_cluster(Describe)], Code(CLUSTER_DENIED)),
+        case(ApiKey::CreateAcls, 3,
+            CreateAclsRequest::default().with_creations(vec![
+                AclCreation::default().with_resource_type(2).with_resource_name(s("orders"))
+                    .with_resource_pattern_type(3).with_principal(s("User:bob"))
+                    .with_host(s("*")).with_operation(3).with_permission_type(3),
+            ]),
+            vec![on_cluster(Alter)], Code(CLUSTER_DENIED)),
+        case(ApiKey::DeleteAcls, 3,
+            DeleteAclsRequest::default().with_filters(vec![
+                DeleteAclsFilter::default().with_resource_type_filter(2)
+                    .with_resource_name_filter(Some(s("orders"))).with_pattern_type_filter(3)
+                    .with_operation(1).with_permission_type(1),
+            ]),
+            vec![on_cluster(Alter)], Code(CLUSTER_DENIED)),
+        case(ApiKey::DescribeConfigs, 4,
+            DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default().with_resource_type(2)
+                    .with_resource_name(s("orders")),
+            ]),
+            topics_read(DescribeConfigs), Code(TOPIC_DENIED)),
+        case(ApiKey::AlterConfigs, 2,
+            AlterConfigsRequest::default().with_resources(vec![
+                AlterConfigsResource::default().with_resource_type(2)
+                    .with_resource_name(s("orders")),
+            ]),
+            topics_read(AlterConfigs), Code(TOPIC_DENIED)),
+        case(ApiKey::DescribeLogDirs, 4, DescribeLogDirsRequest::default(),
+            vec![on_cluster(Describe)], Code(CLUSTER_DENIED)),
+        case(ApiKey::CreatePartitions, 3,
+            CreatePartitionsRequest::default().with_topics(vec![
+                CreatePartitionsTopic::default().with_name(topic()).with_count(2),
+            ]),
+            topics_read(Alter), Code(TOPIC_DENIED)),
+        case(ApiKey::DeleteGroups, 2, DeleteGroupsRequest::default().with_groups_names(vec![group()]),
+            vec![on_group(Delete)], Code(GROUP_DENIED)),
+        case(ApiKey::ElectLeaders, 2, ElectLeadersRequest::default(),
+            vec![on_cluster(Alter)], Code(CLUSTER_DENIED)),
+        case(ApiKey::IncrementalAlterConfigs, 1,
+            IncrementalAlterConfigsRequest::default().with_resources(vec![
+                iac::AlterConfigsResource::default().with_resource_type(2)
+                    .with_resource_name(s("orders")),
+            ]),
+            topics_read(AlterConfigs), Code(TOPIC_DENIED)),
+        case(ApiKey::AlterPartitionReassignments, 0,
+            AlterPartitionReassignmentsRequest::default().with_topics(vec![
+                ReassignableTopic::default().with_name(topic()),
+            ]),
+            vec![on_cluster(Alter)], Code(CLUSTER_DENIED)),
+        case(ApiKey::ListPartitionReassignments, 0, ListPartitionReassignmentsRequest::default(),
+            vec![on_cluster(Describe)], Code(CLUSTER_DENIED)),
+        case(ApiKey::OffsetDelete, 0,
+            OffsetDeleteRequest::default().with_group_id(group()).with_topics(vec![
+                OffsetDeleteRequestTopic::default().with_name(topic())
+                    .with_partitions(vec![OffsetDeleteRequestPartition::default()]),
+            ]),
+            vec![on_group(Delete), on_topic(Read)], Code(GROUP_DENIED)),
+        case(ApiKey::DescribeClientQuotas, 1, DescribeClientQuotasRequest::default(),
+            vec![on_cluster(DescribeConfigs)], Code(CLUSTER_DENIED)),
+        case(ApiKey::AlterClientQuotas, 1,
+            AlterClientQuotasRequest::default().with_entries(vec![
+                alter_client_quotas_request::EntryData::default().with_entity(vec![
+                    alter_client_quotas_request::EntityData::default()
+                        .with_entity_type(s("user")).with_entity_name(Some(s("bob"))),
+                ]),
+            ]),
+            vec![on_cluster(AlterConfigs)], Code(CLUSTER_DENIED)),
+        case(ApiKey::DescribeUserScramCredentials, 0,
+            DescribeUserScramCredentialsRequest::default(),
+            vec![on_cluster(Describe)], Code(CLUSTER_DENIED)),
+        case(ApiKey::AlterUserScramCredentials, 0,
+            AlterUserScramCredentialsRequest::default().with_deletions(vec![
+                ScramCredentialDeletion::default().with_name(s("bob")).with_mechanism(1),
+            ]),
+            vec![on_cluster(Alter)], Code(CLUSTER_DENIED)),
+        // No check on the broker: Describe on the cluster only decides the mask.
+        case(ApiKey::DescribeCluster, 1,
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+            vec![on_cluster(Describe)], Filtered),
+        case(ApiKey::DescribeProducers, 0,
+            DescribeProducersRequest::default().with_topics(vec![
+                ProducersTopic::default().with_name(topic()).with_partition_indexes(vec![0]),
+            ]),
+            topics_read(Read), Code(TOPIC_DENIED)),
+        case(ApiKey::DescribeTransactions, 0,
+            DescribeTransactionsRequest::default().with_transactional_ids(vec![txn()]),
+            vec![on_txn(Describe)], Code(TXN_DENIED)),
+        case(ApiKey::ListTransactions, 1, ListTransactionsRequest::default(),
+            vec![on_txn(Describe)], Filtered),
+        case(ApiKey::ConsumerGroupHeartbeat, 0,
+            ConsumerGroupHeartbeatRequest::default().with_group_id(group())
+                .with_subscribed_topic_names(Some(vec![topic()])),
+            vec![on_group(Read), on_topic(Describe)], Code(GROUP_DENIED)),
+        case(ApiKey::ConsumerGroupDescribe, 0,
+            ConsumerGroupDescribeRequest::default().with_group_ids(vec![group()]),
+            vec![on_group(Describe)], Code(GROUP_DENIED)),
+        case(ApiKey::ListConfigResources, 0, ListConfigResourcesRequest::default(),
+            vec![on_cluster(DescribeConfigs)], Code(CLUSTER_DENIED)),
+        case(ApiKey::DescribeTopicPartitions, 0,
+            DescribeTopicPartitionsRequest::default().with_topics(vec![
+                TopicRequest::default().with_name(topic()),
+            ]),
+            topics_read(Describe), Code(TOPIC_DENIED)),
+        case(ApiKey::ShareGroupHeartbeat, 1,
+            ShareGroupHeartbeatRequest::default().with_group_id(group())
+                .with_subscribed_topic_names(Some(vec![topic()])),
+            vec![on_group(Read), on_topic(Describe)], Code(GROUP_DENIED)),
+        case(ApiKey::ShareGroupDescribe, 1,
+            ShareGroupDescribeRequest::default().with_group_ids(vec![group()]),
+            vec![on_group(Describe)], Code(GROUP_DENIED)),
+        case(ApiKey::ShareFetch, 1,
+            ShareFetchRequest::default().with_group_id(Some(group())),
+            vec![on_group(Read)], Code(GROUP_DENIED)),
+        case(ApiKey::ShareAcknowledge, 1,
+            ShareAcknowledgeRequest::default().with_group_id(Some(group())).with_share_session_epoch(1),
+            vec![on_group(Read)], Code(GROUP_DENIED)),
+        case(ApiKey::DescribeShareGroupOffsets, 0,
+            DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+                describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+                    .with_group_id(group()),
+            ]),
+            vec![on_group(Describe)], Code(GROUP_DENIED)),
+        case(ApiKey::AlterShareGroupOffsets, 0,
+            AlterShareGroupOffsetsRequest::default().with_group_id(group()),
+            vec![on_group(Read)], Code(GROUP_DENIED)),
+        case(ApiKey::DeleteShareGroupOffsets, 0,
+            DeleteShareGroupOffsetsRequest::default().with_group_id(group()),
+            vec![on_group(Delete)], Code(GROUP_DENIED)),
+    ]
+}
+
+/// Every error code in a local answer (read off its debug form, which names each field).
+fn codes_in(api: ApiKey, version: i16, frame: &Bytes) -> String {
+    let (_, mut body) =
+        crate::header::decode_response_header(api, version, frame).expect("response header");
+    let resp = ResponseKind::decode(api, &mut body, version).expect("response body");
+    format!("{resp:?}")
+}
+
+fn has_code(debug: &str, code: i16) -> bool {
+    debug.contains(&format!("error_code: {code},"))
+        || debug.contains(&format!("error_code: {code} "))
+}
+
+fn run(c: &Case, acls: Vec<AclBinding>) -> Outcome {
+    let inc = Incoming {
+        api: c.api,
+        version: c.version,
+        header: RequestHeader::default()
+            .with_request_api_key(c.api as i16)
+            .with_request_api_version(c.version)
+            .with_correlation_id(42),
+        body: c.body.clone(),
+    };
+    authorize(&alice(acls), &inc)
+}
+
+#[test]
+fn every_served_api_has_an_authorization_case() {
+    let cases = cases();
+    for api in SERVED {
+        if let Rule::Checks(_) = api.rule {
+            let n = cases.iter().filter(|c| c.api == api.key).count();
+            assert_eq!(n, 1, "{:?}: {n} authorization cases (want one)", api.key);
+        }
+    }
+    for c in &cases {
+        let api = crate::registry::find(c.api).expect("case of an API kgate serves");
+        assert!(
+            (api.min..=api.max).contains(&c.version),
+            "{:?} v{} is not served",
+            c.api,
+            c.version
+        );
+    }
+}
+
+#[test]
+fn each_api_is_denied_without_its_acls_and_allowed_with_the_minimal_ones() {
+    for c in cases() {
+        let api = c.api;
+        let version = c.version;
+        let kgate_answers = crate::registry::find(api).is_some_and(|a| a.answer != Answer::Broker);
+        // Without ACLs.
+        match (run(&c, vec![]), &c.denied) {
+            (Outcome::Respond(frame), Denied::Code(code)) => {
+                let debug = codes_in(api, version, &frame);
+                assert!(
+                    has_code(&debug, *code),
+                    "{api:?} v{version}: no {code} in {debug}"
+                );
+            }
+            (
+                Outcome::Forward {
+                    fixup: Some(fixup), ..
+                },
+                Denied::Merged(code, empty),
+            ) => {
+                let merged = fixup(empty(version)).expect("fixup");
+                let mut frame = BytesMut::new();
+                ResponseHeader::default()
+                    .encode(&mut frame, api.response_header_version(version))
+                    .expect("header");
+                frame.extend_from_slice(&merged);
+                let debug = codes_in(api, version, &frame.freeze());
+                assert!(
+                    has_code(&debug, *code),
+                    "{api:?} v{version}: no {code} in {debug}"
+                );
+            }
+            (Outcome::Forward { request, fixup }, Denied::Filtered) => assert!(
+                request.is_some() || fixup.is_some(),
+                "{api:?} v{version}: forwarded unfiltered without ACLs"
+            ),
+            (other, _) => panic!("{api:?} v{version} without ACLs: unexpected {other:?}"),
+        }
+        // With the minimal ACLs.
+        let code = match c.denied {
+            Denied::Code(code) | Denied::Merged(code, _) => code,
+            Denied::Filtered => 0,
+        };
+        match run(&c, c.minimal.clone()) {
+            Outcome::Forward { request: None, .. } if !kgate_answers => {}
+            Outcome::Respond(frame) if kgate_answers => {
+                let debug = codes_in(api, version, &frame);
+                assert!(
+                    !has_code(&debug, code),
+                    "{api:?} v{version} denied with its ACLs: {debug}"
+                );
+            }
+            other => panic!("{api:?} v{version} with its minimal ACLs: {other:?}"),
+        }
+    }
+}
