@@ -250,7 +250,7 @@ mod tests {
             "gateway.example".into(),
             PortPolicy::Ephemeral,
         );
-        for version in [1i16, 9, 11] {
+        for version in [1i16, 9, 11, 12, 13] {
             let body = MetadataResponse::default()
                 .with_controller_id(broker_id(0))
                 .with_brokers(vec![
@@ -356,5 +356,76 @@ mod tests {
         let r: ProduceResponse = decode(body, 11).expect("decode");
         assert_eq!(r.node_endpoints[0].host.as_str(), "gw.example");
         assert_ne!(r.node_endpoints[0].port, 9092);
+    }
+
+    #[tokio::test]
+    async fn share_leader_endpoints_coordinators_and_cluster_brokers_get_kgate_addresses() {
+        use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+        use kafka_protocol::messages::find_coordinator_response::Coordinator;
+        use kafka_protocol::messages::{share_acknowledge_response, share_fetch_response};
+        let dir = Directory::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "gw.example".into(),
+            PortPolicy::Ephemeral,
+        );
+        let host = || StrBytes::from_static_str("10.1.2.3");
+        let check = |api: ApiKey, version: i16, frame: Bytes| -> Bytes {
+            let out = rewrite_response(api, version, frame, &dir).expect("rewrite");
+            let (_, body) = decode_response_header(api, version, &out).expect("header");
+            body
+        };
+
+        let plain = encode_response(ApiKey::ShareFetch, 1, 5, &ShareFetchResponse::default())
+            .expect("encode");
+        let same = rewrite_response(ApiKey::ShareFetch, 1, plain.clone(), &dir).expect("as is");
+        assert_eq!(
+            same, plain,
+            "an answer without endpoints is passed on as is"
+        );
+        let moved = ShareFetchResponse::default().with_node_endpoints(vec![
+            share_fetch_response::NodeEndpoint::default()
+                .with_node_id(broker_id(2))
+                .with_host(host())
+                .with_port(9092),
+        ]);
+        let frame = encode_response(ApiKey::ShareFetch, 1, 5, &moved).expect("encode");
+        let r: ShareFetchResponse = decode(check(ApiKey::ShareFetch, 1, frame), 1).expect("decode");
+        assert_eq!(r.node_endpoints[0].host.as_str(), "gw.example");
+        assert_ne!(r.node_endpoints[0].port, 9092);
+
+        let moved = ShareAcknowledgeResponse::default().with_node_endpoints(vec![
+            share_acknowledge_response::NodeEndpoint::default()
+                .with_node_id(broker_id(3))
+                .with_host(host())
+                .with_port(9093),
+        ]);
+        let frame = encode_response(ApiKey::ShareAcknowledge, 1, 5, &moved).expect("encode");
+        let r: ShareAcknowledgeResponse =
+            decode(check(ApiKey::ShareAcknowledge, 1, frame), 1).expect("decode");
+        assert_eq!(r.node_endpoints[0].host.as_str(), "gw.example");
+
+        let coordinators =
+            FindCoordinatorResponse::default().with_coordinators(vec![Coordinator::default()
+                .with_key(StrBytes::from_static_str("g"))
+                .with_node_id(broker_id(2))
+                .with_host(host())
+                .with_port(9092)]);
+        let frame = encode_response(ApiKey::FindCoordinator, 6, 5, &coordinators).expect("encode");
+        let r: FindCoordinatorResponse =
+            decode(check(ApiKey::FindCoordinator, 6, frame), 6).expect("decode");
+        assert_eq!(r.coordinators[0].host.as_str(), "gw.example");
+
+        let cluster = DescribeClusterResponse::default()
+            .with_controller_id(broker_id(2))
+            .with_brokers(vec![DescribeClusterBroker::default()
+                .with_broker_id(broker_id(2))
+                .with_host(host())
+                .with_port(9092)
+                .with_is_fenced(true)]);
+        let frame = encode_response(ApiKey::DescribeCluster, 2, 5, &cluster).expect("encode");
+        let r: DescribeClusterResponse =
+            decode(check(ApiKey::DescribeCluster, 2, frame), 2).expect("decode");
+        assert_eq!(r.brokers[0].host.as_str(), "gw.example");
+        assert!(r.brokers[0].is_fenced, "v2's fencing flag passes through");
     }
 }

@@ -146,7 +146,7 @@ fn cases() -> Vec<Case> {
                     .with_partitions(vec![ListOffsetsPartition::default()]),
             ]),
             topics_read(Describe), Code(TOPIC_DENIED)),
-        case(ApiKey::Metadata, 9,
+        case(ApiKey::Metadata, 13,
             MetadataRequest::default().with_allow_auto_topic_creation(false)
                 .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic()))])),
             topics_read(Describe), Merged(TOPIC_DENIED, empty::<MetadataResponse>)),
@@ -163,7 +163,7 @@ fn cases() -> Vec<Case> {
                         .with_partition_indexes(vec![0])])),
             ]),
             vec![on_group(Describe), on_topic(Describe)], Code(GROUP_DENIED)),
-        case(ApiKey::FindCoordinator, 4,
+        case(ApiKey::FindCoordinator, 6,
             FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g")]),
             vec![on_group(Describe)], Code(GROUP_DENIED)),
         case(ApiKey::JoinGroup, 5,
@@ -299,7 +299,7 @@ fn cases() -> Vec<Case> {
             ]),
             vec![on_cluster(Alter)], Code(CLUSTER_DENIED)),
         // No check on the broker: Describe on the cluster only decides the mask.
-        case(ApiKey::DescribeCluster, 1,
+        case(ApiKey::DescribeCluster, 2,
             DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
             vec![on_cluster(Describe)], Filtered),
         case(ApiKey::DescribeProducers, 0,

@@ -523,3 +523,38 @@ fn list_config_resources_needs_describe_configs_on_the_cluster_and_hides_the_sta
         "only the topic of that name is hidden; a group may share the name"
     );
 }
+
+#[test]
+fn find_coordinator_v6_refuses_the_share_coordinator_key_type() {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    let api = ApiKey::FindCoordinator;
+    let req = FindCoordinatorRequest::default()
+        .with_key_type(2)
+        .with_coordinator_keys(vec![StrBytes::from_static_str("g:topic-id:0")]);
+    let admin_like = alice(vec![
+        read_group(),
+        acl(
+            "User:alice",
+            Operation::ClusterAction,
+            ResourceType::Cluster,
+            CLUSTER,
+        ),
+    ]);
+    assert!(
+        matches!(run(&admin_like, api, 6, &req), Outcome::Close(_)),
+        "the share coordinator is broker-internal"
+    );
+    let groups = FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(vec![StrBytes::from_static_str("g")]);
+    let describe = alice(vec![acl(
+        "User:alice",
+        Operation::Describe,
+        ResourceType::Group,
+        "g",
+    )]);
+    assert!(matches!(
+        run(&describe, api, 6, &groups),
+        Outcome::Forward { request: None, .. }
+    ));
+}
