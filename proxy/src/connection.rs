@@ -74,6 +74,12 @@ pub enum CloseReason {
     /// The upstream broker failed or misbehaved.
     #[error("upstream: {0}")]
     Upstream(String),
+    /// The broker's answer could not be changed as authorization requires.
+    #[error("upstream response: {0}")]
+    Response(#[from] crate::authz::FixupError),
+    /// The broker's answer could not be given kgate's addresses.
+    #[error("upstream response: {0}")]
+    Rewrite(#[from] crate::rewrite::RewriteError),
     /// Writing to the client failed.
     #[error("client i/o: {0}")]
     ClientIo(std::io::Error),
@@ -614,7 +620,7 @@ where
                                 Ok(f) => f,
                                 Err(e) => return e,
                             },
-                            Err(e) => return CloseReason::Upstream(e),
+                            Err(e) => return CloseReason::Response(e),
                         }
                     }
                     None => raw,
@@ -635,7 +641,7 @@ where
                             }
                             framed.freeze()
                         }
-                        Err(e) => return CloseReason::Upstream(e.to_string()),
+                        Err(e) => return CloseReason::Rewrite(e),
                     }
                 } else {
                     raw

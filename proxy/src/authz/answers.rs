@@ -10,11 +10,11 @@
 
 use std::collections::HashSet;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-use super::Fixup;
+use super::{Fixup, FixupError};
 
 /// Kafka's `Errors.TOPIC_AUTHORIZATION_FAILED.message()`.
 pub const TOPIC_AUTHORIZATION_MESSAGE: &str = "Topic authorization failed.";
@@ -87,17 +87,9 @@ pub(crate) fn once_and_duplicates<'a>(
 pub(crate) fn checked_fixup<Resp, F>(version: i16, f: F) -> Fixup
 where
     Resp: Decodable + Encodable + 'static,
-    F: FnOnce(&mut Resp) -> Result<(), String> + Send + 'static,
+    F: FnOnce(&mut Resp) -> Result<(), FixupError> + Send + 'static,
 {
-    Box::new(move |mut body: Bytes| {
-        let mut resp = Resp::decode(&mut body, version)
-            .map_err(|e| format!("cannot parse the broker's response: {e}"))?;
-        f(&mut resp)?;
-        let mut out = BytesMut::new();
-        resp.encode(&mut out, version)
-            .map_err(|e| format!("cannot encode the merged response: {e}"))?;
-        Ok(out.freeze())
-    })
+    Box::new(move |body: Bytes| super::convert::<Resp, _>(body, version, version, f))
 }
 
 /// Puts answers back in request order, for the APIs Kafka answers item by item: `local[i]` is

@@ -93,15 +93,6 @@ pub enum AuthzError {
     /// A request kgate could not re-encode (a bug, or a request beyond what kgate models).
     #[error(transparent)]
     Encode(#[from] crate::header::EncodeError),
-    /// A request that is well-formed but that Kafka would refuse outright.
-    #[error("{0}")]
-    Refused(String),
-}
-
-impl From<String> for AuthzError {
-    fn from(reason: String) -> Self {
-        AuthzError::Refused(reason)
-    }
 }
 
 /// The cluster resource's only name.
@@ -276,7 +267,27 @@ impl Session {
 }
 
 /// Rewrites a response body (after the header) once the upstream answers.
-pub type Fixup = Box<dyn FnOnce(Bytes) -> Result<Bytes, String> + Send>;
+pub type Fixup = Box<dyn FnOnce(Bytes) -> Result<Bytes, FixupError> + Send>;
+
+/// Why kgate could not change the broker's answer as authorization requires: the connection
+/// is closed with this reason (never a half-filtered answer).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FixupError {
+    /// The broker's response does not parse at the version kgate expects.
+    #[error("cannot parse the broker's response: {0}")]
+    Parse(String),
+    /// The changed response cannot be encoded at the client's version.
+    #[error("cannot encode the merged response: {0}")]
+    Encode(String),
+    /// The response header does not parse.
+    #[error(transparent)]
+    Header(#[from] crate::header::DecodeError),
+    /// kgate will not pass this answer on: it cannot be made Kafka-exact, or it would show
+    /// the client something it may not see.
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// What to do with one request.
 pub enum Outcome {
@@ -424,7 +435,7 @@ impl Incoming {
                         let mut out = BytesMut::new();
                         fallback()
                             .encode(&mut out, version)
-                            .map_err(|e| format!("cannot encode the error response: {e}"))?;
+                            .map_err(|e| FixupError::Encode(e.to_string()))?;
                         Ok(out.freeze())
                     }
                 }
@@ -443,7 +454,7 @@ impl Incoming {
     where
         Req: Encodable,
         Resp: Decodable + Encodable + 'static,
-        F: FnOnce(&mut Resp) -> Result<(), String> + Send + 'static,
+        F: FnOnce(&mut Resp) -> Result<(), FixupError> + Send + 'static,
     {
         let header = self.header.clone().with_request_api_version(send_version);
         let request = match encode_request(self.api, send_version, &header, request) {
@@ -461,17 +472,16 @@ impl Incoming {
 }
 
 /// Decodes a response body at `from`, applies `f`, and encodes it at `to`.
-fn convert<Resp, F>(mut body: Bytes, from: i16, to: i16, f: F) -> Result<Bytes, String>
+fn convert<Resp, F>(mut body: Bytes, from: i16, to: i16, f: F) -> Result<Bytes, FixupError>
 where
     Resp: Decodable + Encodable,
-    F: FnOnce(&mut Resp) -> Result<(), String>,
+    F: FnOnce(&mut Resp) -> Result<(), FixupError>,
 {
-    let mut resp = Resp::decode(&mut body, from)
-        .map_err(|e| format!("cannot parse the broker's response: {e}"))?;
+    let mut resp = Resp::decode(&mut body, from).map_err(|e| FixupError::Parse(e.to_string()))?;
     f(&mut resp)?;
     let mut buf = BytesMut::new();
     resp.encode(&mut buf, to)
-        .map_err(|e| format!("cannot encode the merged response: {e}"))?;
+        .map_err(|e| FixupError::Encode(e.to_string()))?;
     Ok(buf.freeze())
 }
 
@@ -481,14 +491,11 @@ where
     Resp: Decodable + Encodable + 'static,
     F: FnOnce(&mut Resp) + Send + 'static,
 {
-    Box::new(move |mut body: Bytes| {
-        let mut resp = Resp::decode(&mut body, version)
-            .map_err(|e| format!("cannot parse the broker's response: {e}"))?;
-        f(&mut resp);
-        let mut out = BytesMut::new();
-        resp.encode(&mut out, version)
-            .map_err(|e| format!("cannot encode the merged response: {e}"))?;
-        Ok(out.freeze())
+    Box::new(move |body: Bytes| {
+        convert::<Resp, _>(body, version, version, |r| {
+            f(r);
+            Ok(())
+        })
     })
 }
 
@@ -496,9 +503,14 @@ where
 ///
 /// # Errors
 /// The fixup's error, or a malformed header.
-pub fn apply_fixup(api: ApiKey, version: i16, frame: Bytes, fixup: Fixup) -> Result<Bytes, String> {
+pub fn apply_fixup(
+    api: ApiKey,
+    version: i16,
+    frame: Bytes,
+    fixup: Fixup,
+) -> Result<Bytes, FixupError> {
     let (_header, body): (ResponseHeader, Bytes) =
-        crate::header::decode_response_header(api, version, &frame).map_err(|e| e.to_string())?;
+        crate::header::decode_response_header(api, version, &frame)?;
     let header_len = frame.len() - body.len();
     let new_body = fixup(body)?;
     let mut out = BytesMut::with_capacity(header_len + new_body.len());

@@ -275,7 +275,7 @@ pub fn produce(
         let bytes = encode_response(api, version, header.correlation_id, &resp)
             .map_err(|e| e.to_string())?;
         let bytes = match after {
-            Some(f) => apply_fixup(api, version, bytes, f)?,
+            Some(f) => apply_fixup(api, version, bytes, f).map_err(|e| e.to_string())?,
             None => bytes,
         };
         return Ok(ProduceFault::Answer(bytes));
