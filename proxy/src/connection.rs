@@ -634,7 +634,8 @@ where
                 }
                 if needs_rewrite(api) {
                     match rewrite_response(api, version, raw.slice(4..), &shared.directory) {
-                        Ok(body) => {
+                        Ok(None) => raw,
+                        Ok(Some(body)) => {
                             let mut framed = BytesMut::with_capacity(body.len() + 4);
                             if let Err(e) = put_frame(&mut framed, &body) {
                                 return CloseReason::Upstream(e.to_string());

@@ -46,6 +46,7 @@ pub mod reauth;
 pub mod registry;
 pub mod rewrite;
 pub mod sasl;
+pub mod scan;
 pub mod server;
 pub mod timings;
 pub mod upstream;

@@ -252,11 +252,11 @@ pub const SERVED: &[Api] = &[
         .names(&[Topic, TransactionalId])
         .rewritten()
         .faults(Faults::ErrorByTopic),
-    Api::broker(ApiKey::Fetch, 4, 15, data::fetch,
+    Api::broker(ApiKey::Fetch, 4, 18, data::fetch,
         "Read on each topic (29 per partition; by id from v13, an id kgate has not seen gets \
          100); a follower fetch (replica id >= 0) is broker-internal and refused")
-        .cap("v16+ responses carry leader endpoints (KIP-951) that kgate does not rewrite yet")
         .names(&[Topic, TopicId])
+        .rewritten()
         .faults(Faults::ErrorByTopic),
     Api::broker(ApiKey::ListOffsets, 1, 10, data::list_offsets,
         "Describe on each topic (29 per partition)")

@@ -8,13 +8,14 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse,
-    ProduceResponse, ShareAcknowledgeResponse, ShareFetchResponse,
+    ApiKey, BrokerId, DescribeClusterResponse, FetchResponse, FindCoordinatorResponse,
+    MetadataResponse, ProduceResponse, ShareAcknowledgeResponse, ShareFetchResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::directory::{Directory, DirectoryError};
 use crate::header::decode_response_header;
+use crate::scan::{fetch_names_brokers, FETCH_WITH_ENDPOINTS};
 
 /// Why a response could not be rewritten.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +47,8 @@ pub fn needs_rewrite(api: ApiKey) -> bool {
     crate::registry::names_brokers(api)
 }
 
-/// Rewrites the broker addresses of one response frame (header and body, no size prefix).
+/// Rewrites the broker addresses of one response frame (header and body, no size prefix):
+/// `None` when the frame names no broker and goes on as the broker's bytes.
 ///
 /// # Errors
 /// [`RewriteError`] if the response cannot be parsed or a broker cannot get a port.
@@ -55,20 +57,22 @@ pub fn rewrite_response(
     version: i16,
     frame: Bytes,
     dir: &Directory,
-) -> Result<Bytes, RewriteError> {
+) -> Result<Option<Bytes>, RewriteError> {
     let decode_err = |reason: String| RewriteError::Decode {
         api,
         version,
         reason,
     };
-    if api == ApiKey::Produce && version < PRODUCE_WITH_ENDPOINTS {
-        return Ok(frame);
+    if (api == ApiKey::Produce && version < PRODUCE_WITH_ENDPOINTS)
+        || (api == ApiKey::Fetch && version < FETCH_WITH_ENDPOINTS)
+    {
+        return Ok(None);
     }
     let (_, body) =
         decode_response_header(api, version, &frame).map_err(|e| decode_err(e.reason))?;
     let header_len = frame.len() - body.len();
-    let mut out = BytesMut::with_capacity(frame.len() + 64);
-    out.extend_from_slice(&frame[..header_len]);
+    // Allocated only once an answer is rewritten (most are passed on as they are).
+    let mut out = BytesMut::new();
     let host = StrBytes::from_string(dir.advertised_host().to_owned());
     match api {
         ApiKey::Metadata => {
@@ -156,7 +160,7 @@ pub fn rewrite_response(
         ApiKey::Produce => {
             let mut r = decode::<ProduceResponse>(body, version).map_err(decode_err)?;
             if r.node_endpoints.is_empty() {
-                return Ok(frame);
+                return Ok(None);
             }
             // An endpoint kgate cannot serve is dropped: the client then asks Metadata.
             r.node_endpoints
@@ -173,10 +177,21 @@ pub fn rewrite_response(
                 });
             encode(&r, &mut out, version).map_err(decode_err)?;
         }
+        ApiKey::Fetch => {
+            // Walked, not decoded: record batches are copied only when endpoints are there.
+            if !fetch_names_brokers(&body, version).map_err(|e| decode_err(e.to_string()))? {
+                return Ok(None);
+            }
+            let mut r = decode::<FetchResponse>(body, version).map_err(decode_err)?;
+            rewrite_endpoints(&mut r.node_endpoints, dir, &host, |n| {
+                (n.node_id.0, &mut n.host, &mut n.port)
+            });
+            encode(&r, &mut out, version).map_err(decode_err)?;
+        }
         ApiKey::ShareFetch => {
             let mut r = decode::<ShareFetchResponse>(body, version).map_err(decode_err)?;
             if r.node_endpoints.is_empty() {
-                return Ok(frame);
+                return Ok(None);
             }
             rewrite_endpoints(&mut r.node_endpoints, dir, &host, |n| {
                 (n.node_id.0, &mut n.host, &mut n.port)
@@ -186,16 +201,19 @@ pub fn rewrite_response(
         ApiKey::ShareAcknowledge => {
             let mut r = decode::<ShareAcknowledgeResponse>(body, version).map_err(decode_err)?;
             if r.node_endpoints.is_empty() {
-                return Ok(frame);
+                return Ok(None);
             }
             rewrite_endpoints(&mut r.node_endpoints, dir, &host, |n| {
                 (n.node_id.0, &mut n.host, &mut n.port)
             });
             encode(&r, &mut out, version).map_err(decode_err)?;
         }
-        _ => return Ok(frame),
+        _ => return Ok(None),
     }
-    Ok(out.freeze())
+    let mut framed = BytesMut::with_capacity(header_len + out.len());
+    framed.extend_from_slice(&frame[..header_len]);
+    framed.extend_from_slice(&out);
+    Ok(Some(framed.freeze()))
 }
 
 /// Points leader endpoints (KIP-951 hints) at kgate's listeners; an endpoint kgate cannot
@@ -264,7 +282,9 @@ mod tests {
                         .with_port(9092),
                 ]);
             let frame = encode_response(ApiKey::Metadata, version, 42, &body).unwrap();
-            let out = rewrite_response(ApiKey::Metadata, version, frame, &dir).unwrap();
+            let out = rewrite_response(ApiKey::Metadata, version, frame, &dir)
+                .unwrap()
+                .expect("rewritten");
             let (header, rest) = decode_response_header(ApiKey::Metadata, version, &out).unwrap();
             assert_eq!(header.correlation_id, 42);
             let m: MetadataResponse = decode(rest, version).unwrap();
@@ -300,7 +320,9 @@ mod tests {
             .with_controller_id(broker_id(5))
             .with_brokers(vec![broker(5), broker(6)]);
         let frame = encode_response(ApiKey::Metadata, 9, 7, &body).unwrap();
-        let out = rewrite_response(ApiKey::Metadata, 9, frame, &dir).expect("still answered");
+        let out = rewrite_response(ApiKey::Metadata, 9, frame, &dir)
+            .expect("still answered")
+            .expect("rewritten");
         let (_, rest) = decode_response_header(ApiKey::Metadata, 9, &out).unwrap();
         let m: MetadataResponse = decode(rest, 9).unwrap();
         let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
@@ -312,7 +334,9 @@ mod tests {
             .with_host(StrBytes::from_static_str("10.0.0.1"))
             .with_port(9097);
         let frame = encode_response(ApiKey::FindCoordinator, 3, 8, &coordinator).unwrap();
-        let out = rewrite_response(ApiKey::FindCoordinator, 3, frame, &dir).expect("answered");
+        let out = rewrite_response(ApiKey::FindCoordinator, 3, frame, &dir)
+            .expect("answered")
+            .expect("rewritten");
         let (_, rest) = decode_response_header(ApiKey::FindCoordinator, 3, &out).unwrap();
         let r: FindCoordinatorResponse = decode(rest, 3).unwrap();
         assert_eq!(r.error_code, COORDINATOR_NOT_AVAILABLE);
@@ -342,8 +366,8 @@ mod tests {
         let plain =
             encode_response(ApiKey::Produce, 11, 5, &ProduceResponse::default()).expect("encode");
         let same = rewrite_response(ApiKey::Produce, 11, plain.clone(), &dir).expect("rewrite");
-        assert_eq!(
-            same, plain,
+        assert!(
+            same.is_none(),
             "an answer without endpoints is passed on as is"
         );
         let moved = ProduceResponse::default().with_node_endpoints(vec![NodeEndpoint::default()
@@ -351,7 +375,9 @@ mod tests {
             .with_host(StrBytes::from_static_str("10.1.2.3"))
             .with_port(9092)]);
         let frame = encode_response(ApiKey::Produce, 11, 5, &moved).expect("encode");
-        let out = rewrite_response(ApiKey::Produce, 11, frame, &dir).expect("rewrite");
+        let out = rewrite_response(ApiKey::Produce, 11, frame, &dir)
+            .expect("rewrite")
+            .expect("rewritten");
         let (_, body) = decode_response_header(ApiKey::Produce, 11, &out).expect("header");
         let r: ProduceResponse = decode(body, 11).expect("decode");
         assert_eq!(r.node_endpoints[0].host.as_str(), "gw.example");
@@ -370,7 +396,9 @@ mod tests {
         );
         let host = || StrBytes::from_static_str("10.1.2.3");
         let check = |api: ApiKey, version: i16, frame: Bytes| -> Bytes {
-            let out = rewrite_response(api, version, frame, &dir).expect("rewrite");
+            let out = rewrite_response(api, version, frame, &dir)
+                .expect("rewrite")
+                .expect("rewritten");
             let (_, body) = decode_response_header(api, version, &out).expect("header");
             body
         };
@@ -378,8 +406,8 @@ mod tests {
         let plain = encode_response(ApiKey::ShareFetch, 1, 5, &ShareFetchResponse::default())
             .expect("encode");
         let same = rewrite_response(ApiKey::ShareFetch, 1, plain.clone(), &dir).expect("as is");
-        assert_eq!(
-            same, plain,
+        assert!(
+            same.is_none(),
             "an answer without endpoints is passed on as is"
         );
         let moved = ShareFetchResponse::default().with_node_endpoints(vec![
