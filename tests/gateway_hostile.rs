@@ -962,9 +962,10 @@ async fn requests_outside_the_allow_table_after_login_close_the_connection() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         // LeaderAndIsr is broker-internal.
         ("LeaderAndIsr v0", raw_request(4, 0, 7, &[0, 0, 0, 1])),
-        // Fetch v16+ answers carry leader endpoints kgate does not rewrite; v17 is far above.
-        ("Fetch v16", request_bytes(16, 7, &fetch)),
+        // Above what the embedded cluster serves (v16): kgate never offers more than every
+        // broker serves.
         ("Fetch v17", request_bytes(17, 7, &fetch)),
+        ("Fetch v18", request_bytes(18, 7, &fetch)),
         // Below the allow-table's floor.
         (
             "Produce v2",
