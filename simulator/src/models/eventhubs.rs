@@ -17,7 +17,9 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Batcher, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
+use crate::models::{
+    backoff, Batcher, Bucket, Capacity, Compression, Cx, KeyOrder, Model, Offered,
+};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -40,6 +42,8 @@ pub(crate) struct EventHubsCfg {
     pub batch_max_events: usize,
     pub linger: SimTime,
     pub retention: SimTime,
+    /// The producer compresses each message body itself (the service never does).
+    pub compression: Compression,
     pub publish: LatencyDist,
     pub max_retries: u32,
     pub retry_delay: SimTime,
@@ -114,6 +118,7 @@ impl EventHubsCfg {
             max_event_bytes: max_event as u32,
             batch_max_events: p.count("producer_batch_max_events", 1, 100_000)?,
             linger: p.millis("producer_linger_ms")?,
+            compression: Compression::ratio_param(p, "client_compression_ratio")?,
             retention: SimTime::from_secs_f64(retention_days * 86_400.0),
             publish: LatencyDist::from_p50_p99(
                 p.millis("publish_p50_ms")?,
@@ -374,7 +379,10 @@ impl Model for EventHubs {
     }
 
     fn on_message(&mut self, msg: Msg, cx: &mut Cx<EhEv>) {
-        if msg.size > self.cfg.max_event_bytes {
+        // The service sees the body as the client sent it: compressed, if it compresses.
+        let mut rec = Rec::new(&msg);
+        rec.size = self.cfg.compression.wire(msg.size);
+        if rec.size > self.cfg.max_event_bytes {
             cx.col.failed(msg.id, cx.now(), Cause::Window);
             let max = self.cfg.max_event_bytes;
             cx.mech_id(Cause::Window, "message_too_large", msg.id, || {
@@ -384,7 +392,7 @@ impl Model for EventHubs {
         }
         self.outstanding += 1;
         let p = (mix64(msg.key) % self.cfg.partitions as u64) as usize;
-        let added = self.batcher.add(p, Rec::new(&msg));
+        let added = self.batcher.add(p, rec);
         if let Some(seq) = added.arm {
             cx.after(self.batcher.linger, EhEv::Flush { p: p as u32, seq });
         }
@@ -507,6 +515,10 @@ impl Model for EventHubs {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
+    fn wire_ratio(&self) -> f64 {
+        self.cfg.compression.ratio
+    }
+
     fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
         let c = &self.cfg;
         let mean = offered.mean_bytes();
@@ -516,9 +528,10 @@ impl Model for EventHubs {
                 stage: "quota",
                 per_s: c.tus * (c.ingress_bytes / mean).min(c.ingress_events),
                 how: format!(
-                    "ingress {} TU × min({:.0} MB/s ÷ {mean:.0} B, {}/s)",
+                    "ingress {} TU × min({:.0} MB/s ÷ {mean:.0} B{}, {}/s)",
                     c.tus,
                     c.ingress_bytes / 1e6,
+                    offered.compressed_note(),
                     crate::metrics::fmt_rate(c.ingress_events)
                 ),
                 relief: "add throughput units (or turn on auto-inflate)".into(),
@@ -575,6 +588,7 @@ impl Model for EventHubs {
             format!("readers_per_partition={}", c.readers_per_partition),
             format!("processors={}", c.group.consumers),
             format!("client_max_retries={}", c.max_retries),
+            format!("client_compression_ratio={}", c.compression.ratio),
         ];
         let hours = run.as_secs_f64() / 3600.0;
         let mut cost = CostEstimate::default();
@@ -695,5 +709,60 @@ mod tests {
         );
         let eh = r.service(ServiceKind::EventHubs).unwrap();
         assert_eq!(eh.duplicated.count, eh.delivered);
+    }
+
+    #[test]
+    fn compressing_2_kb_events_4_to_1_halves_the_throughput_units_needed() {
+        // 1,800 events/s of 2,000 B is 3.6 MB/s: bytes bind, ceil(3.6) = 4 TUs. Compressed
+        // 4:1 by the client it is 0.9 MB/s, and the 1,800 events/s (which do not shrink)
+        // bind instead: ceil(1.8) = 2 TUs.
+        let workload = "kind = \"telemetry\"\nrate = \"1800/s\"\nmessage_bytes = 2000";
+        let tus_needed = |bytes: f64| (1_800.0 * bytes / 1e6).max(1_800.0 / 1_000.0).ceil();
+        assert_eq!((tus_needed(2_000.0), tus_needed(500.0)), (4.0, 2.0));
+        let plain = run("throughput_units = 2", workload, 10);
+        let plain = plain.service(ServiceKind::EventHubs).unwrap();
+        // 2 TUs × min(1 MB/s ÷ 2,000 B, 1,000/s) = 1,000/s < 1,800/s offered.
+        assert!(plain.bottleneck.binding, "{}", plain.bottleneck.detail);
+        assert!((plain.bottleneck.capacity_per_s - 1_000.0).abs() < 1e-6);
+        assert!(plain.throttled > 0);
+        let packed = run(
+            "throughput_units = 2\nclient_compression_ratio = 4",
+            workload,
+            10,
+        );
+        let packed = packed.service(ServiceKind::EventHubs).unwrap();
+        // 2 TUs × min(1 MB/s ÷ 500 B, 1,000/s) = 2,000/s: the event count binds now.
+        assert!(!packed.bottleneck.binding, "{}", packed.bottleneck.detail);
+        assert!((packed.bottleneck.capacity_per_s - 2_000.0).abs() < 1e-6);
+        assert!(packed.bottleneck.detail.contains("after 4.0:1 compression"));
+        assert_eq!((packed.throttled, packed.delivered), (0, packed.produced));
+        // Small events: 1,000 events/s per TU bind before the bytes, compressed or not.
+        let small = "kind = \"telemetry\"\nrate = \"1000/s\"\nmessage_bytes = 100";
+        for ratio in ["1", "4"] {
+            let r = run(
+                &format!("throughput_units = 2\nclient_compression_ratio = {ratio}"),
+                small,
+                2,
+            );
+            let cap = r
+                .service(ServiceKind::EventHubs)
+                .unwrap()
+                .bottleneck
+                .capacity_per_s;
+            assert!((cap - 2_000.0).abs() < 1e-6, "ratio {ratio}: {cap}");
+        }
+    }
+
+    #[test]
+    fn a_client_compression_ratio_below_one_is_refused_on_its_line() {
+        let text = "services = [\"eventhubs\"]\n[eventhubs]\nclient_compression_ratio = 0.5\n";
+        let err = Scenario::from_toml_str(text, "eh.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("eh.toml:3:28: field `eventhubs.client_compression_ratio`"),
+            "{err}"
+        );
+        assert!(err.contains("write 4 for data that shrinks 4:1"), "{err}");
     }
 }

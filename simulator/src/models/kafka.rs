@@ -24,7 +24,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate, HOURS_PER_MONTH};
 use crate::models::group::{Group, GroupCfg, GroupEv, NoGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{Batcher, Capacity, Cx, KeyOrder, Model, Offered};
+use crate::models::{Batcher, Capacity, Compression, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -70,6 +70,42 @@ pub(crate) struct KafkaCfg {
     pub storage_usd_per_gb_month: f64,
     pub zones: usize,
     pub cross_zone_usd_per_gb: f64,
+    /// `compression.type` (`none` for no compression).
+    pub compression_type: String,
+    pub compression: Compression,
+}
+
+/// The producer's `compression.type` and the ratio it gets: the codec's typical ratio from
+/// the profile, or the number the scenario gives for its own data.
+fn compression(p: &Profile) -> Result<(String, Compression), SimError> {
+    let codec = p.choice(
+        "compression_type",
+        &["none", "gzip", "snappy", "lz4", "zstd"],
+    )?;
+    let typical = matches!(
+        p.params.get("compression_ratio").map(|x| &x.value),
+        Some(crate::profile::ParamValue::Str(s)) if s.eq_ignore_ascii_case("typical")
+    );
+    let ratio = match (codec.as_str(), typical) {
+        ("none", true) => Compression::NONE,
+        ("none", false) => {
+            let c = Compression::ratio_param(p, "compression_ratio")?;
+            if c.ratio != 1.0 {
+                return Err(SimError::at(
+                    p.origin("compression_ratio"),
+                    format!(
+                        "compression_ratio {} without a codec: set compression_type to gzip, \
+                         snappy, lz4 or zstd as well (or remove compression_ratio)",
+                        c.ratio
+                    ),
+                ));
+            }
+            c
+        }
+        (codec, true) => Compression::ratio_param(p, &format!("{codec}_typical_ratio"))?,
+        (_, false) => Compression::ratio_param(p, "compression_ratio")?,
+    };
+    Ok((codec, ratio))
 }
 
 /// Whether the producer is idempotent, as Kafka 3.2+ decides it (KIP-679, KAFKA-13673):
@@ -136,7 +172,10 @@ impl KafkaCfg {
             copies: 1,
         };
         let (idempotence, idempotence_disabled_by_acks) = idempotence(p, acks)?;
+        let (compression_type, compression) = compression(p)?;
         Ok(KafkaCfg {
+            compression_type,
+            compression,
             brokers,
             partitions: p.count("partitions", 1, 10_000)?,
             replication_factor,
@@ -815,7 +854,11 @@ impl Model for Kafka {
     }
 
     fn on_message(&mut self, msg: Msg, cx: &mut Cx<KEv>) {
-        let rec = Rec::new(&msg);
+        // The producer refuses a record too large before compressing it (max.request.size
+        // and max.message.bytes are both about 1 MB by default); the batch then travels,
+        // is stored, replicated and fetched compressed, as a whole.
+        let mut rec = Rec::new(&msg);
+        rec.size = self.cfg.compression.wire(msg.size);
         if msg.size > self.cfg.max_message_bytes {
             cx.col.failed(msg.id, cx.now(), Cause::Window);
             cx.mech_id(Cause::Window, "record_too_large", msg.id, || {
@@ -1032,6 +1075,10 @@ impl Model for Kafka {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
+    fn wire_ratio(&self) -> f64 {
+        self.cfg.compression.ratio
+    }
+
     fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
         let c = &self.cfg;
         let mean = offered.mean_bytes();
@@ -1049,10 +1096,11 @@ impl Model for Kafka {
             stage: "brokers",
             per_s: per_broker * c.partitions as f64 / most as f64,
             how: format!(
-                "{} brokers at {:.0} MB/s ÷ {mean:.0} B, the busiest leading {most} of {} \
+                "{} brokers at {:.0} MB/s ÷ {mean:.0} B{}, the busiest leading {most} of {} \
                  partitions",
                 c.brokers,
                 c.broker_bytes_per_s / 1e6,
+                offered.compressed_note(),
                 c.partitions
             ),
             relief: "add brokers, and partitions to spread the leaders".into(),
@@ -1115,6 +1163,14 @@ impl Model for Kafka {
                 format!("enable.idempotence={}", c.idempotence)
             },
             format!("unclean.leader.election.enable={}", c.unclean),
+            if c.compression_type == "none" {
+                "compression.type=none".to_string()
+            } else {
+                format!(
+                    "compression.type={} (ratio {:.2}:1)",
+                    c.compression_type, c.compression.ratio
+                )
+            },
             format!("consumers={}", c.group.consumers),
             format!(
                 "rebalance={}",
@@ -1137,7 +1193,10 @@ impl Model for Kafka {
         let rf = c.replication_factor as f64;
         let days = c.retention.as_secs_f64() / 86_400.0;
         cost.monthly(
-            &format!("GB stored (steady state: {days:.1} days of the offered bytes × RF {rf})"),
+            &format!(
+                "GB stored (steady state: {days:.1} days of the offered bytes{} × RF {rf})",
+                offered.compressed_note()
+            ),
             offered.gb_in(c.retention) * rf,
             c.storage_usd_per_gb_month,
         );
@@ -1472,5 +1531,72 @@ mod tests {
             t.summary()
         );
         assert!(t.has(Stage::Metric, "consumer_lag"));
+    }
+
+    #[test]
+    fn compression_divides_stored_and_transferred_bytes_by_its_ratio() {
+        // 5,000 messages/s of 1,024 B kept 7 days on 3 replicas is 9,289.7 GB on disk;
+        // compressed 4:1 as whole batches, the disks, replication and client traffic carry a
+        // quarter of it, and the broker's byte limit goes four times as far.
+        let raw_gb = 5_000.0 * 1_024.0 * 604_800.0 * 3.0 / 1e9;
+        let stored = |extra: &str| {
+            let mut s = scenario(extra, "", 4, 5_000);
+            s.workload.message_bytes = Some(1_024);
+            let r = s.run().unwrap();
+            let k = &r.services[0];
+            assert_eq!(k.delivered, k.produced, "{extra}");
+            let gb = k
+                .cost
+                .lines
+                .iter()
+                .find(|l| l.item.starts_with("GB stored"))
+                .map(|l| l.quantity)
+                .unwrap_or(0.0);
+            (gb, k.settings.clone())
+        };
+        let (plain, _) = stored("");
+        assert!((plain / raw_gb - 1.0).abs() < 0.02, "{plain} GB");
+        let (four, settings) = stored("compression_type = \"zstd\"\ncompression_ratio = 4");
+        assert!((four / (raw_gb / 4.0) - 1.0).abs() < 0.02, "{four} GB");
+        assert!(settings
+            .iter()
+            .any(|s| s == "compression.type=zstd (ratio 4.00:1)"));
+        // "typical" takes the codec's ratio from the profile (zstd level 1 on Silesia).
+        let (typical, settings) = stored("compression_type = \"lz4\"");
+        assert!(
+            (typical / (raw_gb / 2.101) - 1.0).abs() < 0.02,
+            "{typical} GB"
+        );
+        assert!(settings
+            .iter()
+            .any(|s| s.starts_with("compression.type=lz4 (ratio 2.10")));
+    }
+
+    #[test]
+    fn a_compression_ratio_below_one_or_without_a_codec_is_refused_with_the_fix() {
+        let base = "services = [\"kafka\"]\n[kafka]\n";
+        let err = Scenario::from_toml_str(
+            &format!("{base}compression_type = \"gzip\"\ncompression_ratio = 0.25\n"),
+            "k.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("k.toml:4:21: field `kafka.compression_ratio`"),
+            "{err}"
+        );
+        assert!(err.contains("write 4 for data that shrinks 4:1"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+        let err = Scenario::from_toml_str(&format!("{base}compression_ratio = 4\n"), "k.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("k.toml:3:21:"), "{err}");
+        assert!(err.contains("set compression_type to gzip"), "{err}");
+        let err =
+            Scenario::from_toml_str(&format!("{base}compression_type = \"brotli\"\n"), "k.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("k.toml:3:20:"), "{err}");
+        assert!(err.contains("none, gzip, snappy, lz4, zstd"), "{err}");
     }
 }

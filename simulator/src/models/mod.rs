@@ -17,7 +17,7 @@ use crate::engine::EventQueue;
 use crate::fault::Fault;
 use crate::metrics::{fmt_rate, Bottleneck, Cause, Collector, CostEstimate, ServiceReport};
 use crate::models::log::Rec;
-use crate::profile::Profile;
+use crate::profile::{ParamValue, Profile};
 use crate::rng::SimRng;
 use crate::time::SimTime;
 use crate::trail::CausalTrail;
@@ -91,6 +91,11 @@ pub(crate) trait Model {
     fn idle(&self) -> bool;
     /// What each stage can carry for the offered workload (the bottleneck is the least).
     fn capacities(&self, offered: &Offered) -> Vec<Capacity>;
+    /// How many times smaller the producer's bytes are on the wire and in storage (its
+    /// compression); 1 without.
+    fn wire_ratio(&self) -> f64 {
+        1.0
+    }
     /// Marks still-stored messages as pending; returns settings and the cost estimate (`run`
     /// is when the run stopped, `offered` what the producer offered, for steady-state costs).
     fn finish(
@@ -107,8 +112,11 @@ pub(crate) trait Model {
 pub(crate) struct Offered {
     /// Messages per second.
     pub msgs_per_s: f64,
-    /// Bytes per second.
+    /// Bytes per second as the service sees them: after the producer's compression, which is
+    /// what quotas, storage and transfer count.
     pub bytes_per_s: f64,
+    /// The producer's compression ratio (original ÷ compressed; 1 for none).
+    pub compression: f64,
     /// The share of messages that carry the workload's one hot key (0 for none).
     pub hot_key_share: f64,
 }
@@ -120,6 +128,16 @@ impl Offered {
             (self.bytes_per_s / self.msgs_per_s).max(1.0)
         } else {
             1.0
+        }
+    }
+
+    /// ` after 4.0:1 compression` when the producer compresses, else nothing: for sentences
+    /// that divide a byte limit by the mean size.
+    pub fn compressed_note(&self) -> String {
+        if self.compression > 1.0 {
+            format!(" after {:.1}:1 compression", self.compression)
+        } else {
+            String::new()
         }
     }
 
@@ -136,6 +154,58 @@ impl Offered {
         let n = partitions.max(1) as f64;
         let h = self.hot_key_share.clamp(0.0, 1.0);
         per_partition / (h + (1.0 - h) / n)
+    }
+}
+
+/// A producer's compression: how many times smaller its bytes are on the wire (original ÷
+/// compressed, 1 for none).
+///
+/// The ratio is a parameter, not something the simulator measures: it depends on the data far
+/// more than on the codec (JSON telemetry shrinks several times, random bytes not at all).
+/// Every quota, bill and disk that counts bytes counts the compressed ones, while event and
+/// record counts do not change, so compression relieves only limits that bytes bind.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Compression {
+    pub ratio: f64,
+}
+
+impl Compression {
+    /// No compression.
+    pub const NONE: Compression = Compression { ratio: 1.0 };
+
+    /// The size of `bytes` after compression (at least one byte).
+    #[inline]
+    pub fn wire(self, bytes: u32) -> u32 {
+        if self.ratio <= 1.0 {
+            return bytes;
+        }
+        ((f64::from(bytes) / self.ratio).ceil() as u32).max(1)
+    }
+
+    /// A ratio written as a number from 1 (no compression) up.
+    ///
+    /// # Errors
+    /// Anything else, located where the value was written, with the fix.
+    pub fn ratio_param(p: &Profile, name: &str) -> Result<Compression, SimError> {
+        let bad = |got: String| {
+            SimError::at(
+                p.origin(name),
+                format!(
+                    "{name} is original bytes ÷ compressed bytes, a number of at least 1 \
+                     (1 = no compression); got {got}: write 4 for data that shrinks 4:1"
+                ),
+            )
+        };
+        let ratio = match p.params.get(name).map(|x| &x.value) {
+            Some(ParamValue::Int(i)) => *i as f64,
+            Some(ParamValue::Float(x)) => *x,
+            Some(other) => return Err(bad(format!("`{other}`"))),
+            None => return p.f64(name).map(|ratio| Compression { ratio }),
+        };
+        if !ratio.is_finite() || !(1.0..=1000.0).contains(&ratio) {
+            return Err(bad(ratio.to_string()));
+        }
+        Ok(Compression { ratio })
     }
 }
 
@@ -328,9 +398,11 @@ pub(crate) fn drive<M: Model>(
     let end = cx.q.now().min(hard_stop);
     progress(end);
     let secs = bounds.duration.as_secs_f64().max(1e-9);
+    let compression = model.wire_ratio().max(1.0);
     let offered = Offered {
         msgs_per_s: cx.col.produced_count() as f64 / secs,
-        bytes_per_s: cx.col.produced_bytes() as f64 / secs,
+        bytes_per_s: cx.col.produced_bytes() as f64 / secs / compression,
+        compression,
         hot_key_share,
     };
     let bottleneck = bottleneck(model.capacities(&offered), &offered);
@@ -671,6 +743,7 @@ mod capacity_tests {
         let offered = Offered {
             msgs_per_s: 5_000.0,
             bytes_per_s: 2e6,
+            compression: 1.0,
             hot_key_share: 0.0,
         };
         let stages = vec![

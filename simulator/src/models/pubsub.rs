@@ -23,7 +23,9 @@ use std::collections::{HashMap, VecDeque};
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::log::Rec;
-use crate::models::{backoff, Batcher, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
+use crate::models::{
+    backoff, Batcher, Bucket, Capacity, Compression, Cx, KeyOrder, Model, Offered,
+};
 use crate::profile::Profile;
 use crate::rng::{FixedState, LatencyDist};
 use crate::time::SimTime;
@@ -48,6 +50,8 @@ pub(crate) struct PubSubCfg {
     pub dead_letter: bool,
     pub max_attempts: u32,
     pub retention: SimTime,
+    /// The producer compresses each message body itself (the service never does).
+    pub compression: Compression,
     pub publish: LatencyDist,
     pub deliver: LatencyDist,
     pub max_retries: u32,
@@ -87,6 +91,7 @@ impl PubSubCfg {
             key_bytes: p.f64("ordering_key_bytes_per_s")?,
             dead_letter: p.bool("dead_letter_topic")?,
             max_attempts: attempts,
+            compression: Compression::ratio_param(p, "client_compression_ratio")?,
             retention: SimTime::from_secs_f64(p.f64("retention_days")? * 86_400.0),
             publish: LatencyDist::from_p50_p99(
                 p.millis("publish_p50_ms")?,
@@ -529,7 +534,10 @@ impl Model for PubSub {
     fn start(&mut self, _cx: &mut Cx<PsEv>) {}
 
     fn on_message(&mut self, msg: Msg, cx: &mut Cx<PsEv>) {
-        if msg.size > self.cfg.max_message_bytes {
+        // The service sees the body as the client sent it: compressed, if it compresses.
+        let mut rec = Rec::new(&msg);
+        rec.size = self.cfg.compression.wire(msg.size);
+        if rec.size > self.cfg.max_message_bytes {
             cx.col.failed(msg.id, cx.now(), Cause::Window);
             let max = self.cfg.max_message_bytes;
             cx.mech_id(Cause::Window, "message_too_large", msg.id, || {
@@ -541,7 +549,7 @@ impl Model for PubSub {
             return;
         }
         self.publishing += 1;
-        let added = self.batcher.add(0, Rec::new(&msg));
+        let added = self.batcher.add(0, rec);
         if let Some(seq) = added.arm {
             cx.after(self.batcher.linger, PsEv::Flush { seq });
         }
@@ -734,6 +742,10 @@ impl Model for PubSub {
             && self.in_clients == 0
     }
 
+    fn wire_ratio(&self) -> f64 {
+        self.cfg.compression.ratio
+    }
+
     fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
         let c = &self.cfg;
         let fmt = crate::metrics::fmt_rate;
@@ -742,8 +754,9 @@ impl Model for PubSub {
             stage: "quota",
             per_s: c.quota_bytes / counted,
             how: format!(
-                "publish quota {:.0} MB/s ÷ {counted:.0} B per message (at least 1 kB)",
-                c.quota_bytes / 1e6
+                "publish quota {:.0} MB/s ÷ {counted:.0} B per message{} (at least 1 kB)",
+                c.quota_bytes / 1e6,
+                offered.compressed_note()
             ),
             relief: "ask for a higher regional quota".into(),
         }];
@@ -801,6 +814,7 @@ impl Model for PubSub {
             format!("message_ordering={}", c.ordering),
             format!("dead_letter_topic={}", c.dead_letter),
             format!("retain_acked_messages={}", c.retain_acked),
+            format!("client_compression_ratio={}", c.compression.ratio),
         ];
         let mut cost = CostEstimate::default();
         let tib = self.billed_bytes / 1_099_511_627_776.0;
@@ -971,5 +985,31 @@ mod tests {
             3,
         );
         assert!(r.services[0].dead_lettered.count > 0);
+    }
+
+    #[test]
+    fn client_compression_divides_the_billed_bytes_by_its_ratio() {
+        // 1,000 messages/s of 2,000 B: publish requests of about ten messages are far above
+        // the 1 kB minimum, and each delivery is billed its size. Compressed 4:1 by the
+        // publisher, every billed byte is a quarter: (published + delivered) × 500 B.
+        let workload = "kind = \"payments\"\nrate = \"1000/s\"\nmessage_bytes = 2000";
+        let billed = |ps: &str| {
+            let r = run(ps, workload, "", 5);
+            let s = r.service(ServiceKind::PubSub).unwrap().clone();
+            let tib = s
+                .cost
+                .lines
+                .iter()
+                .find(|l| l.item.starts_with("TiB of throughput"))
+                .map_or(0.0, |l| l.quantity);
+            (tib * 1_099_511_627_776.0, s)
+        };
+        let (plain, p) = billed("");
+        let (packed, c) = billed("client_compression_ratio = 4");
+        let expect = |s: &crate::ServiceReport, size: f64| {
+            (s.produced + s.delivered + s.redeliveries) as f64 * size
+        };
+        assert!((plain / expect(&p, 2_000.0) - 1.0).abs() < 1e-6, "{plain}");
+        assert!((packed / expect(&c, 500.0) - 1.0).abs() < 1e-6, "{packed}");
     }
 }
