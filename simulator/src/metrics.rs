@@ -304,6 +304,10 @@ pub struct Bottleneck {
     pub binding: bool,
     /// One sentence: how the capacity is made up, against the offered rate, and the remedy.
     pub detail: String,
+    /// Facts about limits that are not capacities, such as a partition above what the
+    /// service guarantees it (Event Hubs throttles the namespace, not the partition).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Formats a rate for people: `30,000`, `1,234`, `0.5`.

@@ -251,6 +251,9 @@ impl Report {
                 s.settings.join(" ")
             );
             let _ = writeln!(out, "  bottleneck: {}", s.bottleneck.detail);
+            for note in &s.bottleneck.notes {
+                let _ = writeln!(out, "  note: {note}");
+            }
             for m in &s.baseline_mechanisms {
                 let _ = writeln!(
                     out,

@@ -549,14 +549,67 @@ impl Model for EventHubs {
                 relief: "add throughput units, or fewer consumer groups and readers".into(),
             },
         ];
-        out.extend(Capacity::readers(
-            "processors",
-            c.group.consumers,
-            c.partitions,
-            c.group.processing,
-            "partition",
-        ));
+        out.extend(
+            Capacity::readers_with_hot_key(
+                "processors",
+                c.group.consumers,
+                c.partitions,
+                c.group.processing,
+                offered,
+            )
+            .or_else(|| {
+                Capacity::readers(
+                    "processors",
+                    c.group.consumers,
+                    c.partitions,
+                    c.group.processing,
+                    "partition",
+                )
+            }),
+        );
         out
+    }
+
+    fn notes(&self, offered: &Offered) -> Vec<String> {
+        // Standard tier throttles the namespace's TUs, not partitions: Microsoft guarantees a
+        // partition up to one TU of ingress and egress and says more may work but is not
+        // guaranteed. So a hot partition above that is named here, not throttled.
+        let c = &self.cfg;
+        let mut notes = Vec::new();
+        let one_tu = (c.ingress_bytes / offered.mean_bytes()).min(c.ingress_events);
+        let shares = offered.partition_shares(c.partitions);
+        let (p, share) = shares
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, 0.0));
+        let rate = offered.msgs_per_s * share;
+        if rate > one_tu {
+            notes.push(format!(
+                "partition {p} takes {}/s ({:.0}% of the events{}), above the one throughput \
+                 unit ({}/s here: 1 MB/s or 1,000 events/s) Microsoft guarantees a partition; \
+                 more may get through, since the {} TUs are shared by the namespace, but it is \
+                 not guaranteed",
+                crate::metrics::fmt_rate(rate),
+                100.0 * share,
+                if offered.hot_key_share > 0.0 {
+                    " with the hot key"
+                } else {
+                    ""
+                },
+                crate::metrics::fmt_rate(one_tu),
+                c.tus
+            ));
+        }
+        if c.tus > c.partitions as f64 {
+            notes.push(format!(
+                "{} TUs over {} partitions: Microsoft recommends at least as many partitions as \
+                 throughput units",
+                c.tus, c.partitions
+            ));
+        }
+        notes
     }
 
     fn finish(
@@ -764,5 +817,67 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("write 4 for data that shrinks 4:1"), "{err}");
+    }
+
+    #[test]
+    fn a_hot_partition_above_one_tu_is_named_not_throttled() {
+        // 5,000 events/s of 100 B on 6 TUs and 6 partitions, 40% with one key: its partition
+        // gets 40% + 60%/6 = 50%, 2,500 events/s, above the 1,000 events/s Microsoft
+        // guarantees one partition. Standard tier throttles the namespace (6,000/s here), not
+        // the partition, so nothing is throttled; the report says the excess is not
+        // guaranteed, and the processor of that partition is the stage that binds first.
+        let r = run(
+            "throughput_units = 6\npartitions = 6",
+            "kind = \"telemetry\"\nrate = \"5000/s\"\nmessage_bytes = 100\nhot_key_share = 0.4",
+            5,
+        );
+        let eh = r.service(ServiceKind::EventHubs).unwrap();
+        assert_eq!(eh.throttled, 0);
+        assert_eq!(eh.delivered, eh.produced);
+        let hot = crate::models::hot_partition(6);
+        let note = eh
+            .bottleneck
+            .notes
+            .iter()
+            .find(|n| n.starts_with(&format!("partition {hot} takes ")))
+            .unwrap_or_else(|| panic!("{:?}", eh.bottleneck.notes));
+        assert!(
+            note.contains("(50% of the events with the hot key)"),
+            "{note}"
+        );
+        assert!(note.contains("not guaranteed"), "{note}");
+        // The processors: the hot partition's owner carries 50% + a sixth of the rest.
+        let share = 0.5 + 0.6 / 6.0;
+        assert_eq!(eh.bottleneck.stage, "quota");
+        assert!((eh.bottleneck.capacity_per_s - 6_000.0).abs() < 1e-6);
+        let r = run(
+            "throughput_units = 6\npartitions = 6\nprocessing_ms = 0.5",
+            "kind = \"telemetry\"\nrate = \"5000/s\"\nmessage_bytes = 100\nhot_key_share = 0.4",
+            2,
+        );
+        let b = &r.service(ServiceKind::EventHubs).unwrap().bottleneck;
+        assert_eq!(b.stage, "consumers");
+        assert!(
+            (b.capacity_per_s - 2_000.0 / share).abs() < 1e-6,
+            "{}",
+            b.detail
+        );
+        assert!(
+            b.detail.contains(&format!("reads hot partition {hot}")),
+            "{}",
+            b.detail
+        );
+        // Without a hot key the same load stays under one TU per partition: no note.
+        let even = run(
+            "throughput_units = 6\npartitions = 6",
+            "kind = \"telemetry\"\nrate = \"5000/s\"\nmessage_bytes = 100",
+            2,
+        );
+        assert!(even
+            .service(ServiceKind::EventHubs)
+            .unwrap()
+            .bottleneck
+            .notes
+            .is_empty());
     }
 }

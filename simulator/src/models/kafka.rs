@@ -1082,36 +1082,80 @@ impl Model for Kafka {
     fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
         let c = &self.cfg;
         let mean = offered.mean_bytes();
-        // Produce requests land on the partition leaders; the broker leading the most
-        // partitions fills up first (the model charges the leader's append).
+        // Produce requests land on the partition leaders; the broker whose partitions carry
+        // the largest share of the records fills up first (the model charges the leader's
+        // append). Without a hot key that is the broker leading the most partitions.
+        let shares = offered.partition_shares(c.partitions);
         let mut leading = vec![0usize; c.brokers];
-        for part in &self.parts {
+        let mut load = vec![0.0f64; c.brokers];
+        for (p, part) in self.parts.iter().enumerate() {
             if let Some(&l) = part.replicas.first() {
                 leading[l] += 1;
+                load[l] += shares.get(p).copied().unwrap_or(0.0);
             }
         }
-        let most = leading.iter().copied().max().unwrap_or(1).max(1);
+        let (busiest, share) = load
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, 1.0));
         let per_broker = c.broker_bytes_per_s / mean;
-        let mut out = vec![Capacity {
-            stage: "brokers",
-            per_s: per_broker * c.partitions as f64 / most as f64,
-            how: format!(
-                "{} brokers at {:.0} MB/s ÷ {mean:.0} B{}, the busiest leading {most} of {} \
+        let hot = super::hot_partition(c.partitions);
+        let how = if offered.hot_key_share > 0.0 {
+            format!(
+                "broker {busiest} at {:.0} MB/s ÷ {mean:.0} B{} leads {} partitions carrying \
+                 {:.0}% of the records{}",
+                c.broker_bytes_per_s / 1e6,
+                offered.compressed_note(),
+                leading[busiest],
+                100.0 * share,
+                if self.parts[hot].replicas.first() == Some(&busiest) {
+                    format!(", hot partition {hot} among them")
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            format!(
+                "{} brokers at {:.0} MB/s ÷ {mean:.0} B{}, the busiest leading {} of {} \
                  partitions",
                 c.brokers,
                 c.broker_bytes_per_s / 1e6,
                 offered.compressed_note(),
+                leading[busiest],
                 c.partitions
-            ),
-            relief: "add brokers, and partitions to spread the leaders".into(),
+            )
+        };
+        let mut out = vec![Capacity {
+            stage: "brokers",
+            per_s: per_broker / share.max(1e-9),
+            how,
+            relief: if offered.hot_key_share > 0.0 {
+                "spread the hot key over several keys; more brokers do not split one partition"
+                    .into()
+            } else {
+                "add brokers, and partitions to spread the leaders".into()
+            },
         }];
-        out.extend(Capacity::readers(
-            "consumers",
-            c.group.consumers,
-            c.partitions,
-            c.group.processing,
-            "partition",
-        ));
+        out.extend(
+            Capacity::readers_with_hot_key(
+                "consumers",
+                c.group.consumers,
+                c.partitions,
+                c.group.processing,
+                offered,
+            )
+            .or_else(|| {
+                Capacity::readers(
+                    "consumers",
+                    c.group.consumers,
+                    c.partitions,
+                    c.group.processing,
+                    "partition",
+                )
+            }),
+        );
         out
     }
 
@@ -1598,5 +1642,49 @@ mod tests {
                 .to_string();
         assert!(err.starts_with("k.toml:3:20:"), "{err}");
         assert!(err.contains("none, gzip, snappy, lz4, zstd"), "{err}");
+    }
+
+    #[test]
+    fn a_hot_key_is_named_as_the_hot_partitions_consumer_with_its_rate() {
+        // 20,000 messages/s, half of them with one key. Its partition gets 50% plus a sixth
+        // of the rest: 58.3%, 11,667/s, more than the 10,000/s its one consumer processes
+        // (0.1 ms each). That consumer also owns a second partition (range assignor, 6 over
+        // 3): 66.7% of the records, so the group takes 10,000 / 0.667 = 15,000/s, not the
+        // 30,000/s of an even spread.
+        let mut s = scenario("", "", 2, 20_000);
+        s.workload.hot_key_share = Some(0.5);
+        let r = s.run().unwrap();
+        let k = &r.services[0];
+        let b = &k.bottleneck;
+        let hot = crate::models::hot_partition(6);
+        let owner = crate::models::group::range_assign(6, &[0, 1, 2])[hot].unwrap();
+        let share = 0.5 + 0.5 / 6.0;
+        assert_eq!(b.stage, "consumers");
+        assert!(b.binding);
+        assert!((b.capacity_per_s - 10_000.0 / (share + 0.5 / 6.0)).abs() < 1e-6);
+        let named = format!(
+            "consumer {owner} reads hot partition {hot}, which gets 58% of the records (50% hot \
+             key, a 6th of the rest) = "
+        );
+        assert!(
+            b.detail.starts_with(&format!("consumers: {named}")),
+            "{}",
+            b.detail
+        );
+        assert!(b
+            .detail
+            .contains("against the 10,000/s one consumer processes"));
+        assert!(b.detail.contains("spread the hot key"), "{}", b.detail);
+        // The same run without the hot key spreads evenly: 3 × 10,000/s.
+        let even = scenario("", "", 2, 20_000).run().unwrap();
+        assert!((even.services[0].bottleneck.capacity_per_s - 30_000.0).abs() < 1e-6);
+        // And the hot partition's consumer falls behind: lag builds that the even spread
+        // never shows.
+        let peak = |s: &crate::ServiceReport| s.samples.iter().map(|x| x.lag_messages).max();
+        let (hot_lag, even_lag) = (peak(k), peak(&even.services[0]));
+        assert!(
+            hot_lag > Some(1_000) && even_lag < Some(1_000),
+            "{hot_lag:?} vs {even_lag:?}"
+        );
     }
 }

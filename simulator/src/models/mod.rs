@@ -91,6 +91,11 @@ pub(crate) trait Model {
     fn idle(&self) -> bool;
     /// What each stage can carry for the offered workload (the bottleneck is the least).
     fn capacities(&self, offered: &Offered) -> Vec<Capacity>;
+    /// Facts about the limits that are not capacities (a partition above what the service
+    /// guarantees it, a sizing rule broken), shown under the bottleneck.
+    fn notes(&self, _offered: &Offered) -> Vec<String> {
+        Vec::new()
+    }
     /// How many times smaller the producer's bytes are on the wire and in storage (its
     /// compression); 1 without.
     fn wire_ratio(&self) -> f64 {
@@ -145,6 +150,19 @@ impl Offered {
     /// retention window of that length.
     pub fn gb_in(&self, span: SimTime) -> f64 {
         self.bytes_per_s * span.as_secs_f64() / 1e9
+    }
+
+    /// The share of the records each of `partitions` partitions gets when keys map to
+    /// partitions by `mix64(key) % partitions` (Kafka's and Event Hubs' models): an even
+    /// share of the ordinary keys, plus all of the hot key's in its one partition.
+    pub fn partition_shares(&self, partitions: usize) -> Vec<f64> {
+        let n = partitions.max(1);
+        let h = self.hot_key_share.clamp(0.0, 1.0);
+        let mut shares = vec![(1.0 - h) / n as f64; n];
+        if h > 0.0 {
+            shares[hot_partition(n)] += h;
+        }
+        shares
     }
 
     /// What `partitions` partitions of `per_partition` messages/s each can take of this
@@ -209,6 +227,12 @@ impl Compression {
     }
 }
 
+/// The partition the workload's hot key (its first key) lands in, for services that map a
+/// key to `mix64(key) % partitions`.
+pub(crate) fn hot_partition(partitions: usize) -> usize {
+    (crate::rng::mix64(crate::workload::KEY_BASE) % partitions.max(1) as u64) as usize
+}
+
 /// What one stage of a service can carry, in messages per second.
 pub(crate) struct Capacity {
     /// `producer`, `brokers`, `partitions`, `consumers` or `quota`.
@@ -266,6 +290,84 @@ impl Capacity {
     }
 }
 
+impl Capacity {
+    /// Readers of a consumer group that own partitions as Kafka's range assignor gives them
+    /// out, each processing one message in `processing`, for a workload whose hot key sends
+    /// more than an even share to one partition. The reader whose partitions carry the
+    /// largest share sets the pace; when it is the hot partition's reader, the sentence names
+    /// the partition, its rate, and what that one reader can do. `None` without a hot key
+    /// (use [`Capacity::readers`]).
+    pub fn readers_with_hot_key(
+        label: &str,
+        readers: usize,
+        partitions: usize,
+        processing: SimTime,
+        offered: &Offered,
+    ) -> Option<Capacity> {
+        let secs = processing.as_secs_f64();
+        if offered.hot_key_share <= 0.0 || secs <= 0.0 || readers == 0 || partitions == 0 {
+            return None;
+        }
+        let each = 1.0 / secs;
+        let shares = offered.partition_shares(partitions);
+        let members: Vec<usize> = (0..readers).collect();
+        let owners = group::range_assign(partitions, &members);
+        let mut load = vec![0.0f64; readers];
+        for (p, owner) in owners.iter().enumerate() {
+            if let Some(o) = owner {
+                load[*o] += shares[p];
+            }
+        }
+        let (busiest, share) = load
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let hot = hot_partition(partitions);
+        let singular = label.strip_suffix('s').unwrap_or(label);
+        let owned = owners.iter().filter(|o| **o == Some(busiest)).count();
+        let ms = secs * 1e3;
+        let hot_rate = offered.msgs_per_s * shares[hot];
+        let how = if owners.get(hot).copied().flatten() == Some(busiest) {
+            format!(
+                "{singular} {busiest} reads hot partition {hot}, which gets {:.0}% of the \
+                 records ({:.0}% hot key, a {partitions}th of the rest) = {}/s against the \
+                 {}/s one {singular} processes ({ms} ms each){}; it carries {:.0}% in all",
+                100.0 * shares[hot],
+                100.0 * offered.hot_key_share,
+                fmt_rate(hot_rate),
+                fmt_rate(each),
+                if owned > 1 {
+                    format!(", with {} more partition(s)", owned - 1)
+                } else {
+                    String::new()
+                },
+                100.0 * share
+            )
+        } else {
+            format!(
+                "{singular} {busiest} carries {:.0}% of the records on {owned} partitions at \
+                 {}/s ({ms} ms each); hot partition {hot} gets {:.0}% = {}/s",
+                100.0 * share,
+                fmt_rate(each),
+                100.0 * shares[hot],
+                fmt_rate(hot_rate)
+            )
+        };
+        Some(Capacity {
+            stage: "consumers",
+            per_s: each / share.max(1e-9),
+            how,
+            relief: format!(
+                "spread the hot key ({:.0}% of the records) over several keys, or speed up \
+                 processing: one key stays in one partition, read by one {singular}, so more \
+                 partitions or {label} do not split it",
+                100.0 * offered.hot_key_share
+            ),
+        })
+    }
+}
+
 /// The least of `stages` against the offered rate.
 fn bottleneck(stages: Vec<Capacity>, offered: &Offered) -> Bottleneck {
     let rate = offered.msgs_per_s;
@@ -279,6 +381,7 @@ fn bottleneck(stages: Vec<Capacity>, offered: &Offered) -> Bottleneck {
             offered_per_s: rate,
             binding: false,
             detail: "no stage with a known capacity".into(),
+            notes: Vec::new(),
         };
     };
     let binding = rate > c.per_s;
@@ -309,6 +412,7 @@ fn bottleneck(stages: Vec<Capacity>, offered: &Offered) -> Bottleneck {
         offered_per_s: rate,
         binding,
         detail,
+        notes: Vec::new(),
     }
 }
 
@@ -405,7 +509,8 @@ pub(crate) fn drive<M: Model>(
         compression,
         hot_key_share,
     };
-    let bottleneck = bottleneck(model.capacities(&offered), &offered);
+    let mut bottleneck = bottleneck(model.capacities(&offered), &offered);
+    bottleneck.notes = model.notes(&offered);
     let (settings, cost) = model.finish(&mut cx, end, &offered);
     let events = cx.q.events_handled();
     let Cx { col, .. } = cx;
