@@ -12,6 +12,15 @@
 //!   provider's problem and show up as a short unavailability of some partitions.
 //! - **Readers:** event-processor instances own partitions, checkpoint every interval, and take
 //!   over a dead instance's partitions when its ownership expires (from the last checkpoint).
+//! - **Kafka endpoint** (`protocol = "kafka"`): Kafka clients see the same throughput units
+//!   differently. A produce request over the quota is held until there is room and answered
+//!   with `throttle_time_ms`, not refused with ServerBusy; held longer than the client's
+//!   `request.timeout.ms` it fails with Policy Violation and the producer resends it until
+//!   `delivery.timeout.ms`. Consumer groups are Kafka's: created on first use, scoped to the
+//!   namespace (one group name on several topics rebalances them all together), not counted
+//!   against the event hub's consumer-group limit, one consumer per partition.
+//! - **Hot partitions:** Standard tier throttles the namespace, not a partition; Microsoft
+//!   guarantees a partition one TU. A partition above that is reported, not throttled.
 
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
@@ -26,10 +35,22 @@ use crate::time::SimTime;
 use crate::workload::Msg;
 use crate::SimError;
 
+/// How Kafka clients see Event Hubs through its Kafka endpoint.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KafkaEndpoint {
+    /// A produce request delayed longer than this fails with Policy Violation.
+    pub request_timeout: SimTime,
+    /// The producer gives a record up once it has tried for this long.
+    pub delivery_timeout: SimTime,
+    pub retry_backoff: SimTime,
+}
+
 /// Event Hubs settings.
 #[derive(Clone, Debug)]
 pub(crate) struct EventHubsCfg {
     pub tier: String,
+    /// `Some` when Kafka clients use the Kafka endpoint rather than AMQP.
+    pub kafka: Option<KafkaEndpoint>,
     pub tus: f64,
     pub ingress_bytes: f64,
     pub ingress_events: f64,
@@ -60,15 +81,39 @@ pub(crate) struct EventHubsCfg {
 impl EventHubsCfg {
     pub fn from_profile(p: &Profile) -> Result<EventHubsCfg, SimError> {
         let tier = p.choice("tier", &["basic", "standard"])?;
+        let kafka = p.choice("protocol", &["amqp", "kafka"])? == "kafka";
+        if kafka && tier == "basic" {
+            return Err(SimError::at(
+                p.origin("protocol"),
+                "the Kafka endpoint needs the Standard tier or above (a Basic namespace answers \
+                 TopicAuthorizationException): set tier = \"standard\" or protocol = \"amqp\"",
+            ));
+        }
         let consumer_groups = p.count("consumer_groups", 1, 1000)?;
         let max_groups = p.count("max_consumer_groups", 1, 1000)?;
-        if consumer_groups > max_groups {
+        // Kafka consumer groups are not Event Hubs consumer groups: created on first use,
+        // scoped to the namespace, and not counted against the per-event-hub limit.
+        if consumer_groups > max_groups && !kafka {
             return Err(SimError::at(
                 p.origin("consumer_groups"),
-                format!("the tier allows {max_groups} consumer groups per event hub, got {consumer_groups}"),
+                format!(
+                    "the tier allows {max_groups} consumer groups per event hub, got \
+                     {consumer_groups} (Kafka consumer groups on the Kafka endpoint are not \
+                     counted against it: protocol = \"kafka\")"
+                ),
             ));
         }
         let readers = p.count("readers_per_partition", 1, 1000)?;
+        if kafka && readers > 1 {
+            return Err(SimError::at(
+                p.origin("readers_per_partition"),
+                format!(
+                    "a Kafka consumer group gives each partition to one consumer, got \
+                     readers_per_partition = {readers} with protocol = \"kafka\": set it to 1 \
+                     and add consumer_groups to read the events more than once"
+                ),
+            ));
+        }
         let max_readers = p.count("max_readers_per_partition", 1, 1000)?;
         if readers > max_readers {
             return Err(SimError::at(
@@ -80,7 +125,7 @@ impl EventHubsCfg {
         }
         let receive =
             LatencyDist::from_p50_p99(p.millis("receive_p50_ms")?, p.millis("receive_p99_ms")?);
-        let group = GroupCfg {
+        let mut group = GroupCfg {
             consumers: p.count("processors", 1, 1000)?,
             processing: p.millis("processing_ms")?,
             max_batch: p.count("max_batch", 1, 100_000)?,
@@ -96,6 +141,21 @@ impl EventHubsCfg {
             label: "event processor",
             copies: readers as u32,
         };
+        let kafka = if kafka {
+            // Kafka clients: a Kafka consumer group with Kafka's session timeout and
+            // rebalances, its offsets committed to the service.
+            group.detect_after = p.millis("kafka_session_timeout_ms")?;
+            group.detect_code = "session_timeout";
+            group.rebalance_code = "rebalance";
+            group.label = "Kafka consumer";
+            Some(KafkaEndpoint {
+                request_timeout: p.millis("kafka_request_timeout_ms")?,
+                delivery_timeout: p.millis("kafka_delivery_timeout_ms")?,
+                retry_backoff: p.millis("kafka_retry_backoff_ms")?,
+            })
+        } else {
+            None
+        };
         let max_event = if tier == "basic" {
             p.int("max_event_bytes_basic", 1, u32::MAX as i64)?
         } else {
@@ -107,6 +167,7 @@ impl EventHubsCfg {
             p.f64("retention_days")?
         };
         Ok(EventHubsCfg {
+            kafka,
             tus: p.int("throughput_units", 1, 40)? as f64,
             ingress_bytes: p.f64("ingress_bytes_per_tu")?,
             ingress_events: p.f64("ingress_events_per_tu")?,
@@ -152,6 +213,12 @@ pub(crate) enum EhEv {
         batch: Vec<Rec>,
         p: u32,
         attempt: u32,
+    },
+    /// A produce request on the Kafka endpoint that was held back for `throttle_time_ms` is
+    /// written and answered.
+    Admit {
+        batch: Vec<Rec>,
+        p: u32,
     },
     /// A partition's open batch has waited its linger.
     Flush {
@@ -244,11 +311,14 @@ impl EventHubs {
 
     fn send(&mut self, batch: Vec<Rec>, p: u32, attempt: u32, cx: &mut Cx<EhEv>) {
         if self.clients_cut {
-            let t = self.cfg.try_timeout;
+            let t = self
+                .cfg
+                .kafka
+                .map_or(self.cfg.try_timeout, |k| k.request_timeout);
             cx.mech(Cause::Window, "request_timeout", || {
                 format!("the client cannot reach the namespace: each try times out after {t}")
             });
-            self.failed_try(batch, p, attempt, self.cfg.try_timeout, cx);
+            self.failed_try(batch, p, attempt, t, cx);
             return;
         }
         let lat = cx.rng.latency(&self.cfg.publish).plus(self.extra_latency);
@@ -268,6 +338,36 @@ impl EventHubs {
         cx: &mut Cx<EhEv>,
     ) {
         let now = cx.now();
+        if let Some(k) = self.cfg.kafka {
+            // A Kafka producer resends after retry.backoff.ms until delivery.timeout.ms has
+            // passed since the batch's oldest record was sent.
+            let oldest = batch.iter().map(|r| r.created).min().unwrap_or(now);
+            let next = now.plus(after).plus(k.retry_backoff);
+            if next > oldest.plus(k.delivery_timeout) {
+                self.outstanding = self.outstanding.saturating_sub(batch.len() as u64);
+                for r in &batch {
+                    cx.col.failed(r.id, now.plus(after), Cause::Window);
+                }
+                let first = batch.first().map_or(0, |r| r.id);
+                let (n, dt) = (batch.len(), k.delivery_timeout);
+                cx.mech_id(Cause::Window, "delivery_timeout", first, || {
+                    format!(
+                        "{n} records waited longer than delivery.timeout.ms ({dt}): the sends fail"
+                    )
+                });
+                return;
+            }
+            cx.col.retried();
+            cx.at(
+                next,
+                EhEv::Retry {
+                    batch,
+                    p,
+                    attempt: attempt + 1,
+                },
+            );
+            return;
+        }
         if attempt >= self.cfg.max_retries {
             self.outstanding = self.outstanding.saturating_sub(batch.len() as u64);
             for r in &batch {
@@ -312,6 +412,47 @@ impl EventHubs {
         }
         let bytes: f64 = batch.iter().map(|r| f64::from(r.size)).sum();
         let events = batch.len() as f64;
+        if let Some(k) = self.cfg.kafka {
+            // The Kafka endpoint does not refuse a request over the quota: it holds it until
+            // the throughput units have room and says how long in throttle_time_ms. Only a
+            // delay beyond the client's request.timeout.ms fails (Policy Violation).
+            let wait = self
+                .in_bytes
+                .wait_for(now, bytes)
+                .max(self.in_events.wait_for(now, events));
+            if wait == SimTime::ZERO {
+                self.in_bytes.try_take(now, bytes);
+                self.in_events.try_take(now, events);
+                self.admit(batch, p, cx);
+                return;
+            }
+            cx.col.throttled(1);
+            let tus = self.cfg.tus;
+            let first = batch.first().map_or(0, |r| r.id);
+            if wait > k.request_timeout {
+                let t = k.request_timeout;
+                cx.mech_id(Cause::Window, "policy_violation", first, || {
+                    format!(
+                        "ingress above {tus} TU would hold the produce request {wait}, longer \
+                         than request.timeout.ms ({t}): it fails with Policy Violation and the \
+                         producer resends it"
+                    )
+                });
+                self.failed_try(batch, p, attempt, t, cx);
+                return;
+            }
+            self.in_bytes.take_debt(now, bytes);
+            self.in_events.take_debt(now, events);
+            cx.mech_id(Cause::Window, "throttle_time", first, || {
+                format!(
+                    "ingress above {tus} TU (1 MB/s or 1,000 events/s each): the produce \
+                     request is held and answered late, with throttle_time_ms (no ServerBusy \
+                     error over Kafka; the first was held {wait})"
+                )
+            });
+            cx.at(now.plus(wait), EhEv::Admit { batch, p });
+            return;
+        }
         if !(self.in_bytes.has(now, bytes) && self.in_events.has(now, events)) {
             // One throttled request: the whole EventDataBatch is refused and resent.
             cx.col.throttled(1);
@@ -327,6 +468,13 @@ impl EventHubs {
         }
         self.in_bytes.try_take(now, bytes);
         self.in_events.try_take(now, events);
+        self.admit(batch, p, cx);
+    }
+
+    /// Writes an accepted request's events to partition `p` and answers the producer.
+    fn admit(&mut self, batch: Vec<Rec>, p: u32, cx: &mut Cx<EhEv>) {
+        let now = cx.now();
+        let pi = p as usize;
         let back = cx.rng.latency(&self.cfg.publish);
         self.outstanding = self.outstanding.saturating_sub(batch.len() as u64);
         for rec in batch {
@@ -413,6 +561,7 @@ impl Model for EventHubs {
             }
             EhEv::Arrive { batch, p, attempt } => self.arrive(batch, p, attempt, cx),
             EhEv::Retry { batch, p, attempt } => self.send(batch, p, attempt, cx),
+            EhEv::Admit { batch, p } => self.admit(batch, p, cx),
             EhEv::Flush { p, seq } => {
                 if let Some(batch) = self.batcher.flush(p as usize, seq) {
                     self.send(batch, p, 0, cx);
@@ -624,7 +773,7 @@ impl Model for EventHubs {
         }
         while let Some((_, ev)) = cx.q.pop() {
             if let crate::models::Ev::Model(
-                EhEv::Arrive { batch, .. } | EhEv::Retry { batch, .. },
+                EhEv::Arrive { batch, .. } | EhEv::Retry { batch, .. } | EhEv::Admit { batch, .. },
             ) = ev
             {
                 for rec in batch {
@@ -635,12 +784,23 @@ impl Model for EventHubs {
         let c = &self.cfg;
         let settings = vec![
             format!("tier={}", c.tier),
+            format!(
+                "protocol={}",
+                if c.kafka.is_some() { "kafka" } else { "amqp" }
+            ),
             format!("throughput_units={}", c.tus),
             format!("partitions={}", c.partitions),
             format!("consumer_groups={}", c.consumer_groups),
             format!("readers_per_partition={}", c.readers_per_partition),
             format!("processors={}", c.group.consumers),
-            format!("client_max_retries={}", c.max_retries),
+            match c.kafka {
+                Some(k) => format!(
+                    "request.timeout.ms={} delivery.timeout.ms={}",
+                    k.request_timeout.as_millis_f64(),
+                    k.delivery_timeout.as_millis_f64()
+                ),
+                None => format!("client_max_retries={}", c.max_retries),
+            },
             format!("client_compression_ratio={}", c.compression.ratio),
         ];
         let hours = run.as_secs_f64() / 3600.0;
@@ -879,5 +1039,83 @@ mod tests {
             .bottleneck
             .notes
             .is_empty());
+    }
+
+    #[test]
+    fn the_kafka_endpoint_delays_throttled_requests_instead_of_refusing_them() {
+        // 1,500 events/s of 100 B on one TU (1,000 events/s; the bytes are far below 1 MB/s)
+        // for 20 s. Over AMQP the excess gets ServerBusy and, without retries, fails. Over
+        // Kafka each request is held until the TU has room: the backlog grows by 500 events
+        // a second, less the 1,000 of the one-second burst, so the last request waits about
+        // (500 × 20 − 1,000) / 1,000 = 9 s, below the 30 s request.timeout.ms. Nothing fails.
+        let workload = "kind = \"telemetry\"\nrate = \"1500/s\"\nmessage_bytes = 100";
+        let eh = "throughput_units = 1\npartitions = 1\nproducer_batch_max_events = 10\n\
+                  client_max_retries = 0";
+        let amqp = run(eh, workload, 20);
+        let amqp = amqp.service(ServiceKind::EventHubs).unwrap();
+        assert!(amqp.failed.count > 0);
+        let kafka = run(&format!("{eh}\nprotocol = \"kafka\""), workload, 20);
+        let k = kafka.service(ServiceKind::EventHubs).unwrap();
+        assert_eq!((k.failed.count, k.acked), (0, k.produced));
+        assert!(k.throttled > 0);
+        let codes: Vec<&str> = k
+            .baseline_mechanisms
+            .iter()
+            .map(|m| m.code.as_str())
+            .collect();
+        assert!(
+            codes.contains(&"throttle_time") && !codes.contains(&"server_busy"),
+            "{codes:?}"
+        );
+        let expected_ms = (500.0 * 20.0 - 1_000.0) / 1_000.0 * 1e3;
+        let max = k.ack_latency.max_ms;
+        assert!(
+            (max - expected_ms).abs() < 0.05 * expected_ms,
+            "{max} ms vs {expected_ms}"
+        );
+        assert!(k.settings.iter().any(|s| s == "protocol=kafka"));
+        // With a 2 s request.timeout.ms the hold passes it after about 6 s: Policy Violation,
+        // and the producer resends.
+        let short = run(
+            &format!("{eh}\nprotocol = \"kafka\"\nkafka_request_timeout_ms = 2000"),
+            workload,
+            20,
+        );
+        let s = short.service(ServiceKind::EventHubs).unwrap();
+        assert!(s
+            .baseline_mechanisms
+            .iter()
+            .any(|m| m.code == "policy_violation"));
+        assert!(s.retries > 0);
+    }
+
+    #[test]
+    fn kafka_consumer_groups_are_namespace_wide_and_one_reader_per_partition() {
+        let parse = |eh: &str| {
+            Scenario::from_toml_str(
+                &format!("services = [\"eventhubs\"]\n[eventhubs]\n{eh}\n"),
+                "eh.toml",
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+        // 25 groups: over the 20 Event Hubs consumer groups of an event hub on Standard, but
+        // Kafka groups are separate, created on first use and not counted against it.
+        let err = parse("consumer_groups = 25").unwrap_err();
+        assert!(
+            err.starts_with("eh.toml:3:19: field `eventhubs.consumer_groups`"),
+            "{err}"
+        );
+        assert!(parse("consumer_groups = 25\nprotocol = \"kafka\"").is_ok());
+        let err = parse("protocol = \"kafka\"\nreaders_per_partition = 2").unwrap_err();
+        assert!(err.starts_with("eh.toml:4:25:"), "{err}");
+        assert!(err.contains("set it to 1"), "{err}");
+        let err = parse("protocol = \"kafka\"\ntier = \"basic\"").unwrap_err();
+        assert!(
+            err.starts_with("eh.toml:3:12: field `eventhubs.protocol`"),
+            "{err}"
+        );
+        assert!(err.contains("TopicAuthorizationException"), "{err}");
+        assert_eq!(err.lines().count(), 1);
     }
 }

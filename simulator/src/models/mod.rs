@@ -722,6 +722,16 @@ impl Bucket {
         self.tokens >= n
     }
 
+    /// How long until `n` tokens are there (zero if they are), without taking them.
+    pub fn wait_for(&mut self, now: SimTime, n: f64) -> SimTime {
+        self.refill(now);
+        if self.tokens >= n {
+            SimTime::ZERO
+        } else {
+            SimTime::from_secs_f64((n - self.tokens) / self.rate.max(1e-9))
+        }
+    }
+
     /// Takes `n` tokens, going into debt if needed; returns how long until the debt is paid.
     pub fn take_debt(&mut self, now: SimTime, n: f64) -> SimTime {
         self.refill(now);
