@@ -379,6 +379,9 @@ pub struct ServiceReport {
     pub cost: CostEstimate,
     /// The stage that limits the service for this workload.
     pub bottleneck: Bottleneck,
+    /// The replay after a consumer bug, when the scenario asks for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::Replay>,
     /// Mechanisms seen outside any fault window (throttling at the normal quota, ...).
     pub baseline_mechanisms: Vec<TrailStep>,
     /// The time series.
@@ -862,6 +865,7 @@ impl Collector {
             ack_latency: self.ack_latency.percentiles(),
             cost,
             bottleneck,
+            replay: None,
             baseline_mechanisms,
             samples: std::mem::take(&mut self.samples),
             ended_at,

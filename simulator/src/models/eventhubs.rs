@@ -664,6 +664,27 @@ impl Model for EventHubs {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
+    fn replay_window(&self, _spec: &crate::replay::ReplaySpec) -> crate::replay::ReplayWindow {
+        let r = self.cfg.retention;
+        crate::replay::ReplayWindow {
+            window: Some(r),
+            how: if self.cfg.kafka.is_some() {
+                format!(
+                    "the Kafka group's offsets are reset to the bug's timestamp, within the \
+                     event hub's retention ({r}; {} tier)",
+                    self.cfg.tier
+                )
+            } else {
+                format!(
+                    "processors restart from the bug's enqueued time \
+                     (EventPosition.FromEnqueuedTime), within the event hub's retention ({r}; \
+                     {} tier)",
+                    self.cfg.tier
+                )
+            },
+        }
+    }
+
     fn wire_ratio(&self) -> f64 {
         self.cfg.compression.ratio
     }

@@ -1075,6 +1075,19 @@ impl Model for Kafka {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
+    fn replay_window(&self, _spec: &crate::replay::ReplaySpec) -> crate::replay::ReplayWindow {
+        let r = self.cfg.retention;
+        crate::replay::ReplayWindow {
+            window: Some(r),
+            how: format!(
+                "the group's offsets are reset to the bug's timestamp \
+                 (kafka-consumer-groups --reset-offsets --to-datetime), which finds every \
+                 record still within retention.ms ({r}; segments are deleted whole, so a \
+                 little more may remain)"
+            ),
+        }
+    }
+
     fn wire_ratio(&self) -> f64 {
         self.cfg.compression.ratio
     }

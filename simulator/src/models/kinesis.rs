@@ -864,6 +864,18 @@ impl Model for Kinesis {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
+    fn replay_window(&self, _spec: &crate::replay::ReplaySpec) -> crate::replay::ReplayWindow {
+        let r = self.cfg.retention;
+        crate::replay::ReplayWindow {
+            window: Some(r),
+            how: format!(
+                "workers read each shard again with an AT_TIMESTAMP iterator at the bug's time, \
+                 within the stream's retention period ({r}; 24 hours by default, up to 365 \
+                 days)"
+            ),
+        }
+    }
+
     fn wire_ratio(&self) -> f64 {
         self.cfg.compression.ratio
     }

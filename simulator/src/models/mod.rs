@@ -18,6 +18,7 @@ use crate::fault::Fault;
 use crate::metrics::{fmt_rate, Bottleneck, Cause, Collector, CostEstimate, ServiceReport};
 use crate::models::log::Rec;
 use crate::profile::{ParamValue, Profile};
+use crate::replay::{Replay, ReplaySpec, ReplayWindow};
 use crate::rng::SimRng;
 use crate::time::SimTime;
 use crate::trail::CausalTrail;
@@ -91,6 +92,13 @@ pub(crate) trait Model {
     fn idle(&self) -> bool;
     /// What each stage can carry for the offered workload (the bottleneck is the least).
     fn capacities(&self, offered: &Offered) -> Vec<Capacity>;
+    /// How far back the service can rewind for a replay, and how.
+    fn replay_window(&self, _spec: &ReplaySpec) -> ReplayWindow {
+        ReplayWindow {
+            window: None,
+            how: "this service keeps no delivered records to replay".into(),
+        }
+    }
     /// Facts about the limits that are not capacities (a partition above what the service
     /// guarantees it, a sizing rule broken), shown under the bottleneck.
     fn notes(&self, _offered: &Offered) -> Vec<String> {
@@ -422,6 +430,7 @@ pub(crate) struct RunBounds {
     pub duration: SimTime,
     pub drain: SimTime,
     pub interval: SimTime,
+    pub replay: Option<ReplaySpec>,
 }
 
 /// Runs `model` to the end and returns its report and trails.
@@ -513,15 +522,20 @@ pub(crate) fn drive<M: Model>(
     bottleneck.notes = model.notes(&offered);
     let (settings, cost) = model.finish(&mut cx, end, &offered);
     let events = cx.q.events_handled();
+    let replay = bounds
+        .replay
+        .map(|spec| Replay::plan(&spec, offered.msgs_per_s, model.replay_window(&spec)));
     let Cx { col, .. } = cx;
-    Ok(col.finish(
+    let (mut report, trails) = col.finish(
         profile.name.clone(),
         settings,
         cost,
         bottleneck,
         end,
         events,
-    ))
+    );
+    report.replay = replay;
+    Ok((report, trails))
 }
 
 /// Keeps each key's messages in the order they were sent, and nothing more.

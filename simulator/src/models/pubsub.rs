@@ -63,6 +63,10 @@ pub(crate) struct PubSubCfg {
     pub linger: SimTime,
     pub usd_per_tib: f64,
     pub retain_acked: bool,
+    /// Topic message retention (zero for none): seek to a time within it on any subscription.
+    pub topic_retention: SimTime,
+    /// How long a snapshot lives.
+    pub snapshot_lifetime: SimTime,
     pub storage_usd_per_gib_month: f64,
 }
 
@@ -76,6 +80,16 @@ impl PubSubCfg {
             ));
         }
         let attempts = p.int("max_delivery_attempts", 5, 100)? as u32;
+        let topic_days = p.f64("topic_retention_days")?;
+        if topic_days != 0.0 && !(10.0 / 1440.0..=31.0).contains(&topic_days) {
+            return Err(SimError::at(
+                p.origin("topic_retention_days"),
+                format!(
+                    "topic retention is 10 minutes to 31 days (0 for none), got {topic_days} \
+                     days: write 7 for a week"
+                ),
+            ));
+        }
         Ok(PubSubCfg {
             quota_bytes: p.f64("publish_quota_bytes_per_s")?,
             min_request_bytes: p.f64("min_billed_request_bytes")?,
@@ -110,6 +124,10 @@ impl PubSubCfg {
             linger: p.millis("producer_linger_ms")?,
             usd_per_tib: p.f64("usd_per_tib")?,
             retain_acked: p.bool("retain_acked_messages")?,
+            topic_retention: SimTime::from_secs_f64(topic_days * 86_400.0),
+            snapshot_lifetime: SimTime::from_secs_f64(
+                p.f64("snapshot_max_lifetime_days")? * 86_400.0,
+            ),
             storage_usd_per_gib_month: p.f64("storage_usd_per_gib_month")?,
         })
     }
@@ -742,6 +760,65 @@ impl Model for PubSub {
             && self.in_clients == 0
     }
 
+    fn replay_window(&self, spec: &crate::replay::ReplaySpec) -> crate::replay::ReplayWindow {
+        use crate::replay::{PubSubSeek, ReplayWindow};
+        let c = &self.cfg;
+        match spec.pubsub_seek {
+            PubSubSeek::Snapshot => {
+                // A snapshot taken when the bug started keeps what was unacknowledged then and
+                // everything published since, until it expires 7 days (less the age of the
+                // oldest unacknowledged message) after it was taken.
+                let life = c.snapshot_lifetime;
+                ReplayWindow {
+                    window: (spec.found_after <= life).then_some(spec.found_after),
+                    how: if spec.found_after <= life {
+                        format!(
+                            "the subscription seeks to a snapshot taken when the bug started; \
+                             it lives {life}, longer than the delay"
+                        )
+                    } else {
+                        format!(
+                            "the subscription would seek to a snapshot taken when the bug \
+                             started, but snapshots expire after {life}: it is gone"
+                        )
+                    },
+                }
+            }
+            PubSubSeek::Time => {
+                let sub = if c.retain_acked {
+                    c.retention
+                } else {
+                    SimTime::ZERO
+                };
+                let window = sub.max(c.topic_retention);
+                ReplayWindow {
+                    window: (window > SimTime::ZERO).then_some(window),
+                    how: if window > SimTime::ZERO {
+                        format!(
+                            "the subscription seeks to the bug's time; acknowledged messages \
+                             come back as far as they are kept ({}, {})",
+                            if c.retain_acked {
+                                format!("retain_acked_messages for {}", c.retention)
+                            } else {
+                                "retain_acked_messages off".to_string()
+                            },
+                            if c.topic_retention > SimTime::ZERO {
+                                format!("topic retention {}", c.topic_retention)
+                            } else {
+                                "no topic retention".to_string()
+                            }
+                        )
+                    } else {
+                        "the subscription seeks to the bug's time, but acknowledged messages \
+                         were deleted at once (retain_acked_messages off, no topic retention): \
+                         seek only brings back unacknowledged ones"
+                            .to_string()
+                    },
+                }
+            }
+        }
+    }
+
     fn wire_ratio(&self) -> f64 {
         self.cfg.compression.ratio
     }
@@ -829,6 +906,14 @@ impl Model for PubSub {
             cost.monthly(
                 &format!("GiB stored (retain_acked_messages: {days:.1} days, steady state)"),
                 offered.gb_in(c.retention) * 1e9 / 1_073_741_824.0,
+                c.storage_usd_per_gib_month,
+            );
+        }
+        if c.topic_retention > SimTime::ZERO {
+            let days = c.topic_retention.as_secs_f64() / 86_400.0;
+            cost.monthly(
+                &format!("GiB stored (topic retention: {days:.1} days, steady state)"),
+                offered.gb_in(c.topic_retention) * 1e9 / 1_073_741_824.0,
                 c.storage_usd_per_gib_month,
             );
         }
