@@ -826,12 +826,17 @@ impl Model for PubSub {
     fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
         let c = &self.cfg;
         let fmt = crate::metrics::fmt_rate;
-        let counted = offered.mean_bytes().max(1000.0);
+        // The 1 kB minimum is per publish request: a request carries what arrives within the
+        // batching wait, up to the batch size, so each message counts at least its share.
+        let per_request =
+            (offered.msgs_per_s * c.linger.as_secs_f64()).clamp(1.0, c.batch.max(1.0));
+        let counted = offered.mean_bytes().max(c.min_request_bytes / per_request);
         let mut out = vec![Capacity {
             stage: "quota",
             per_s: c.quota_bytes / counted,
             how: format!(
-                "publish quota {:.0} MB/s ÷ {counted:.0} B per message{} (at least 1 kB)",
+                "publish quota {:.0} MB/s ÷ {counted:.0} B per message{} (a request of about \
+                 {per_request:.0} messages counts at least 1 kB)",
                 c.quota_bytes / 1e6,
                 offered.compressed_note()
             ),
@@ -1096,5 +1101,28 @@ mod tests {
         };
         assert!((plain / expect(&p, 2_000.0) - 1.0).abs() < 1e-6, "{plain}");
         assert!((packed / expect(&c, 500.0) - 1.0).abs() < 1e-6, "{packed}");
+    }
+
+    #[test]
+    fn the_publish_quota_counts_the_1_kb_minimum_per_request_not_per_message() {
+        use crate::models::{Model, Offered};
+        let profiles = crate::ProfileSet::embedded().unwrap();
+        let cfg = super::PubSubCfg::from_profile(profiles.get(ServiceKind::PubSub).unwrap());
+        let ps = super::PubSub::new(cfg.unwrap());
+        // 1,000 messages/s of 10 B: a 10 ms batching wait gathers about 10 per request, so
+        // each counts 1,000 / 10 = 100 B against 200 MB/s: 2,000,000/s. Counted per message
+        // (1 kB each) it would be a tenth of that.
+        let offered = Offered {
+            msgs_per_s: 1_000.0,
+            bytes_per_s: 10_000.0,
+            compression: 1.0,
+            hot_key_share: 0.0,
+        };
+        let quota = ps
+            .capacities(&offered)
+            .into_iter()
+            .find(|c| c.stage == "quota")
+            .unwrap();
+        assert!((quota.per_s - 200e6 / 100.0).abs() < 1.0, "{}", quota.per_s);
     }
 }
