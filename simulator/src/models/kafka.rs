@@ -1677,7 +1677,7 @@ mod tests {
         assert!((b.capacity_per_s - 10_000.0 / (share + 0.5 / 6.0)).abs() < 1e-6);
         let named = format!(
             "consumer {owner} reads hot partition {hot}, which gets 58% of the records (50% hot \
-             key, a 6th of the rest) = "
+             key, 1/6 of the rest) = "
         );
         assert!(
             b.detail.starts_with(&format!("consumers: {named}")),

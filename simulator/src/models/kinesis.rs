@@ -897,7 +897,7 @@ impl Model for Kinesis {
             how: match c.aggregate_bytes {
                 _ if offered.hot_key_share > 0.0 => format!(
                     "the hot key's shard takes min({:.2} MB/s ÷ {put:.0} B, {} records/s) and \
-                     gets {:.0}% of the records ({:.0}% hot key, a {}th of the rest)",
+                     gets {:.0}% of the records ({:.0}% hot key, 1/{} of the rest)",
                     c.write_bytes / 1e6,
                     fmt(c.write_records / per_record),
                     100.0 * (offered.hot_key_share + (1.0 - offered.hot_key_share) / shards),

@@ -339,7 +339,7 @@ impl Capacity {
         let how = if owners.get(hot).copied().flatten() == Some(busiest) {
             format!(
                 "{singular} {busiest} reads hot partition {hot}, which gets {:.0}% of the \
-                 records ({:.0}% hot key, a {partitions}th of the rest) = {}/s against the \
+                 records ({:.0}% hot key, 1/{partitions} of the rest) = {}/s against the \
                  {}/s one {singular} processes ({ms} ms each){}; it carries {:.0}% in all",
                 100.0 * shares[hot],
                 100.0 * offered.hot_key_share,
