@@ -17,6 +17,7 @@
 //! - [`fault`]: the faults a scenario schedules.
 //! - `models` (private): one state machine per service.
 //! - [`metrics`]: per-message accounting, latency histograms, time series.
+//! - [`replay`]: rewinding after a consumer bug, and what each service can still give back.
 //! - [`trail`]: causal trails.
 //! - [`scenario`]: the scenario file and running it; [`report`]: tables, JSON and CSV;
 //!   charts (SVG and PNG) come with [`Report::write_dir`].
@@ -73,6 +74,7 @@ pub mod fault;
 pub mod metrics;
 mod models;
 pub mod profile;
+pub mod replay;
 pub mod report;
 pub mod rng;
 pub mod scenario;
@@ -84,6 +86,7 @@ pub use error::{Location, SimError};
 pub use fault::{Fault, FaultKind};
 pub use metrics::{IdList, Percentiles, Sample, ServiceReport};
 pub use profile::{Param, ParamValue, Profile, ProfileSet, ServiceKind};
+pub use replay::{PubSubSeek, Replay, ReplaySpec};
 pub use report::Report;
 pub use scenario::{Progress, Scenario};
 pub use time::{parse_duration, parse_rate, SimTime};

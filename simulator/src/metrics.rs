@@ -304,6 +304,10 @@ pub struct Bottleneck {
     pub binding: bool,
     /// One sentence: how the capacity is made up, against the offered rate, and the remedy.
     pub detail: String,
+    /// Facts about limits that are not capacities, such as a partition above what the
+    /// service guarantees it (Event Hubs throttles the namespace, not the partition).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Formats a rate for people: `30,000`, `1,234`, `0.5`.
@@ -375,6 +379,9 @@ pub struct ServiceReport {
     pub cost: CostEstimate,
     /// The stage that limits the service for this workload.
     pub bottleneck: Bottleneck,
+    /// The replay after a consumer bug, when the scenario asks for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::Replay>,
     /// Mechanisms seen outside any fault window (throttling at the normal quota, ...).
     pub baseline_mechanisms: Vec<TrailStep>,
     /// The time series.
@@ -858,6 +865,7 @@ impl Collector {
             ack_latency: self.ack_latency.percentiles(),
             cost,
             bottleneck,
+            replay: None,
             baseline_mechanisms,
             samples: std::mem::take(&mut self.samples),
             ended_at,

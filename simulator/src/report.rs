@@ -238,6 +238,18 @@ impl Report {
                 .unwrap_or(0)
                 .to_string()
         });
+        if self.services.iter().any(|s| s.replay.is_some()) {
+            row("replay: reprocessed", &|s| {
+                s.replay
+                    .as_ref()
+                    .map_or(String::new(), |r| r.reprocessed.to_string())
+            });
+            row("replay: lost", &|s| {
+                s.replay
+                    .as_ref()
+                    .map_or(String::new(), |r| r.lost.to_string())
+            });
+        }
         row("cost this run USD", &|s| format!("{:.4}", s.cost.run_usd));
         row("cost per month USD", &|s| {
             format!("{:.0}", s.cost.month_usd)
@@ -251,6 +263,16 @@ impl Report {
                 s.settings.join(" ")
             );
             let _ = writeln!(out, "  bottleneck: {}", s.bottleneck.detail);
+            for note in &s.bottleneck.notes {
+                let _ = writeln!(out, "  note: {note}");
+            }
+            if let Some(r) = &s.replay {
+                let _ = writeln!(
+                    out,
+                    "  replay: {} of {} records reprocessed, {} lost: {}",
+                    r.reprocessed, r.affected, r.lost, r.detail
+                );
+            }
             for m in &s.baseline_mechanisms {
                 let _ = writeln!(
                     out,

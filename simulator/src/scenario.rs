@@ -33,6 +33,11 @@
 //! kind = "update_shard_count"    # an operator's action, Kinesis only (provisioned)
 //! shards = 4                     # at most double, at least half the open shards
 //! at = "2m"
+//!
+//! [replay]                       # optional: a consumer bug, found later, then a replay
+//! bug_at = "1m"                  # when the bug started (within the run)
+//! found_after = "3d"             # how long until it is found (any length: days are fine)
+//! pubsub_seek = "time"           # time (needs retained messages) or snapshot
 //! ```
 
 use std::collections::BTreeMap;
@@ -50,6 +55,7 @@ use crate::models::kinesis::{Kinesis, KinesisCfg};
 use crate::models::pubsub::{PubSub, PubSubCfg};
 use crate::models::{drive, RunBounds};
 use crate::profile::{to_param_value, ProfileSet, ServiceKind};
+use crate::replay::{PubSubSeek, ReplaySpec};
 use crate::report::Report;
 use crate::time::{parse_duration, parse_rate, SimTime};
 use crate::workload::{Trace, WorkloadKind, WorkloadSpec};
@@ -84,6 +90,8 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// The profiles, with the scenario's overrides applied.
     pub profiles: ProfileSet,
+    /// A replay after a consumer bug, reported per service.
+    pub replay: Option<ReplaySpec>,
 }
 
 /// Where a run is, for progress bars.
@@ -118,6 +126,15 @@ struct ScenarioFile {
     pubsub: Option<BTreeMap<String, Spanned<toml::Value>>>,
     #[serde(default)]
     fault: Vec<FaultFile>,
+    replay: Option<ReplayFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayFile {
+    bug_at: Spanned<String>,
+    found_after: Spanned<String>,
+    pubsub_seek: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +261,7 @@ impl Scenario {
             workload,
             faults: Vec::new(),
             profiles: ProfileSet::embedded()?,
+            replay: None,
         })
     }
 
@@ -360,7 +378,12 @@ impl Scenario {
         for (id, f) in raw.fault.iter().enumerate() {
             faults.push(parse_fault(&src, id, f)?);
         }
+        let replay = match &raw.replay {
+            Some(r) => Some(parse_replay(&src, r, duration)?),
+            None => None,
+        };
         let scenario = Scenario {
+            replay,
             name: raw.name.unwrap_or_else(|| file.to_string()),
             description: raw.description.unwrap_or_default(),
             seed: raw.seed.unwrap_or(DEFAULT_SEED),
@@ -471,6 +494,7 @@ impl Scenario {
     ) -> Result<Report, SimError> {
         self.validate()?;
         let bounds = RunBounds {
+            replay: self.replay,
             seed: self.seed,
             duration: self.duration,
             drain: self.drain,
@@ -649,6 +673,49 @@ fn parse_workload(src: &Src<'_>, w: &WorkloadFile, base: &Path) -> Result<Worklo
         spec.hot_key_share = Some(share);
     }
     Ok(spec)
+}
+
+/// The `[replay]` table: a bug that starts within the run and is found some time later.
+fn parse_replay(src: &Src<'_>, r: &ReplayFile, duration: SimTime) -> Result<ReplaySpec, SimError> {
+    let bug_at = src.duration(&r.bug_at)?;
+    if bug_at >= duration {
+        return Err(SimError::at(
+            src.loc(&r.bug_at).with_field("replay.bug_at"),
+            format!(
+                "the bug starts at {bug_at}, after the run ends at {duration} (its duration): \
+                 start it before {duration}"
+            ),
+        ));
+    }
+    let found_after = src.duration(&r.found_after)?;
+    if found_after == SimTime::ZERO {
+        return Err(SimError::at(
+            src.loc(&r.found_after).with_field("replay.found_after"),
+            "found_after is how long the bug goes unnoticed and must be above zero: write \
+             \"2h\" or \"3d\"",
+        ));
+    }
+    let pubsub_seek = match &r.pubsub_seek {
+        None => PubSubSeek::Time,
+        Some(k) => match k.get_ref().to_ascii_lowercase().as_str() {
+            "time" => PubSubSeek::Time,
+            "snapshot" => PubSubSeek::Snapshot,
+            other => {
+                return Err(SimError::at(
+                    src.loc(k).with_field("replay.pubsub_seek"),
+                    format!(
+                        "unknown Pub/Sub seek `{other}`: write \"time\" (seek to a timestamp) \
+                         or \"snapshot\" (seek to a snapshot taken when the bug started)"
+                    ),
+                ))
+            }
+        },
+    };
+    Ok(ReplaySpec {
+        bug_at,
+        found_after,
+        pubsub_seek,
+    })
 }
 
 fn parse_fault(src: &Src<'_>, id: usize, f: &FaultFile) -> Result<Fault, SimError> {
@@ -1004,5 +1071,153 @@ at = "1s"
             err.starts_with("t.toml:3:9: field `workload.trace`"),
             "{err}"
         );
+    }
+
+    const REPLAY: &str = r#"
+name = "replay"
+seed = 9
+duration = "10s"
+services = ["kafka", "eventhubs", "eventgrid", "kinesis", "pubsub"]
+
+[workload]
+kind = "telemetry"
+rate = "1000/s"
+
+[replay]
+bug_at = "5s"
+found_after = "2d"
+"#;
+
+    /// (affected, reprocessed, lost) per service, in the scenario's order.
+    fn replayed(text: &str) -> Vec<(ServiceKind, u64, u64, u64)> {
+        let r = Scenario::from_toml_str(text, "r.toml")
+            .unwrap()
+            .run()
+            .unwrap();
+        r.services
+            .iter()
+            .map(|s| {
+                let p = s.replay.as_ref().unwrap();
+                assert_eq!(p.reprocessed + p.lost, p.affected);
+                (s.service, p.affected, p.reprocessed, p.lost)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replay_after_a_bug_gives_back_what_each_service_still_holds() {
+        // A bug found 2 days later. Kafka keeps 7 days and Event Hubs Standard 7 days: all
+        // of it comes back. Kinesis keeps 24 hours: the first day is gone. Pub/Sub deletes
+        // acknowledged messages at once unless told to keep them: a seek to the bug's time
+        // finds nothing. Event Grid keeps nothing. Counts are the offered rate over 2 days.
+        let r = Scenario::from_toml_str(REPLAY, "r.toml")
+            .unwrap()
+            .run()
+            .unwrap();
+        let rate = |k: ServiceKind| r.service(k).unwrap().produced as f64 / 10.0;
+        let n = |rate: f64, secs: f64| (rate * secs).round() as u64;
+        let (day, two) = (86_400.0, 172_800.0);
+        let expected = [
+            (ServiceKind::Kafka, two),
+            (ServiceKind::EventHubs, two),
+            (ServiceKind::EventGrid, 0.0),
+            (ServiceKind::Kinesis, day),
+            (ServiceKind::PubSub, 0.0),
+        ];
+        for (kind, kept) in expected {
+            let p = r.service(kind).unwrap().replay.clone().unwrap();
+            let rate = rate(kind);
+            assert_eq!(p.affected, n(rate, two), "{kind}");
+            assert_eq!(p.reprocessed, n(rate, kept), "{kind}: {}", p.detail);
+            assert_eq!(p.lost, p.affected - p.reprocessed, "{kind}");
+        }
+        let table = r.to_table();
+        assert!(table.contains("replay: lost"), "{table}");
+        let kinesis = r
+            .service(ServiceKind::Kinesis)
+            .unwrap()
+            .replay
+            .clone()
+            .unwrap();
+        assert!(
+            kinesis.detail.contains("AT_TIMESTAMP"),
+            "{}",
+            kinesis.detail
+        );
+        assert!(kinesis
+            .detail
+            .ends_with("the first 24h after the bug are gone"));
+
+        // Pub/Sub keeps acknowledged messages 7 days with retain_acked_messages; a snapshot
+        // taken when the bug started works without it, for its 7 days; a topic retention of
+        // one day gives back the last day.
+        let pubsub = |extra: &str| {
+            let text = REPLAY
+                .replace(
+                    "services = [\"kafka\", \"eventhubs\", \"eventgrid\", \"kinesis\", \"pubsub\"]",
+                    "services = [\"pubsub\"]",
+                )
+                .replace("[replay]", &format!("{extra}\n[replay]"));
+            let got = replayed(&text)[0];
+            (got.1, got.2, got.3)
+        };
+        let (all, kept, lost) = pubsub("[pubsub]\nretain_acked_messages = true");
+        assert_eq!((kept, lost), (all, 0));
+        let text = "[pubsub]\ntopic_retention_days = 1";
+        let (all, kept, lost) = pubsub(text);
+        assert!((kept as f64 / all as f64 - 0.5).abs() < 1e-6 && lost == all - kept);
+        let snapshot = REPLAY.replace(
+            "found_after = \"2d\"",
+            "found_after = \"2d\"\npubsub_seek = \"snapshot\"",
+        );
+        let got = replayed(&snapshot);
+        assert_eq!(got[4].3, 0, "a 7-day snapshot covers 2 days");
+        let late = snapshot.replace("\"2d\"", "\"8d\"");
+        let got = replayed(&late);
+        assert_eq!(
+            (got[4].2, got[0].3),
+            (0, n(rate(ServiceKind::Kafka), 86_400.0))
+        );
+    }
+
+    #[test]
+    fn bad_replay_settings_are_refused_where_they_are_written() {
+        let err = |from: &str, to: &str| {
+            Scenario::from_toml_str(&REPLAY.replace(from, to), "r.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("bug_at = \"5s\"", "bug_at = \"20s\"");
+        assert!(e.starts_with("r.toml:12:10: field `replay.bug_at`"), "{e}");
+        assert!(e.contains("start it before 10s"), "{e}");
+        let e = err("found_after = \"2d\"", "found_after = \"0s\"");
+        assert!(
+            e.starts_with("r.toml:13:15: field `replay.found_after`"),
+            "{e}"
+        );
+        assert!(e.contains("write \"2h\" or \"3d\""), "{e}");
+        let e = err(
+            "found_after = \"2d\"",
+            "found_after = \"2d\"\npubsub_seek = \"rewind\"",
+        );
+        assert!(
+            e.starts_with("r.toml:14:15: field `replay.pubsub_seek`"),
+            "{e}"
+        );
+        assert!(e.contains("\"snapshot\""), "{e}");
+        let e = err("bug_at = \"5s\"", "bug = \"5s\"");
+        assert!(e.starts_with("r.toml:12:1"), "{e}");
+        let e = err("[replay]", "[pubsub]\ntopic_retention_days = 40\n[replay]");
+        assert!(
+            e.starts_with("r.toml:12:24: field `pubsub.topic_retention_days`"),
+            "{e}"
+        );
+        assert!(e.contains("10 minutes to 31 days"), "{e}");
+        for e in [
+            err("bug_at = \"5s\"", "bug_at = \"20s\""),
+            err("[replay]", "[pubsub]\ntopic_retention_days = 40\n[replay]"),
+        ] {
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
     }
 }

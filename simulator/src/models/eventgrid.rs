@@ -305,6 +305,15 @@ impl Model for EventGrid {
         self.inflight == 0
     }
 
+    fn replay_window(&self, _spec: &crate::replay::ReplaySpec) -> crate::replay::ReplayWindow {
+        crate::replay::ReplayWindow {
+            window: None,
+            how: "Event Grid pushes each event and keeps none once delivered: there is nothing \
+                  to rewind (keep a copy elsewhere, such as Event Hubs, to replay)"
+                .into(),
+        }
+    }
+
     fn capacities(&self, _offered: &Offered) -> Vec<Capacity> {
         let c = &self.cfg;
         let secs = c.processing.as_secs_f64();

@@ -12,22 +12,45 @@
 //!   provider's problem and show up as a short unavailability of some partitions.
 //! - **Readers:** event-processor instances own partitions, checkpoint every interval, and take
 //!   over a dead instance's partitions when its ownership expires (from the last checkpoint).
+//! - **Kafka endpoint** (`protocol = "kafka"`): Kafka clients see the same throughput units
+//!   differently. A produce request over the quota is held until there is room and answered
+//!   with `throttle_time_ms`, not refused with ServerBusy; held longer than the client's
+//!   `request.timeout.ms` it fails with Policy Violation and the producer resends it until
+//!   `delivery.timeout.ms`. Consumer groups are Kafka's: created on first use, scoped to the
+//!   namespace (one group name on several topics rebalances them all together), not counted
+//!   against the event hub's consumer-group limit, one consumer per partition.
+//! - **Hot partitions:** Standard tier throttles the namespace, not a partition; Microsoft
+//!   guarantees a partition one TU. A partition above that is reported, not throttled.
 
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Batcher, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
+use crate::models::{
+    backoff, Batcher, Bucket, Capacity, Compression, Cx, KeyOrder, Model, Offered,
+};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
 use crate::workload::Msg;
 use crate::SimError;
 
+/// How Kafka clients see Event Hubs through its Kafka endpoint.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KafkaEndpoint {
+    /// A produce request delayed longer than this fails with Policy Violation.
+    pub request_timeout: SimTime,
+    /// The producer gives a record up once it has tried for this long.
+    pub delivery_timeout: SimTime,
+    pub retry_backoff: SimTime,
+}
+
 /// Event Hubs settings.
 #[derive(Clone, Debug)]
 pub(crate) struct EventHubsCfg {
     pub tier: String,
+    /// `Some` when Kafka clients use the Kafka endpoint rather than AMQP.
+    pub kafka: Option<KafkaEndpoint>,
     pub tus: f64,
     pub ingress_bytes: f64,
     pub ingress_events: f64,
@@ -40,6 +63,8 @@ pub(crate) struct EventHubsCfg {
     pub batch_max_events: usize,
     pub linger: SimTime,
     pub retention: SimTime,
+    /// The producer compresses each message body itself (the service never does).
+    pub compression: Compression,
     pub publish: LatencyDist,
     pub max_retries: u32,
     pub retry_delay: SimTime,
@@ -56,15 +81,39 @@ pub(crate) struct EventHubsCfg {
 impl EventHubsCfg {
     pub fn from_profile(p: &Profile) -> Result<EventHubsCfg, SimError> {
         let tier = p.choice("tier", &["basic", "standard"])?;
+        let kafka = p.choice("protocol", &["amqp", "kafka"])? == "kafka";
+        if kafka && tier == "basic" {
+            return Err(SimError::at(
+                p.origin("protocol"),
+                "the Kafka endpoint needs the Standard tier or above (a Basic namespace answers \
+                 TopicAuthorizationException): set tier = \"standard\" or protocol = \"amqp\"",
+            ));
+        }
         let consumer_groups = p.count("consumer_groups", 1, 1000)?;
         let max_groups = p.count("max_consumer_groups", 1, 1000)?;
-        if consumer_groups > max_groups {
+        // Kafka consumer groups are not Event Hubs consumer groups: created on first use,
+        // scoped to the namespace, and not counted against the per-event-hub limit.
+        if consumer_groups > max_groups && !kafka {
             return Err(SimError::at(
                 p.origin("consumer_groups"),
-                format!("the tier allows {max_groups} consumer groups per event hub, got {consumer_groups}"),
+                format!(
+                    "the tier allows {max_groups} consumer groups per event hub, got \
+                     {consumer_groups} (Kafka consumer groups on the Kafka endpoint are not \
+                     counted against it: protocol = \"kafka\")"
+                ),
             ));
         }
         let readers = p.count("readers_per_partition", 1, 1000)?;
+        if kafka && readers > 1 {
+            return Err(SimError::at(
+                p.origin("readers_per_partition"),
+                format!(
+                    "a Kafka consumer group gives each partition to one consumer, got \
+                     readers_per_partition = {readers} with protocol = \"kafka\": set it to 1 \
+                     and add consumer_groups to read the events more than once"
+                ),
+            ));
+        }
         let max_readers = p.count("max_readers_per_partition", 1, 1000)?;
         if readers > max_readers {
             return Err(SimError::at(
@@ -76,7 +125,7 @@ impl EventHubsCfg {
         }
         let receive =
             LatencyDist::from_p50_p99(p.millis("receive_p50_ms")?, p.millis("receive_p99_ms")?);
-        let group = GroupCfg {
+        let mut group = GroupCfg {
             consumers: p.count("processors", 1, 1000)?,
             processing: p.millis("processing_ms")?,
             max_batch: p.count("max_batch", 1, 100_000)?,
@@ -92,6 +141,21 @@ impl EventHubsCfg {
             label: "event processor",
             copies: readers as u32,
         };
+        let kafka = if kafka {
+            // Kafka clients: a Kafka consumer group with Kafka's session timeout and
+            // rebalances, its offsets committed to the service.
+            group.detect_after = p.millis("kafka_session_timeout_ms")?;
+            group.detect_code = "session_timeout";
+            group.rebalance_code = "rebalance";
+            group.label = "Kafka consumer";
+            Some(KafkaEndpoint {
+                request_timeout: p.millis("kafka_request_timeout_ms")?,
+                delivery_timeout: p.millis("kafka_delivery_timeout_ms")?,
+                retry_backoff: p.millis("kafka_retry_backoff_ms")?,
+            })
+        } else {
+            None
+        };
         let max_event = if tier == "basic" {
             p.int("max_event_bytes_basic", 1, u32::MAX as i64)?
         } else {
@@ -103,6 +167,7 @@ impl EventHubsCfg {
             p.f64("retention_days")?
         };
         Ok(EventHubsCfg {
+            kafka,
             tus: p.int("throughput_units", 1, 40)? as f64,
             ingress_bytes: p.f64("ingress_bytes_per_tu")?,
             ingress_events: p.f64("ingress_events_per_tu")?,
@@ -114,6 +179,7 @@ impl EventHubsCfg {
             max_event_bytes: max_event as u32,
             batch_max_events: p.count("producer_batch_max_events", 1, 100_000)?,
             linger: p.millis("producer_linger_ms")?,
+            compression: Compression::ratio_param(p, "client_compression_ratio")?,
             retention: SimTime::from_secs_f64(retention_days * 86_400.0),
             publish: LatencyDist::from_p50_p99(
                 p.millis("publish_p50_ms")?,
@@ -147,6 +213,12 @@ pub(crate) enum EhEv {
         batch: Vec<Rec>,
         p: u32,
         attempt: u32,
+    },
+    /// A produce request on the Kafka endpoint that was held back for `throttle_time_ms` is
+    /// written and answered.
+    Admit {
+        batch: Vec<Rec>,
+        p: u32,
     },
     /// A partition's open batch has waited its linger.
     Flush {
@@ -239,11 +311,14 @@ impl EventHubs {
 
     fn send(&mut self, batch: Vec<Rec>, p: u32, attempt: u32, cx: &mut Cx<EhEv>) {
         if self.clients_cut {
-            let t = self.cfg.try_timeout;
+            let t = self
+                .cfg
+                .kafka
+                .map_or(self.cfg.try_timeout, |k| k.request_timeout);
             cx.mech(Cause::Window, "request_timeout", || {
                 format!("the client cannot reach the namespace: each try times out after {t}")
             });
-            self.failed_try(batch, p, attempt, self.cfg.try_timeout, cx);
+            self.failed_try(batch, p, attempt, t, cx);
             return;
         }
         let lat = cx.rng.latency(&self.cfg.publish).plus(self.extra_latency);
@@ -263,6 +338,36 @@ impl EventHubs {
         cx: &mut Cx<EhEv>,
     ) {
         let now = cx.now();
+        if let Some(k) = self.cfg.kafka {
+            // A Kafka producer resends after retry.backoff.ms until delivery.timeout.ms has
+            // passed since the batch's oldest record was sent.
+            let oldest = batch.iter().map(|r| r.created).min().unwrap_or(now);
+            let next = now.plus(after).plus(k.retry_backoff);
+            if next > oldest.plus(k.delivery_timeout) {
+                self.outstanding = self.outstanding.saturating_sub(batch.len() as u64);
+                for r in &batch {
+                    cx.col.failed(r.id, now.plus(after), Cause::Window);
+                }
+                let first = batch.first().map_or(0, |r| r.id);
+                let (n, dt) = (batch.len(), k.delivery_timeout);
+                cx.mech_id(Cause::Window, "delivery_timeout", first, || {
+                    format!(
+                        "{n} records waited longer than delivery.timeout.ms ({dt}): the sends fail"
+                    )
+                });
+                return;
+            }
+            cx.col.retried();
+            cx.at(
+                next,
+                EhEv::Retry {
+                    batch,
+                    p,
+                    attempt: attempt + 1,
+                },
+            );
+            return;
+        }
         if attempt >= self.cfg.max_retries {
             self.outstanding = self.outstanding.saturating_sub(batch.len() as u64);
             for r in &batch {
@@ -307,6 +412,47 @@ impl EventHubs {
         }
         let bytes: f64 = batch.iter().map(|r| f64::from(r.size)).sum();
         let events = batch.len() as f64;
+        if let Some(k) = self.cfg.kafka {
+            // The Kafka endpoint does not refuse a request over the quota: it holds it until
+            // the throughput units have room and says how long in throttle_time_ms. Only a
+            // delay beyond the client's request.timeout.ms fails (Policy Violation).
+            let wait = self
+                .in_bytes
+                .wait_for(now, bytes)
+                .max(self.in_events.wait_for(now, events));
+            if wait == SimTime::ZERO {
+                self.in_bytes.try_take(now, bytes);
+                self.in_events.try_take(now, events);
+                self.admit(batch, p, cx);
+                return;
+            }
+            cx.col.throttled(1);
+            let tus = self.cfg.tus;
+            let first = batch.first().map_or(0, |r| r.id);
+            if wait > k.request_timeout {
+                let t = k.request_timeout;
+                cx.mech_id(Cause::Window, "policy_violation", first, || {
+                    format!(
+                        "ingress above {tus} TU would hold the produce request {wait}, longer \
+                         than request.timeout.ms ({t}): it fails with Policy Violation and the \
+                         producer resends it"
+                    )
+                });
+                self.failed_try(batch, p, attempt, t, cx);
+                return;
+            }
+            self.in_bytes.take_debt(now, bytes);
+            self.in_events.take_debt(now, events);
+            cx.mech_id(Cause::Window, "throttle_time", first, || {
+                format!(
+                    "ingress above {tus} TU (1 MB/s or 1,000 events/s each): the produce \
+                     request is held and answered late, with throttle_time_ms (no ServerBusy \
+                     error over Kafka; the first was held {wait})"
+                )
+            });
+            cx.at(now.plus(wait), EhEv::Admit { batch, p });
+            return;
+        }
         if !(self.in_bytes.has(now, bytes) && self.in_events.has(now, events)) {
             // One throttled request: the whole EventDataBatch is refused and resent.
             cx.col.throttled(1);
@@ -322,6 +468,13 @@ impl EventHubs {
         }
         self.in_bytes.try_take(now, bytes);
         self.in_events.try_take(now, events);
+        self.admit(batch, p, cx);
+    }
+
+    /// Writes an accepted request's events to partition `p` and answers the producer.
+    fn admit(&mut self, batch: Vec<Rec>, p: u32, cx: &mut Cx<EhEv>) {
+        let now = cx.now();
+        let pi = p as usize;
         let back = cx.rng.latency(&self.cfg.publish);
         self.outstanding = self.outstanding.saturating_sub(batch.len() as u64);
         for rec in batch {
@@ -374,7 +527,10 @@ impl Model for EventHubs {
     }
 
     fn on_message(&mut self, msg: Msg, cx: &mut Cx<EhEv>) {
-        if msg.size > self.cfg.max_event_bytes {
+        // The service sees the body as the client sent it: compressed, if it compresses.
+        let mut rec = Rec::new(&msg);
+        rec.size = self.cfg.compression.wire(msg.size);
+        if rec.size > self.cfg.max_event_bytes {
             cx.col.failed(msg.id, cx.now(), Cause::Window);
             let max = self.cfg.max_event_bytes;
             cx.mech_id(Cause::Window, "message_too_large", msg.id, || {
@@ -384,7 +540,7 @@ impl Model for EventHubs {
         }
         self.outstanding += 1;
         let p = (mix64(msg.key) % self.cfg.partitions as u64) as usize;
-        let added = self.batcher.add(p, Rec::new(&msg));
+        let added = self.batcher.add(p, rec);
         if let Some(seq) = added.arm {
             cx.after(self.batcher.linger, EhEv::Flush { p: p as u32, seq });
         }
@@ -405,6 +561,7 @@ impl Model for EventHubs {
             }
             EhEv::Arrive { batch, p, attempt } => self.arrive(batch, p, attempt, cx),
             EhEv::Retry { batch, p, attempt } => self.send(batch, p, attempt, cx),
+            EhEv::Admit { batch, p } => self.admit(batch, p, cx),
             EhEv::Flush { p, seq } => {
                 if let Some(batch) = self.batcher.flush(p as usize, seq) {
                     self.send(batch, p, 0, cx);
@@ -507,6 +664,31 @@ impl Model for EventHubs {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
+    fn replay_window(&self, _spec: &crate::replay::ReplaySpec) -> crate::replay::ReplayWindow {
+        let r = self.cfg.retention;
+        crate::replay::ReplayWindow {
+            window: Some(r),
+            how: if self.cfg.kafka.is_some() {
+                format!(
+                    "the Kafka group's offsets are reset to the bug's timestamp, within the \
+                     event hub's retention ({r}; {} tier)",
+                    self.cfg.tier
+                )
+            } else {
+                format!(
+                    "processors restart from the bug's enqueued time \
+                     (EventPosition.FromEnqueuedTime), within the event hub's retention ({r}; \
+                     {} tier)",
+                    self.cfg.tier
+                )
+            },
+        }
+    }
+
+    fn wire_ratio(&self) -> f64 {
+        self.cfg.compression.ratio
+    }
+
     fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
         let c = &self.cfg;
         let mean = offered.mean_bytes();
@@ -516,9 +698,10 @@ impl Model for EventHubs {
                 stage: "quota",
                 per_s: c.tus * (c.ingress_bytes / mean).min(c.ingress_events),
                 how: format!(
-                    "ingress {} TU × min({:.0} MB/s ÷ {mean:.0} B, {}/s)",
+                    "ingress {} TU × min({:.0} MB/s ÷ {mean:.0} B{}, {}/s)",
                     c.tus,
                     c.ingress_bytes / 1e6,
+                    offered.compressed_note(),
                     crate::metrics::fmt_rate(c.ingress_events)
                 ),
                 relief: "add throughput units (or turn on auto-inflate)".into(),
@@ -536,14 +719,67 @@ impl Model for EventHubs {
                 relief: "add throughput units, or fewer consumer groups and readers".into(),
             },
         ];
-        out.extend(Capacity::readers(
-            "processors",
-            c.group.consumers,
-            c.partitions,
-            c.group.processing,
-            "partition",
-        ));
+        out.extend(
+            Capacity::readers_with_hot_key(
+                "processors",
+                c.group.consumers,
+                c.partitions,
+                c.group.processing,
+                offered,
+            )
+            .or_else(|| {
+                Capacity::readers(
+                    "processors",
+                    c.group.consumers,
+                    c.partitions,
+                    c.group.processing,
+                    "partition",
+                )
+            }),
+        );
         out
+    }
+
+    fn notes(&self, offered: &Offered) -> Vec<String> {
+        // Standard tier throttles the namespace's TUs, not partitions: Microsoft guarantees a
+        // partition up to one TU of ingress and egress and says more may work but is not
+        // guaranteed. So a hot partition above that is named here, not throttled.
+        let c = &self.cfg;
+        let mut notes = Vec::new();
+        let one_tu = (c.ingress_bytes / offered.mean_bytes()).min(c.ingress_events);
+        let shares = offered.partition_shares(c.partitions);
+        let (p, share) = shares
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, 0.0));
+        let rate = offered.msgs_per_s * share;
+        if rate > one_tu {
+            notes.push(format!(
+                "partition {p} takes {}/s ({:.0}% of the events{}), above the one throughput \
+                 unit ({}/s here: 1 MB/s or 1,000 events/s) Microsoft guarantees a partition; \
+                 more may get through, since the {} TUs are shared by the namespace, but it is \
+                 not guaranteed",
+                crate::metrics::fmt_rate(rate),
+                100.0 * share,
+                if offered.hot_key_share > 0.0 {
+                    " with the hot key"
+                } else {
+                    ""
+                },
+                crate::metrics::fmt_rate(one_tu),
+                c.tus
+            ));
+        }
+        if c.tus > c.partitions as f64 {
+            notes.push(format!(
+                "{} TUs over {} partitions: Microsoft recommends at least as many partitions as \
+                 throughput units",
+                c.tus, c.partitions
+            ));
+        }
+        notes
     }
 
     fn finish(
@@ -558,7 +794,7 @@ impl Model for EventHubs {
         }
         while let Some((_, ev)) = cx.q.pop() {
             if let crate::models::Ev::Model(
-                EhEv::Arrive { batch, .. } | EhEv::Retry { batch, .. },
+                EhEv::Arrive { batch, .. } | EhEv::Retry { batch, .. } | EhEv::Admit { batch, .. },
             ) = ev
             {
                 for rec in batch {
@@ -569,12 +805,24 @@ impl Model for EventHubs {
         let c = &self.cfg;
         let settings = vec![
             format!("tier={}", c.tier),
+            format!(
+                "protocol={}",
+                if c.kafka.is_some() { "kafka" } else { "amqp" }
+            ),
             format!("throughput_units={}", c.tus),
             format!("partitions={}", c.partitions),
             format!("consumer_groups={}", c.consumer_groups),
             format!("readers_per_partition={}", c.readers_per_partition),
             format!("processors={}", c.group.consumers),
-            format!("client_max_retries={}", c.max_retries),
+            match c.kafka {
+                Some(k) => format!(
+                    "request.timeout.ms={} delivery.timeout.ms={}",
+                    k.request_timeout.as_millis_f64(),
+                    k.delivery_timeout.as_millis_f64()
+                ),
+                None => format!("client_max_retries={}", c.max_retries),
+            },
+            format!("client_compression_ratio={}", c.compression.ratio),
         ];
         let hours = run.as_secs_f64() / 3600.0;
         let mut cost = CostEstimate::default();
@@ -695,5 +943,200 @@ mod tests {
         );
         let eh = r.service(ServiceKind::EventHubs).unwrap();
         assert_eq!(eh.duplicated.count, eh.delivered);
+    }
+
+    #[test]
+    fn compressing_2_kb_events_4_to_1_halves_the_throughput_units_needed() {
+        // 1,800 events/s of 2,000 B is 3.6 MB/s: bytes bind, ceil(3.6) = 4 TUs. Compressed
+        // 4:1 by the client it is 0.9 MB/s, and the 1,800 events/s (which do not shrink)
+        // bind instead: ceil(1.8) = 2 TUs.
+        let workload = "kind = \"telemetry\"\nrate = \"1800/s\"\nmessage_bytes = 2000";
+        let tus_needed = |bytes: f64| (1_800.0 * bytes / 1e6).max(1_800.0 / 1_000.0).ceil();
+        assert_eq!((tus_needed(2_000.0), tus_needed(500.0)), (4.0, 2.0));
+        let plain = run("throughput_units = 2", workload, 10);
+        let plain = plain.service(ServiceKind::EventHubs).unwrap();
+        // 2 TUs × min(1 MB/s ÷ 2,000 B, 1,000/s) = 1,000/s < 1,800/s offered.
+        assert!(plain.bottleneck.binding, "{}", plain.bottleneck.detail);
+        assert!((plain.bottleneck.capacity_per_s - 1_000.0).abs() < 1e-6);
+        assert!(plain.throttled > 0);
+        let packed = run(
+            "throughput_units = 2\nclient_compression_ratio = 4",
+            workload,
+            10,
+        );
+        let packed = packed.service(ServiceKind::EventHubs).unwrap();
+        // 2 TUs × min(1 MB/s ÷ 500 B, 1,000/s) = 2,000/s: the event count binds now.
+        assert!(!packed.bottleneck.binding, "{}", packed.bottleneck.detail);
+        assert!((packed.bottleneck.capacity_per_s - 2_000.0).abs() < 1e-6);
+        assert!(packed.bottleneck.detail.contains("after 4.0:1 compression"));
+        assert_eq!((packed.throttled, packed.delivered), (0, packed.produced));
+        // Small events: 1,000 events/s per TU bind before the bytes, compressed or not.
+        let small = "kind = \"telemetry\"\nrate = \"1000/s\"\nmessage_bytes = 100";
+        for ratio in ["1", "4"] {
+            let r = run(
+                &format!("throughput_units = 2\nclient_compression_ratio = {ratio}"),
+                small,
+                2,
+            );
+            let cap = r
+                .service(ServiceKind::EventHubs)
+                .unwrap()
+                .bottleneck
+                .capacity_per_s;
+            assert!((cap - 2_000.0).abs() < 1e-6, "ratio {ratio}: {cap}");
+        }
+    }
+
+    #[test]
+    fn a_client_compression_ratio_below_one_is_refused_on_its_line() {
+        let text = "services = [\"eventhubs\"]\n[eventhubs]\nclient_compression_ratio = 0.5\n";
+        let err = Scenario::from_toml_str(text, "eh.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("eh.toml:3:28: field `eventhubs.client_compression_ratio`"),
+            "{err}"
+        );
+        assert!(err.contains("write 4 for data that shrinks 4:1"), "{err}");
+    }
+
+    #[test]
+    fn a_hot_partition_above_one_tu_is_named_not_throttled() {
+        // 5,000 events/s of 100 B on 6 TUs and 6 partitions, 40% with one key: its partition
+        // gets 40% + 60%/6 = 50%, 2,500 events/s, above the 1,000 events/s Microsoft
+        // guarantees one partition. Standard tier throttles the namespace (6,000/s here), not
+        // the partition, so nothing is throttled; the report says the excess is not
+        // guaranteed, and the processor of that partition is the stage that binds first.
+        let r = run(
+            "throughput_units = 6\npartitions = 6",
+            "kind = \"telemetry\"\nrate = \"5000/s\"\nmessage_bytes = 100\nhot_key_share = 0.4",
+            5,
+        );
+        let eh = r.service(ServiceKind::EventHubs).unwrap();
+        assert_eq!(eh.throttled, 0);
+        assert_eq!(eh.delivered, eh.produced);
+        let hot = crate::models::hot_partition(6);
+        let note = eh
+            .bottleneck
+            .notes
+            .iter()
+            .find(|n| n.starts_with(&format!("partition {hot} takes ")))
+            .unwrap_or_else(|| panic!("{:?}", eh.bottleneck.notes));
+        assert!(
+            note.contains("(50% of the events with the hot key)"),
+            "{note}"
+        );
+        assert!(note.contains("not guaranteed"), "{note}");
+        // The processors: the hot partition's owner carries 50% + a sixth of the rest.
+        let share = 0.5 + 0.6 / 6.0;
+        assert_eq!(eh.bottleneck.stage, "quota");
+        assert!((eh.bottleneck.capacity_per_s - 6_000.0).abs() < 1e-6);
+        let r = run(
+            "throughput_units = 6\npartitions = 6\nprocessing_ms = 0.5",
+            "kind = \"telemetry\"\nrate = \"5000/s\"\nmessage_bytes = 100\nhot_key_share = 0.4",
+            2,
+        );
+        let b = &r.service(ServiceKind::EventHubs).unwrap().bottleneck;
+        assert_eq!(b.stage, "consumers");
+        assert!(
+            (b.capacity_per_s - 2_000.0 / share).abs() < 1e-6,
+            "{}",
+            b.detail
+        );
+        assert!(
+            b.detail.contains(&format!("reads hot partition {hot}")),
+            "{}",
+            b.detail
+        );
+        // Without a hot key the same load stays under one TU per partition: no note.
+        let even = run(
+            "throughput_units = 6\npartitions = 6",
+            "kind = \"telemetry\"\nrate = \"5000/s\"\nmessage_bytes = 100",
+            2,
+        );
+        assert!(even
+            .service(ServiceKind::EventHubs)
+            .unwrap()
+            .bottleneck
+            .notes
+            .is_empty());
+    }
+
+    #[test]
+    fn the_kafka_endpoint_delays_throttled_requests_instead_of_refusing_them() {
+        // 1,500 events/s of 100 B on one TU (1,000 events/s; the bytes are far below 1 MB/s)
+        // for 20 s. Over AMQP the excess gets ServerBusy and, without retries, fails. Over
+        // Kafka each request is held until the TU has room: the backlog grows by 500 events
+        // a second, less the 1,000 of the one-second burst, so the last request waits about
+        // (500 × 20 − 1,000) / 1,000 = 9 s, below the 30 s request.timeout.ms. Nothing fails.
+        let workload = "kind = \"telemetry\"\nrate = \"1500/s\"\nmessage_bytes = 100";
+        let eh = "throughput_units = 1\npartitions = 1\nproducer_batch_max_events = 10\n\
+                  client_max_retries = 0";
+        let amqp = run(eh, workload, 20);
+        let amqp = amqp.service(ServiceKind::EventHubs).unwrap();
+        assert!(amqp.failed.count > 0);
+        let kafka = run(&format!("{eh}\nprotocol = \"kafka\""), workload, 20);
+        let k = kafka.service(ServiceKind::EventHubs).unwrap();
+        assert_eq!((k.failed.count, k.acked), (0, k.produced));
+        assert!(k.throttled > 0);
+        let codes: Vec<&str> = k
+            .baseline_mechanisms
+            .iter()
+            .map(|m| m.code.as_str())
+            .collect();
+        assert!(
+            codes.contains(&"throttle_time") && !codes.contains(&"server_busy"),
+            "{codes:?}"
+        );
+        let expected_ms = (500.0 * 20.0 - 1_000.0) / 1_000.0 * 1e3;
+        let max = k.ack_latency.max_ms;
+        assert!(
+            (max - expected_ms).abs() < 0.05 * expected_ms,
+            "{max} ms vs {expected_ms}"
+        );
+        assert!(k.settings.iter().any(|s| s == "protocol=kafka"));
+        // With a 2 s request.timeout.ms the hold passes it after about 6 s: Policy Violation,
+        // and the producer resends.
+        let short = run(
+            &format!("{eh}\nprotocol = \"kafka\"\nkafka_request_timeout_ms = 2000"),
+            workload,
+            20,
+        );
+        let s = short.service(ServiceKind::EventHubs).unwrap();
+        assert!(s
+            .baseline_mechanisms
+            .iter()
+            .any(|m| m.code == "policy_violation"));
+        assert!(s.retries > 0);
+    }
+
+    #[test]
+    fn kafka_consumer_groups_are_namespace_wide_and_one_reader_per_partition() {
+        let parse = |eh: &str| {
+            Scenario::from_toml_str(
+                &format!("services = [\"eventhubs\"]\n[eventhubs]\n{eh}\n"),
+                "eh.toml",
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+        // 25 groups: over the 20 Event Hubs consumer groups of an event hub on Standard, but
+        // Kafka groups are separate, created on first use and not counted against it.
+        let err = parse("consumer_groups = 25").unwrap_err();
+        assert!(
+            err.starts_with("eh.toml:3:19: field `eventhubs.consumer_groups`"),
+            "{err}"
+        );
+        assert!(parse("consumer_groups = 25\nprotocol = \"kafka\"").is_ok());
+        let err = parse("protocol = \"kafka\"\nreaders_per_partition = 2").unwrap_err();
+        assert!(err.starts_with("eh.toml:4:25:"), "{err}");
+        assert!(err.contains("set it to 1"), "{err}");
+        let err = parse("protocol = \"kafka\"\ntier = \"basic\"").unwrap_err();
+        assert!(
+            err.starts_with("eh.toml:3:12: field `eventhubs.protocol`"),
+            "{err}"
+        );
+        assert!(err.contains("TopicAuthorizationException"), "{err}");
+        assert_eq!(err.lines().count(), 1);
     }
 }

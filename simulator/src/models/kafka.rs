@@ -24,7 +24,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate, HOURS_PER_MONTH};
 use crate::models::group::{Group, GroupCfg, GroupEv, NoGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{Batcher, Capacity, Cx, KeyOrder, Model, Offered};
+use crate::models::{Batcher, Capacity, Compression, Cx, KeyOrder, Model, Offered};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -70,6 +70,42 @@ pub(crate) struct KafkaCfg {
     pub storage_usd_per_gb_month: f64,
     pub zones: usize,
     pub cross_zone_usd_per_gb: f64,
+    /// `compression.type` (`none` for no compression).
+    pub compression_type: String,
+    pub compression: Compression,
+}
+
+/// The producer's `compression.type` and the ratio it gets: the codec's typical ratio from
+/// the profile, or the number the scenario gives for its own data.
+fn compression(p: &Profile) -> Result<(String, Compression), SimError> {
+    let codec = p.choice(
+        "compression_type",
+        &["none", "gzip", "snappy", "lz4", "zstd"],
+    )?;
+    let typical = matches!(
+        p.params.get("compression_ratio").map(|x| &x.value),
+        Some(crate::profile::ParamValue::Str(s)) if s.eq_ignore_ascii_case("typical")
+    );
+    let ratio = match (codec.as_str(), typical) {
+        ("none", true) => Compression::NONE,
+        ("none", false) => {
+            let c = Compression::ratio_param(p, "compression_ratio")?;
+            if c.ratio != 1.0 {
+                return Err(SimError::at(
+                    p.origin("compression_ratio"),
+                    format!(
+                        "compression_ratio {} without a codec: set compression_type to gzip, \
+                         snappy, lz4 or zstd as well (or remove compression_ratio)",
+                        c.ratio
+                    ),
+                ));
+            }
+            c
+        }
+        (codec, true) => Compression::ratio_param(p, &format!("{codec}_typical_ratio"))?,
+        (_, false) => Compression::ratio_param(p, "compression_ratio")?,
+    };
+    Ok((codec, ratio))
 }
 
 /// Whether the producer is idempotent, as Kafka 3.2+ decides it (KIP-679, KAFKA-13673):
@@ -136,7 +172,10 @@ impl KafkaCfg {
             copies: 1,
         };
         let (idempotence, idempotence_disabled_by_acks) = idempotence(p, acks)?;
+        let (compression_type, compression) = compression(p)?;
         Ok(KafkaCfg {
+            compression_type,
+            compression,
             brokers,
             partitions: p.count("partitions", 1, 10_000)?,
             replication_factor,
@@ -815,7 +854,11 @@ impl Model for Kafka {
     }
 
     fn on_message(&mut self, msg: Msg, cx: &mut Cx<KEv>) {
-        let rec = Rec::new(&msg);
+        // The producer refuses a record too large before compressing it (max.request.size
+        // and max.message.bytes are both about 1 MB by default); the batch then travels,
+        // is stored, replicated and fetched compressed, as a whole.
+        let mut rec = Rec::new(&msg);
+        rec.size = self.cfg.compression.wire(msg.size);
         if msg.size > self.cfg.max_message_bytes {
             cx.col.failed(msg.id, cx.now(), Cause::Window);
             cx.mech_id(Cause::Window, "record_too_large", msg.id, || {
@@ -1032,38 +1075,100 @@ impl Model for Kafka {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
+    fn replay_window(&self, _spec: &crate::replay::ReplaySpec) -> crate::replay::ReplayWindow {
+        let r = self.cfg.retention;
+        crate::replay::ReplayWindow {
+            window: Some(r),
+            how: format!(
+                "the group's offsets are reset to the bug's timestamp \
+                 (kafka-consumer-groups --reset-offsets --to-datetime), which finds every \
+                 record still within retention.ms ({r}; segments are deleted whole, so a \
+                 little more may remain)"
+            ),
+        }
+    }
+
+    fn wire_ratio(&self) -> f64 {
+        self.cfg.compression.ratio
+    }
+
     fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
         let c = &self.cfg;
         let mean = offered.mean_bytes();
-        // Produce requests land on the partition leaders; the broker leading the most
-        // partitions fills up first (the model charges the leader's append).
+        // Produce requests land on the partition leaders; the broker whose partitions carry
+        // the largest share of the records fills up first (the model charges the leader's
+        // append). Without a hot key that is the broker leading the most partitions.
+        let shares = offered.partition_shares(c.partitions);
         let mut leading = vec![0usize; c.brokers];
-        for part in &self.parts {
+        let mut load = vec![0.0f64; c.brokers];
+        for (p, part) in self.parts.iter().enumerate() {
             if let Some(&l) = part.replicas.first() {
                 leading[l] += 1;
+                load[l] += shares.get(p).copied().unwrap_or(0.0);
             }
         }
-        let most = leading.iter().copied().max().unwrap_or(1).max(1);
+        let (busiest, share) = load
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, 1.0));
         let per_broker = c.broker_bytes_per_s / mean;
-        let mut out = vec![Capacity {
-            stage: "brokers",
-            per_s: per_broker * c.partitions as f64 / most as f64,
-            how: format!(
-                "{} brokers at {:.0} MB/s ÷ {mean:.0} B, the busiest leading {most} of {} \
+        let hot = super::hot_partition(c.partitions);
+        let how = if offered.hot_key_share > 0.0 {
+            format!(
+                "broker {busiest} at {:.0} MB/s ÷ {mean:.0} B{} leads {} partitions carrying \
+                 {:.0}% of the records{}",
+                c.broker_bytes_per_s / 1e6,
+                offered.compressed_note(),
+                leading[busiest],
+                100.0 * share,
+                if self.parts[hot].replicas.first() == Some(&busiest) {
+                    format!(", hot partition {hot} among them")
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            format!(
+                "{} brokers at {:.0} MB/s ÷ {mean:.0} B{}, the busiest leading {} of {} \
                  partitions",
                 c.brokers,
                 c.broker_bytes_per_s / 1e6,
+                offered.compressed_note(),
+                leading[busiest],
                 c.partitions
-            ),
-            relief: "add brokers, and partitions to spread the leaders".into(),
+            )
+        };
+        let mut out = vec![Capacity {
+            stage: "brokers",
+            per_s: per_broker / share.max(1e-9),
+            how,
+            relief: if offered.hot_key_share > 0.0 {
+                "spread the hot key over several keys; more brokers do not split one partition"
+                    .into()
+            } else {
+                "add brokers, and partitions to spread the leaders".into()
+            },
         }];
-        out.extend(Capacity::readers(
-            "consumers",
-            c.group.consumers,
-            c.partitions,
-            c.group.processing,
-            "partition",
-        ));
+        out.extend(
+            Capacity::readers_with_hot_key(
+                "consumers",
+                c.group.consumers,
+                c.partitions,
+                c.group.processing,
+                offered,
+            )
+            .or_else(|| {
+                Capacity::readers(
+                    "consumers",
+                    c.group.consumers,
+                    c.partitions,
+                    c.group.processing,
+                    "partition",
+                )
+            }),
+        );
         out
     }
 
@@ -1115,6 +1220,14 @@ impl Model for Kafka {
                 format!("enable.idempotence={}", c.idempotence)
             },
             format!("unclean.leader.election.enable={}", c.unclean),
+            if c.compression_type == "none" {
+                "compression.type=none".to_string()
+            } else {
+                format!(
+                    "compression.type={} (ratio {:.2}:1)",
+                    c.compression_type, c.compression.ratio
+                )
+            },
             format!("consumers={}", c.group.consumers),
             format!(
                 "rebalance={}",
@@ -1137,7 +1250,10 @@ impl Model for Kafka {
         let rf = c.replication_factor as f64;
         let days = c.retention.as_secs_f64() / 86_400.0;
         cost.monthly(
-            &format!("GB stored (steady state: {days:.1} days of the offered bytes × RF {rf})"),
+            &format!(
+                "GB stored (steady state: {days:.1} days of the offered bytes{} × RF {rf})",
+                offered.compressed_note()
+            ),
             offered.gb_in(c.retention) * rf,
             c.storage_usd_per_gb_month,
         );
@@ -1472,5 +1588,116 @@ mod tests {
             t.summary()
         );
         assert!(t.has(Stage::Metric, "consumer_lag"));
+    }
+
+    #[test]
+    fn compression_divides_stored_and_transferred_bytes_by_its_ratio() {
+        // 5,000 messages/s of 1,024 B kept 7 days on 3 replicas is 9,289.7 GB on disk;
+        // compressed 4:1 as whole batches, the disks, replication and client traffic carry a
+        // quarter of it, and the broker's byte limit goes four times as far.
+        let raw_gb = 5_000.0 * 1_024.0 * 604_800.0 * 3.0 / 1e9;
+        let stored = |extra: &str| {
+            let mut s = scenario(extra, "", 4, 5_000);
+            s.workload.message_bytes = Some(1_024);
+            let r = s.run().unwrap();
+            let k = &r.services[0];
+            assert_eq!(k.delivered, k.produced, "{extra}");
+            let gb = k
+                .cost
+                .lines
+                .iter()
+                .find(|l| l.item.starts_with("GB stored"))
+                .map(|l| l.quantity)
+                .unwrap_or(0.0);
+            (gb, k.settings.clone())
+        };
+        let (plain, _) = stored("");
+        assert!((plain / raw_gb - 1.0).abs() < 0.02, "{plain} GB");
+        let (four, settings) = stored("compression_type = \"zstd\"\ncompression_ratio = 4");
+        assert!((four / (raw_gb / 4.0) - 1.0).abs() < 0.02, "{four} GB");
+        assert!(settings
+            .iter()
+            .any(|s| s == "compression.type=zstd (ratio 4.00:1)"));
+        // "typical" takes the codec's ratio from the profile (zstd level 1 on Silesia).
+        let (typical, settings) = stored("compression_type = \"lz4\"");
+        assert!(
+            (typical / (raw_gb / 2.101) - 1.0).abs() < 0.02,
+            "{typical} GB"
+        );
+        assert!(settings
+            .iter()
+            .any(|s| s.starts_with("compression.type=lz4 (ratio 2.10")));
+    }
+
+    #[test]
+    fn a_compression_ratio_below_one_or_without_a_codec_is_refused_with_the_fix() {
+        let base = "services = [\"kafka\"]\n[kafka]\n";
+        let err = Scenario::from_toml_str(
+            &format!("{base}compression_type = \"gzip\"\ncompression_ratio = 0.25\n"),
+            "k.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("k.toml:4:21: field `kafka.compression_ratio`"),
+            "{err}"
+        );
+        assert!(err.contains("write 4 for data that shrinks 4:1"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+        let err = Scenario::from_toml_str(&format!("{base}compression_ratio = 4\n"), "k.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("k.toml:3:21:"), "{err}");
+        assert!(err.contains("set compression_type to gzip"), "{err}");
+        let err =
+            Scenario::from_toml_str(&format!("{base}compression_type = \"brotli\"\n"), "k.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("k.toml:3:20:"), "{err}");
+        assert!(err.contains("none, gzip, snappy, lz4, zstd"), "{err}");
+    }
+
+    #[test]
+    fn a_hot_key_is_named_as_the_hot_partitions_consumer_with_its_rate() {
+        // 20,000 messages/s, half of them with one key. Its partition gets 50% plus a sixth
+        // of the rest: 58.3%, 11,667/s, more than the 10,000/s its one consumer processes
+        // (0.1 ms each). That consumer also owns a second partition (range assignor, 6 over
+        // 3): 66.7% of the records, so the group takes 10,000 / 0.667 = 15,000/s, not the
+        // 30,000/s of an even spread.
+        let mut s = scenario("", "", 2, 20_000);
+        s.workload.hot_key_share = Some(0.5);
+        let r = s.run().unwrap();
+        let k = &r.services[0];
+        let b = &k.bottleneck;
+        let hot = crate::models::hot_partition(6);
+        let owner = crate::models::group::range_assign(6, &[0, 1, 2])[hot].unwrap();
+        let share = 0.5 + 0.5 / 6.0;
+        assert_eq!(b.stage, "consumers");
+        assert!(b.binding);
+        assert!((b.capacity_per_s - 10_000.0 / (share + 0.5 / 6.0)).abs() < 1e-6);
+        let named = format!(
+            "consumer {owner} reads hot partition {hot}, which gets 58% of the records (50% hot \
+             key, 1/6 of the rest) = "
+        );
+        assert!(
+            b.detail.starts_with(&format!("consumers: {named}")),
+            "{}",
+            b.detail
+        );
+        assert!(b
+            .detail
+            .contains("against the 10,000/s one consumer processes"));
+        assert!(b.detail.contains("spread the hot key"), "{}", b.detail);
+        // The same run without the hot key spreads evenly: 3 × 10,000/s.
+        let even = scenario("", "", 2, 20_000).run().unwrap();
+        assert!((even.services[0].bottleneck.capacity_per_s - 30_000.0).abs() < 1e-6);
+        // And the hot partition's consumer falls behind: lag builds that the even spread
+        // never shows.
+        let peak = |s: &crate::ServiceReport| s.samples.iter().map(|x| x.lag_messages).max();
+        let (hot_lag, even_lag) = (peak(k), peak(&even.services[0]));
+        assert!(
+            hot_lag > Some(1_000) && even_lag < Some(1_000),
+            "{hot_lag:?} vs {even_lag:?}"
+        );
     }
 }

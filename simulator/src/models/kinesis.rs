@@ -21,7 +21,9 @@ use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::group::{Gate, Group, GroupCfg, GroupEv, ReadGate};
 use crate::models::log::{Log, Rec};
-use crate::models::{backoff, Batcher, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
+use crate::models::{
+    backoff, Batcher, Bucket, Capacity, Compression, Cx, KeyOrder, Model, Offered,
+};
 use crate::profile::Profile;
 use crate::rng::{mix64, LatencyDist};
 use crate::time::SimTime;
@@ -44,6 +46,8 @@ pub(crate) struct KinesisCfg {
     pub on_demand_window: SimTime,
     pub max_record_bytes: u32,
     pub retention: SimTime,
+    /// The producer compresses each message body itself (the service never does).
+    pub compression: Compression,
     /// One way of a PutRecords round trip.
     pub put: LatencyDist,
     pub batch_max_records: usize,
@@ -159,6 +163,7 @@ impl KinesisCfg {
             on_demand_records: p.f64("on_demand_initial_write_records_per_s")?,
             on_demand_window: p.millis("on_demand_scale_window_ms")?,
             max_record_bytes: p.int("max_record_bytes", 1, u32::MAX as i64)? as u32,
+            compression: Compression::ratio_param(p, "client_compression_ratio")?,
             retention: SimTime::from_secs_f64(p.f64("retention_hours")? * 3600.0),
             put: LatencyDist::from_p50_p99(put50, put99),
             batch_max_records: p.count("put_records_max_records", 1, 500)?,
@@ -681,7 +686,10 @@ impl Model for Kinesis {
     }
 
     fn on_message(&mut self, msg: Msg, cx: &mut Cx<KinEv>) {
-        if msg.size > self.cfg.max_record_bytes {
+        // The service sees the body as the client sent it: compressed, if it compresses.
+        let mut rec = Rec::new(&msg);
+        rec.size = self.cfg.compression.wire(msg.size);
+        if rec.size > self.cfg.max_record_bytes {
             cx.col.failed(msg.id, cx.now(), Cause::Window);
             let max = self.cfg.max_record_bytes;
             cx.mech_id(Cause::Window, "message_too_large", msg.id, || {
@@ -690,7 +698,7 @@ impl Model for Kinesis {
             return;
         }
         self.outstanding += 1;
-        let added = self.batcher.add(0, Rec::new(&msg));
+        let added = self.batcher.add(0, rec);
         if let Some(seq) = added.arm {
             cx.after(self.batcher.linger, KinEv::Flush { seq });
         }
@@ -856,6 +864,22 @@ impl Model for Kinesis {
         self.outstanding == 0 && self.group.caught_up(&self.logs)
     }
 
+    fn replay_window(&self, _spec: &crate::replay::ReplaySpec) -> crate::replay::ReplayWindow {
+        let r = self.cfg.retention;
+        crate::replay::ReplayWindow {
+            window: Some(r),
+            how: format!(
+                "workers read each shard again with an AT_TIMESTAMP iterator at the bug's time, \
+                 within the stream's retention period ({r}; 24 hours by default, up to 365 \
+                 days)"
+            ),
+        }
+    }
+
+    fn wire_ratio(&self) -> f64 {
+        self.cfg.compression.ratio
+    }
+
     fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
         let c = &self.cfg;
         let n_open = self.open.len();
@@ -873,7 +897,7 @@ impl Model for Kinesis {
             how: match c.aggregate_bytes {
                 _ if offered.hot_key_share > 0.0 => format!(
                     "the hot key's shard takes min({:.2} MB/s ÷ {put:.0} B, {} records/s) and \
-                     gets {:.0}% of the records ({:.0}% hot key, a {}th of the rest)",
+                     gets {:.0}% of the records ({:.0}% hot key, 1/{} of the rest)",
                     c.write_bytes / 1e6,
                     fmt(c.write_records / per_record),
                     100.0 * (offered.hot_key_share + (1.0 - offered.hot_key_share) / shards),
@@ -881,16 +905,18 @@ impl Model for Kinesis {
                     n_open
                 ),
                 None => format!(
-                    "{} shards × min({:.2} MB/s ÷ {put:.0} B, {} records/s)",
+                    "{} shards × min({:.2} MB/s ÷ {put:.0} B{}, {} records/s)",
                     n_open,
                     c.write_bytes / 1e6,
+                    offered.compressed_note(),
                     fmt(c.write_records)
                 ),
                 Some(max) => format!(
-                    "{} shards × min({:.2} MB/s ÷ {put:.0} B, {} records/s of up to {max:.0} B \
+                    "{} shards × min({:.2} MB/s ÷ {put:.0} B{}, {} records/s of up to {max:.0} B \
                      aggregated by the KPL)",
                     n_open,
                     c.write_bytes / 1e6,
+                    offered.compressed_note(),
                     fmt(c.write_records)
                 ),
             },
@@ -998,10 +1024,12 @@ impl Model for Kinesis {
             format!("enhanced_fan_out={}", c.efo),
             format!("workers={}", c.group.consumers),
             format!("client_max_retries={}", c.max_retries),
+            format!("client_compression_ratio={}", c.compression.ratio),
         ];
         let hours = run.as_secs_f64() / 3600.0;
         let mut cost = CostEstimate::default();
-        let gb = cx.col.produced_bytes() as f64 / 1e9;
+        // Bytes as written: after the producer's compression.
+        let gb = cx.col.produced_bytes() as f64 / 1e9 / c.compression.ratio;
         if c.on_demand {
             cost.line(
                 "stream-hours (on-demand)",
@@ -1331,5 +1359,39 @@ mod tests {
         );
         let k = r.service(ServiceKind::Kinesis).unwrap();
         assert!(k.throttled > 0);
+    }
+
+    #[test]
+    fn compression_4_to_1_fits_aggregated_records_in_fewer_shards() {
+        // 5,000 records/s of 1,000 B, aggregated by the KPL so that only bytes bind. Each
+        // record counts its data plus a 16 B partition key, which is not compressed:
+        // 1,016 B → 5.08 MB/s needs ceil(5.08e6 / 1 MiB) = 5 shards; compressed 4:1,
+        // 250 + 16 = 266 B → 1.33 MB/s fits 2.
+        let mib = 1_048_576.0;
+        let shards = |put: f64| (5_000.0 * put / mib).ceil();
+        assert_eq!((shards(1_016.0), shards(266.0)), (5.0, 2.0));
+        let workload = "kind = \"telemetry\"\nrate = \"5000/s\"\nmessage_bytes = 1000";
+        let plain = run("shards = 2\nkpl_aggregation = true", workload, 10);
+        let plain = plain.service(ServiceKind::Kinesis).unwrap();
+        let cap = plain.bottleneck.capacity_per_s;
+        assert!((cap - 2.0 * mib / 1_016.0).abs() < 1.0, "{cap}");
+        assert!(plain.throttled > 0);
+        let packed = run(
+            "shards = 2\nkpl_aggregation = true\nclient_compression_ratio = 4",
+            workload,
+            10,
+        );
+        let packed = packed.service(ServiceKind::Kinesis).unwrap();
+        let cap = packed.bottleneck.capacity_per_s;
+        assert!((cap - 2.0 * mib / 266.0).abs() < 1.0, "{cap}");
+        assert_eq!((packed.throttled, packed.failed.count), (0, 0));
+        // Without aggregation the 1,000 records/s per shard bind, compressed or not.
+        let one_by_one = run("shards = 2\nclient_compression_ratio = 4", workload, 2);
+        let cap = one_by_one
+            .service(ServiceKind::Kinesis)
+            .unwrap()
+            .bottleneck
+            .capacity_per_s;
+        assert!((cap - 2_000.0).abs() < 1e-6, "{cap}");
     }
 }

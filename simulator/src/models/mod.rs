@@ -17,7 +17,8 @@ use crate::engine::EventQueue;
 use crate::fault::Fault;
 use crate::metrics::{fmt_rate, Bottleneck, Cause, Collector, CostEstimate, ServiceReport};
 use crate::models::log::Rec;
-use crate::profile::Profile;
+use crate::profile::{ParamValue, Profile};
+use crate::replay::{Replay, ReplaySpec, ReplayWindow};
 use crate::rng::SimRng;
 use crate::time::SimTime;
 use crate::trail::CausalTrail;
@@ -91,6 +92,23 @@ pub(crate) trait Model {
     fn idle(&self) -> bool;
     /// What each stage can carry for the offered workload (the bottleneck is the least).
     fn capacities(&self, offered: &Offered) -> Vec<Capacity>;
+    /// How far back the service can rewind for a replay, and how.
+    fn replay_window(&self, _spec: &ReplaySpec) -> ReplayWindow {
+        ReplayWindow {
+            window: None,
+            how: "this service keeps no delivered records to replay".into(),
+        }
+    }
+    /// Facts about the limits that are not capacities (a partition above what the service
+    /// guarantees it, a sizing rule broken), shown under the bottleneck.
+    fn notes(&self, _offered: &Offered) -> Vec<String> {
+        Vec::new()
+    }
+    /// How many times smaller the producer's bytes are on the wire and in storage (its
+    /// compression); 1 without.
+    fn wire_ratio(&self) -> f64 {
+        1.0
+    }
     /// Marks still-stored messages as pending; returns settings and the cost estimate (`run`
     /// is when the run stopped, `offered` what the producer offered, for steady-state costs).
     fn finish(
@@ -107,8 +125,11 @@ pub(crate) trait Model {
 pub(crate) struct Offered {
     /// Messages per second.
     pub msgs_per_s: f64,
-    /// Bytes per second.
+    /// Bytes per second as the service sees them: after the producer's compression, which is
+    /// what quotas, storage and transfer count.
     pub bytes_per_s: f64,
+    /// The producer's compression ratio (original ÷ compressed; 1 for none).
+    pub compression: f64,
     /// The share of messages that carry the workload's one hot key (0 for none).
     pub hot_key_share: f64,
 }
@@ -123,10 +144,33 @@ impl Offered {
         }
     }
 
+    /// ` after 4.0:1 compression` when the producer compresses, else nothing: for sentences
+    /// that divide a byte limit by the mean size.
+    pub fn compressed_note(&self) -> String {
+        if self.compression > 1.0 {
+            format!(" after {:.1}:1 compression", self.compression)
+        } else {
+            String::new()
+        }
+    }
+
     /// Gigabytes (10^9 bytes) written in `span` at this rate: the steady-state size of a
     /// retention window of that length.
     pub fn gb_in(&self, span: SimTime) -> f64 {
         self.bytes_per_s * span.as_secs_f64() / 1e9
+    }
+
+    /// The share of the records each of `partitions` partitions gets when keys map to
+    /// partitions by `mix64(key) % partitions` (Kafka's and Event Hubs' models): an even
+    /// share of the ordinary keys, plus all of the hot key's in its one partition.
+    pub fn partition_shares(&self, partitions: usize) -> Vec<f64> {
+        let n = partitions.max(1);
+        let h = self.hot_key_share.clamp(0.0, 1.0);
+        let mut shares = vec![(1.0 - h) / n as f64; n];
+        if h > 0.0 {
+            shares[hot_partition(n)] += h;
+        }
+        shares
     }
 
     /// What `partitions` partitions of `per_partition` messages/s each can take of this
@@ -137,6 +181,64 @@ impl Offered {
         let h = self.hot_key_share.clamp(0.0, 1.0);
         per_partition / (h + (1.0 - h) / n)
     }
+}
+
+/// A producer's compression: how many times smaller its bytes are on the wire (original ÷
+/// compressed, 1 for none).
+///
+/// The ratio is a parameter, not something the simulator measures: it depends on the data far
+/// more than on the codec (JSON telemetry shrinks several times, random bytes not at all).
+/// Every quota, bill and disk that counts bytes counts the compressed ones, while event and
+/// record counts do not change, so compression relieves only limits that bytes bind.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Compression {
+    pub ratio: f64,
+}
+
+impl Compression {
+    /// No compression.
+    pub const NONE: Compression = Compression { ratio: 1.0 };
+
+    /// The size of `bytes` after compression (at least one byte).
+    #[inline]
+    pub fn wire(self, bytes: u32) -> u32 {
+        if self.ratio <= 1.0 {
+            return bytes;
+        }
+        ((f64::from(bytes) / self.ratio).ceil() as u32).max(1)
+    }
+
+    /// A ratio written as a number from 1 (no compression) up.
+    ///
+    /// # Errors
+    /// Anything else, located where the value was written, with the fix.
+    pub fn ratio_param(p: &Profile, name: &str) -> Result<Compression, SimError> {
+        let bad = |got: String| {
+            SimError::at(
+                p.origin(name),
+                format!(
+                    "{name} is original bytes ÷ compressed bytes, a number of at least 1 \
+                     (1 = no compression); got {got}: write 4 for data that shrinks 4:1"
+                ),
+            )
+        };
+        let ratio = match p.params.get(name).map(|x| &x.value) {
+            Some(ParamValue::Int(i)) => *i as f64,
+            Some(ParamValue::Float(x)) => *x,
+            Some(other) => return Err(bad(format!("`{other}`"))),
+            None => return p.f64(name).map(|ratio| Compression { ratio }),
+        };
+        if !ratio.is_finite() || !(1.0..=1000.0).contains(&ratio) {
+            return Err(bad(ratio.to_string()));
+        }
+        Ok(Compression { ratio })
+    }
+}
+
+/// The partition the workload's hot key (its first key) lands in, for services that map a
+/// key to `mix64(key) % partitions`.
+pub(crate) fn hot_partition(partitions: usize) -> usize {
+    (crate::rng::mix64(crate::workload::KEY_BASE) % partitions.max(1) as u64) as usize
 }
 
 /// What one stage of a service can carry, in messages per second.
@@ -196,6 +298,84 @@ impl Capacity {
     }
 }
 
+impl Capacity {
+    /// Readers of a consumer group that own partitions as Kafka's range assignor gives them
+    /// out, each processing one message in `processing`, for a workload whose hot key sends
+    /// more than an even share to one partition. The reader whose partitions carry the
+    /// largest share sets the pace; when it is the hot partition's reader, the sentence names
+    /// the partition, its rate, and what that one reader can do. `None` without a hot key
+    /// (use [`Capacity::readers`]).
+    pub fn readers_with_hot_key(
+        label: &str,
+        readers: usize,
+        partitions: usize,
+        processing: SimTime,
+        offered: &Offered,
+    ) -> Option<Capacity> {
+        let secs = processing.as_secs_f64();
+        if offered.hot_key_share <= 0.0 || secs <= 0.0 || readers == 0 || partitions == 0 {
+            return None;
+        }
+        let each = 1.0 / secs;
+        let shares = offered.partition_shares(partitions);
+        let members: Vec<usize> = (0..readers).collect();
+        let owners = group::range_assign(partitions, &members);
+        let mut load = vec![0.0f64; readers];
+        for (p, owner) in owners.iter().enumerate() {
+            if let Some(o) = owner {
+                load[*o] += shares[p];
+            }
+        }
+        let (busiest, share) = load
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let hot = hot_partition(partitions);
+        let singular = label.strip_suffix('s').unwrap_or(label);
+        let owned = owners.iter().filter(|o| **o == Some(busiest)).count();
+        let ms = secs * 1e3;
+        let hot_rate = offered.msgs_per_s * shares[hot];
+        let how = if owners.get(hot).copied().flatten() == Some(busiest) {
+            format!(
+                "{singular} {busiest} reads hot partition {hot}, which gets {:.0}% of the \
+                 records ({:.0}% hot key, 1/{partitions} of the rest) = {}/s against the \
+                 {}/s one {singular} processes ({ms} ms each){}; it carries {:.0}% in all",
+                100.0 * shares[hot],
+                100.0 * offered.hot_key_share,
+                fmt_rate(hot_rate),
+                fmt_rate(each),
+                if owned > 1 {
+                    format!(", with {} more partition(s)", owned - 1)
+                } else {
+                    String::new()
+                },
+                100.0 * share
+            )
+        } else {
+            format!(
+                "{singular} {busiest} carries {:.0}% of the records on {owned} partitions at \
+                 {}/s ({ms} ms each); hot partition {hot} gets {:.0}% = {}/s",
+                100.0 * share,
+                fmt_rate(each),
+                100.0 * shares[hot],
+                fmt_rate(hot_rate)
+            )
+        };
+        Some(Capacity {
+            stage: "consumers",
+            per_s: each / share.max(1e-9),
+            how,
+            relief: format!(
+                "spread the hot key ({:.0}% of the records) over several keys, or speed up \
+                 processing: one key stays in one partition, read by one {singular}, so more \
+                 partitions or {label} do not split it",
+                100.0 * offered.hot_key_share
+            ),
+        })
+    }
+}
+
 /// The least of `stages` against the offered rate.
 fn bottleneck(stages: Vec<Capacity>, offered: &Offered) -> Bottleneck {
     let rate = offered.msgs_per_s;
@@ -209,6 +389,7 @@ fn bottleneck(stages: Vec<Capacity>, offered: &Offered) -> Bottleneck {
             offered_per_s: rate,
             binding: false,
             detail: "no stage with a known capacity".into(),
+            notes: Vec::new(),
         };
     };
     let binding = rate > c.per_s;
@@ -239,6 +420,7 @@ fn bottleneck(stages: Vec<Capacity>, offered: &Offered) -> Bottleneck {
         offered_per_s: rate,
         binding,
         detail,
+        notes: Vec::new(),
     }
 }
 
@@ -248,6 +430,7 @@ pub(crate) struct RunBounds {
     pub duration: SimTime,
     pub drain: SimTime,
     pub interval: SimTime,
+    pub replay: Option<ReplaySpec>,
 }
 
 /// Runs `model` to the end and returns its report and trails.
@@ -328,23 +511,31 @@ pub(crate) fn drive<M: Model>(
     let end = cx.q.now().min(hard_stop);
     progress(end);
     let secs = bounds.duration.as_secs_f64().max(1e-9);
+    let compression = model.wire_ratio().max(1.0);
     let offered = Offered {
         msgs_per_s: cx.col.produced_count() as f64 / secs,
-        bytes_per_s: cx.col.produced_bytes() as f64 / secs,
+        bytes_per_s: cx.col.produced_bytes() as f64 / secs / compression,
+        compression,
         hot_key_share,
     };
-    let bottleneck = bottleneck(model.capacities(&offered), &offered);
+    let mut bottleneck = bottleneck(model.capacities(&offered), &offered);
+    bottleneck.notes = model.notes(&offered);
     let (settings, cost) = model.finish(&mut cx, end, &offered);
     let events = cx.q.events_handled();
+    let replay = bounds
+        .replay
+        .map(|spec| Replay::plan(&spec, offered.msgs_per_s, model.replay_window(&spec)));
     let Cx { col, .. } = cx;
-    Ok(col.finish(
+    let (mut report, trails) = col.finish(
         profile.name.clone(),
         settings,
         cost,
         bottleneck,
         end,
         events,
-    ))
+    );
+    report.replay = replay;
+    Ok((report, trails))
 }
 
 /// Keeps each key's messages in the order they were sent, and nothing more.
@@ -545,6 +736,16 @@ impl Bucket {
         self.tokens >= n
     }
 
+    /// How long until `n` tokens are there (zero if they are), without taking them.
+    pub fn wait_for(&mut self, now: SimTime, n: f64) -> SimTime {
+        self.refill(now);
+        if self.tokens >= n {
+            SimTime::ZERO
+        } else {
+            SimTime::from_secs_f64((n - self.tokens) / self.rate.max(1e-9))
+        }
+    }
+
     /// Takes `n` tokens, going into debt if needed; returns how long until the debt is paid.
     pub fn take_debt(&mut self, now: SimTime, n: f64) -> SimTime {
         self.refill(now);
@@ -671,6 +872,7 @@ mod capacity_tests {
         let offered = Offered {
             msgs_per_s: 5_000.0,
             bytes_per_s: 2e6,
+            compression: 1.0,
             hot_key_share: 0.0,
         };
         let stages = vec![

@@ -23,7 +23,9 @@ use std::collections::{HashMap, VecDeque};
 use crate::fault::{Fault, FaultKind};
 use crate::metrics::{Cause, CostEstimate};
 use crate::models::log::Rec;
-use crate::models::{backoff, Batcher, Bucket, Capacity, Cx, KeyOrder, Model, Offered};
+use crate::models::{
+    backoff, Batcher, Bucket, Capacity, Compression, Cx, KeyOrder, Model, Offered,
+};
 use crate::profile::Profile;
 use crate::rng::{FixedState, LatencyDist};
 use crate::time::SimTime;
@@ -48,6 +50,8 @@ pub(crate) struct PubSubCfg {
     pub dead_letter: bool,
     pub max_attempts: u32,
     pub retention: SimTime,
+    /// The producer compresses each message body itself (the service never does).
+    pub compression: Compression,
     pub publish: LatencyDist,
     pub deliver: LatencyDist,
     pub max_retries: u32,
@@ -59,6 +63,10 @@ pub(crate) struct PubSubCfg {
     pub linger: SimTime,
     pub usd_per_tib: f64,
     pub retain_acked: bool,
+    /// Topic message retention (zero for none): seek to a time within it on any subscription.
+    pub topic_retention: SimTime,
+    /// How long a snapshot lives.
+    pub snapshot_lifetime: SimTime,
     pub storage_usd_per_gib_month: f64,
 }
 
@@ -72,6 +80,16 @@ impl PubSubCfg {
             ));
         }
         let attempts = p.int("max_delivery_attempts", 5, 100)? as u32;
+        let topic_days = p.f64("topic_retention_days")?;
+        if topic_days != 0.0 && !(10.0 / 1440.0..=31.0).contains(&topic_days) {
+            return Err(SimError::at(
+                p.origin("topic_retention_days"),
+                format!(
+                    "topic retention is 10 minutes to 31 days (0 for none), got {topic_days} \
+                     days: write 7 for a week"
+                ),
+            ));
+        }
         Ok(PubSubCfg {
             quota_bytes: p.f64("publish_quota_bytes_per_s")?,
             min_request_bytes: p.f64("min_billed_request_bytes")?,
@@ -87,6 +105,7 @@ impl PubSubCfg {
             key_bytes: p.f64("ordering_key_bytes_per_s")?,
             dead_letter: p.bool("dead_letter_topic")?,
             max_attempts: attempts,
+            compression: Compression::ratio_param(p, "client_compression_ratio")?,
             retention: SimTime::from_secs_f64(p.f64("retention_days")? * 86_400.0),
             publish: LatencyDist::from_p50_p99(
                 p.millis("publish_p50_ms")?,
@@ -105,6 +124,10 @@ impl PubSubCfg {
             linger: p.millis("producer_linger_ms")?,
             usd_per_tib: p.f64("usd_per_tib")?,
             retain_acked: p.bool("retain_acked_messages")?,
+            topic_retention: SimTime::from_secs_f64(topic_days * 86_400.0),
+            snapshot_lifetime: SimTime::from_secs_f64(
+                p.f64("snapshot_max_lifetime_days")? * 86_400.0,
+            ),
             storage_usd_per_gib_month: p.f64("storage_usd_per_gib_month")?,
         })
     }
@@ -529,7 +552,10 @@ impl Model for PubSub {
     fn start(&mut self, _cx: &mut Cx<PsEv>) {}
 
     fn on_message(&mut self, msg: Msg, cx: &mut Cx<PsEv>) {
-        if msg.size > self.cfg.max_message_bytes {
+        // The service sees the body as the client sent it: compressed, if it compresses.
+        let mut rec = Rec::new(&msg);
+        rec.size = self.cfg.compression.wire(msg.size);
+        if rec.size > self.cfg.max_message_bytes {
             cx.col.failed(msg.id, cx.now(), Cause::Window);
             let max = self.cfg.max_message_bytes;
             cx.mech_id(Cause::Window, "message_too_large", msg.id, || {
@@ -541,7 +567,7 @@ impl Model for PubSub {
             return;
         }
         self.publishing += 1;
-        let added = self.batcher.add(0, Rec::new(&msg));
+        let added = self.batcher.add(0, rec);
         if let Some(seq) = added.arm {
             cx.after(self.batcher.linger, PsEv::Flush { seq });
         }
@@ -734,16 +760,85 @@ impl Model for PubSub {
             && self.in_clients == 0
     }
 
+    fn replay_window(&self, spec: &crate::replay::ReplaySpec) -> crate::replay::ReplayWindow {
+        use crate::replay::{PubSubSeek, ReplayWindow};
+        let c = &self.cfg;
+        match spec.pubsub_seek {
+            PubSubSeek::Snapshot => {
+                // A snapshot taken when the bug started keeps what was unacknowledged then and
+                // everything published since, until it expires 7 days (less the age of the
+                // oldest unacknowledged message) after it was taken.
+                let life = c.snapshot_lifetime;
+                ReplayWindow {
+                    window: (spec.found_after <= life).then_some(spec.found_after),
+                    how: if spec.found_after <= life {
+                        format!(
+                            "the subscription seeks to a snapshot taken when the bug started; \
+                             it lives {life}, longer than the delay"
+                        )
+                    } else {
+                        format!(
+                            "the subscription would seek to a snapshot taken when the bug \
+                             started, but snapshots expire after {life}: it is gone"
+                        )
+                    },
+                }
+            }
+            PubSubSeek::Time => {
+                let sub = if c.retain_acked {
+                    c.retention
+                } else {
+                    SimTime::ZERO
+                };
+                let window = sub.max(c.topic_retention);
+                ReplayWindow {
+                    window: (window > SimTime::ZERO).then_some(window),
+                    how: if window > SimTime::ZERO {
+                        format!(
+                            "the subscription seeks to the bug's time; acknowledged messages \
+                             come back as far as they are kept ({}, {})",
+                            if c.retain_acked {
+                                format!("retain_acked_messages for {}", c.retention)
+                            } else {
+                                "retain_acked_messages off".to_string()
+                            },
+                            if c.topic_retention > SimTime::ZERO {
+                                format!("topic retention {}", c.topic_retention)
+                            } else {
+                                "no topic retention".to_string()
+                            }
+                        )
+                    } else {
+                        "the subscription seeks to the bug's time, but acknowledged messages \
+                         were deleted at once (retain_acked_messages off, no topic retention): \
+                         seek only brings back unacknowledged ones"
+                            .to_string()
+                    },
+                }
+            }
+        }
+    }
+
+    fn wire_ratio(&self) -> f64 {
+        self.cfg.compression.ratio
+    }
+
     fn capacities(&self, offered: &Offered) -> Vec<Capacity> {
         let c = &self.cfg;
         let fmt = crate::metrics::fmt_rate;
-        let counted = offered.mean_bytes().max(1000.0);
+        // The 1 kB minimum is per publish request: a request carries what arrives within the
+        // batching wait, up to the batch size, so each message counts at least its share.
+        let per_request =
+            (offered.msgs_per_s * c.linger.as_secs_f64()).clamp(1.0, c.batch.max(1.0));
+        let counted = offered.mean_bytes().max(c.min_request_bytes / per_request);
         let mut out = vec![Capacity {
             stage: "quota",
             per_s: c.quota_bytes / counted,
             how: format!(
-                "publish quota {:.0} MB/s ÷ {counted:.0} B per message (at least 1 kB)",
-                c.quota_bytes / 1e6
+                "publish quota {:.0} MB/s ÷ {counted:.0} B per message{} (a request of about \
+                 {per_request:.0} messages counts at least 1 kB)",
+                c.quota_bytes / 1e6,
+                offered.compressed_note()
             ),
             relief: "ask for a higher regional quota".into(),
         }];
@@ -801,6 +896,7 @@ impl Model for PubSub {
             format!("message_ordering={}", c.ordering),
             format!("dead_letter_topic={}", c.dead_letter),
             format!("retain_acked_messages={}", c.retain_acked),
+            format!("client_compression_ratio={}", c.compression.ratio),
         ];
         let mut cost = CostEstimate::default();
         let tib = self.billed_bytes / 1_099_511_627_776.0;
@@ -815,6 +911,14 @@ impl Model for PubSub {
             cost.monthly(
                 &format!("GiB stored (retain_acked_messages: {days:.1} days, steady state)"),
                 offered.gb_in(c.retention) * 1e9 / 1_073_741_824.0,
+                c.storage_usd_per_gib_month,
+            );
+        }
+        if c.topic_retention > SimTime::ZERO {
+            let days = c.topic_retention.as_secs_f64() / 86_400.0;
+            cost.monthly(
+                &format!("GiB stored (topic retention: {days:.1} days, steady state)"),
+                offered.gb_in(c.topic_retention) * 1e9 / 1_073_741_824.0,
                 c.storage_usd_per_gib_month,
             );
         }
@@ -971,5 +1075,54 @@ mod tests {
             3,
         );
         assert!(r.services[0].dead_lettered.count > 0);
+    }
+
+    #[test]
+    fn client_compression_divides_the_billed_bytes_by_its_ratio() {
+        // 1,000 messages/s of 2,000 B: publish requests of about ten messages are far above
+        // the 1 kB minimum, and each delivery is billed its size. Compressed 4:1 by the
+        // publisher, every billed byte is a quarter: (published + delivered) × 500 B.
+        let workload = "kind = \"payments\"\nrate = \"1000/s\"\nmessage_bytes = 2000";
+        let billed = |ps: &str| {
+            let r = run(ps, workload, "", 5);
+            let s = r.service(ServiceKind::PubSub).unwrap().clone();
+            let tib = s
+                .cost
+                .lines
+                .iter()
+                .find(|l| l.item.starts_with("TiB of throughput"))
+                .map_or(0.0, |l| l.quantity);
+            (tib * 1_099_511_627_776.0, s)
+        };
+        let (plain, p) = billed("");
+        let (packed, c) = billed("client_compression_ratio = 4");
+        let expect = |s: &crate::ServiceReport, size: f64| {
+            (s.produced + s.delivered + s.redeliveries) as f64 * size
+        };
+        assert!((plain / expect(&p, 2_000.0) - 1.0).abs() < 1e-6, "{plain}");
+        assert!((packed / expect(&c, 500.0) - 1.0).abs() < 1e-6, "{packed}");
+    }
+
+    #[test]
+    fn the_publish_quota_counts_the_1_kb_minimum_per_request_not_per_message() {
+        use crate::models::{Model, Offered};
+        let profiles = crate::ProfileSet::embedded().unwrap();
+        let cfg = super::PubSubCfg::from_profile(profiles.get(ServiceKind::PubSub).unwrap());
+        let ps = super::PubSub::new(cfg.unwrap());
+        // 1,000 messages/s of 10 B: a 10 ms batching wait gathers about 10 per request, so
+        // each counts 1,000 / 10 = 100 B against 200 MB/s: 2,000,000/s. Counted per message
+        // (1 kB each) it would be a tenth of that.
+        let offered = Offered {
+            msgs_per_s: 1_000.0,
+            bytes_per_s: 10_000.0,
+            compression: 1.0,
+            hot_key_share: 0.0,
+        };
+        let quota = ps
+            .capacities(&offered)
+            .into_iter()
+            .find(|c| c.stage == "quota")
+            .unwrap();
+        assert!((quota.per_s - 200e6 / 100.0).abs() < 1.0, "{}", quota.per_s);
     }
 }
