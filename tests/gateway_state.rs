@@ -646,6 +646,70 @@ async fn three_gateways_share_acls_and_users_survive_a_kill_and_refuse_forged_st
         "{listed}"
     );
 
+    // `kgate users` pointed at the cluster: a user added there logs in on every gateway, and
+    // is refused everywhere once removed. The password goes in on stdin, never on the line.
+    let out = run_ok(
+        &[
+            "users",
+            "add",
+            "dave",
+            "--password-stdin",
+            "--state-config",
+            "kgate.toml",
+        ],
+        d,
+        Some("dave-password"),
+    );
+    assert!(out.contains("added dave"), "{out}");
+    let logs_in = |addr: String| async move {
+        RawClient::try_login(&addr, "dave", "dave-password")
+            .await
+            .1
+            .error_code
+            == 0
+    };
+    for (name, addr) in [("A", &a), ("B", &b), ("C", &c)] {
+        within(
+            Duration::from_secs(3),
+            &format!("dave, added by the CLI, on {name}"),
+            || logs_in(addr.clone()),
+        )
+        .await;
+    }
+    let listed = run_ok(&["users", "list", "--state-config", "kgate.toml"], d, None);
+    assert!(listed.contains("dave"), "{listed}");
+    let refused = kgate()
+        .args([
+            "users",
+            "add",
+            "dave",
+            "--password-stdin",
+            "--state-config",
+            "kgate.toml",
+        ])
+        .current_dir(d)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kgate");
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && text.contains("--replace"),
+        "an existing user is not overwritten silently: {text}"
+    );
+    run_ok(
+        &["users", "remove", "dave", "--state-config", "kgate.toml"],
+        d,
+        None,
+    );
+    for (name, addr) in [("A", &a), ("B", &b), ("C", &c)] {
+        within(
+            Duration::from_secs(3),
+            &format!("dave, removed by the CLI, refused on {name}"),
+            || async { !logs_in(addr.clone()).await },
+        )
+        .await;
+    }
+
     // SIGKILL of the gateway an idempotent producer uses loses and duplicates nothing.
     let all_three = format!("{a},{b},{c}");
     let producer: FutureProducer = ClientConfig::new()

@@ -21,7 +21,8 @@ Examples:
   kgate users add bob --mechanism SCRAM-SHA-512 --password-file bob.pw --iterations 8192 --users users.toml
   kgate users list --users users.toml
   kgate users remove bob --mechanism SCRAM-SHA-256 --users users.toml
-  kgate users remove bob --users users.toml";
+  kgate users remove bob --users users.toml
+  printf '%s' \"$CAROL_PASSWORD\" | kgate users add carol --password-stdin --state-config kgate.toml   # shared by several gateways";
 
 /// Arguments of `kgate users`.
 #[derive(Debug, Args)]
@@ -67,12 +68,131 @@ impl From<MechanismArg> for Mechanism {
     }
 }
 
-/// The credential file, shared by every subcommand.
+/// Where the users live, shared by every subcommand: a credential file, or the state several
+/// gateways share through the cluster.
 #[derive(Debug, Args)]
 struct UsersFile {
     /// The credential file (TOML; created by `add` if missing).
-    #[arg(long, value_name = "FILE", env = "KGATE_USERS")]
-    users: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KGATE_USERS",
+        required_unless_present = "state_config",
+        conflicts_with = "state_config"
+    )]
+    users: Option<PathBuf>,
+    /// Instead of a file, the users several gateways share (the kgate.toml of a gateway
+    /// started with `state = "kafka"`): the change is written to the state topic and every
+    /// gateway applies it within a second.
+    #[arg(long, value_name = "FILE")]
+    state_config: Option<PathBuf>,
+}
+
+impl UsersFile {
+    fn target(&self) -> anyhow::Result<Target<'_>> {
+        match (&self.users, &self.state_config) {
+            (Some(path), _) => Ok(Target::File(path)),
+            (None, Some(config)) => Ok(Target::Shared(config)),
+            (None, None) => bail!("no users: pass --users FILE or --state-config kgate.toml"),
+        }
+    }
+}
+
+/// The users `kgate users` reads and changes.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    /// A credential file.
+    File(&'a Path),
+    /// The shared state, found through this kgate.toml.
+    Shared(&'a Path),
+}
+
+impl Target<'_> {
+    /// Where the users are, for messages.
+    fn place(self) -> String {
+        match self {
+            Target::File(path) => path.display().to_string(),
+            Target::Shared(config) => format!("the shared state of {}", config.display()),
+        }
+    }
+
+    /// The option naming them, for the fix in messages.
+    fn flag(self) -> String {
+        match self {
+            Target::File(path) => format!("--users {}", path.display()),
+            Target::Shared(config) => format!("--state-config {}", config.display()),
+        }
+    }
+
+    /// The users as they are (a file must exist unless `create`).
+    fn read(self, create: bool) -> anyhow::Result<CredentialStore> {
+        match self {
+            Target::File(path) if create => {
+                CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))
+            }
+            Target::File(path) => load_existing(path),
+            Target::Shared(config) => {
+                let state = open_state(config)?;
+                let users = state.credentials();
+                state.stop();
+                Ok(users)
+            }
+        }
+    }
+
+    /// Changes the users with `f`, which sees them as they are now: a file is locked against
+    /// every other writer from reading to writing; the shared state is read to its end and
+    /// the difference written as signed records. Nothing is written when `f` fails.
+    fn update<T>(
+        self,
+        create: bool,
+        f: impl FnOnce(&mut CredentialStore) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        match self {
+            Target::File(path) => {
+                if !create {
+                    // A missing file is reported as such, before a lock file is made beside it.
+                    load_existing(path)?;
+                }
+                let _lock = lock(path)?;
+                let mut store = self.read(create)?;
+                let out = f(&mut store)?;
+                store.save(path).map_err(|e| store_error(e, path))?;
+                Ok(out)
+            }
+            Target::Shared(config) => {
+                let state = open_state(config)?;
+                let before = state.credentials();
+                let mut after = before.clone();
+                let out = f(&mut after).and_then(|out| {
+                    state.commit_entries(
+                        &kgate_state::credential_entries(&before),
+                        &kgate_state::credential_entries(&after),
+                    )?;
+                    Ok(out)
+                });
+                state.stop();
+                out
+            }
+        }
+    }
+
+    /// A store error while changing the users, naming where nothing was written.
+    fn changing(self, err: StoreError) -> anyhow::Error {
+        match (self, err) {
+            (Target::File(path), err) => store_error(err, path),
+            (target, StoreError::Credential(e)) => {
+                anyhow!("{e}; nothing was written to {}", target.place())
+            }
+            (_, other) => anyhow!(other),
+        }
+    }
+}
+
+/// Reads the shared state to its end.
+fn open_state(config: &Path) -> anyhow::Result<kgate_state::KafkaState> {
+    let options = crate::cmd::state::options_from_config(config)?;
+    Ok(kgate_state::KafkaState::open(options)?)
 }
 
 #[derive(Debug, Args)]
@@ -152,7 +272,7 @@ struct ImportArgs {
 pub fn run(args: UsersArgs) -> anyhow::Result<()> {
     match args.command {
         UsersCommand::Add(args) => add(args),
-        UsersCommand::List(args) => list(&args.file.users),
+        UsersCommand::List(args) => list(args.file.target()?),
         UsersCommand::Remove(args) => remove(args),
         UsersCommand::Export(args) => export(args),
         UsersCommand::Import(args) => import(args),
@@ -160,54 +280,45 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
 }
 
 fn add(args: AddArgs) -> anyhow::Result<()> {
-    let path = &args.file.users;
+    let target = args.file.target()?;
     let mut mechanisms: Vec<Mechanism> = args.mechanisms.iter().map(|&m| m.into()).collect();
     if mechanisms.is_empty() {
         mechanisms = Mechanism::ALL.to_vec();
     }
     mechanisms.sort();
     mechanisms.dedup();
-
-    let store = CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))?;
-    if !args.replace {
+    let refuse_existing = |store: &CredentialStore, meanwhile: &str| -> anyhow::Result<()> {
+        if args.replace {
+            return Ok(());
+        }
         if let Some(existing) = mechanisms
             .iter()
             .find(|&&m| store.credential(&args.name, m).is_some())
         {
             bail!(
-                "user {:?} already has a {existing} credential in {}; pass --replace to change \
+                "user {:?} {meanwhile} a {existing} credential in {}; pass --replace to change \
                  the password",
                 args.name,
-                path.display()
+                target.place()
             );
         }
-    }
+        Ok(())
+    };
+    // Checked before the password is asked for, and again once the users are held.
+    refuse_existing(&target.read(true)?, "already has")?;
     let password = match &args.password_file {
         Some(file) => read_password_file(file)?,
         None => read_password_stdin()?,
     };
-    // From here to the write, no other `kgate users` or gateway may change the file.
-    let _lock = lock(path)?;
-    let mut store = CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))?;
-    if !args.replace {
-        if let Some(existing) = mechanisms
-            .iter()
-            .find(|&&m| store.credential(&args.name, m).is_some())
-        {
-            bail!(
-                "user {:?} got a {existing} credential in {} meanwhile; pass --replace to change \
-                 the password",
-                args.name,
-                path.display()
-            );
+    target.update(true, |store| {
+        refuse_existing(store, "got")?;
+        for &mechanism in &mechanisms {
+            store
+                .set(&args.name, mechanism, &password, args.iterations)
+                .map_err(|e| target.changing(e))?;
         }
-    }
-    for &mechanism in &mechanisms {
-        store
-            .set(&args.name, mechanism, &password, args.iterations)
-            .map_err(|e| store_error(e, path))?;
-    }
-    store.save(path).map_err(|e| store_error(e, path))?;
+        Ok(())
+    })?;
     let names: Vec<&str> = mechanisms.iter().map(|m| m.name()).collect();
     println!(
         "{} {} ({}; {} iterations) to {}",
@@ -215,19 +326,19 @@ fn add(args: AddArgs) -> anyhow::Result<()> {
         args.name,
         names.join(", "),
         args.iterations,
-        path.display()
+        target.place()
     );
     Ok(())
 }
 
-fn list(path: &Path) -> anyhow::Result<()> {
-    let store = load_existing(path)?;
+fn list(target: Target<'_>) -> anyhow::Result<()> {
+    let store = target.read(false)?;
     let users = store.list();
     if users.is_empty() {
         println!(
-            "no users in {}; add one with `kgate users add NAME --password-stdin --users {}`",
-            path.display(),
-            path.display()
+            "no users in {}; add one with `kgate users add NAME --password-stdin {}`",
+            target.place(),
+            target.flag()
         );
         return Ok(());
     }
@@ -250,60 +361,50 @@ fn list(path: &Path) -> anyhow::Result<()> {
 }
 
 fn remove(args: RemoveArgs) -> anyhow::Result<()> {
-    let path = &args.file.users;
-    // A missing file is reported as such, before a lock file is made beside it.
-    load_existing(path)?;
-    let _lock = lock(path)?;
-    let mut store = load_existing(path)?;
+    let target = args.file.target()?;
     let unknown_user = || {
         anyhow!(
-            "no user {:?} in {}; see `kgate users list --users {}`",
+            "no user {:?} in {}; see `kgate users list {}`",
             args.name,
-            path.display(),
-            path.display()
+            target.place(),
+            target.flag()
         )
     };
-    match args.mechanism.map(Mechanism::from) {
-        None => {
-            store.remove(&args.name).map_err(|_| unknown_user())?;
-            store.save(path).map_err(|e| store_error(e, path))?;
-            println!("removed {} from {}", args.name, path.display());
-        }
+    let mechanism = args.mechanism.map(Mechanism::from);
+    target.update(false, |store| match mechanism {
+        None => store.remove(&args.name).map_err(|_| unknown_user()),
         Some(mechanism) => {
             if store.user(&args.name).is_none() {
                 return Err(unknown_user());
             }
             store.delete(&args.name, mechanism).map_err(|e| match e {
                 CredentialError::NotFound => anyhow!(
-                    "user {:?} has no {mechanism} credential in {}; see `kgate users list \
-                         --users {}`",
+                    "user {:?} has no {mechanism} credential in {}; see `kgate users list {}`",
                     args.name,
-                    path.display(),
-                    path.display()
+                    target.place(),
+                    target.flag()
                 ),
                 other => anyhow!(other),
-            })?;
-            store.save(path).map_err(|e| store_error(e, path))?;
-            println!(
-                "removed {mechanism} of {} from {}",
-                args.name,
-                path.display()
-            );
+            })
         }
+    })?;
+    match mechanism {
+        None => println!("removed {} from {}", args.name, target.place()),
+        Some(m) => println!("removed {m} of {} from {}", args.name, target.place()),
     }
     Ok(())
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<()> {
-    let path = &args.file.users;
-    let store = load_existing(path)?;
+    let target = args.file.target()?;
+    let store = target.read(false)?;
     let mechanism = Mechanism::from(args.mechanism);
     let credential = store.export(&args.name, mechanism).ok_or_else(|| {
         anyhow!(
-            "user {:?} has no {mechanism} credential in {}; see `kgate users list --users {}`",
+            "user {:?} has no {mechanism} credential in {}; see `kgate users list {}`",
             args.name,
-            path.display(),
-            path.display()
+            target.place(),
+            target.flag()
         )
     })?;
     println!("{credential}");
@@ -311,39 +412,39 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
 }
 
 fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let path = &args.file.users;
+    let target = args.file.target()?;
     let mechanism = Mechanism::from(args.mechanism);
     let already = |store: &CredentialStore| {
         if !args.replace && store.credential(&args.name, mechanism).is_some() {
             bail!(
-                "user {:?} already has a {mechanism} credential in {}; pass --replace to overwrite it",
+                "user {:?} already has a {mechanism} credential in {}; pass --replace to \
+                 overwrite it",
                 args.name,
-                path.display()
+                target.place()
             );
         }
         Ok(())
     };
-    already(&CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))?)?;
+    already(&target.read(true)?)?;
     let mut text = Zeroizing::new(String::new());
     io::stdin()
         .read_to_string(&mut text)
         .context("cannot read the credential from standard input")?;
-    let _lock = lock(path)?;
-    let mut store = CredentialStore::load_or_empty(path).map_err(|e| store_error(e, path))?;
-    already(&store)?;
-    store
-        .import(&args.name, mechanism, text.trim())
-        .map_err(|e| {
-            anyhow!(
-                "invalid credential on standard input: {e}; pass what `kgate users export` or \
+    target.update(true, |store| {
+        already(store)?;
+        store
+            .import(&args.name, mechanism, text.trim())
+            .map_err(|e| {
+                anyhow!(
+                    "invalid credential on standard input: {e}; pass what `kgate users export` or \
                  Kafka's ScramCredentialUtils prints"
-            )
-        })?;
-    store.save(path).map_err(|e| store_error(e, path))?;
+                )
+            })
+    })?;
     println!(
         "imported {mechanism} of {} into {}",
         args.name,
-        path.display()
+        target.place()
     );
     Ok(())
 }
