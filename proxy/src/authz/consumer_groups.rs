@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use kgate_policies::{Operation, ResourceType};
 
 use super::codes::{GROUP_AUTHORIZATION_FAILED, INVALID_REQUEST, TOPIC_AUTHORIZATION_FAILED};
-use super::{partition_by, AuthzError, Incoming, Outcome, Session};
+use super::{describe_each_group, AuthzError, Incoming, Outcome, Session};
 
 /// What a member subscribing by regex is told.
 pub const REGEX_REFUSED: &str = "kgate does not serve regex subscriptions: the broker would \
@@ -72,47 +72,30 @@ pub fn heartbeat(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
 /// current or target assignments name a topic the caller may not describe gets 29 with
 /// Kafka's message and no members (Kafka 4.x); the authorized-operations mask is the caller's.
 pub fn describe(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
-    let mut req: ConsumerGroupDescribeRequest = inc.decode()?;
-    let api = ApiKey::ConsumerGroupDescribe;
-    let groups = std::mem::take(&mut req.group_ids);
-    let (allowed, denied) = partition_by(
-        groups,
-        |g| g.to_string(),
-        |n| s.allow(api, ResourceType::Group, n, Operation::Describe),
-    );
+    let req: ConsumerGroupDescribeRequest = inc.decode()?;
     let want_ops = req.include_authorized_operations;
-    let nothing_left = allowed.is_empty();
-    let changed = !denied.is_empty();
-    req.group_ids = allowed;
-    let errors: Vec<DescribedGroup> = denied
-        .into_iter()
-        .map(|g| {
+    Ok(describe_each_group::<_, ConsumerGroupDescribeResponse, _>(
+        s,
+        inc,
+        req,
+        |r| &mut r.group_ids,
+        |g| {
             DescribedGroup::default()
                 .with_group_id(g)
                 .with_error_code(GROUP_AUTHORIZATION_FAILED)
-        })
-        .collect();
-    let session = s.clone();
-    Ok(inc.forward_with::<_, ConsumerGroupDescribeResponse, _>(
-        &req,
-        changed,
-        nothing_left,
-        move |r| {
-            for g in r.groups.iter_mut().filter(|g| g.error_code == 0) {
-                let hidden = g.members.iter().any(|m| {
+        },
+        |r| &mut r.groups,
+        true,
+        move |session, groups| {
+            for g in groups.iter_mut().filter(|g| g.error_code == 0) {
+                let names = g.members.iter().flat_map(|m| {
                     m.assignment
                         .topic_partitions
                         .iter()
                         .chain(&m.target_assignment.topic_partitions)
-                        .any(|t| {
-                            !session.allow_quietly(
-                                ResourceType::Topic,
-                                &t.topic_name,
-                                Operation::Describe,
-                            )
-                        })
+                        .map(|t| &t.topic_name)
                 });
-                if hidden {
+                if assigns_hidden_topics(session, names) {
                     g.error_code = TOPIC_AUTHORIZATION_FAILED;
                     g.error_message = Some(StrBytes::from_static_str(DESCRIBED_TOPICS_DENIED));
                     g.members.clear();
@@ -121,7 +104,15 @@ pub fn describe(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
                         session.operations_mask(ResourceType::Group, &g.group_id);
                 }
             }
-            r.groups.extend(errors);
         },
     ))
+}
+
+/// Whether a described group's assignments name a topic the caller may not describe (Kafka
+/// 4.x then answers the group 29 with no members).
+pub(super) fn assigns_hidden_topics<'a>(
+    session: &Session,
+    mut names: impl Iterator<Item = &'a kafka_protocol::messages::TopicName>,
+) -> bool {
+    names.any(|t| !session.allow_quietly(ResourceType::Topic, t, Operation::Describe))
 }

@@ -23,7 +23,8 @@ use super::codes::{
     GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 };
 use super::{
-    check_each_topic, partition_by, typed_fixup, AuthzError, Incoming, Outcome, Session, CLUSTER,
+    check_each_topic, describe_each_group, partition_by, typed_fixup, AuthzError, Incoming,
+    Outcome, Session, CLUSTER,
 };
 
 /// JoinGroup, Heartbeat, LeaveGroup, SyncGroup: READ on the group, or the whole request
@@ -378,49 +379,29 @@ pub fn find_coordinator(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzErr
 /// DescribeGroups: DESCRIBE per group (else 30 for that group), with the group's
 /// authorized-operations mask when asked.
 pub fn describe_groups(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
-    let mut req: DescribeGroupsRequest = inc.decode()?;
-    let groups = std::mem::take(&mut req.groups);
-    let (allowed, denied) = partition_by(
-        groups,
-        |g| g.to_string(),
-        |n| {
-            s.allow(
-                ApiKey::DescribeGroups,
-                ResourceType::Group,
-                n,
-                Operation::Describe,
-            )
-        },
-    );
+    let req: DescribeGroupsRequest = inc.decode()?;
     let want_ops = req.include_authorized_operations;
-    let nothing_left = allowed.is_empty();
-    let changed = !denied.is_empty();
-    req.groups = allowed;
-    let errors: Vec<DescribedGroup> = denied
-        .into_iter()
-        .map(|g| {
+    Ok(describe_each_group::<_, DescribeGroupsResponse, _>(
+        s,
+        inc,
+        req,
+        |r| &mut r.groups,
+        |g| {
             DescribedGroup::default()
                 .with_group_id(g)
                 .with_error_code(GROUP_AUTHORIZATION_FAILED)
-        })
-        .collect();
-    if !changed && !want_ops {
-        return Ok(Outcome::forward());
-    }
-    let session = s.clone();
-    Ok(
-        inc.forward_with::<_, DescribeGroupsResponse, _>(&req, changed, nothing_left, move |r| {
+        },
+        |r| &mut r.groups,
+        want_ops,
+        move |session, groups| {
             if want_ops {
-                for g in &mut r.groups {
-                    if g.error_code == 0 {
-                        g.authorized_operations =
-                            session.operations_mask(ResourceType::Group, &g.group_id);
-                    }
+                for g in groups.iter_mut().filter(|g| g.error_code == 0) {
+                    g.authorized_operations =
+                        session.operations_mask(ResourceType::Group, &g.group_id);
                 }
             }
-            r.groups.extend(errors);
-        }),
-    )
+        },
+    ))
 }
 
 /// ListGroups: never errors. DESCRIBE on the cluster shows every group; otherwise each group

@@ -583,6 +583,47 @@ where
     )
 }
 
+/// Kafka's DESCRIBE per group on a request that lists group ids (DescribeGroups,
+/// ConsumerGroupDescribe, ShareGroupDescribe): the denied groups are answered 30 after the
+/// broker's, the allowed ones forwarded (or kgate answers when none is left), and `finish`
+/// runs on the broker's groups (authorized-operations masks, hidden assignments). With nothing
+/// denied and `finish` not needed (`needs_finish` false), the original bytes go on.
+#[allow(clippy::too_many_arguments)]
+pub fn describe_each_group<Req, Resp, G>(
+    s: &Session,
+    inc: &Incoming,
+    mut req: Req,
+    ids: fn(&mut Req) -> &mut Vec<kafka_protocol::messages::GroupId>,
+    denied_group: fn(kafka_protocol::messages::GroupId) -> G,
+    groups: fn(&mut Resp) -> &mut Vec<G>,
+    needs_finish: bool,
+    finish: impl FnOnce(&Session, &mut Vec<G>) + Send + 'static,
+) -> Outcome
+where
+    Req: Encodable,
+    Resp: Decodable + Encodable + Default + 'static,
+    G: Send + 'static,
+{
+    let all = std::mem::take(ids(&mut req));
+    let (allowed, denied) = partition_by(
+        all,
+        |g| g.to_string(),
+        |n| s.allow(inc.api, ResourceType::Group, n, Operation::Describe),
+    );
+    let nothing_left = allowed.is_empty();
+    let changed = !denied.is_empty();
+    if !changed && !needs_finish {
+        return Outcome::forward();
+    }
+    *ids(&mut req) = allowed;
+    let errors: Vec<G> = denied.into_iter().map(denied_group).collect();
+    let session = s.clone();
+    inc.forward_with::<_, Resp, _>(&req, changed, nothing_left, move |r| {
+        finish(&session, groups(r));
+        groups(r).extend(errors);
+    })
+}
+
 /// Splits the items of a request by a check done once per distinct name (Kafka's
 /// `filterByAuthorized`): returns (allowed items, denied names).
 pub fn partition_by<T>(

@@ -50,8 +50,10 @@ use uuid::Uuid;
 use super::codes::{
     GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_ID,
 };
-use super::consumer_groups::DESCRIBED_TOPICS_DENIED;
-use super::{partition_by, AuthzError, Incoming, Outcome, Session};
+use super::consumer_groups::{assigns_hidden_topics, DESCRIBED_TOPICS_DENIED};
+use super::{
+    check_each_topic, describe_each_group, partition_by, AuthzError, Incoming, Outcome, Session,
+};
 
 /// SHARE_SESSION_NOT_FOUND: the member opens a new share session (epoch 0).
 pub const SHARE_SESSION_NOT_FOUND: i16 = 122;
@@ -174,43 +176,27 @@ pub fn heartbeat(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
 /// assignments name a topic the caller may not describe gets 29 and no members, as Kafka 4.x
 /// answers ConsumerGroupDescribe; the authorized-operations mask is the caller's.
 pub fn describe(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
-    let mut req: ShareGroupDescribeRequest = inc.decode()?;
-    let api = ApiKey::ShareGroupDescribe;
-    let groups = std::mem::take(&mut req.group_ids);
-    let (allowed, denied) = partition_by(
-        groups,
-        |g| g.to_string(),
-        |n| s.allow(api, ResourceType::Group, n, Operation::Describe),
-    );
+    let req: ShareGroupDescribeRequest = inc.decode()?;
     let want_ops = req.include_authorized_operations;
-    let nothing_left = allowed.is_empty();
-    let changed = !denied.is_empty();
-    req.group_ids = allowed;
-    let errors: Vec<DescribedGroup> = denied
-        .into_iter()
-        .map(|g| {
+    Ok(describe_each_group::<_, ShareGroupDescribeResponse, _>(
+        s,
+        inc,
+        req,
+        |r| &mut r.group_ids,
+        |g| {
             DescribedGroup::default()
                 .with_group_id(g)
                 .with_error_code(GROUP_AUTHORIZATION_FAILED)
-        })
-        .collect();
-    let session = s.clone();
-    Ok(inc.forward_with::<_, ShareGroupDescribeResponse, _>(
-        &req,
-        changed,
-        nothing_left,
-        move |r| {
-            for g in r.groups.iter_mut().filter(|g| g.error_code == 0) {
-                let hidden = g.members.iter().any(|m| {
-                    m.assignment.topic_partitions.iter().any(|t| {
-                        !session.allow_quietly(
-                            ResourceType::Topic,
-                            &t.topic_name,
-                            Operation::Describe,
-                        )
-                    })
-                });
-                if hidden {
+        },
+        |r| &mut r.groups,
+        true,
+        move |session, groups| {
+            for g in groups.iter_mut().filter(|g| g.error_code == 0) {
+                let names = g
+                    .members
+                    .iter()
+                    .flat_map(|m| m.assignment.topic_partitions.iter().map(|t| &t.topic_name));
+                if assigns_hidden_topics(session, names) {
                     g.error_code = TOPIC_AUTHORIZATION_FAILED;
                     g.error_message = Some(StrBytes::from_static_str(DESCRIBED_TOPICS_DENIED));
                     g.members.clear();
@@ -219,7 +205,6 @@ pub fn describe(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
                         session.operations_mask(ResourceType::Group, &g.group_id);
                 }
             }
-            r.groups.extend(errors);
         },
     ))
 }
@@ -503,82 +488,68 @@ pub fn describe_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzErr
 /// AlterShareGroupOffsets: READ on the group (else 30 for the whole request), then READ on
 /// each topic (29 per partition).
 pub fn alter_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
-    let mut req: AlterShareGroupOffsetsRequest = inc.decode()?;
+    let req: AlterShareGroupOffsetsRequest = inc.decode()?;
     let api = ApiKey::AlterShareGroupOffsets;
     if !s.allow(api, ResourceType::Group, &req.group_id, Operation::Read) {
         return Ok(inc.respond(
             &AlterShareGroupOffsetsResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED),
         ));
     }
-    let topics = std::mem::take(&mut req.topics);
-    let (allowed, denied) = partition_by(
-        topics,
+    Ok(check_each_topic(
+        inc,
+        req,
+        |r| &mut r.topics,
         |t| t.topic_name.to_string(),
         |n| s.allow(api, ResourceType::Topic, n, Operation::Read),
-    );
-    if denied.is_empty() {
-        return Ok(Outcome::forward());
-    }
-    let nothing_left = allowed.is_empty();
-    req.topics = allowed;
-    let errors: Vec<AlterShareGroupOffsetsResponseTopic> = denied
-        .into_iter()
-        .map(|t| {
-            AlterShareGroupOffsetsResponseTopic::default()
-                .with_topic_name(t.topic_name)
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            AlterShareGroupOffsetsResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    Ok(inc.forward_with::<_, AlterShareGroupOffsetsResponse, _>(
-        &req,
-        true,
-        nothing_left,
-        move |r| r.responses.extend(errors),
+        |topics, code| {
+            topics
+                .iter()
+                .map(|t| {
+                    AlterShareGroupOffsetsResponseTopic::default()
+                        .with_topic_name(t.topic_name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    AlterShareGroupOffsetsResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect()
+        },
+        |r: &mut AlterShareGroupOffsetsResponse| &mut r.responses,
     ))
 }
 
 /// DeleteShareGroupOffsets: DELETE on the group (else 30 for the whole request), then READ on
 /// each topic (29 per topic), as OffsetDelete.
 pub fn delete_offsets(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
-    let mut req: DeleteShareGroupOffsetsRequest = inc.decode()?;
+    let req: DeleteShareGroupOffsetsRequest = inc.decode()?;
     let api = ApiKey::DeleteShareGroupOffsets;
     if !s.allow(api, ResourceType::Group, &req.group_id, Operation::Delete) {
         return Ok(inc.respond(
             &DeleteShareGroupOffsetsResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED),
         ));
     }
-    let topics = std::mem::take(&mut req.topics);
-    let (allowed, denied) = partition_by(
-        topics,
+    Ok(check_each_topic(
+        inc,
+        req,
+        |r| &mut r.topics,
         |t| t.topic_name.to_string(),
         |n| s.allow(api, ResourceType::Topic, n, Operation::Read),
-    );
-    if denied.is_empty() {
-        return Ok(Outcome::forward());
-    }
-    let nothing_left = allowed.is_empty();
-    req.topics = allowed;
-    let errors: Vec<DeleteShareGroupOffsetsResponseTopic> = denied
-        .into_iter()
-        .map(|t| {
-            DeleteShareGroupOffsetsResponseTopic::default()
-                .with_topic_name(t.topic_name)
-                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-        })
-        .collect();
-    Ok(inc.forward_with::<_, DeleteShareGroupOffsetsResponse, _>(
-        &req,
-        true,
-        nothing_left,
-        move |r| r.responses.extend(errors),
+        |topics, code| {
+            topics
+                .iter()
+                .map(|t| {
+                    DeleteShareGroupOffsetsResponseTopic::default()
+                        .with_topic_name(t.topic_name.clone())
+                        .with_error_code(code)
+                })
+                .collect()
+        },
+        |r: &mut DeleteShareGroupOffsetsResponse| &mut r.responses,
     ))
 }

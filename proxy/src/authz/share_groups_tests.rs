@@ -2,8 +2,6 @@
 //! the ACL it needs, with Kafka's code, and forwarded untouched with the minimal ACLs; share
 //! sessions re-authorized on every ShareFetch.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::alter_share_group_offsets_request::{
     AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
 };
@@ -29,7 +27,7 @@ use kafka_protocol::messages::{
     ShareGroupDescribeResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use kgate_policies::{Authorizer, AuthorizerOptions, Operation, Policy, ResourceType};
+use kgate_policies::{AuthorizerOptions, Operation, ResourceType};
 use uuid::Uuid;
 
 use super::codes::{
@@ -38,7 +36,7 @@ use super::codes::{
 };
 use super::share_groups::SHARE_SESSION_NOT_FOUND;
 use super::test_support::*;
-use super::{Authz, Outcome, Session, CLUSTER};
+use super::{Outcome, Session, CLUSTER};
 
 const ORDERS: Uuid = Uuid::from_u128(0x0e);
 const PAYMENTS: Uuid = Uuid::from_u128(0x9a);
@@ -82,9 +80,7 @@ fn share_group_heartbeat_needs_read_on_the_group_and_describe_on_subscribed_topi
         answered(run(&alice(vec![read_group()]), api, 1, &req), api, 1);
     assert_eq!(r.error_code, TOPIC_AUTHORIZATION_FAILED);
     let minimal = alice(vec![read_group(), topic_acl(Operation::Describe, "orders")]);
-    let (request, fixup) =
-        forwarded::<ShareGroupHeartbeatRequest>(run(&minimal, api, 1, &req), api, 1);
-    assert!(request.is_none() && fixup.is_none(), "forwarded untouched");
+    assert_untouched(run(&minimal, api, 1, &req));
 }
 
 #[test]
@@ -205,8 +201,7 @@ fn share_fetch_needs_read_on_the_group_and_on_each_topic() {
         None,
     );
     let req = fetch("m1", 0, &[(ORDERS, &[0, 1])]);
-    let (request, fixup) = forwarded::<ShareFetchRequest>(run(&s, api, 1, &req), api, 1);
-    assert!(request.is_none() && fixup.is_none(), "forwarded untouched");
+    assert_untouched(run(&s, api, 1, &req));
     assert_eq!(s.share_sessions.len(), 1, "the session is tracked");
 }
 
@@ -318,9 +313,7 @@ fn share_acknowledge_needs_read_on_the_group_and_each_topic() {
         TOPIC_AUTHORIZATION_FAILED
     );
 
-    let (request, fixup) =
-        forwarded::<ShareAcknowledgeRequest>(run(&s, api, 1, &ack(&[ORDERS])), api, 1);
-    assert!(request.is_none() && fixup.is_none(), "forwarded untouched");
+    assert_untouched(run(&s, api, 1, &ack(&[ORDERS])));
 }
 
 #[test]
@@ -399,9 +392,7 @@ fn describe_share_group_offsets_per_group_and_topic_and_filters_all_topics() {
         topic_acl(Operation::Describe, "orders"),
         topic_acl(Operation::Describe, "payments"),
     ]);
-    let (request, fixup) =
-        forwarded::<DescribeShareGroupOffsetsRequest>(run(&minimal, api, 0, &req), api, 0);
-    assert!(request.is_none() && fixup.is_none(), "forwarded untouched");
+    assert_untouched(run(&minimal, api, 0, &req));
 }
 
 #[test]
@@ -426,9 +417,7 @@ fn alter_share_group_offsets_needs_read_on_group_and_topics() {
         TOPIC_AUTHORIZATION_FAILED
     );
     let minimal = alice(vec![read_group(), topic_acl(Operation::Read, "orders")]);
-    let (request, fixup) =
-        forwarded::<AlterShareGroupOffsetsRequest>(run(&minimal, api, 0, &req), api, 0);
-    assert!(request.is_none() && fixup.is_none(), "forwarded untouched");
+    assert_untouched(run(&minimal, api, 0, &req));
 }
 
 #[test]
@@ -451,9 +440,7 @@ fn delete_share_group_offsets_needs_delete_on_group_and_read_on_topics() {
     );
     assert_eq!(r.responses[0].error_code, TOPIC_AUTHORIZATION_FAILED);
     let minimal = alice(vec![delete_group, topic_acl(Operation::Read, "orders")]);
-    let (request, fixup) =
-        forwarded::<DeleteShareGroupOffsetsRequest>(run(&minimal, api, 0, &req), api, 0);
-    assert!(request.is_none() && fixup.is_none(), "forwarded untouched");
+    assert_untouched(run(&minimal, api, 0, &req));
 }
 
 #[test]
@@ -478,27 +465,13 @@ fn list_config_resources_needs_describe_configs_on_the_cluster_and_hides_the_sta
     assert!(request.is_none() && fixup.is_none(), "forwarded untouched");
 
     // v1 may list topics: kgate's reserved state topic never shows.
-    let mut policy = Policy::new();
-    policy.add_acl(describe_configs);
-    let authorizer = Authorizer::new(
-        policy,
+    let s = session_with(
+        vec![describe_configs],
         AuthorizerOptions {
-            cache_capacity: 0,
             reserved_topics: vec!["__kgate_state".into()],
             ..AuthorizerOptions::default()
         },
     );
-    let s = Session {
-        principal: "User:alice".parse().expect("principal"),
-        host: "10.0.0.1".parse().expect("ip"),
-        authz: Some(Arc::new(Authz {
-            authorizer: Arc::new(authorizer),
-            audit: None,
-            credentials: None,
-            topic_ids: Default::default(),
-        })),
-        share_sessions: Default::default(),
-    };
     let (request, fixup) = forwarded::<ListConfigResourcesRequest>(run(&s, api, 1, &req), api, 1);
     assert!(request.is_none(), "the request is not changed");
     let resource = |name: &str, kind: i8| {

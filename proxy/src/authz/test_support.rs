@@ -33,6 +33,18 @@ pub(crate) fn acl(
 /// `User:alice` from 10.0.0.1 under an in-memory policy with these ACLs (`User:admin` is
 /// a super user).
 pub(crate) fn alice(acls: Vec<AclBinding>) -> Session {
+    session_with(
+        acls,
+        AuthorizerOptions {
+            super_users: vec!["User:admin".parse().expect("principal")],
+            ..AuthorizerOptions::default()
+        },
+    )
+}
+
+/// `User:alice` from 10.0.0.1 under an in-memory policy with these ACLs and options (the
+/// decision cache off, so that every check is asked).
+pub(crate) fn session_with(acls: Vec<AclBinding>, options: AuthorizerOptions) -> Session {
     let mut policy = Policy::new();
     for a in acls {
         policy.add_acl(a);
@@ -40,9 +52,8 @@ pub(crate) fn alice(acls: Vec<AclBinding>) -> Session {
     let authorizer = Authorizer::new(
         policy,
         AuthorizerOptions {
-            super_users: vec!["User:admin".parse().expect("principal")],
             cache_capacity: 0,
-            ..AuthorizerOptions::default()
+            ..options
         },
     );
     Session {
@@ -56,6 +67,20 @@ pub(crate) fn alice(acls: Vec<AclBinding>) -> Session {
         })),
         share_sessions: Default::default(),
     }
+}
+
+/// Asserts the request goes upstream as the client sent it, with nothing to merge.
+pub(crate) fn assert_untouched(outcome: Outcome) {
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Forward {
+                request: None,
+                fixup: None
+            }
+        ),
+        "expected the request forwarded untouched, got {outcome:?}"
+    );
 }
 
 pub(crate) fn incoming<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Incoming {
