@@ -164,11 +164,14 @@ pub struct Progress {
     pub steps: Vec<StepView>,
 }
 
-/// A running view server; dropping it does not stop it (it ends with the runtime).
+/// A running view server; dropping it does not stop it (it ends with the runtime), but
+/// removes the live view's token file: keep it as long as the view should take changes.
 #[derive(Debug)]
 pub struct ViewServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The live view's token file, removed when this is dropped.
+    token_file: Option<kgate_proxy::admin_token::StoredToken>,
 }
 
 enum Mode {
@@ -193,9 +196,13 @@ impl Clone for Mode {
 /// The address is not loopback or cannot be bound.
 pub async fn serve_live(addr: SocketAddr, live: Arc<Live>) -> Result<ViewServer, LiveError> {
     let token = Arc::new(Mutex::new(String::new()));
-    let server = serve(addr, Mode::Live(live, Arc::default(), token.clone())).await?;
+    let mut server = serve(addr, Mode::Live(live, Arc::default(), token.clone())).await?;
     // `kgate fault --admin` finds the token where it finds the gateway's.
-    let written = write_token(server.addr.port())?;
+    let written = kgate_proxy::admin_token::generate();
+    server.token_file = Some(kgate_proxy::admin_token::store_owned(
+        &token_path(server.addr.port()),
+        &written,
+    )?);
     if let Ok(mut t) = token.lock() {
         *t = written;
     }
@@ -257,7 +264,10 @@ async fn serve(addr: SocketAddr, mode: Mode) -> Result<ViewServer, LiveError> {
             });
         }
     });
-    Ok(ViewServer { addr })
+    Ok(ViewServer {
+        addr,
+        token_file: None,
+    })
 }
 
 struct Request {
@@ -271,14 +281,6 @@ struct Request {
 /// (the same place as for the gateway's admin endpoint).
 pub fn token_path(port: u16) -> PathBuf {
     kgate_proxy::admin_token::default_path(port)
-}
-
-/// A new token in a 0600 file (directory 0700), never written through a link: what separates
-/// the instructor's `kgate fault` from a web page that can send requests to loopback.
-fn write_token(port: u16) -> Result<String, kgate_proxy::admin_token::TokenError> {
-    let token = kgate_proxy::admin_token::generate();
-    kgate_proxy::admin_token::store(&token_path(port), &token)?;
-    Ok(token)
 }
 
 fn authorized(head: &str, token: &str) -> bool {

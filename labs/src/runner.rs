@@ -184,6 +184,8 @@ pub struct Session<'a, W: Write> {
     hints_shown: usize,
     /// The live view's state, when it is served.
     live: Option<std::sync::Arc<crate::live::Live>>,
+    /// The live view's server (its token file goes with it).
+    view_server: Option<crate::live::ViewServer>,
     /// The last check results of each step (for the views).
     last_results: BTreeMap<usize, Vec<crate::live::CheckView>>,
     /// The class view did not answer once (reported once).
@@ -221,6 +223,7 @@ impl<'a, W: Write> Session<'a, W> {
             evidence,
             hints_shown: 0,
             live: None,
+            view_server: None,
             last_results: BTreeMap::new(),
             class_failed: false,
         })
@@ -270,6 +273,8 @@ impl<'a, W: Write> Session<'a, W> {
                     Ok(server) => {
                         self.say(&format!("live view: http://{}/", server.addr));
                         self.live = Some(live);
+                        // Kept for its token file, which goes when the lab ends.
+                        self.view_server = Some(server);
                     }
                     Err(e) => self.say(&format!("(no live view: {e})")),
                 }

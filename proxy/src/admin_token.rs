@@ -114,6 +114,53 @@ pub fn store(path: &Path, token: &str) -> Result<(), TokenError> {
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// A token file kgate wrote for itself at its default place ([`default_path`]): removed when
+/// dropped, so that a stopped gateway, demo or lab leaves none behind. (A killed process
+/// leaves its file; the next one on that port replaces it.)
+pub struct StoredToken {
+    path: PathBuf,
+    token: String,
+}
+
+impl std::fmt::Debug for StoredToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself.
+        f.debug_struct("StoredToken")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl StoredToken {
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StoredToken {
+    fn drop(&mut self) {
+        // Only the file this process wrote: another process on the same port (after this
+        // one's listener closed) may have replaced it with its own token.
+        if std::fs::read_to_string(&self.path).is_ok_and(|t| t.trim() == self.token) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes `token` to `path` as [`store`] does, and removes the file when the returned guard is
+/// dropped.
+///
+/// # Errors
+/// As [`store`].
+pub fn store_owned(path: &Path, token: &str) -> Result<StoredToken, TokenError> {
+    store(path, token)?;
+    Ok(StoredToken {
+        path: path.to_path_buf(),
+        token: token.to_owned(),
+    })
+}
+
 fn write_new(path: &Path, token: &str) -> Result<(), TokenError> {
     if let Some(dir) = path.parent() {
         DirBuilder::new()
@@ -166,6 +213,25 @@ mod tests {
         assert_eq!(load_or_create(&path).unwrap(), first);
         store(&path, "another-token-of-some-length").unwrap();
         assert_eq!(read(&path).unwrap(), "another-token-of-some-length");
+    }
+
+    #[test]
+    fn a_stored_token_file_goes_with_its_guard_unless_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kgate/admin-1.token");
+        let guard = store_owned(&path, "first-token-of-some-length").unwrap();
+        assert_eq!(read(&path).unwrap(), "first-token-of-some-length");
+        assert!(
+            !format!("{guard:?}").contains("first-token"),
+            "no token in Debug"
+        );
+        drop(guard);
+        assert!(!path.exists(), "removed with its guard");
+        // A later process on the same port replaced it: the earlier guard leaves it alone.
+        let earlier = store_owned(&path, "first-token-of-some-length").unwrap();
+        store(&path, "second-token-of-some-length").unwrap();
+        drop(earlier);
+        assert_eq!(read(&path).unwrap(), "second-token-of-some-length");
     }
 
     #[test]

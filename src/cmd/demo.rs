@@ -165,13 +165,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     {
         Ok(admin) => {
             let at = admin.addr();
-            let token_file = kgate_proxy::admin_token::default_path(at.port());
-            kgate_proxy::admin_token::store(&token_file, &token)?;
+            // Removed when the demo stops.
+            let token_file = kgate_proxy::admin_token::store_owned(
+                &kgate_proxy::admin_token::default_path(at.port()),
+                &token,
+            )?;
             println!("Admin endpoint: http://{at}/metrics  — inject faults from another terminal:");
             println!("  kgate fault add latency=300ms topic=telemetry api=produce --admin {at}");
             println!("  kgate fault list --admin {at}     kgate fault clear --admin {at}");
             println!();
-            Some(admin)
+            Some((admin, token_file))
         }
         Err(e) => {
             println!(
@@ -184,8 +187,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     if args.self_test {
         let result = self_test(&bootstrap, &password, &ca).await;
-        if let Some(admin) = admin {
+        if let Some((admin, token_file)) = admin {
             admin.stop();
+            drop(token_file);
         }
         gateway.shutdown().await;
         drop(cluster);
@@ -196,8 +200,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .context("cannot wait for Ctrl-C")?;
     println!("stopping");
-    if let Some(admin) = admin {
+    if let Some((admin, token_file)) = admin {
         admin.stop();
+        drop(token_file);
     }
     gateway.shutdown().await;
     drop(cluster);

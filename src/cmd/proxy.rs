@@ -562,16 +562,17 @@ pub async fn serve(
             )
             .await
             .with_context(|| format!("cannot start the admin endpoint on {addr}"))?;
-            let path = match admin_token_file {
-                Some(path) => path,
+            // A token file of kgate's own choosing goes when the gateway stops.
+            let (path, owned) = match admin_token_file {
+                Some(path) => (path, None),
                 None => {
                     let path = kgate_proxy::admin_token::default_path(admin.addr().port());
-                    kgate_proxy::admin_token::store(&path, &token)?;
-                    path
+                    let owned = kgate_proxy::admin_token::store_owned(&path, &token)?;
+                    (path, Some(owned))
                 }
             };
             info!(token_file = %path.display(), "admin changes need the token in this file");
-            Some(admin)
+            Some((admin, owned))
         }
         None => None,
     };
@@ -584,8 +585,9 @@ pub async fn serve(
     info!(bootstrap = %gateway.bootstrap_servers(), authorization, "kgate is ready");
     wait_for_stop(stop, &reloader).await;
     watcher.abort();
-    if let Some(admin) = admin {
+    if let Some((admin, token_file)) = admin {
         admin.stop();
+        drop(token_file);
     }
     gateway.shutdown().await;
     if let Some(state) = &reloader.state {
