@@ -651,6 +651,10 @@ struct PartitionRow {
     leader_produce_p99_ms: Option<f64>,
     /// Consumer lag the last probe left (see `lag_age_s`).
     lag: Option<i64>,
+    /// Records gone from the start of the partition: the embedded cluster keeps only the last
+    /// 5 MB (or 100,000 batches) of each partition and drops older ones, where a real broker
+    /// keeps 7 days by default. The page says so, lest a replay from offset 0 look like a loss.
+    dropped: i64,
 }
 
 /// One broker as the page shows it.
@@ -755,10 +759,11 @@ fn live_snapshot(live: &Live, sampler: &Mutex<Sampler>) -> String {
                         .copied()
                         .filter(|b| !health.down.contains(b))
                         .collect();
-                    let hi = c
+                    let marks = c
                         .fetch_watermarks(t.name(), p.id(), Duration::from_millis(500))
-                        .map(|(_, hi)| hi)
                         .ok();
+                    let hi = marks.map(|(_, hi)| hi);
+                    let dropped = marks.map_or(0, |(lo, _)| lo.max(0));
                     let key = (t.name().to_owned(), p.id());
                     let read = reads.get(&key).copied().unwrap_or(0);
                     let (mut produce_rate, mut consume_rate) = (0.0, 0.0);
@@ -780,6 +785,7 @@ fn live_snapshot(live: &Live, sampler: &Mutex<Sampler>) -> String {
                         read_by_lab: read,
                         leader_produce_p99_ms: timings.get(&p.leader()).map(|t| t.0),
                         lag: lag.get(&format!("{}-{}", t.name(), p.id())).copied(),
+                        dropped,
                     });
                 }
             }
@@ -969,6 +975,55 @@ mod tests {
         // A counter that goes back (the cluster restarted) restarts the measurement.
         assert_eq!(m.update(&key, 10, t0 + Duration::from_millis(2500)), 0.0);
         assert_eq!(m.update(&key, 40, t0 + Duration::from_millis(3500)), 30.0);
+    }
+
+    #[test]
+    fn records_the_embedded_cluster_dropped_are_counted_per_partition() {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let cluster = crate::cluster::EmbeddedCluster::start(1).expect("cluster");
+        cluster.create_topic("big", 1).expect("topic");
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("linger.ms", "20")
+            .set("compression.type", "none")
+            .create()
+            .expect("producer");
+        // 8 MB in 1 KB records: more than the 5 MB the embedded cluster keeps.
+        let payload = vec![b'x'; 1024];
+        for _ in 0..8 * 1024 {
+            while let Err((e, _)) = producer.send(BaseRecord::<(), _>::to("big").payload(&payload))
+            {
+                assert!(
+                    matches!(
+                        e,
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull
+                        )
+                    ),
+                    "{e}"
+                );
+                producer.poll(Duration::from_millis(10));
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(30)).expect("flushed");
+        let live = super::Live::new(
+            cluster.bootstrap_servers().to_owned(),
+            vec!["big".into()],
+            std::sync::Arc::new(kgate_proxy::faults::FaultTable::new()),
+            (Default::default(), Default::default()),
+        );
+        let snap: serde_json::Value = serde_json::from_str(&super::live_snapshot(
+            &live,
+            &std::sync::Mutex::new(super::Sampler::default()),
+        ))
+        .expect("JSON");
+        let dropped = snap["partitions"][0]["dropped"].as_i64().expect("dropped");
+        // About 3 of the 8 MB are gone; the count is whatever the cluster says its log start is.
+        assert!(
+            (1_000..8 * 1024).contains(&dropped),
+            "records dropped: {dropped} ({snap})"
+        );
     }
 
     #[test]
