@@ -44,6 +44,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::{CausalTrail, ServiceReport};
 use toml::Spanned;
 
 use crate::error::{Location, SimError};
@@ -502,72 +504,110 @@ impl Scenario {
         };
         let total = self.duration.plus(self.drain).as_secs_f64().max(1e-9);
         let of = self.services.len();
-        let mut reports = Vec::new();
-        let mut trails = Vec::new();
-        for (index, &service) in self.services.iter().enumerate() {
-            let profile = self.profiles.get(service)?;
-            let workload = self.workload.generator(self.seed, self.duration);
-            let faults: Vec<Fault> = self
-                .faults
+        // The services are independent (each has its own random stream, derived from the seed
+        // and its name), so they run at once, one thread each: the same report, sooner.
+        let results = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel::<(usize, f64)>();
+            let runs: Vec<_> = self
+                .services
                 .iter()
-                .filter(|f| f.targets(service))
-                .cloned()
+                .enumerate()
+                .map(|(index, &service)| {
+                    let tx = tx.clone();
+                    let bounds = &bounds;
+                    scope.spawn(move || {
+                        let mut tick = |now: SimTime| {
+                            let _ = tx.send((index, (now.as_secs_f64() / total).min(1.0)));
+                        };
+                        self.run_service(service, bounds, &mut tick)
+                    })
+                })
                 .collect();
-            let mut tick = |now: SimTime| {
-                let within = (now.as_secs_f64() / total).min(1.0);
+            drop(tx);
+            let mut done = vec![0.0; of];
+            for (index, within) in rx {
+                done[index] = within;
                 progress(Progress {
-                    service,
+                    service: self.services[index],
                     index,
                     of,
-                    fraction: (index as f64 + within) / of as f64,
+                    fraction: done.iter().sum::<f64>() / of as f64,
                 });
-            };
-            let (report, t) = match service {
-                ServiceKind::Kafka => drive(
-                    Kafka::new(KafkaCfg::from_profile(profile)?),
-                    profile,
-                    workload,
-                    faults,
-                    &bounds,
-                    &mut tick,
-                )?,
-                ServiceKind::EventHubs => drive(
-                    EventHubs::new(EventHubsCfg::from_profile(profile)?),
-                    profile,
-                    workload,
-                    faults,
-                    &bounds,
-                    &mut tick,
-                )?,
-                ServiceKind::EventGrid => drive(
-                    EventGrid::new(EventGridCfg::from_profile(profile)?),
-                    profile,
-                    workload,
-                    faults,
-                    &bounds,
-                    &mut tick,
-                )?,
-                ServiceKind::Kinesis => drive(
-                    Kinesis::new(KinesisCfg::from_profile(profile)?),
-                    profile,
-                    workload,
-                    faults,
-                    &bounds,
-                    &mut tick,
-                )?,
-                ServiceKind::PubSub => drive(
-                    PubSub::new(PubSubCfg::from_profile(profile)?),
-                    profile,
-                    workload,
-                    faults,
-                    &bounds,
-                    &mut tick,
-                )?,
-            };
+            }
+            runs.into_iter()
+                .map(|run| {
+                    run.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut reports = Vec::new();
+        let mut trails = Vec::new();
+        for result in results {
+            let (report, t) = result?;
             reports.push(report);
             trails.extend(t);
         }
         Ok(Report::new(self, reports, trails))
+    }
+
+    /// Simulates one service of the scenario from start to drain.
+    fn run_service(
+        &self,
+        service: ServiceKind,
+        bounds: &RunBounds,
+        tick: &mut dyn FnMut(SimTime),
+    ) -> Result<(ServiceReport, Vec<CausalTrail>), SimError> {
+        let profile = self.profiles.get(service)?;
+        let workload = self.workload.generator(self.seed, self.duration);
+        let faults: Vec<Fault> = self
+            .faults
+            .iter()
+            .filter(|f| f.targets(service))
+            .cloned()
+            .collect();
+        Ok(match service {
+            ServiceKind::Kafka => drive(
+                Kafka::new(KafkaCfg::from_profile(profile)?),
+                profile,
+                workload,
+                faults,
+                bounds,
+                tick,
+            )?,
+            ServiceKind::EventHubs => drive(
+                EventHubs::new(EventHubsCfg::from_profile(profile)?),
+                profile,
+                workload,
+                faults,
+                bounds,
+                tick,
+            )?,
+            ServiceKind::EventGrid => drive(
+                EventGrid::new(EventGridCfg::from_profile(profile)?),
+                profile,
+                workload,
+                faults,
+                bounds,
+                tick,
+            )?,
+            ServiceKind::Kinesis => drive(
+                Kinesis::new(KinesisCfg::from_profile(profile)?),
+                profile,
+                workload,
+                faults,
+                bounds,
+                tick,
+            )?,
+            ServiceKind::PubSub => drive(
+                PubSub::new(PubSubCfg::from_profile(profile)?),
+                profile,
+                workload,
+                faults,
+                bounds,
+                tick,
+            )?,
+        })
     }
 }
 
