@@ -923,6 +923,27 @@ at = "1s"
     }
 
     #[test]
+    fn a_service_runs_the_same_alone_or_beside_others() {
+        // The services of a run are simulated in parallel: none may see another's events.
+        let alone = GOOD.replace(
+            "services = [\"kafka\", \"pubsub\"]",
+            "services = [\"kafka\"]",
+        );
+        let alone = Scenario::from_toml_str(&alone, "demo.toml")
+            .unwrap()
+            .run()
+            .unwrap();
+        let both = Scenario::from_toml_str(GOOD, "demo.toml")
+            .unwrap()
+            .run()
+            .unwrap();
+        let kafka = |r: &Report| {
+            serde_json::to_string(r.service(ServiceKind::Kafka).expect("kafka")).expect("json")
+        };
+        assert_eq!(kafka(&alone), kafka(&both));
+    }
+
+    #[test]
     fn bad_rate_names_file_line_and_field() {
         let text = GOOD.replace("\"200/s\"", "\"fast\"");
         let err = Scenario::from_toml_str(&text, "demo.toml")
