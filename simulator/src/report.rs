@@ -254,6 +254,11 @@ impl Report {
         row("cost per month USD", &|s| {
             format!("{:.0}", s.cost.month_usd)
         });
+        let _ = writeln!(
+            out,
+            "(costs: illustrative list prices in USD for one region, not a quote; each billed \
+             line, its price and its source are in --json; check the vendor's pricing page)"
+        );
         for s in &self.services {
             let _ = writeln!(
                 out,
