@@ -628,7 +628,9 @@ where
                 }
                 if needs_rewrite(api) {
                     match rewrite_response(api, version, raw.slice(4..), &shared.directory) {
-                        Ok(body) => {
+                        // Nothing to change: the broker's frame goes on as it came.
+                        Ok(None) => raw,
+                        Ok(Some(body)) => {
                             let mut framed = BytesMut::with_capacity(body.len() + 4);
                             if let Err(e) = put_frame(&mut framed, &body) {
                                 return CloseReason::Upstream(e.to_string());

@@ -14,7 +14,8 @@
 //! - [`versions`]: the versions offered (from the registry and the upstream) and ApiVersions.
 //! - [`sasl`]: Kafka's SASL framing (handshake v0 and v1) around pluggable mechanisms.
 //! - [`directory`]: node id → upstream broker and kgate port, and new listeners.
-//! - [`rewrite`]: broker addresses in Metadata, FindCoordinator and DescribeCluster.
+//! - [`rewrite`]: broker addresses in Metadata, FindCoordinator, DescribeCluster and Produce.
+//! - [`produce_scan`]: whether a Produce response names brokers, found without decoding it.
 //! - [`upstream`]: connecting to and discovering the upstream cluster.
 //! - [`connection`]: pipelined forwarding for one authenticated client.
 //! - [`authz`]: Kafka's authorization checks per API, with Kafka-shaped denials.
@@ -41,6 +42,7 @@ pub mod header;
 pub mod limits;
 pub mod log_safe;
 pub mod metrics;
+pub mod produce_scan;
 pub mod read_ahead;
 pub mod reauth;
 pub mod registry;

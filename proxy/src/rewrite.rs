@@ -2,9 +2,10 @@
 //!
 //! Which responses carry broker addresses is declared in [`crate::registry`]: Metadata,
 //! FindCoordinator, DescribeCluster, and Produce from v10 (KIP-951 leader endpoints, sent with
-//! NOT_LEADER_OR_FOLLOWER). A Produce answer without endpoints (the usual case) is decoded to
-//! find out but passed on as the broker's bytes; Fetch answers carry endpoints only from v16,
-//! which kgate does not serve. Every other response is forwarded byte for byte.
+//! NOT_LEADER_OR_FOLLOWER). A Produce answer without endpoints (the usual case) is scanned,
+//! not decoded ([`crate::produce_scan`]), and passed on as the broker's bytes; Fetch answers
+//! carry endpoints only from v16, which kgate does not serve. Every other response is
+//! forwarded byte for byte.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -15,6 +16,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::directory::{Directory, DirectoryError};
 use crate::header::decode_response_header;
+use crate::produce_scan::has_node_endpoints;
 
 /// Why a response could not be rewritten.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,10 @@ pub fn needs_rewrite(api: ApiKey) -> bool {
 
 /// Rewrites the broker addresses of one response frame (header and body, no size prefix).
 ///
+/// # Returns
+/// The new frame, or `None` when nothing had to change (the caller forwards the broker's
+/// bytes as they came, without copying them into a new frame).
+///
 /// # Errors
 /// [`RewriteError`] if the response cannot be parsed or a broker cannot get a port.
 pub fn rewrite_response(
@@ -55,17 +61,22 @@ pub fn rewrite_response(
     version: i16,
     frame: Bytes,
     dir: &Directory,
-) -> Result<Bytes, RewriteError> {
+) -> Result<Option<Bytes>, RewriteError> {
     let decode_err = |reason: String| RewriteError::Decode {
         api,
         version,
         reason,
     };
     if api == ApiKey::Produce && version < PRODUCE_WITH_ENDPOINTS {
-        return Ok(frame);
+        return Ok(None);
     }
     let (_, body) =
         decode_response_header(api, version, &frame).map_err(|e| decode_err(e.reason))?;
+    if api == ApiKey::Produce
+        && !has_node_endpoints(version, &body).map_err(|e| decode_err(e.to_string()))?
+    {
+        return Ok(None);
+    }
     let header_len = frame.len() - body.len();
     let mut out = BytesMut::with_capacity(frame.len() + 64);
     out.extend_from_slice(&frame[..header_len]);
@@ -155,9 +166,6 @@ pub fn rewrite_response(
         }
         ApiKey::Produce => {
             let mut r = decode::<ProduceResponse>(body, version).map_err(decode_err)?;
-            if r.node_endpoints.is_empty() {
-                return Ok(frame);
-            }
             // An endpoint kgate cannot serve is dropped: the client then asks Metadata.
             r.node_endpoints
                 .retain_mut(|n| match dir.register(n.node_id.0, &n.host, n.port) {
@@ -173,9 +181,9 @@ pub fn rewrite_response(
                 });
             encode(&r, &mut out, version).map_err(decode_err)?;
         }
-        _ => return Ok(frame),
+        _ => return Ok(None),
     }
-    Ok(out.freeze())
+    Ok(Some(out.freeze()))
 }
 
 fn decode<T: Decodable>(mut body: Bytes, version: i16) -> Result<T, String> {
@@ -220,7 +228,9 @@ mod tests {
                         .with_port(9092),
                 ]);
             let frame = encode_response(ApiKey::Metadata, version, 42, &body).unwrap();
-            let out = rewrite_response(ApiKey::Metadata, version, frame, &dir).unwrap();
+            let out = rewrite_response(ApiKey::Metadata, version, frame, &dir)
+                .unwrap()
+                .expect("rewritten");
             let (header, rest) = decode_response_header(ApiKey::Metadata, version, &out).unwrap();
             assert_eq!(header.correlation_id, 42);
             let m: MetadataResponse = decode(rest, version).unwrap();
@@ -256,7 +266,9 @@ mod tests {
             .with_controller_id(broker_id(5))
             .with_brokers(vec![broker(5), broker(6)]);
         let frame = encode_response(ApiKey::Metadata, 9, 7, &body).unwrap();
-        let out = rewrite_response(ApiKey::Metadata, 9, frame, &dir).expect("still answered");
+        let out = rewrite_response(ApiKey::Metadata, 9, frame, &dir)
+            .expect("still answered")
+            .expect("rewritten");
         let (_, rest) = decode_response_header(ApiKey::Metadata, 9, &out).unwrap();
         let m: MetadataResponse = decode(rest, 9).unwrap();
         let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
@@ -268,7 +280,9 @@ mod tests {
             .with_host(StrBytes::from_static_str("10.0.0.1"))
             .with_port(9097);
         let frame = encode_response(ApiKey::FindCoordinator, 3, 8, &coordinator).unwrap();
-        let out = rewrite_response(ApiKey::FindCoordinator, 3, frame, &dir).expect("answered");
+        let out = rewrite_response(ApiKey::FindCoordinator, 3, frame, &dir)
+            .expect("answered")
+            .expect("rewritten");
         let (_, rest) = decode_response_header(ApiKey::FindCoordinator, 3, &out).unwrap();
         let r: FindCoordinatorResponse = decode(rest, 3).unwrap();
         assert_eq!(r.error_code, COORDINATOR_NOT_AVAILABLE);
@@ -297,17 +311,23 @@ mod tests {
         );
         let plain =
             encode_response(ApiKey::Produce, 11, 5, &ProduceResponse::default()).expect("encode");
-        let same = rewrite_response(ApiKey::Produce, 11, plain.clone(), &dir).expect("rewrite");
-        assert_eq!(
-            same, plain,
-            "an answer without endpoints is passed on as is"
+        let same = rewrite_response(ApiKey::Produce, 11, plain, &dir).expect("rewrite");
+        assert_eq!(same, None, "an answer without endpoints is passed on as is");
+        let truncated = encode_response(ApiKey::Produce, 11, 5, &ProduceResponse::default())
+            .expect("encode")
+            .slice(..6);
+        assert!(
+            rewrite_response(ApiKey::Produce, 11, truncated, &dir).is_err(),
+            "a truncated answer is an error"
         );
         let moved = ProduceResponse::default().with_node_endpoints(vec![NodeEndpoint::default()
             .with_node_id(broker_id(2))
             .with_host(StrBytes::from_static_str("10.1.2.3"))
             .with_port(9092)]);
         let frame = encode_response(ApiKey::Produce, 11, 5, &moved).expect("encode");
-        let out = rewrite_response(ApiKey::Produce, 11, frame, &dir).expect("rewrite");
+        let out = rewrite_response(ApiKey::Produce, 11, frame, &dir)
+            .expect("rewrite")
+            .expect("rewritten");
         let (_, body) = decode_response_header(ApiKey::Produce, 11, &out).expect("header");
         let r: ProduceResponse = decode(body, 11).expect("decode");
         assert_eq!(r.node_endpoints[0].host.as_str(), "gw.example");
