@@ -14,7 +14,9 @@
 //! - [`versions`]: the versions offered (from the registry and the upstream) and ApiVersions.
 //! - [`sasl`]: Kafka's SASL framing (handshake v0 and v1) around pluggable mechanisms.
 //! - [`directory`]: node id → upstream broker and kgate port, and new listeners.
-//! - [`rewrite`]: broker addresses in Metadata, FindCoordinator and DescribeCluster.
+//! - [`rewrite`]: broker addresses in Metadata, FindCoordinator, DescribeCluster and the
+//!   leader endpoints of Produce, Fetch, ShareFetch and ShareAcknowledge.
+//! - [`scan`]: whether a Produce or Fetch answer names brokers, found without decoding it.
 //! - [`upstream`]: connecting to and discovering the upstream cluster.
 //! - [`connection`]: pipelined forwarding for one authenticated client.
 //! - [`authz`]: Kafka's authorization checks per API, with Kafka-shaped denials.

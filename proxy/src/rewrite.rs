@@ -1,10 +1,12 @@
 //! Rewriting broker addresses in responses so that clients only ever see kgate's.
 //!
 //! Which responses carry broker addresses is declared in [`crate::registry`]: Metadata,
-//! FindCoordinator, DescribeCluster, Produce from v10 and ShareFetch / ShareAcknowledge
-//! (KIP-951 leader endpoints, sent with NOT_LEADER_OR_FOLLOWER). A Produce answer without endpoints (the usual case) is decoded to
-//! find out but passed on as the broker's bytes; Fetch answers carry endpoints only from v16,
-//! which kgate does not serve. Every other response is forwarded byte for byte.
+//! FindCoordinator, DescribeCluster, and Produce (v10+), Fetch (v16+), ShareFetch and
+//! ShareAcknowledge, whose answers may carry KIP-951 leader endpoints (sent with
+//! NOT_LEADER_OR_FOLLOWER). A Produce or Fetch answer is walked, not decoded
+//! ([`crate::scan`]), and decoded and rewritten only when it carries endpoints (rarely);
+//! otherwise it goes on as the broker's bytes. Every other response is forwarded byte for
+//! byte.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -15,7 +17,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::directory::{Directory, DirectoryError};
 use crate::header::decode_response_header;
-use crate::scan::{fetch_names_brokers, FETCH_WITH_ENDPOINTS};
+use crate::scan::{fetch_names_brokers, produce_names_brokers, FETCH_WITH_ENDPOINTS};
 
 /// Why a response could not be rewritten.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +49,11 @@ pub fn needs_rewrite(api: ApiKey) -> bool {
     crate::registry::names_brokers(api)
 }
 
-/// Rewrites the broker addresses of one response frame (header and body, no size prefix):
-/// `None` when the frame names no broker and goes on as the broker's bytes.
+/// Rewrites the broker addresses of one response frame (header and body, no size prefix).
+///
+/// # Returns
+/// The new frame, or `None` when nothing had to change (the caller forwards the broker's
+/// bytes as they came, without copying them into a new frame).
 ///
 /// # Errors
 /// [`RewriteError`] if the response cannot be parsed or a broker cannot get a port.
@@ -158,23 +163,14 @@ pub fn rewrite_response(
             encode(&r, &mut out, version).map_err(decode_err)?;
         }
         ApiKey::Produce => {
-            let mut r = decode::<ProduceResponse>(body, version).map_err(decode_err)?;
-            if r.node_endpoints.is_empty() {
+            // Walked, not decoded: only an answer with endpoints is.
+            if !produce_names_brokers(&body, version).map_err(|e| decode_err(e.to_string()))? {
                 return Ok(None);
             }
-            // An endpoint kgate cannot serve is dropped: the client then asks Metadata.
-            r.node_endpoints
-                .retain_mut(|n| match dir.register(n.node_id.0, &n.host, n.port) {
-                    Ok(port) => {
-                        n.host = host.clone();
-                        n.port = i32::from(port);
-                        true
-                    }
-                    Err(e) => {
-                        dir.report_unservable(n.node_id.0, &e);
-                        false
-                    }
-                });
+            let mut r = decode::<ProduceResponse>(body, version).map_err(decode_err)?;
+            rewrite_endpoints(&mut r.node_endpoints, dir, &host, |n| {
+                (n.node_id.0, &mut n.host, &mut n.port)
+            });
             encode(&r, &mut out, version).map_err(decode_err)?;
         }
         ApiKey::Fetch => {

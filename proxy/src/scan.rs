@@ -1,10 +1,41 @@
 //! Reading just enough of a response to know whether kgate must change it.
 //!
-//! From Fetch v16 a broker may add leader endpoints (KIP-951) to a fetch answer, as a tagged
-//! field after every partition's records. Decoding each answer into messages to look for
-//! them would copy every record batch kgate forwards; instead the answer is walked field by
-//! field, record bytes skipped unread, and it is decoded (and rewritten) only when the tagged
-//! field is there, which happens when partition leadership moves.
+//! From Produce v10 and Fetch v16 a broker may add leader endpoints (KIP-951, broker
+//! addresses sent with NOT_LEADER_OR_FOLLOWER) to an answer, as a top-level tagged field
+//! after everything else. Almost every answer has none. Decoding each one to find out would
+//! build a vector per topic and partition for every acknowledged batch and copy every record
+//! batch kgate forwards; instead the answer is walked field by field with a checked cursor,
+//! allocating nothing and skipping record bytes unread, and it is decoded (and rewritten)
+//! only when the tagged field is there, which happens when partition leadership moves.
+//!
+//! # Produce (v10+, body after the response header)
+//! ```text
+//! responses:        compact array of
+//!   name            compact string (v10-12) | topic id, 16 bytes (v13)
+//!   partitions:     compact array of
+//!     index, error_code, base_offset, log_append_time_ms, log_start_offset: 4+2+8+8+8 bytes
+//!     record_errors compact array of { batch_index: 4 bytes, message: compact string, tags }
+//!     error_message compact nullable string
+//!     tagged fields (tag 0: current leader; skipped by its size like any other)
+//!   tagged fields
+//! throttle_time_ms  4 bytes
+//! tagged fields     tag 0: node endpoints
+//! ```
+//!
+//! # Fetch (v16+)
+//! ```text
+//! throttle_time_ms, error_code, session_id: 4+2+4 bytes
+//! responses:        compact array of
+//!   topic id        16 bytes
+//!   partitions:     compact array of
+//!     index, error_code, high_watermark, last_stable_offset, log_start_offset: 4+2+8+8+8
+//!     aborted_transactions compact nullable array of { producer_id, first_offset, tags }
+//!     preferred_read_replica 4 bytes
+//!     records       compact nullable bytes (skipped unread)
+//!     tagged fields
+//!   tagged fields
+//! tagged fields     tag 0: node endpoints
+//! ```
 
 /// A response that ended early or carried an impossible length.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +95,20 @@ impl<'a> Scan<'a> {
         Ok(n.checked_sub(1).map(|n| n as usize))
     }
 
+    /// Skips a compact string; null is refused unless `nullable`.
+    fn string(&mut self, what: &'static str, nullable: bool) -> Result<(), ScanError> {
+        match self.compact_len(what)? {
+            Some(n) => self.skip(n, what),
+            None if nullable => Ok(()),
+            None => Err(self.fail(what)),
+        }
+    }
+
+    /// The element count of a compact array that may not be null.
+    fn array(&mut self, what: &'static str) -> Result<usize, ScanError> {
+        self.compact_len(what)?.ok_or_else(|| self.fail(what))
+    }
+
     /// Skips a block of tagged fields; says whether `tag` was among them.
     fn tagged_fields(&mut self, tag: u32) -> Result<bool, ScanError> {
         let count = self.uvarint("tagged field count")?;
@@ -78,10 +123,56 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// The Produce versions whose answers may carry leader endpoints (and that this walk knows).
+const PRODUCE_WITH_ENDPOINTS: std::ops::RangeInclusive<i16> = 10..=13;
+
+/// Whether a Produce answer body (after the response header) names brokers, that is carries
+/// leader endpoints; always `false` before v10.
+///
+/// # Errors
+/// [`ScanError`] for a body that is not a well-formed Produce answer of `version` (or a
+/// version this walk does not know); never a panic, whatever the bytes.
+pub fn produce_names_brokers(body: &[u8], version: i16) -> Result<bool, ScanError> {
+    if version < *PRODUCE_WITH_ENDPOINTS.start() {
+        return Ok(false);
+    }
+    let mut s = Scan::new(body);
+    if !PRODUCE_WITH_ENDPOINTS.contains(&version) {
+        return Err(s.fail("a Produce version this walk does not know"));
+    }
+    let topics = s.array("responses")?;
+    for _ in 0..topics {
+        if version >= 13 {
+            s.skip(16, "topic id")?;
+        } else {
+            s.string("topic name", false)?;
+        }
+        let partitions = s.array("partition responses")?;
+        for _ in 0..partitions {
+            s.skip(4 + 2 + 8 + 8 + 8, "partition response")?;
+            let errors = s.array("record errors")?;
+            for _ in 0..errors {
+                s.skip(4, "batch index")?;
+                s.string("batch index error message", true)?;
+                s.tagged_fields(u32::MAX)?;
+            }
+            s.string("error message", true)?;
+            s.tagged_fields(u32::MAX)?;
+        }
+        s.tagged_fields(u32::MAX)?;
+    }
+    s.skip(4, "throttle time")?;
+    let found = s.tagged_fields(NODE_ENDPOINTS_TAG)?;
+    if s.pos != body.len() {
+        return Err(s.fail("bytes after the end of the answer"));
+    }
+    Ok(found)
+}
+
 /// The first Fetch version whose answers may carry leader endpoints.
 pub const FETCH_WITH_ENDPOINTS: i16 = 16;
 
-/// The tag of `NodeEndpoints` in a Fetch answer.
+/// The tag of `NodeEndpoints` in Produce and Fetch answers.
 const NODE_ENDPOINTS_TAG: u32 = 0;
 
 /// Whether a Fetch answer body (after the response header) names brokers, that is carries
@@ -131,7 +222,10 @@ mod tests {
         AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
         PartitionData,
     };
-    use kafka_protocol::messages::{BrokerId, FetchResponse};
+    use kafka_protocol::messages::produce_response::{
+        self, BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    };
+    use kafka_protocol::messages::{BrokerId, FetchResponse, ProduceResponse, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
     fn answer(endpoints: bool) -> FetchResponse {
@@ -211,5 +305,114 @@ mod tests {
             2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x7f,
         ]);
         assert!(fetch_names_brokers(&huge, 16).is_err());
+    }
+
+    /// A Produce answer with two topics, partitions with record errors, a current leader and
+    /// an unknown top-level tag: everything the walk must step over.
+    fn busy_produce() -> ProduceResponse {
+        let partition = |i: i32| {
+            PartitionProduceResponse::default()
+                .with_index(i)
+                .with_error_code(6)
+                .with_record_errors(vec![BatchIndexAndErrorMessage::default()
+                    .with_batch_index(3)
+                    .with_batch_index_error_message(Some(StrBytes::from_static_str("bad")))])
+                .with_error_message(Some(StrBytes::from_static_str("not leader")))
+                .with_current_leader(
+                    produce_response::LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(2))
+                        .with_leader_epoch(7),
+                )
+        };
+        let topic = |name: &'static str| {
+            TopicProduceResponse::default()
+                .with_name(TopicName(StrBytes::from_static_str(name)))
+                .with_topic_id(uuid::Uuid::from_u128(5))
+                .with_partition_responses(vec![partition(0), partition(1)])
+        };
+        let mut r = ProduceResponse::default()
+            .with_responses(vec![topic("a"), topic("bb")])
+            .with_throttle_time_ms(5);
+        r.unknown_tagged_fields
+            .insert(9, Bytes::from_static(b"xyz"));
+        r
+    }
+
+    fn produce_bytes(r: &ProduceResponse, version: i16) -> Bytes {
+        let mut buf = BytesMut::new();
+        r.encode(&mut buf, version).expect("encode");
+        buf.freeze()
+    }
+
+    #[test]
+    fn finds_produce_leader_endpoints_after_everything_else() {
+        let moved =
+            busy_produce().with_node_endpoints(vec![produce_response::NodeEndpoint::default()
+                .with_node_id(BrokerId(2))
+                .with_host(StrBytes::from_static_str("10.0.0.2"))
+                .with_port(9092)]);
+        for version in PRODUCE_WITH_ENDPOINTS {
+            let plain = produce_bytes(&ProduceResponse::default(), version);
+            assert_eq!(
+                produce_names_brokers(&plain, version).ok(),
+                Some(false),
+                "v{version}"
+            );
+            let busy = produce_bytes(&busy_produce(), version);
+            assert_eq!(
+                produce_names_brokers(&busy, version).ok(),
+                Some(false),
+                "v{version}"
+            );
+            let with = produce_bytes(&moved, version);
+            assert_eq!(
+                produce_names_brokers(&with, version).ok(),
+                Some(true),
+                "v{version}"
+            );
+            for cut in 0..with.len() {
+                assert!(
+                    produce_names_brokers(&with[..cut], version).is_err(),
+                    "v{version} cut at {cut}"
+                );
+            }
+        }
+        assert_eq!(
+            produce_names_brokers(&[], 9).ok(),
+            Some(false),
+            "before v10: never"
+        );
+        assert!(
+            produce_names_brokers(&[], 14).is_err(),
+            "a version the walk does not know"
+        );
+    }
+
+    #[test]
+    fn hostile_bytes_are_errors_never_panics() {
+        // Huge counts and lengths, an over-long varint, a null array.
+        let cases: [&[u8]; 5] = [
+            &[0xff, 0xff, 0xff, 0xff, 0x0f],
+            &[0x02, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+            &[0x00],
+            &[0x01, 0, 0, 0, 0, 0x01, 0x07, 0x05],
+        ];
+        for bytes in cases {
+            assert!(produce_names_brokers(bytes, 11).is_err(), "{bytes:?}");
+        }
+        // Pseudo-random bytes: any answer but a panic.
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..4000 {
+            let mut bytes = [0u8; 48];
+            for b in &mut bytes {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *b = x as u8;
+            }
+            let _ = produce_names_brokers(&bytes, 12);
+            let _ = fetch_names_brokers(&bytes, 17);
+        }
     }
 }
