@@ -85,7 +85,14 @@ pub async fn read_frame_raw_eager<R: AsyncRead + Unpin>(
     let mut size_buf = [0u8; 4];
     let mut filled = 0;
     while filled < 4 {
-        let n = reader.read(&mut size_buf[filled..]).await?;
+        let n = match reader.read(&mut size_buf[filled..]).await {
+            Ok(n) => n,
+            // A TLS peer that closes without close_notify (most Kafka clients, when they are
+            // done) reads as UnexpectedEof; between two frames nothing is lost, so it is a
+            // close like any other, not an error naming rustls's manual in the log.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && filled == 0 => 0,
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             if filled == 0 {
                 return Ok(None);
@@ -162,6 +169,45 @@ pub fn put_frame(buf: &mut BytesMut, body: &[u8]) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    /// A reader that hands out `bytes`, then fails with `UnexpectedEof` as rustls does when
+    /// the peer closes without close_notify.
+    struct EofAfter(Vec<u8>);
+
+    impl AsyncRead for EofAfter {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.0.is_empty() {
+                return std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "peer closed connection without sending TLS close_notify",
+                )));
+            }
+            let n = self.0.len().min(buf.remaining());
+            buf.put_slice(&self.0[..n]);
+            self.0.drain(..n);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tls_close_without_notify_between_frames_is_a_close_inside_one_an_error() {
+        let mut between = EofAfter(vec![0, 0, 0, 1, 7]);
+        let first = read_frame(&mut between, 64).await.expect("frame");
+        assert_eq!(first.as_deref(), Some(&[7u8][..]));
+        assert!(matches!(read_frame(&mut between, 64).await, Ok(None)));
+        let mut inside_size = EofAfter(vec![0, 0]);
+        assert!(matches!(
+            read_frame(&mut inside_size, 64).await,
+            Err(FrameError::Io(_))
+        ));
+        let mut inside_body = EofAfter(vec![0, 0, 0, 5, 1]);
+        assert!(read_frame(&mut inside_body, 64).await.is_err());
+    }
+
     use super::*;
 
     #[tokio::test]
