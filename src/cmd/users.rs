@@ -77,22 +77,24 @@ struct UsersFile {
         long,
         value_name = "FILE",
         env = "KGATE_USERS",
-        required_unless_present = "state_config",
-        conflicts_with = "state_config"
+        required_unless_present = "state_config"
     )]
     users: Option<PathBuf>,
     /// Instead of a file, the users several gateways share (the kgate.toml of a gateway
     /// started with `state = "kafka"`): the change is written to the state topic and every
-    /// gateway applies it within a second.
+    /// gateway applies it within a second. It wins over `--users` and `KGATE_USERS`. Two
+    /// changes of one user at the same moment: the later write wins.
     #[arg(long, value_name = "FILE")]
     state_config: Option<PathBuf>,
 }
 
 impl UsersFile {
     fn target(&self) -> anyhow::Result<Target<'_>> {
-        match (&self.users, &self.state_config) {
-            (Some(path), _) => Ok(Target::File(path)),
-            (None, Some(config)) => Ok(Target::Shared(config)),
+        // The state config is only ever given on the command line, while `--users` may come
+        // from KGATE_USERS: the explicit choice wins.
+        match (&self.state_config, &self.users) {
+            (Some(config), _) => Ok(Target::Shared(config)),
+            (None, Some(path)) => Ok(Target::File(path)),
             (None, None) => bail!("no users: pass --users FILE or --state-config kgate.toml"),
         }
     }
@@ -602,6 +604,25 @@ mod tests {
             ])
             .is_err());
         }
+    }
+
+    #[test]
+    fn the_state_config_wins_over_a_users_file() {
+        let cli = Cli::try_parse_from([
+            "kgate",
+            "list",
+            "--users",
+            "u.toml",
+            "--state-config",
+            "kgate.toml",
+        ])
+        .unwrap();
+        let UsersCommand::List(list) = cli.users.command else {
+            panic!()
+        };
+        assert!(
+            matches!(list.file.target(), Ok(Target::Shared(c)) if c == Path::new("kgate.toml"))
+        );
     }
 
     #[test]

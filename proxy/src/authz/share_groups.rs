@@ -15,7 +15,9 @@
 //! TOPIC_AUTHORIZATION_FAILED, as Kafka would. A session kgate has not seen opened on this
 //! connection is answered SHARE_SESSION_NOT_FOUND, so that the member opens a new one whose
 //! partitions kgate then knows. Requests are always forwarded once the group is allowed: the
-//! broker's session epoch must advance with the member's.
+//! broker's session epoch must advance with the member's. Because the broker keys a session
+//! by group and member id, not by connection, every ShareFetch answer is checked as well:
+//! records of a topic the caller may not READ are withheld and answered 29.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -219,9 +221,11 @@ fn fetch_errors(parts: &Cached, code: i16) -> Vec<ShareFetchableTopicResponse> {
                 .with_partitions(
                     ps.iter()
                         .map(|p| {
+                            // Its acknowledgements, if any, did not reach the broker either.
                             FetchPartition::default()
                                 .with_partition_index(*p)
                                 .with_error_code(code)
+                                .with_acknowledge_error_code(code)
                         })
                         .collect(),
                 )
@@ -264,16 +268,9 @@ pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
                 ))),
         ));
     };
-    for f in &req.forgotten_topics_data {
-        if let Some(ps) = cached.get_mut(&f.topic_id) {
-            for p in &f.partitions {
-                ps.remove(p);
-            }
-            if ps.is_empty() {
-                cached.remove(&f.topic_id);
-            }
-        }
-    }
+    // What the request forgets stays tracked until the session closes: a forget the broker
+    // refused (a wrong epoch) would otherwise leave kgate blind to a partition the broker
+    // still serves. Forgetting a partition twice is harmless.
     let named = req.topics.iter().map(|t| t.topic_id);
     let (names, unknown) = names_of(s, named.chain(cached.keys().copied()));
     let mut memo: HashMap<Uuid, bool> = HashMap::new();
@@ -301,33 +298,65 @@ pub fn fetch(s: &Session, inc: &Incoming) -> Result<Outcome, AuthzError> {
             denied.entry(t.topic_id).or_default().extend(parts);
         }
     }
-    // Topics cached in the session whose READ was revoked: the broker forgets them.
-    let revoked: Vec<Uuid> = cached.keys().copied().filter(|id| !allowed(id)).collect();
-    for id in revoked {
-        if let Some(ps) = cached.remove(&id) {
-            req.forgotten_topics_data.push(
-                ForgottenTopic::default()
-                    .with_topic_id(id)
-                    .with_partitions(ps.iter().copied().collect()),
-            );
-            denied.entry(id).or_default().extend(ps);
-        }
-    }
+    // Topics cached in the session whose READ was revoked: the broker forgets them (a closing
+    // fetch, epoch -1, goes on as sent).
     if epoch >= 0 {
+        let revoked: Vec<Uuid> = cached.keys().copied().filter(|id| !allowed(id)).collect();
+        for id in revoked {
+            if let Some(ps) = cached.remove(&id) {
+                req.forgotten_topics_data.push(
+                    ForgottenTopic::default()
+                        .with_topic_id(id)
+                        .with_partitions(ps.iter().copied().collect()),
+                );
+                denied.entry(id).or_default().extend(ps);
+            }
+        }
         s.share_sessions.with(|i| i.store(key, cached));
     }
-    if denied.is_empty() && unknown_parts.is_empty() {
-        return Ok(Outcome::forward());
-    }
+    let changed = !denied.is_empty() || !unknown_parts.is_empty();
     let mut errors = fetch_errors(&denied, TOPIC_AUTHORIZATION_FAILED);
     errors.extend(fetch_errors(&unknown_parts, UNKNOWN_TOPIC_ID));
+    // The answer is checked too: the broker's session is keyed by group and member id, not
+    // by connection, so another connection may have changed what it holds (a member id is
+    // visible to whoever may describe the group). Records of a topic the caller may not read
+    // never reach it, whatever the session held.
+    let session = s.clone();
     Ok(inc.forward_or::<_, ShareFetchResponse, _, _>(
         &req,
-        true,
+        changed,
         false,
-        move |r| r.responses.extend(errors),
+        move |r| {
+            withhold_unreadable(&session, &mut r.responses);
+            r.responses.extend(errors);
+        },
         Some(|| ShareFetchResponse::default().with_error_code(UNKNOWN_SERVER_ERROR)),
     ))
+}
+
+/// Replaces the records of every answered topic the caller may not READ (or whose id kgate
+/// has not learned) with TOPIC_AUTHORIZATION_FAILED, as Kafka answers a partition of the
+/// session it does not authorize; the broker's acknowledgement results stay as they are.
+fn withhold_unreadable(s: &Session, topics: &mut [ShareFetchableTopicResponse]) {
+    let mut memo: HashMap<Uuid, bool> = HashMap::new();
+    for t in topics {
+        let readable = *memo.entry(t.topic_id).or_insert_with(|| {
+            s.topic_name(t.topic_id).is_some_and(|name| {
+                s.allow_quietly(ResourceType::Topic, &name, Operation::Read)
+                    // Asked again to write the denial to the audit log.
+                    || s.allow(ApiKey::ShareFetch, ResourceType::Topic, &name, Operation::Read)
+            })
+        });
+        if readable {
+            continue;
+        }
+        for p in &mut t.partitions {
+            p.error_code = TOPIC_AUTHORIZATION_FAILED;
+            p.error_message = None;
+            p.records = None;
+            p.acquired_records.clear();
+        }
+    }
 }
 
 /// ShareAcknowledge: READ on the group (else 30 for the whole request), then READ on every

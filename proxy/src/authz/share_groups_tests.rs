@@ -15,6 +15,7 @@ use kafka_protocol::messages::describe_share_group_offsets_response::{
 use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::share_acknowledge_request::{AcknowledgePartition, AcknowledgeTopic};
 use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use kafka_protocol::messages::share_fetch_response::{self, ShareFetchableTopicResponse};
 use kafka_protocol::messages::share_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
 };
@@ -195,14 +196,79 @@ fn share_fetch_needs_read_on_the_group_and_on_each_topic() {
     let r = fixed(fixup.expect("fixup"), 1, &ShareFetchResponse::default());
     assert_eq!(fetch_codes(&r), vec![(unknown, 3, UNKNOWN_TOPIC_ID)]);
 
-    // The minimal ACLs: forwarded untouched.
+    // The minimal ACLs: the request goes on as sent; the answer passes the same check.
     let s = alice_knowing(
         vec![read_group(), topic_acl(Operation::Read, "orders")],
         None,
     );
     let req = fetch("m1", 0, &[(ORDERS, &[0, 1])]);
-    assert_untouched(run(&s, api, 1, &req));
+    let (request, fixup) = forwarded::<ShareFetchRequest>(run(&s, api, 1, &req), api, 1);
+    assert!(request.is_none(), "forwarded as sent");
+    let r = fixed(fixup.expect("answer check"), 1, &answer(&[(ORDERS, 0)]));
+    assert_eq!(fetch_codes(&r), vec![(ORDERS, 0, 0)]);
+    assert!(
+        r.responses[0].partitions[0].records.is_some(),
+        "readable records kept"
+    );
     assert_eq!(s.share_sessions.len(), 1, "the session is tracked");
+}
+
+/// A broker's ShareFetch answer with records for each (topic, partition).
+fn answer(parts: &[(Uuid, i32)]) -> ShareFetchResponse {
+    ShareFetchResponse::default().with_responses(
+        parts
+            .iter()
+            .map(|(id, p)| {
+                ShareFetchableTopicResponse::default()
+                    .with_topic_id(*id)
+                    .with_partitions(vec![share_fetch_response::PartitionData::default()
+                        .with_partition_index(*p)
+                        .with_records(Some(bytes::Bytes::from_static(b"records")))
+                        .with_acquired_records(vec![
+                            share_fetch_response::AcquiredRecords::default()
+                                .with_first_offset(0)
+                                .with_last_offset(9),
+                        ])])
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn records_of_a_topic_the_caller_may_not_read_never_reach_it() {
+    // Another connection took over member m1's session (the broker keys sessions by group
+    // and member id) and filled it with orders; this caller may read payments only. Its own
+    // requests name nothing denied, so the request goes on as sent, but the broker's answer
+    // for orders is withheld, as Kafka answers a partition of a session it does not authorize.
+    let api = ApiKey::ShareFetch;
+    let s = alice_knowing(
+        vec![read_group(), topic_acl(Operation::Read, "payments")],
+        None,
+    );
+    run(&s, api, 1, &fetch("m1", 0, &[(PAYMENTS, &[0])]));
+    let (request, fixup) =
+        forwarded::<ShareFetchRequest>(run(&s, api, 1, &fetch("m1", 1, &[])), api, 1);
+    assert!(request.is_none(), "nothing denied in the request");
+    let r = fixed(
+        fixup.expect("answer check"),
+        1,
+        &answer(&[(ORDERS, 0), (PAYMENTS, 0)]),
+    );
+    assert_eq!(
+        fetch_codes(&r),
+        vec![(ORDERS, 0, TOPIC_AUTHORIZATION_FAILED), (PAYMENTS, 0, 0)]
+    );
+    let orders = &r.responses[0].partitions[0];
+    assert!(orders.records.is_none() && orders.acquired_records.is_empty());
+    assert!(r.responses[1].partitions[0].records.is_some());
+    // An id kgate has not learned is withheld too.
+    let unknown = Uuid::from_u128(0xbeef);
+    let (_, fixup) = forwarded::<ShareFetchRequest>(run(&s, api, 1, &fetch("m1", 2, &[])), api, 1);
+    let r = fixed(fixup.expect("answer check"), 1, &answer(&[(unknown, 3)]));
+    assert_eq!(
+        fetch_codes(&r),
+        vec![(unknown, 3, TOPIC_AUTHORIZATION_FAILED)]
+    );
 }
 
 #[test]
@@ -252,6 +318,33 @@ fn a_revoked_topic_is_forgotten_by_the_share_session() {
     // Closing the session forgets it.
     run(&after, api, 1, &fetch("m1", -1, &[]));
     assert!(after.share_sessions.is_empty());
+}
+
+#[test]
+fn a_forget_the_broker_may_have_refused_keeps_the_partition_tracked() {
+    let api = ApiKey::ShareFetch;
+    let before = alice_knowing(
+        vec![read_group(), topic_acl(Operation::Read, "orders")],
+        None,
+    );
+    run(&before, api, 1, &fetch("m1", 0, &[(ORDERS, &[0])]));
+    // The member forgets orders, with an epoch the broker may refuse (then it keeps orders).
+    let mut forget = fetch("m1", 7, &[]);
+    forget.forgotten_topics_data = vec![ForgottenTopic::default()
+        .with_topic_id(ORDERS)
+        .with_partitions(vec![0])];
+    run(&before, api, 1, &forget);
+    // READ is revoked: kgate still knows orders may be in the session and forgets it again.
+    let after = alice_knowing(vec![read_group()], Some(&before));
+    let (request, _) =
+        forwarded::<ShareFetchRequest>(run(&after, api, 1, &fetch("m1", 8, &[])), api, 1);
+    let request = request.expect("rewritten");
+    assert_eq!(
+        request.forgotten_topics_data,
+        vec![ForgottenTopic::default()
+            .with_topic_id(ORDERS)
+            .with_partitions(vec![0])]
+    );
 }
 
 #[test]
