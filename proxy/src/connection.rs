@@ -7,14 +7,12 @@
 //! forwarded request it reads the next upstream response, checks its correlation id,
 //! rewrites broker addresses where needed and writes it to the client. Kafka answers the
 //! requests of one connection in order, so the queue keeps every response where it belongs;
-//! `acks=0` produces queue nothing, as they get no response. Responses that are ready one
-//! after another leave in one vectored write; nothing waits for company (see [`Outbox`]).
+//! `acks=0` produces queue nothing, as they get no response.
 
-use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
@@ -25,13 +23,13 @@ use crate::faults::inject::{
     chain, error_fixup, produce as produce_fault, request_topics, throttle_fixup, ProduceFault,
 };
 use crate::faults::RequestFacts;
-use crate::frame::{put_frame, read_frame_raw, read_frame_raw_eager, FrameError};
+use crate::frame::{put_frame, read_frame_raw, FrameError};
 use crate::header::{decode_request_header, RequestPrefix};
 use crate::reauth::{Intercept, Reauth, SaslLogin};
 use crate::rewrite::{needs_rewrite, rewrite_response};
 use crate::sasl::{after_authentication, api_name};
 use crate::server::Shared;
-use crate::upstream::{MAX_UPSTREAM_FRAME, UPSTREAM_EAGER};
+use crate::upstream::MAX_UPSTREAM_FRAME;
 use crate::versions::Route;
 
 /// How many responses may be outstanding on one connection before kgate stops reading
@@ -569,68 +567,6 @@ fn inject_faults(
     })
 }
 
-/// Most bytes of responses gathered before they are written, even if more are ready: about
-/// what rustls encrypts ahead of the socket ([`crate::server::TLS_SEND_BUFFER`]).
-const OUTBOX_BYTES: usize = 256 * 1024;
-
-/// Most responses gathered into one vectored write (Linux takes up to 1,024 slices).
-const OUTBOX_FRAMES: usize = 64;
-
-/// Responses ready for the client, written together.
-///
-/// Why: each response written on its own cost a `send` (and, with TLS, a record and a
-/// `writev`) of its own; acknowledgements of pipelined produces arrive close together and are
-/// small. The response half gathers what is ready *without waiting*: the outbox is written
-/// as soon as the next response is not already at hand (before any wait), so batching adds
-/// no latency.
-#[derive(Default)]
-struct Outbox {
-    frames: std::collections::VecDeque<Bytes>,
-    bytes: usize,
-}
-
-impl Outbox {
-    fn push(&mut self, frame: Bytes) {
-        self.bytes += frame.len();
-        self.frames.push_back(frame);
-    }
-
-    fn is_full(&self) -> bool {
-        self.bytes >= OUTBOX_BYTES || self.frames.len() >= OUTBOX_FRAMES
-    }
-
-    /// Writes everything gathered, in order, with as few vectored writes as the socket takes,
-    /// then flushes (over TLS, the tail of a record may wait in rustls until flushed).
-    async fn send<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
-        if self.frames.is_empty() {
-            return Ok(());
-        }
-        while !self.frames.is_empty() {
-            let slices: Vec<std::io::IoSlice<'_>> = self
-                .frames
-                .iter()
-                .take(OUTBOX_FRAMES)
-                .map(|f| std::io::IoSlice::new(f))
-                .collect();
-            let mut written = w.write_vectored(&slices).await?;
-            if written == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            self.bytes = self.bytes.saturating_sub(written);
-            while let Some(front) = self.frames.front_mut() {
-                if written < front.len() {
-                    front.advance(written);
-                    break;
-                }
-                written -= front.len();
-                self.frames.pop_front();
-            }
-        }
-        self.bytes = 0;
-        w.flush().await
-    }
-}
-
 async fn respond<U, C>(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Pending>,
@@ -642,22 +578,7 @@ where
     U: AsyncRead + AsyncWrite,
     C: AsyncRead + AsyncWrite,
 {
-    let mut outbox = Outbox::default();
-    loop {
-        let pending = match rx.try_recv() {
-            Ok(p) => p,
-            Err(mpsc::error::TryRecvError::Empty) => {
-                // Nothing else is queued: what is gathered leaves before waiting.
-                if let Err(e) = outbox.send(&mut client_wr).await {
-                    return CloseReason::ClientIo(e);
-                }
-                match rx.recv().await {
-                    Some(p) => p,
-                    None => break,
-                }
-            }
-            Err(mpsc::error::TryRecvError::Disconnected) => break,
-        };
+    while let Some(pending) = rx.recv().await {
         // (api, arrived at kgate, forwarded, answered by the broker) of a timed request.
         let mut timed = None;
         let out = match pending {
@@ -670,22 +591,7 @@ where
                 not_before,
                 timing,
             } => {
-                let read = read_frame_raw_eager(&mut up_rd, MAX_UPSTREAM_FRAME, UPSTREAM_EAGER);
-                tokio::pin!(read);
-                // One look without waiting; if the response is not here yet, what is
-                // gathered goes to the client first.
-                let ready =
-                    std::future::poll_fn(|cx| std::task::Poll::Ready(read.as_mut().poll(cx))).await;
-                let read = match ready {
-                    std::task::Poll::Ready(r) => r,
-                    std::task::Poll::Pending => {
-                        if let Err(e) = outbox.send(&mut client_wr).await {
-                            return CloseReason::ClientIo(e);
-                        }
-                        read.await
-                    }
-                };
-                let raw = match read {
+                let raw = match read_frame_raw(&mut up_rd, MAX_UPSTREAM_FRAME).await {
                     Ok(Some(raw)) => raw,
                     Ok(None) => {
                         return CloseReason::Upstream("broker closed the connection".into())
@@ -720,8 +626,8 @@ where
                     None => raw,
                 };
                 if let Some(at) = not_before.filter(|t| *t > tokio::time::Instant::now()) {
-                    // Write what is already gathered so the delay holds back only this one.
-                    if let Err(e) = outbox.send(&mut client_wr).await {
+                    // Flush what is already written so the delay holds back only this one.
+                    if let Err(e) = client_wr.flush().await {
                         return CloseReason::ClientIo(e);
                     }
                     tokio::time::sleep_until(at).await;
@@ -744,11 +650,8 @@ where
                 }
             }
         };
-        outbox.push(out);
-        if outbox.is_full() {
-            if let Err(e) = outbox.send(&mut client_wr).await {
-                return CloseReason::ClientIo(e);
-            }
+        if let Err(e) = client_wr.write_all(&out).await {
+            return CloseReason::ClientIo(e);
         }
         if let (Some(node), Some((api, arrived, sent, answered)), Some(timings)) =
             (node, timed, shared.config.timings.as_ref())
@@ -760,9 +663,13 @@ where
                 tokio::time::Instant::now().saturating_duration_since(arrived),
             );
         }
-    }
-    if let Err(e) = outbox.send(&mut client_wr).await {
-        return CloseReason::ClientIo(e);
+        // Over TLS the tail of a response can stay in the TLS layer when the socket is full;
+        // push it out whenever no other response is about to follow.
+        if rx.is_empty() {
+            if let Err(e) = client_wr.flush().await {
+                return CloseReason::ClientIo(e);
+            }
+        }
     }
     let _ = client_wr.shutdown().await;
     CloseReason::ClientClosed

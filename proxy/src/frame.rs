@@ -65,23 +65,6 @@ pub async fn read_frame_raw<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: usize,
 ) -> Result<Option<Bytes>, FrameError> {
-    read_frame_raw_eager(reader, max, INITIAL_READ).await
-}
-
-/// As [`read_frame_raw`], but takes up to `eager` bytes for the frame at once once its size
-/// is known, for a peer trusted not to announce more than it sends (an upstream broker).
-///
-/// Why: a buffer that doubles as bytes arrive copies what it holds at each step (about the
-/// frame's size again for a 1 MiB fetch answer) and reads it 64 KiB at a time; one buffer of
-/// the whole size takes it in as few `recv`s as the socket allows.
-///
-/// # Errors
-/// As [`read_frame`].
-pub async fn read_frame_raw_eager<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    max: usize,
-    eager: usize,
-) -> Result<Option<Bytes>, FrameError> {
     let mut size_buf = [0u8; 4];
     let mut filled = 0;
     while filled < 4 {
@@ -116,7 +99,7 @@ pub async fn read_frame_raw_eager<R: AsyncRead + Unpin>(
     let total = len + 4;
     // Memory follows the bytes that arrive, not the size the peer announced: a client that
     // announces 16 MiB and sends nothing holds 64 KiB, not 16 MiB.
-    let mut raw = BytesMut::with_capacity(total.min(eager.max(INITIAL_READ)));
+    let mut raw = BytesMut::with_capacity(total.min(INITIAL_READ));
     raw.extend_from_slice(&size_buf);
     while raw.len() < total {
         // `read_buf` fills the spare capacity without zeroing it first; the limit keeps the

@@ -24,10 +24,6 @@ pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest response kgate reads from an upstream broker.
 pub const MAX_UPSTREAM_FRAME: usize = 1024 * 1024 * 1024;
 
-/// How much of an upstream response's announced size is allocated at once (the rest, if
-/// any, as it arrives): fetch answers are commonly 1 to a few MiB.
-pub const UPSTREAM_EAGER: usize = 8 * 1024 * 1024;
-
 /// Why the upstream could not be reached or understood.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
