@@ -566,47 +566,25 @@ impl Scenario {
             .filter(|f| f.targets(service))
             .cloned()
             .collect();
+        // Every model is driven the same way, from its own configuration.
+        macro_rules! drive_model {
+            ($model:ident, $cfg:ident) => {
+                drive(
+                    $model::new($cfg::from_profile(profile)?),
+                    profile,
+                    workload,
+                    faults,
+                    bounds,
+                    tick,
+                )?
+            };
+        }
         Ok(match service {
-            ServiceKind::Kafka => drive(
-                Kafka::new(KafkaCfg::from_profile(profile)?),
-                profile,
-                workload,
-                faults,
-                bounds,
-                tick,
-            )?,
-            ServiceKind::EventHubs => drive(
-                EventHubs::new(EventHubsCfg::from_profile(profile)?),
-                profile,
-                workload,
-                faults,
-                bounds,
-                tick,
-            )?,
-            ServiceKind::EventGrid => drive(
-                EventGrid::new(EventGridCfg::from_profile(profile)?),
-                profile,
-                workload,
-                faults,
-                bounds,
-                tick,
-            )?,
-            ServiceKind::Kinesis => drive(
-                Kinesis::new(KinesisCfg::from_profile(profile)?),
-                profile,
-                workload,
-                faults,
-                bounds,
-                tick,
-            )?,
-            ServiceKind::PubSub => drive(
-                PubSub::new(PubSubCfg::from_profile(profile)?),
-                profile,
-                workload,
-                faults,
-                bounds,
-                tick,
-            )?,
+            ServiceKind::Kafka => drive_model!(Kafka, KafkaCfg),
+            ServiceKind::EventHubs => drive_model!(EventHubs, EventHubsCfg),
+            ServiceKind::EventGrid => drive_model!(EventGrid, EventGridCfg),
+            ServiceKind::Kinesis => drive_model!(Kinesis, KinesisCfg),
+            ServiceKind::PubSub => drive_model!(PubSub, PubSubCfg),
         })
     }
 }
