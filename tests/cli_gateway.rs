@@ -524,6 +524,22 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
         !metrics.contains("kgate_auth_success_total 0\n"),
         "{metrics}"
     );
+    // The produce requests were timed: how long kgate held each, how long each took to arrive.
+    for metric in ["kgate_request_held_seconds", "kgate_request_receive_seconds"] {
+        let count = |series: &str| -> u64 {
+            let line = metrics
+                .lines()
+                .find(|l| l.starts_with(series))
+                .unwrap_or_else(|| panic!("no {series} in {metrics}"));
+            line.rsplit(' ').next().unwrap().parse().expect("a count")
+        };
+        let produced = count(&format!("{metric}_count{{api=\"Produce\"}}"));
+        assert!(produced >= 1, "{metrics}");
+        assert_eq!(
+            count(&format!("{metric}_bucket{{api=\"Produce\",le=\"+Inf\"}}")),
+            produced
+        );
+    }
 
     // The --fault rule is in force from the start; without --allow-faults it cannot be changed.
     let (status, body) = http(admin, "GET", "/faults");

@@ -23,7 +23,7 @@ use crate::faults::inject::{
     chain, error_fixup, produce as produce_fault, request_topics, throttle_fixup, ProduceFault,
 };
 use crate::faults::RequestFacts;
-use crate::frame::{put_frame, read_frame_raw, FrameError};
+use crate::frame::{put_frame, read_frame_raw, read_frame_timed, FrameError};
 use crate::header::{decode_request_header, RequestPrefix};
 use crate::reauth::{Intercept, Reauth, SaslLogin};
 use crate::rewrite::{needs_rewrite, rewrite_response};
@@ -50,7 +50,7 @@ enum Pending {
         /// Injected latency: the response leaves no earlier than this (counted from the
         /// request, so pipelined requests are delayed side by side, as by a slow network).
         not_before: Option<tokio::time::Instant>,
-        /// When the request arrived and when it went upstream (only while timings are on).
+        /// When the request had been read whole and when it went upstream.
         timing: Option<(tokio::time::Instant, tokio::time::Instant)>,
     },
 }
@@ -148,11 +148,13 @@ where
             raw.freeze()
         });
         loop {
-            let raw = match next.take() {
-                Some(raw) => raw,
+            // The frame, and when its first bytes arrived (unknown for the one read while
+            // authenticating).
+            let (raw, first_bytes) = match next.take() {
+                Some(raw) => (raw, None),
                 None => {
                     let idle = shared.config.idle_timeout;
-                    let next_frame = read_frame_raw(&mut client_rd, shared.config.max_frame);
+                    let next_frame = read_frame_timed(&mut client_rd, shared.config.max_frame);
                     let read = tokio::select! {
                         r = next_frame => r,
                         _ = tokio::time::sleep(idle), if !idle.is_zero() => {
@@ -166,7 +168,7 @@ where
                         }
                     };
                     match read {
-                        Ok(Some(raw)) => raw,
+                        Ok(Some((raw, first))) => (raw, Some(first)),
                         Ok(None) => return Some(CloseReason::ClientClosed),
                         Err(e) => return Some(CloseReason::ClientFrame(e)),
                     }
@@ -221,9 +223,12 @@ where
                         return Some(CloseReason::Upstream(format!("write: {e}")));
                     }
                     let mut expect = expect;
-                    if let (Some(_), Some(Pending::Upstream { timing, .. })) = (timed, &mut expect)
-                    {
+                    if let Some(Pending::Upstream { timing, api, .. }) = &mut expect {
                         *timing = Some((received, tokio::time::Instant::now()));
+                        if let Some(first) = first_bytes {
+                            let receiving = received.saturating_duration_since(first);
+                            shared.metrics.times.receive.record(*api, receiving);
+                        }
                     }
                     expect
                 }
@@ -653,21 +658,25 @@ where
         if let Err(e) = client_wr.write_all(&out).await {
             return CloseReason::ClientIo(e);
         }
-        if let (Some(node), Some((api, arrived, sent, answered)), Some(timings)) =
-            (node, timed, shared.config.timings.as_ref())
-        {
-            timings.record(
-                node,
-                api as i16,
-                answered.saturating_duration_since(sent),
-                tokio::time::Instant::now().saturating_duration_since(arrived),
-            );
-        }
         // Over TLS the tail of a response can stay in the TLS layer when the socket is full;
         // push it out whenever no other response is about to follow.
         if rx.is_empty() {
             if let Err(e) = client_wr.flush().await {
                 return CloseReason::ClientIo(e);
+            }
+        }
+        if let Some((api, arrived, sent, answered)) = timed {
+            let delivered = tokio::time::Instant::now();
+            let held = sent.saturating_duration_since(arrived)
+                + delivered.saturating_duration_since(answered);
+            shared.metrics.times.held.record(api, held);
+            if let (Some(node), Some(timings)) = (node, shared.config.timings.as_ref()) {
+                timings.record(
+                    node,
+                    api as i16,
+                    answered.saturating_duration_since(sent),
+                    delivered.saturating_duration_since(arrived),
+                );
             }
         }
     }

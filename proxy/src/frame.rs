@@ -65,7 +65,20 @@ pub async fn read_frame_raw<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: usize,
 ) -> Result<Option<Bytes>, FrameError> {
+    Ok(read_frame_timed(reader, max).await?.map(|(raw, _)| raw))
+}
+
+/// [`read_frame_raw`], and when its first bytes arrived: the time from then to the return is
+/// how long the peer took to send it.
+///
+/// # Errors
+/// As [`read_frame`].
+pub async fn read_frame_timed<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> Result<Option<(Bytes, tokio::time::Instant)>, FrameError> {
     let mut size_buf = [0u8; 4];
+    let mut first = None;
     let mut filled = 0;
     while filled < 4 {
         let n = match reader.read(&mut size_buf[filled..]).await {
@@ -86,7 +99,9 @@ pub async fn read_frame_raw<R: AsyncRead + Unpin>(
             });
         }
         filled += n;
+        first.get_or_insert_with(tokio::time::Instant::now);
     }
+    let first = first.unwrap_or_else(tokio::time::Instant::now);
     let size = i32::from_be_bytes(size_buf);
     let len =
         usize::try_from(size)
@@ -117,7 +132,7 @@ pub async fn read_frame_raw<R: AsyncRead + Unpin>(
             });
         }
     }
-    Ok(Some(raw.freeze()))
+    Ok(Some((raw.freeze(), first)))
 }
 
 /// Writes `body` with its size prefix in one write, so that a frame never leaves as two

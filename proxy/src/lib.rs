@@ -27,6 +27,7 @@
 //! - [`metrics`] and [`admin`]: counters and the loopback admin endpoint (health, metrics, reload).
 //! - [`server`]: listeners, TLS, the gateway's start and shutdown.
 //! - [`timings`]: per-broker request timings (broker time vs the rest), for the labs.
+//! - [`held`]: how long kgate holds each request and its answer (the latency it adds).
 
 pub mod admin;
 pub mod admin_token;
@@ -40,6 +41,7 @@ pub mod error_response;
 pub mod faults;
 pub mod frame;
 pub mod header;
+pub mod held;
 pub mod limits;
 pub mod log_safe;
 pub mod metrics;

@@ -18,6 +18,9 @@ pub struct Metrics {
     requests_refused: AtomicU64,
     bytes_from_clients: AtomicU64,
     bytes_to_clients: AtomicU64,
+    /// How long kgate held each forwarded request and its answer, and how long it took to
+    /// arrive, by API.
+    pub times: crate::held::RequestTimes,
 }
 
 impl Metrics {
@@ -144,6 +147,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP kgate_connections_open Client connections open now.\n# TYPE kgate_connections_open gauge\nkgate_connections_open {open}");
         let _ = writeln!(out, "# HELP kgate_authorization_enforced 1 when a policy authorizes every request, 0 with --allow-all-authenticated.\n# TYPE kgate_authorization_enforced gauge\nkgate_authorization_enforced {}", u8::from(enforced));
         let _ = writeln!(out, "# HELP kgate_upstream_brokers Upstream brokers kgate serves a port for.\n# TYPE kgate_upstream_brokers gauge\nkgate_upstream_brokers {brokers}");
+        self.times.render(&mut out);
         out
     }
 }

@@ -13,11 +13,13 @@
 //! Helpers that other benchmarks may reuse: [`process`] (a child `kgate` process that is
 //! always killed, and its CPU, RSS and file descriptors from `/proc`), [`stats`]
 //! (percentiles, median and range, PASS/MISS), [`pin`] (CPU pinning with `taskset`),
-//! [`chart`] (the load–latency SVG), [`wire`] (a minimal Kafka client over TLS with SCRAM).
+//! [`chart`] (the load–latency SVG), [`held`] (the time a gateway child held requests, from
+//! its admin endpoint), [`wire`] (a minimal Kafka client over TLS with SCRAM).
 
 pub mod authz;
 pub mod chart;
 pub mod gateway;
+pub mod held;
 pub mod hostile;
 pub mod pin;
 pub mod process;
