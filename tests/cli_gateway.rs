@@ -525,7 +525,10 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
         "{metrics}"
     );
     // The produce requests were timed: how long kgate held each, how long each took to arrive.
-    for metric in ["kgate_request_held_seconds", "kgate_request_receive_seconds"] {
+    for metric in [
+        "kgate_request_held_seconds",
+        "kgate_request_receive_seconds",
+    ] {
         let count = |series: &str| -> u64 {
             let line = metrics
                 .lines()

@@ -57,7 +57,7 @@ use tokio_rustls::client::TlsStream;
 use super::chart::{write_curve, CurveLine};
 use super::held::{self, GatewayTimes, HeldCounts};
 use super::pin::{self, Pinned};
-use super::process::{self, Child};
+use super::process::{self, Child, Sched};
 use super::stats::{Latency, Spread, Target};
 use super::wire::{KafkaConn, ScramClient, TlsDialer};
 
@@ -326,6 +326,9 @@ pub struct PointLatency {
     pub receive_p50_ms: Option<Spread>,
     /// The same, p99.
     pub receive_p99_ms: Option<Spread>,
+    /// Share of the gateway threads' runnable time spent waiting for a CPU, per cent, each
+    /// round; `None` for direct or without scheduler statistics.
+    pub gateway_cpu_wait_percent: Option<Spread>,
 }
 
 /// The idle-connection phase.
@@ -739,7 +742,7 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
     let targets = targets(&paths, &curve, &idle);
     let chart = match &options.chart {
         Some(file) => {
-            let lines: Vec<CurveLine> = Route::ALL
+            let mut lines: Vec<CurveLine> = Route::ALL
                 .into_iter()
                 .map(|route| CurveLine {
                     label: route.label().to_string(),
@@ -753,6 +756,24 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
                         .collect(),
                 })
                 .collect();
+            let held: Option<Vec<(f64, f64, f64)>> = curve
+                .points
+                .iter()
+                .map(|p| {
+                    let l = &p.tls_scram;
+                    Some((
+                        p.fraction * 100.0,
+                        l.held_p50_ms?.median,
+                        l.held_p99_ms?.median,
+                    ))
+                })
+                .collect();
+            if let Some(points) = held {
+                lines.push(CurveLine {
+                    label: "TLS+SCRAM, held in kgate".to_string(),
+                    points,
+                });
+            }
             let title = format!(
                 "kgate send→ack latency, 1 KiB records, acks=all (100 % = {:.0} records/s, {}'s peak)",
                 peak_rate,
@@ -863,6 +884,11 @@ fn load_point(fraction: f64, rate: f64, at_load: &[Vec<Produced>; 3]) -> LoadPoi
             held_p99_ms: held_spread(&at_load[i], |t| &t.held, 0.99),
             receive_p50_ms: held_spread(&at_load[i], |t| &t.receive, 0.50),
             receive_p99_ms: held_spread(&at_load[i], |t| &t.receive, 0.99),
+            gateway_cpu_wait_percent: at_load[i]
+                .iter()
+                .map(|r| r.sched.map(Sched::wait_percent))
+                .collect::<Option<Vec<f64>>>()
+                .map(Spread::of),
         }
     };
     LoadPoint {
@@ -1035,6 +1061,8 @@ pub(super) struct Produced {
     /// Through a gateway: how long it held the run's Produce requests and their answers, and
     /// how long they took to arrive.
     pub(super) held: Option<GatewayTimes>,
+    /// Through a gateway: how long its threads ran and waited for a CPU during the run.
+    pub(super) sched: Option<Sched>,
 }
 
 impl Produced {
@@ -1105,6 +1133,7 @@ pub(super) fn produce_counting(
     let held_before = gateway
         .map(|g| held::scrape(g.admin, "Produce"))
         .transpose()?;
+    let sched_before = gateway.and_then(|g| g.child.sched());
     let own_before = own_cpu()?;
     let start = Instant::now();
     send(
@@ -1123,6 +1152,10 @@ pub(super) fn produce_counting(
         (Some(g), Some(before)) => g.child.cpu()?.saturating_sub(before),
         _ => Duration::ZERO,
     };
+    let sched = gateway
+        .and_then(|g| g.child.sched())
+        .zip(sched_before)
+        .map(|(now, then)| now.since(then));
     let held = match (gateway, held_before) {
         (Some(g), Some(before)) => Some(held::scrape(g.admin, "Produce")?.since(&before)),
         _ => None,
@@ -1144,6 +1177,7 @@ pub(super) fn produce_counting(
         failed,
         first_error,
         held,
+        sched,
     })
 }
 
@@ -1543,7 +1577,8 @@ fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "  how long a produce request took to arrive at kgate (first bytes → last), ms, p50 / p99:"
+        "  how long a produce request took to arrive at kgate (first bytes → last), ms, p50 / p99, and how \
+         much of its threads' runnable time kgate waited for a CPU:"
     );
     for p in &cv.points {
         let arrival: Vec<String> = [Route::Plaintext, Route::TlsScram]
@@ -1552,10 +1587,12 @@ fn render(r: &Report) -> String {
                 let l = p.of(route);
                 let show = |s: &Option<Spread>| s.map_or_else(|| "-".into(), |s| s.show(3));
                 format!(
-                    "{} {} / {}",
+                    "{} {} / {}, CPU wait {} %",
                     route.label(),
                     show(&l.receive_p50_ms),
-                    show(&l.receive_p99_ms)
+                    show(&l.receive_p99_ms),
+                    l.gateway_cpu_wait_percent
+                        .map_or_else(|| "-".into(), |s| s.show(0))
                 )
             })
             .collect();

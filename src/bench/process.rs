@@ -129,6 +129,12 @@ impl Child {
         cpu_time(self.pid())
     }
 
+    /// How long the child's threads have run and waited for a CPU so far; `None` where the
+    /// kernel keeps no scheduler statistics.
+    pub fn sched(&self) -> Option<Sched> {
+        sched(self.pid())
+    }
+
     /// Resident memory (VmRSS) of the child, in KiB.
     ///
     /// # Errors
@@ -218,6 +224,63 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(total as f64 / clock_ticks()))
 }
 
+/// How long a process's threads ran on a CPU and waited, runnable, for one (the first two
+/// fields of `/proc/<pid>/task/<tid>/schedstat`), and how many times they were scheduled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sched {
+    /// Nanoseconds on a CPU.
+    pub run_ns: u64,
+    /// Nanoseconds runnable but waiting for a CPU (the run queue).
+    pub wait_ns: u64,
+    /// Times a thread was given a CPU.
+    pub slices: u64,
+}
+
+impl Sched {
+    /// What happened between `earlier` and `self`.
+    pub fn since(self, earlier: Sched) -> Sched {
+        Sched {
+            run_ns: self.run_ns.saturating_sub(earlier.run_ns),
+            wait_ns: self.wait_ns.saturating_sub(earlier.wait_ns),
+            slices: self.slices.saturating_sub(earlier.slices),
+        }
+    }
+
+    /// Share of the runnable time spent waiting for a CPU, in per cent: near 0 on an idle
+    /// machine, 50 when the threads wait as long as they run.
+    pub fn wait_percent(self) -> f64 {
+        let runnable = self.run_ns + self.wait_ns;
+        if runnable == 0 {
+            return f64::NAN;
+        }
+        self.wait_ns as f64 * 100.0 / runnable as f64
+    }
+}
+
+/// The sum of [`Sched`] over a process's threads now alive; `None` when `/proc` has no
+/// `schedstat` (a kernel without scheduler statistics) or the process is gone.
+pub fn sched(pid: u32) -> Option<Sched> {
+    let mut total = Sched::default();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(task) = task else { continue };
+        // A thread may exit between the listing and the read: skip it.
+        let Ok(line) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .map_while(|f| f.parse().ok())
+            .collect();
+        let [run, wait, slices] = fields[..] else {
+            return None;
+        };
+        total.run_ns += run;
+        total.wait_ns += wait;
+        total.slices += slices;
+    }
+    Some(total)
+}
+
 /// A `kB` line of `/proc/<pid>/status` (VmRSS, VmHWM, ...), in KiB.
 ///
 /// # Errors
@@ -279,4 +342,31 @@ pub fn raise_open_files(needed: u64, what: &str) -> anyhow::Result<u64> {
         .set(needed, hard)
         .with_context(|| format!("cannot raise the open-files limit from {soft} to {needed}"))?;
     Ok(needed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_time_of_a_busy_thread_grows_and_the_wait_share_is_a_ratio() {
+        let before = sched(std::process::id()).expect("this kernel keeps schedstat");
+        let start = Instant::now();
+        let mut spin = 0u64;
+        while start.elapsed() < Duration::from_millis(50) {
+            spin = spin.wrapping_add(1);
+        }
+        assert!(spin > 0);
+        let ran = sched(std::process::id()).expect("schedstat").since(before);
+        assert!(ran.run_ns >= 10_000_000, "{ran:?}");
+        assert!(ran.slices >= 1, "{ran:?}");
+        let half = Sched {
+            run_ns: 300,
+            wait_ns: 300,
+            slices: 2,
+        };
+        assert!((half.wait_percent() - 50.0).abs() < 1e-9);
+        assert!(Sched::default().wait_percent().is_nan());
+        assert_eq!(before.since(half.since(before)), before);
+    }
 }
