@@ -234,11 +234,41 @@ fn bench_gateway_reports_every_figure_as_json() {
                     spread(&format!("{l}.{added}"));
                 }
             }
+            // The gateway's own times, read from its admin endpoint: a part of what the
+            // client waited for, never more.
+            let own = [
+                "held_p50_ms",
+                "held_p99_ms",
+                "receive_p50_ms",
+                "receive_p99_ms",
+                "gateway_cpu_wait_percent",
+            ];
+            if path == "direct" {
+                for field in own {
+                    assert!(point[path][field].is_null(), "{l}.{field}");
+                }
+            } else {
+                let held_p50 = spread(&format!("{l}.held_p50_ms"));
+                let held_p99 = spread(&format!("{l}.held_p99_ms"));
+                assert!(
+                    held_p50 > 0.0 && held_p99 >= held_p50 && held_p50 < p50,
+                    "{l}: held {held_p50} / {held_p99}, send→ack p50 {p50}"
+                );
+                let arrival_p50 = spread(&format!("{l}.receive_p50_ms"));
+                assert!(
+                    arrival_p50 >= 0.0 && arrival_p50 < p50,
+                    "{l}: {arrival_p50}"
+                );
+                let wait = spread(&format!("{l}.gateway_cpu_wait_percent"));
+                assert!((0.0..=100.0).contains(&wait), "{l}: CPU wait {wait} %");
+            }
         }
     }
     let svg = std::fs::read_to_string(&chart).expect("the chart was written");
     assert!(
-        svg.starts_with("<svg") && svg.contains("kgate TLS+SCRAM p99"),
+        svg.starts_with("<svg")
+            && svg.contains("kgate TLS+SCRAM p99")
+            && svg.contains("held in kgate p99"),
         "{svg:.200}"
     );
 
@@ -261,8 +291,8 @@ fn bench_gateway_reports_every_figure_as_json() {
     );
 
     let targets = report["targets"].as_array().expect("targets");
-    // Throughput, 2 latency, 4 CPU (8 when pinned), memory.
-    assert_eq!(targets.len(), if pinned { 12 } else { 8 }, "{targets:?}");
+    // Throughput, 4 latency (added and held), 4 CPU (8 when pinned), memory.
+    assert_eq!(targets.len(), if pinned { 14 } else { 10 }, "{targets:?}");
     for t in targets {
         assert!(t["name"].as_str().is_some_and(|n| !n.is_empty()));
         assert!(t["value"].as_f64().is_some_and(f64::is_finite), "{t}");
