@@ -46,7 +46,7 @@ use super::gateway::{
     produce_counting, Gateway, Produced, Route, Setup, LINGER_MS, PARTITIONS, RECORD_BYTES, USER,
 };
 use super::process;
-use super::stats::{Latency, Target};
+use super::stats::{Latency, Spread, Target};
 use super::wire::{SaslRefused, ScramClient, TlsDialer};
 
 /// Issue 12's targets.
@@ -153,35 +153,6 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     /// kgate's `KGATE_LOG` (its default).
     pub log_level: &'static str,
-}
-
-/// A median and the range it came from.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Spread {
-    /// Median (the mean of the middle two for an even count).
-    pub median: f64,
-    /// Smallest.
-    pub min: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-impl Spread {
-    fn of(values: &[f64]) -> Self {
-        let mut v = values.to_vec();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = match n {
-            0 => 0.0,
-            _ if n % 2 == 1 => v[n / 2],
-            _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-        };
-        Self {
-            median,
-            min: v.first().copied().unwrap_or(0.0),
-            max: v.last().copied().unwrap_or(0.0),
-        }
-    }
 }
 
 /// Over every round.
@@ -395,7 +366,7 @@ fn measure(options: &Options) -> anyhow::Result<Report> {
             ..round_report
         });
     }
-    let spread = |f: fn(&Round) -> f64| Spread::of(&rounds.iter().map(f).collect::<Vec<_>>());
+    let spread = |f: fn(&Round) -> f64| Spread::of(rounds.iter().map(f).collect());
     let summary = Summary {
         throughput_ratio: spread(|r| r.throughput_ratio),
         baseline_mb_s: spread(|r| r.baseline.mb_s),
@@ -1040,15 +1011,6 @@ fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn spread_takes_the_median_and_the_range() {
-        let s = Spread::of(&[3.0, 1.0, 2.0]);
-        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
-        let s = Spread::of(&[4.0, 1.0, 2.0, 3.0]);
-        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
-        assert_eq!(Spread::of(&[]).median, 0.0);
-    }
 
     #[test]
     fn the_connection_cap_fits_the_whole_attack() {
