@@ -648,18 +648,15 @@ async fn three_gateways_share_acls_and_users_survive_a_kill_and_refuse_forged_st
 
     // `kgate users` pointed at the cluster: a user added there logs in on every gateway, and
     // is refused everywhere once removed. The password goes in on stdin, never on the line.
-    let out = run_ok(
-        &[
-            "users",
-            "add",
-            "dave",
-            "--password-stdin",
-            "--state-config",
-            "kgate.toml",
-        ],
-        d,
-        Some("dave-password"),
-    );
+    let add_dave = [
+        "users",
+        "add",
+        "dave",
+        "--password-stdin",
+        "--state-config",
+        "kgate.toml",
+    ];
+    let out = run_ok(&add_dave, d, Some("dave-password"));
     assert!(out.contains("added dave"), "{out}");
     let logs_in = |addr: String| async move {
         RawClient::try_login(&addr, "dave", "dave-password")
@@ -679,14 +676,7 @@ async fn three_gateways_share_acls_and_users_survive_a_kill_and_refuse_forged_st
     let listed = run_ok(&["users", "list", "--state-config", "kgate.toml"], d, None);
     assert!(listed.contains("dave"), "{listed}");
     let refused = kgate()
-        .args([
-            "users",
-            "add",
-            "dave",
-            "--password-stdin",
-            "--state-config",
-            "kgate.toml",
-        ])
+        .args(add_dave)
         .current_dir(d)
         .stdin(Stdio::null())
         .output()
