@@ -30,6 +30,26 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A loopback port `p` such that `p..p + count` are all free now: a gateway listens on `p`
+/// and serves broker `n` on `p + 1 + n` (the default port base), so every one of them must be
+/// free, not just the first (another test may hold the next one).
+fn free_port_block(count: u16) -> u16 {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = first.local_addr().expect("addr").port();
+        if u32::from(port) + u32::from(count) > 65_535 {
+            continue;
+        }
+        let rest: Result<Vec<_>, _> = (1..count)
+            .map(|i| std::net::TcpListener::bind(("127.0.0.1", port + i)))
+            .collect();
+        if rest.is_ok() {
+            return port;
+        }
+    }
+    panic!("no block of {count} free loopback ports");
+}
+
 fn http(port: u16, method: &str, path: &str) -> (u16, String) {
     http_with(port, method, path, None)
 }
@@ -467,7 +487,14 @@ async fn proxy_serves_authorizes_reports_metrics_reloads_and_stops_on_sigterm() 
         "{}",
         String::from_utf8_lossy(&acl.stderr)
     );
-    let (port, admin) = (free_port(), free_port());
+    // The listener and the broker ports after it, then an admin port outside that block.
+    let port = free_port_block(6);
+    let admin = loop {
+        let admin = free_port();
+        if !(port..port + 6).contains(&admin) {
+            break admin;
+        }
+    };
     let listen = format!("127.0.0.1:{port}");
     let admin_listen = format!("127.0.0.1:{admin}");
     let child = kgate()
