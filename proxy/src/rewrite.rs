@@ -295,9 +295,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_broker_whose_port_cannot_be_bound_is_left_out_and_the_rest_is_served() {
-        // Node 5's port (base + 5) is taken by someone else.
-        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = taken.local_addr().unwrap().port();
+        // Node 5's port (base + 5) is taken by someone else; node 6's (the next one) is free
+        // when chosen (another test running beside this one once held it).
+        let (taken, port) = loop {
+            let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = taken.local_addr().unwrap().port();
+            let next_free = port
+                .checked_add(1)
+                .is_some_and(|next| std::net::TcpListener::bind(("127.0.0.1", next)).is_ok());
+            if next_free {
+                break (taken, port);
+            }
+        };
         let Some(base) = port.checked_sub(5) else {
             return;
         };
